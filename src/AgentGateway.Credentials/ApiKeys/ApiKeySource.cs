@@ -1,0 +1,27 @@
+using AgentGateway.Credentials.Secrets;
+
+namespace AgentGateway.Credentials.ApiKeys;
+
+/// <summary>A static key for the hop (an LLM provider's API key). The header value and its
+/// fingerprint are computed once per configuration revision; a request costs nothing.</summary>
+internal sealed class ApiKeySource : ICredentialSource
+{
+    private readonly CredentialResult _result;
+
+    public ApiKeySource(ApiKeyDefinition definition, SecretValue secret, CredentialFingerprint fingerprint)
+    {
+        Name = definition.Name;
+        HeaderName = definition.Header;
+        var value = definition.Format.Replace("{secret}", secret.Reveal(), StringComparison.Ordinal);
+        _result = CredentialResult.Success(new HopCredential(
+            definition.Name, CredentialKind.ApiKey, definition.Header, value, fingerprint.Of(secret.Reveal()), CredentialSource.Static, ExpiresAt: null));
+    }
+
+    public string Name { get; }
+
+    public CredentialKind Kind => CredentialKind.ApiKey;
+
+    public string HeaderName { get; }
+
+    public ValueTask<CredentialResult> GetAsync(CancellationToken cancellationToken) => new(_result);
+}

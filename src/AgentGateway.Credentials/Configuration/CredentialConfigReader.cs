@@ -1,0 +1,169 @@
+using System.Net;
+using AgentGateway.Credentials.Secrets;
+using Microsoft.Extensions.Configuration;
+
+namespace AgentGateway.Credentials.Configuration;
+
+/// <summary>
+/// Reads <c>Gateway:Credentials</c> into validated <see cref="CredentialDefinition"/>s, reporting
+/// every problem with its path. It checks shape and safety (secret references, HTTPS for token
+/// endpoints) but resolves no secret: that is <see cref="CredentialSetFactory"/>'s job.
+/// </summary>
+public static class CredentialConfigReader
+{
+    public static IReadOnlyList<CredentialDefinition> Read(IConfigurationSection credentials, ConfigProblems problems)
+    {
+        var definitions = new List<CredentialDefinition>();
+        foreach (var entry in credentials.GetChildren())
+        {
+            if (!CredentialName.IsValid(entry.Key))
+            {
+                problems.Add(entry.Path, $"credential name '{entry.Key}' must be letters, digits, '-', '_' or '.'");
+                continue;
+            }
+
+            var kindText = entry["Kind"];
+            if (!Enum.TryParse<CredentialKind>(kindText, ignoreCase: false, out var kind) || !Enum.IsDefined(kind))
+            {
+                problems.Add(entry.Path + ":Kind", $"'{kindText}' is not a credential kind; expected one of: {string.Join(", ", Enum.GetNames<CredentialKind>())}");
+                continue;
+            }
+
+            var definition = kind switch
+            {
+                CredentialKind.ApiKey => (CredentialDefinition?)ReadApiKey(entry, problems),
+                CredentialKind.OAuthClientCredentials => ReadClientCredentials(entry, problems),
+                _ => null,
+            };
+            if (definition is not null)
+            {
+                definitions.Add(definition);
+            }
+        }
+
+        return definitions;
+    }
+
+    private static ApiKeyDefinition? ReadApiKey(IConfigurationSection entry, ConfigProblems problems)
+    {
+        var settings = SectionReader.Read<ApiKeySettings>(entry, problems);
+        var ok = CheckHeaderName(entry.Path + ":Header", settings.Header, problems);
+        if (!settings.Format.Contains("{secret}", StringComparison.Ordinal))
+        {
+            problems.Add(entry.Path + ":Format", "must contain '{secret}' where the key goes");
+            ok = false;
+        }
+
+        ok &= ReadSecret(entry.Path + ":Secret", settings.Secret, problems, out var secret);
+        return ok ? new ApiKeyDefinition(entry.Key, settings.Header, settings.Format, secret) : null;
+    }
+
+    private static OAuthClientCredentialsDefinition? ReadClientCredentials(IConfigurationSection entry, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<OAuthClientCredentialsSettings>(entry, problems);
+        var ok = CheckHeaderName(entry.Path + ":Header", s.Header, problems);
+        ok &= TryReadEndpoint(entry.Path + ":TokenEndpoint", s.TokenEndpoint, problems, out var endpoint);
+        if (string.IsNullOrWhiteSpace(s.ClientId))
+        {
+            problems.Add(entry.Path + ":ClientId", "is required");
+            ok = false;
+        }
+
+        ok &= ReadSecret(entry.Path + ":ClientSecret", s.ClientSecret, problems, out var secret);
+        if (!Enum.TryParse<ClientAuthenticationStyle>(s.ClientAuthentication, ignoreCase: false, out var style))
+        {
+            problems.Add(entry.Path + ":ClientAuthentication", $"'{s.ClientAuthentication}' is not one of: {string.Join(", ", Enum.GetNames<ClientAuthenticationStyle>())}");
+            ok = false;
+        }
+
+        for (var i = 0; i < s.Scopes.Length; i++)
+        {
+            if (string.IsNullOrWhiteSpace(s.Scopes[i]) || s.Scopes[i].Any(char.IsWhiteSpace))
+            {
+                problems.Add($"{entry.Path}:Scopes:{i}", "a scope is one non-empty word without spaces");
+                ok = false;
+            }
+        }
+
+        for (var i = 0; i < s.Resources.Length; i++)
+        {
+            // RFC 8707 §2: a resource is an absolute URI without a fragment.
+            if (!Uri.TryCreate(s.Resources[i], UriKind.Absolute, out var resource) || resource.Fragment.Length > 0)
+            {
+                problems.Add($"{entry.Path}:Resources:{i}", "must be an absolute URI without a fragment (RFC 8707)");
+                ok = false;
+            }
+        }
+
+        if (s.RefreshBeforeExpiry < TimeSpan.Zero || s.RefreshBeforeExpiry > TimeSpan.FromHours(1))
+        {
+            problems.Add(entry.Path + ":RefreshBeforeExpiry", "must be between 00:00:00 and 01:00:00");
+            ok = false;
+        }
+
+        if (s.Timeout <= TimeSpan.Zero || s.Timeout > TimeSpan.FromMinutes(2))
+        {
+            problems.Add(entry.Path + ":Timeout", "must be greater than zero and at most 00:02:00");
+            ok = false;
+        }
+
+        return ok
+            ? new OAuthClientCredentialsDefinition(entry.Key, endpoint!, s.ClientId!, secret, style, s.Scopes, s.Resources, s.Header, s.RefreshBeforeExpiry, s.Timeout)
+            : null;
+    }
+
+    /// <summary>Token endpoints receive client secrets: HTTPS only, except on the loopback interface
+    /// (a local identity provider or a test), where there is no network to protect.</summary>
+    public static bool TryReadEndpoint(string path, string? text, ConfigProblems problems, out Uri? endpoint)
+    {
+        endpoint = null;
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
+        {
+            problems.Add(path, "must be an absolute http(s) URL");
+            return false;
+        }
+
+        if (uri.Scheme == Uri.UriSchemeHttp && !IsLoopback(uri))
+        {
+            problems.Add(path, "must use https (plain http is allowed only for loopback addresses)");
+            return false;
+        }
+
+        if (!string.IsNullOrEmpty(uri.UserInfo))
+        {
+            problems.Add(path, "must not carry user information");
+            return false;
+        }
+
+        endpoint = uri;
+        return true;
+    }
+
+    public static bool IsLoopback(Uri uri) =>
+        uri.IsLoopback || (IPAddress.TryParse(uri.DnsSafeHost, out var ip) && IPAddress.IsLoopback(ip));
+
+    private static bool ReadSecret(string path, string? text, ConfigProblems problems, out SecretReference reference)
+    {
+        if (SecretReference.TryParse(text, out var parsed, out var error))
+        {
+            reference = parsed.Value;
+            return true;
+        }
+
+        problems.Add(path, error);
+        reference = default;
+        return false;
+    }
+
+    private static bool CheckHeaderName(string path, string? header, ConfigProblems problems)
+    {
+        // RFC 9110 token characters; anything else could split or smuggle headers.
+        if (string.IsNullOrEmpty(header) || !header.All(c => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c)))
+        {
+            problems.Add(path, "must be a valid HTTP header name");
+            return false;
+        }
+
+        return true;
+    }
+}

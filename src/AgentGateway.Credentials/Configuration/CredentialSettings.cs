@@ -1,0 +1,44 @@
+namespace AgentGateway.Credentials.Configuration;
+
+/// <summary><c>Kind: ApiKey</c>. The secret goes into <see cref="Header"/>, formatted by
+/// <see cref="Format"/> where <c>{secret}</c> stands for the key.</summary>
+public sealed record ApiKeySettings
+{
+    public string? Kind { get; init; }
+
+    public string Header { get; init; } = "Authorization";
+
+    public string Format { get; init; } = "Bearer {secret}";
+
+    public string? Secret { get; init; }
+}
+
+/// <summary><c>Kind: OAuthClientCredentials</c>: a token from <see cref="TokenEndpoint"/> for
+/// <see cref="ClientId"/>, authenticated with <see cref="ClientSecret"/> (a secret reference).</summary>
+public sealed record OAuthClientCredentialsSettings
+{
+    public string? Kind { get; init; }
+
+    public string? TokenEndpoint { get; init; }
+
+    public string? ClientId { get; init; }
+
+    public string? ClientSecret { get; init; }
+
+    /// <summary><c>PostBody</c> (client_secret_post, the default) or <c>BasicAuthentication</c> (client_secret_basic).</summary>
+    public string ClientAuthentication { get; init; } = "PostBody";
+
+    public string[] Scopes { get; init; } = [];
+
+    /// <summary>RFC 8707 resource indicators: the audience the token is for.</summary>
+    public string[] Resources { get; init; } = [];
+
+    /// <summary>The header the token goes into, as <c>Bearer {token}</c>.</summary>
+    public string Header { get; init; } = "Authorization";
+
+    /// <summary>How long before the token's expiry it stops being served from cache.</summary>
+    public TimeSpan RefreshBeforeExpiry { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long the token endpoint may take before the request fails with 503.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+}

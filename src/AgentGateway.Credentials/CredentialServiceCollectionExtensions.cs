@@ -1,0 +1,40 @@
+using AgentGateway.Credentials;
+using AgentGateway.Credentials.Caching;
+using AgentGateway.Credentials.OAuth;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+// Extension entry points live in the DI namespace so callers need no extra using.
+namespace Microsoft.Extensions.DependencyInjection;
+
+public static class CredentialServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the credential broker: secret resolution, the two-level token cache (HybridCache; it
+    /// uses Redis as its second level when an <c>IDistributedCache</c> is registered) and the
+    /// token-endpoint HTTP client.
+    /// </summary>
+    public static IServiceCollection AddCredentialBroker(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<CredentialFingerprint>();
+        services.TryAddSingleton<TokenCache>();
+        services.TryAddSingleton<CredentialSetFactory>();
+        services.AddHybridCache(options =>
+        {
+            options.MaximumKeyLength = 256;
+            options.MaximumPayloadBytes = 64 * 1024;
+        });
+        services.AddHttpClient(ClientCredentialsSource.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(static () => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                UseProxy = false,
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            })
+            // Each credential bounds its own request time; this is only the outer backstop.
+            .ConfigureHttpClient(static client => client.Timeout = TimeSpan.FromMinutes(2));
+        return services;
+    }
+}
