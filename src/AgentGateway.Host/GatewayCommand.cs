@@ -1,0 +1,150 @@
+using AgentGateway.Credentials.Configuration;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace AgentGateway.Host;
+
+/// <summary>The <c>agentgateway</c> command line.</summary>
+public static class GatewayCommand
+{
+    public const int Ok = 0;
+    public const int ConfigInvalid = 1;
+    public const int Usage = 2;
+
+    private const string Help = """
+        Usage:
+          agentgateway [run] --config FILE [--urls URLS]   start the gateway (run is the default verb)
+          agentgateway validate FILE                      check a configuration, list every problem
+          agentgateway --help                             this text
+
+        Configuration: a JSON file with a ReverseProxy section (YARP's schema) and a Gateway
+        section; environment variables override it (Gateway__Redis=host:6379). See README.md and
+        config/gateway.example.json.
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        var verb = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "run";
+        var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+        switch (verb)
+        {
+            case "run":
+                return await RunGatewayAsync(rest, stdout, stderr);
+            case "validate":
+                return await ValidateAsync(rest, stdout, stderr);
+            case "help":
+                await stdout.WriteLineAsync(Help);
+                return Ok;
+            default:
+                await stderr.WriteLineAsync($"Unknown command '{verb}'.");
+                await stderr.WriteLineAsync(Help);
+                return Usage;
+        }
+    }
+
+    private static async Task<int> RunGatewayAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            await stdout.WriteLineAsync(Help);
+            return Ok;
+        }
+
+        var configFile = OptionValue(args, "--config");
+        if (configFile is null)
+        {
+            await stderr.WriteLineAsync("No configuration: pass --config FILE (config/gateway.example.json is a start).");
+            return Usage;
+        }
+
+        if (!File.Exists(configFile))
+        {
+            await stderr.WriteLineAsync($"Configuration file '{configFile}' does not exist.");
+            return Usage;
+        }
+
+        await using var app = GatewayHost.Build(configFile, WithoutOption(args, "--config"));
+        try
+        {
+            await app.MapAgentGatewayAsync();
+        }
+        catch (InvalidGatewayConfigurationException ex)
+        {
+            await stderr.WriteLineAsync($"{configFile}: {ex.Message}");
+            return ConfigInvalid;
+        }
+
+        await app.RunAsync();
+        return Ok;
+    }
+
+    private static async Task<int> ValidateAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Length != 1 || args[0].StartsWith('-'))
+        {
+            await stderr.WriteLineAsync("Usage: agentgateway validate FILE");
+            return Usage;
+        }
+
+        var file = args[0];
+        if (!File.Exists(file))
+        {
+            await stderr.WriteLineAsync($"Configuration file '{file}' does not exist.");
+            return Usage;
+        }
+
+        IConfiguration configuration;
+        try
+        {
+            configuration = new ConfigurationBuilder()
+                .AddJsonFile(Path.GetFullPath(file), optional: false, reloadOnChange: false)
+                .AddEnvironmentVariables()
+                .Build();
+        }
+        catch (InvalidDataException ex)
+        {
+            await stderr.WriteLineAsync($"{file}: not valid JSON: {ex.InnerException?.Message ?? ex.Message}");
+            return ConfigInvalid;
+        }
+
+        // The same services and loader as `run`, so validate accepts exactly what run accepts.
+        var services = new ServiceCollection()
+            .AddLogging(static logging => logging.SetMinimumLevel(LogLevel.Warning))
+            .AddSingleton(configuration)
+            .AddAgentGateway(configuration);
+        await using var provider = services.BuildServiceProvider();
+        var loader = provider.GetRequiredService<AgentGateway.Configuration.GatewayConfigLoader>();
+        var result = await loader.LoadAsync(configuration, 1, CancellationToken.None);
+        if (result.Succeeded)
+        {
+            var revision = result.Revision!;
+            await stdout.WriteLineAsync($"{file}: valid — {revision.Routes.Count} route(s), {revision.Clusters.Count} cluster(s), {revision.Agents.All.Count} agent(s), {revision.Credentials.Names.Count} credential(s).");
+            return Ok;
+        }
+
+        await stderr.WriteLineAsync($"{file}: {result.Problems.Count} problem(s):");
+        foreach (var problem in result.Problems)
+        {
+            await stderr.WriteLineAsync($"  - {problem.Path}: {problem.Message}");
+        }
+
+        return ConfigInvalid;
+    }
+
+    private static string? OptionValue(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+    }
+
+    private static string[] WithoutOption(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index < 0 ? args : [.. args[..index], .. args[Math.Min(index + 2, args.Length)..]];
+    }
+}

@@ -1,0 +1,3 @@
+using AgentGateway.Host;
+
+return await GatewayCommand.RunAsync(args, Console.Out, Console.Error);
