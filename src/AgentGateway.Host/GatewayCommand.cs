@@ -118,7 +118,7 @@ public static class GatewayCommand
             .AddSingleton(configuration)
             .AddAgentGateway(configuration);
         await using var provider = services.BuildServiceProvider();
-        var loader = provider.GetRequiredService<AgentGateway.Configuration.GatewayConfigLoader>();
+        var loader = provider.GetRequiredService<AgentGateway.Proxy.Configuration.GatewayConfigLoader>();
         var result = await loader.LoadAsync(configuration, 1, CancellationToken.None);
         if (result.Succeeded)
         {

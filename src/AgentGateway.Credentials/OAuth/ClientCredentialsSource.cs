@@ -147,10 +147,34 @@ internal sealed partial class ClientCredentialsSource : ICredentialSource
                 $"token_type '{Printable(response.TokenType)}' is not Bearer",
             ResponseErrorType.None => null,
             ResponseErrorType.Protocol => $"{Printable(response.Error)} (HTTP {(int)response.HttpStatusCode})",
+            // Issuers answer client-authentication failures with 401 and an OAuth error body
+            // (RFC 6749 §5.2), which the library leaves unparsed for non-400 statuses.
+            ResponseErrorType.Http when OAuthErrorCode(response.Raw) is { } code => $"{code} (HTTP {(int)response.HttpStatusCode})",
             ResponseErrorType.Http => $"HTTP {(int)response.HttpStatusCode}",
             ResponseErrorType.Exception => $"{response.Exception?.GetType().Name ?? "exception"} reaching the endpoint",
             _ => "an answer that is not an OAuth token response",
         };
+    }
+
+    /// <summary>The <c>error</c> member of an OAuth error body, if the body is a small JSON object with one.</summary>
+    private static string? OAuthErrorCode(string? body)
+    {
+        if (string.IsNullOrEmpty(body) || body.Length > 8 * 1024 || body[0] != '{')
+        {
+            return null;
+        }
+
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(body);
+            return json.RootElement.TryGetProperty("error", out var error) && error.ValueKind == System.Text.Json.JsonValueKind.String
+                ? Printable(error.GetString())
+                : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Issuer-supplied strings go into problem bodies and logs; keep them short and plain.</summary>

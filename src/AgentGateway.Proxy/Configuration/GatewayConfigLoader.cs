@@ -1,0 +1,344 @@
+using System.Collections.Frozen;
+using AgentGateway.Credentials;
+using AgentGateway.Credentials.Configuration;
+using AgentGateway.Proxy.Identity;
+using Microsoft.Extensions.Configuration;
+using Yarp.ReverseProxy.Configuration;
+
+namespace AgentGateway.Proxy.Configuration;
+
+/// <summary>The outcome of a load: a revision, or every problem found.</summary>
+public sealed record ConfigLoadResult(GatewayRevision? Revision, IReadOnlyList<ConfigProblem> Problems)
+{
+    public bool Succeeded => Revision is not null;
+}
+
+/// <summary>
+/// Turns a configuration snapshot into a <see cref="GatewayRevision"/>, collecting every problem
+/// — YARP's own route and cluster validation included — with the configuration path of each.
+/// Makes no network call: keys and tokens are fetched when first used.
+/// </summary>
+public sealed class GatewayConfigLoader(
+    IConfigValidator proxyValidator,
+    IssuerKeySources issuerKeys,
+    CredentialSetFactory credentials,
+    TimeProvider time)
+{
+    public const string RouteCredentialMetadataKey = "Credential";
+
+    private static readonly string[] GatewayKeys = ["Redis", "Inbound", "Agents", "Grants", "Credentials"];
+
+    private static readonly FrozenSet<string> AllowedAlgorithms = FrozenSet.ToFrozenSet(
+        ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"], StringComparer.Ordinal);
+
+    public async Task<ConfigLoadResult> LoadAsync(IConfiguration configuration, long number, CancellationToken cancellationToken)
+    {
+        var problems = new ConfigProblems();
+
+        var proxy = configuration.GetSection("ReverseProxy");
+        if (!proxy.Exists())
+        {
+            problems.Add("ReverseProxy", "is missing: routes and clusters are configured here (YARP's schema)");
+        }
+
+        var (routes, clusters) = ProxyConfigReader.Read(proxy, problems);
+        await ValidateProxyAsync(routes, clusters, problems);
+
+        var gateway = configuration.GetSection("Gateway");
+        foreach (var child in gateway.GetChildren().Where(c => !GatewayKeys.Contains(c.Key, StringComparer.OrdinalIgnoreCase)))
+        {
+            problems.Add(child.Path, $"unknown setting '{child.Key}'; expected one of: {string.Join(", ", GatewayKeys)}");
+        }
+
+        var inbound = ReadInbound(gateway.GetSection("Inbound"), problems);
+        var definitions = CredentialConfigReader.Read(gateway.GetSection("Credentials"), problems);
+        var credentialSet = credentials.Build(definitions, "Gateway:Credentials", problems);
+        var gatewayRoutes = ReadRouteCredentials(routes, definitions, credentialSet, problems);
+        var grants = ReadGrants(gateway.GetSection("Grants"), routes, problems);
+        var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
+        var redis = gateway["Redis"];
+
+        if (problems.Any)
+        {
+            return new ConfigLoadResult(null, problems.Items);
+        }
+
+        return new ConfigLoadResult(
+            new GatewayRevision
+            {
+                Number = number,
+                LoadedAt = time.GetUtcNow(),
+                Routes = routes,
+                Clusters = clusters,
+                GatewayRoutes = gatewayRoutes,
+                Inbound = inbound.Policy,
+                Agents = agents,
+                Credentials = credentialSet,
+                Redis = string.IsNullOrWhiteSpace(redis) ? null : redis,
+            },
+            []);
+    }
+
+    private async Task ValidateProxyAsync(IReadOnlyList<RouteConfig> routes, IReadOnlyList<ClusterConfig> clusters, ConfigProblems problems)
+    {
+        var clusterIds = clusters.Select(c => c.ClusterId).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var route in routes)
+        {
+            foreach (var error in await proxyValidator.ValidateRouteAsync(route))
+            {
+                problems.Add($"ReverseProxy:Routes:{route.RouteId}", error.Message);
+            }
+
+            if (route.ClusterId is { } clusterId && !clusterIds.Contains(clusterId))
+            {
+                problems.Add($"ReverseProxy:Routes:{route.RouteId}:ClusterId", $"names cluster '{clusterId}', which is not configured");
+            }
+        }
+
+        foreach (var cluster in clusters)
+        {
+            foreach (var error in await proxyValidator.ValidateClusterAsync(cluster))
+            {
+                problems.Add($"ReverseProxy:Clusters:{cluster.ClusterId}", error.Message);
+            }
+        }
+    }
+
+    private (InboundPolicy Policy, IReadOnlySet<string> Names) ReadInbound(IConfigurationSection section, ConfigProblems problems)
+    {
+        var settings = SectionReader.Read<InboundSettings>(section, problems);
+        if (settings.ClockSkew < TimeSpan.Zero || settings.ClockSkew > TimeSpan.FromMinutes(5))
+        {
+            problems.Add(section.Path + ":ClockSkew", "must be between 00:00:00 and 00:05:00");
+        }
+
+        if (settings.MaxTokenBytes is < 512 or > 256 * 1024)
+        {
+            problems.Add(section.Path + ":MaxTokenBytes", "must be between 512 and 262144");
+        }
+
+        var byIss = new Dictionary<string, TrustedIssuer>(StringComparer.Ordinal);
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var entry in section.GetSection("Issuers").GetChildren())
+        {
+            var issuer = ReadIssuer(entry, settings.ClockSkew, problems);
+            if (issuer is null)
+            {
+                continue;
+            }
+
+            names.Add(entry.Key);
+            if (!byIss.TryAdd(issuer.Issuer, issuer))
+            {
+                problems.Add(entry.Path, $"another issuer already has iss '{issuer.Issuer}'");
+            }
+        }
+
+        return (new InboundPolicy(byIss.ToFrozenDictionary(StringComparer.Ordinal), settings.MaxTokenBytes), names);
+    }
+
+    private TrustedIssuer? ReadIssuer(IConfigurationSection entry, TimeSpan clockSkew, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<IssuerSettings>(entry, problems);
+        var before = problems.Items.Count;
+        Uri? metadata = null;
+        var discovery = false;
+        string? iss = null;
+        if (s.Authority is not null && s.JwksUri is not null)
+        {
+            problems.Add(entry.Path, "set either Authority (OIDC discovery) or Issuer + JwksUri, not both");
+        }
+        else if (s.Authority is not null)
+        {
+            if (CredentialConfigReader.TryReadEndpoint(entry.Path + ":Authority", s.Authority, problems, out var authority))
+            {
+                metadata = new Uri(authority!.AbsoluteUri.TrimEnd('/') + "/.well-known/openid-configuration");
+                discovery = true;
+            }
+
+            iss = s.Issuer ?? s.Authority;
+        }
+        else if (s.JwksUri is not null)
+        {
+            CredentialConfigReader.TryReadEndpoint(entry.Path + ":JwksUri", s.JwksUri, problems, out metadata);
+            iss = s.Issuer;
+            if (string.IsNullOrWhiteSpace(iss))
+            {
+                problems.Add(entry.Path + ":Issuer", "is required with JwksUri: the exact iss value of the tokens");
+            }
+        }
+        else
+        {
+            problems.Add(entry.Path, "needs Authority (OIDC discovery) or Issuer + JwksUri");
+        }
+
+        if (s.Audiences.Length == 0 || s.Audiences.Any(string.IsNullOrWhiteSpace))
+        {
+            problems.Add(entry.Path + ":Audiences", "at least one audience is required: tokens for other APIs must not be accepted here");
+        }
+
+        if (s.Algorithms.Length == 0)
+        {
+            problems.Add(entry.Path + ":Algorithms", "at least one algorithm is required");
+        }
+
+        for (var i = 0; i < s.Algorithms.Length; i++)
+        {
+            if (!AllowedAlgorithms.Contains(s.Algorithms[i]))
+            {
+                problems.Add($"{entry.Path}:Algorithms:{i}", $"'{s.Algorithms[i]}' is not allowed; use asymmetric algorithms only: {string.Join(", ", AllowedAlgorithms.Order())}");
+            }
+        }
+
+        if (s.TokenTypes.Length == 0 || s.TokenTypes.Any(string.IsNullOrWhiteSpace))
+        {
+            problems.Add(entry.Path + ":TokenTypes", "at least one token type (typ) is required, e.g. at+jwt");
+        }
+
+        if (string.IsNullOrWhiteSpace(s.AgentClaim))
+        {
+            problems.Add(entry.Path + ":AgentClaim", "is required: the claim that names the agent");
+        }
+
+        if (s.KeyRefreshInterval < TimeSpan.FromSeconds(1) || s.KeyRefreshInterval > TimeSpan.FromDays(1))
+        {
+            problems.Add(entry.Path + ":KeyRefreshInterval", "must be between 00:00:01 and 1.00:00:00");
+        }
+
+        if (problems.Items.Count > before || metadata is null || iss is null)
+        {
+            return null;
+        }
+
+        var keys = issuerKeys.Get(metadata, discovery, iss, s.KeyRefreshInterval);
+        return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes, clockSkew, keys);
+    }
+
+    private static FrozenDictionary<string, GatewayRoute> ReadRouteCredentials(
+        IReadOnlyList<RouteConfig> routes, IReadOnlyList<CredentialDefinition> definitions, CredentialSet credentialSet, ConfigProblems problems)
+    {
+        var defined = definitions.Select(d => d.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var result = new Dictionary<string, GatewayRoute>(StringComparer.OrdinalIgnoreCase);
+        foreach (var route in routes)
+        {
+            // A missing key is reported by the transform provider's ValidateRoute (through YARP's validator).
+            if (route.Metadata?.TryGetValue(RouteCredentialMetadataKey, out var name) != true || string.IsNullOrEmpty(name))
+            {
+                continue;
+            }
+
+            if (string.Equals(name, CredentialName.None, StringComparison.OrdinalIgnoreCase))
+            {
+                result[route.RouteId] = new GatewayRoute(route.RouteId, CredentialName.None, null);
+            }
+            else if (!defined.Contains(name))
+            {
+                problems.Add($"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteCredentialMetadataKey}", $"names credential '{name}', which is not configured under Gateway:Credentials");
+            }
+            else if (credentialSet.TryGet(name, out var source))
+            {
+                result[route.RouteId] = new GatewayRoute(route.RouteId, source!.Name, source);
+            }
+        }
+
+        return result.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
+    }
+
+    private static Dictionary<string, GrantSettings> ReadGrants(IConfigurationSection section, IReadOnlyList<RouteConfig> routes, ConfigProblems problems)
+    {
+        var routeIds = routes.Select(r => r.RouteId).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var grants = new Dictionary<string, GrantSettings>(StringComparer.OrdinalIgnoreCase);
+        foreach (var entry in section.GetChildren())
+        {
+            var grant = SectionReader.Read<GrantSettings>(entry, problems);
+            if (grant.Routes.Length == 0)
+            {
+                problems.Add(entry.Path + ":Routes", "a grant must open at least one route");
+            }
+
+            for (var i = 0; i < grant.Routes.Length; i++)
+            {
+                if (!routeIds.Contains(grant.Routes[i]))
+                {
+                    problems.Add($"{entry.Path}:Routes:{i}", $"names route '{grant.Routes[i]}', which is not configured under ReverseProxy:Routes");
+                }
+            }
+
+            grants[entry.Key] = grant;
+        }
+
+        return grants;
+    }
+
+    private static AgentDirectory ReadAgents(
+        IConfigurationSection section, IReadOnlySet<string> issuerNames, Dictionary<string, GrantSettings> grants, ConfigProblems problems)
+    {
+        var byIdentity = new Dictionary<AgentIdentityKey, Agent>();
+        var byId = new Dictionary<string, Agent>(StringComparer.OrdinalIgnoreCase);
+        var canonicalIssuer = issuerNames.ToDictionary(n => n, n => n, StringComparer.OrdinalIgnoreCase);
+        foreach (var entry in section.GetChildren())
+        {
+            if (!CredentialName.IsValid(entry.Key))
+            {
+                problems.Add(entry.Path, $"agent id '{entry.Key}' must be letters, digits, '-', '_' or '.'");
+                continue;
+            }
+
+            var s = SectionReader.Read<AgentSettings>(entry, problems);
+            if (string.IsNullOrWhiteSpace(s.Owner))
+            {
+                problems.Add(entry.Path + ":Owner", "is required: every agent has someone who answers for it");
+            }
+
+            if (s.Identities.Length == 0)
+            {
+                problems.Add(entry.Path + ":Identities", "at least one identity is required, or the agent can never be recognised");
+            }
+
+            var routeGrants = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            for (var i = 0; i < s.Grants.Length; i++)
+            {
+                if (!grants.TryGetValue(s.Grants[i], out var grant))
+                {
+                    problems.Add($"{entry.Path}:Grants:{i}", $"names grant '{s.Grants[i]}', which is not configured under Gateway:Grants");
+                    continue;
+                }
+
+                foreach (var route in grant.Routes)
+                {
+                    routeGrants.TryAdd(route, s.Grants[i]);
+                }
+            }
+
+            var agent = new Agent(entry.Key, s.Owner ?? string.Empty, s.Description, s.ExpiresAt, s.Grants, routeGrants.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+            byId[entry.Key] = agent;
+            for (var i = 0; i < s.Identities.Length; i++)
+            {
+                var identity = s.Identities[i];
+                var path = $"{entry.Path}:Identities:{i}";
+                if (identity.Issuer is null || !canonicalIssuer.TryGetValue(identity.Issuer, out var issuerName))
+                {
+                    problems.Add(path + ":Issuer", $"names issuer '{identity.Issuer}', which is not configured under Gateway:Inbound:Issuers");
+                    continue;
+                }
+
+                if (string.IsNullOrEmpty(identity.Subject))
+                {
+                    problems.Add(path + ":Subject", "is required: the agent claim's value");
+                    continue;
+                }
+
+                var key = new AgentIdentityKey(issuerName, identity.Subject);
+                if (byIdentity.TryGetValue(key, out var other))
+                {
+                    problems.Add(path, $"identity ({issuerName}, {identity.Subject}) already belongs to agent '{other.Id}'");
+                    continue;
+                }
+
+                byIdentity[key] = agent;
+            }
+        }
+
+        return new AgentDirectory(byIdentity.ToFrozenDictionary(), byId.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+    }
+}

@@ -1,0 +1,145 @@
+using AgentGateway.Credentials.Configuration;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
+using Yarp.ReverseProxy.Configuration;
+
+namespace AgentGateway.Proxy.Configuration;
+
+/// <summary>What an operator wants to know about the configuration right now.</summary>
+/// <param name="Revision">The revision serving traffic.</param>
+/// <param name="LoadedAt">When it was loaded.</param>
+/// <param name="LastReloadFailedAt">When a reload was last refused, if ever since the serving revision loaded.</param>
+/// <param name="LastReloadProblems">Why it was refused.</param>
+public sealed record ConfigStatus(long Revision, DateTimeOffset LoadedAt, DateTimeOffset? LastReloadFailedAt, IReadOnlyList<ConfigProblem> LastReloadProblems);
+
+/// <summary>
+/// Serves the current <see cref="GatewayRevision"/> to the gateway and its routes and clusters to
+/// YARP. The first load must succeed or the process does not start; a reload that fails is
+/// refused, logged with every problem, and the last good revision keeps serving.
+/// </summary>
+public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDisposable
+{
+    private readonly IConfiguration _configuration;
+    private readonly GatewayConfigLoader _loader;
+    private readonly ILogger<GatewayConfigProvider> _logger;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _reloadGate = new(1, 1);
+    private IDisposable? _reloadSubscription;
+    private State? _state;
+    private ConfigStatus? _status;
+
+    public GatewayConfigProvider(IConfiguration configuration, GatewayConfigLoader loader, ILogger<GatewayConfigProvider> logger, TimeProvider time)
+    {
+        _configuration = configuration;
+        _loader = loader;
+        _logger = logger;
+        _time = time;
+    }
+
+    public GatewayRevision Current => (_state ?? throw NotLoaded()).Revision;
+
+    public ConfigStatus Status => _status ?? throw NotLoaded();
+
+    /// <summary>Loads the first revision; throws <see cref="InvalidGatewayConfigurationException"/> listing every problem.</summary>
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        var result = await _loader.LoadAsync(_configuration, 1, cancellationToken);
+        if (!result.Succeeded)
+        {
+            throw new InvalidGatewayConfigurationException(result.Problems);
+        }
+
+        Publish(result.Revision!);
+        _reloadSubscription = ChangeToken.OnChange(_configuration.GetReloadToken, () => _ = ReloadAsync());
+    }
+
+    public IProxyConfig GetConfig() => _state ?? throw NotLoaded();
+
+    /// <summary>Loads the configuration again; returns whether the new revision now serves.</summary>
+    public async Task<bool> ReloadAsync()
+    {
+        await _reloadGate.WaitAsync();
+        try
+        {
+            var current = Current;
+            var result = await _loader.LoadAsync(_configuration, current.Number + 1, CancellationToken.None);
+            IReadOnlyList<ConfigProblem> problems = result.Problems;
+            if (result.Succeeded && !string.Equals(result.Revision!.Redis, current.Redis, StringComparison.Ordinal))
+            {
+                problems = [new ConfigProblem("Gateway:Redis", "changing the Redis connection needs a restart; the running connection is kept")];
+            }
+
+            if (problems.Count > 0)
+            {
+                _status = Status with { LastReloadFailedAt = _time.GetUtcNow(), LastReloadProblems = problems };
+                Log.ReloadRefused(_logger, current.Number, problems.Count, string.Join("; ", problems));
+                return false;
+            }
+
+            Publish(result.Revision!);
+            return true;
+        }
+        catch (Exception ex)
+        {
+            // A reload must never take the gateway down: keep serving what works.
+            Log.ReloadFailed(_logger, ex);
+            return false;
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
+    public void Dispose()
+    {
+        _reloadSubscription?.Dispose();
+        _reloadGate.Dispose();
+        _state?.Dispose();
+    }
+
+    private void Publish(GatewayRevision revision)
+    {
+        var previous = _state;
+        _state = new State(revision);
+        _status = new ConfigStatus(revision.Number, revision.LoadedAt, null, []);
+        Log.RevisionServing(_logger, revision.Number, revision.Routes.Count, revision.Agents.All.Count);
+        // Tell YARP after the gateway's own view switched: a request routed by the new routes
+        // then always finds their credentials.
+        previous?.SignalChange();
+    }
+
+    private static InvalidOperationException NotLoaded() => new("The gateway configuration has not been loaded; call InitializeAsync first.");
+
+    private sealed class State(GatewayRevision revision) : IProxyConfig, IDisposable
+    {
+        private readonly CancellationTokenSource _changed = new();
+
+        public GatewayRevision Revision { get; } = revision;
+
+        public IReadOnlyList<RouteConfig> Routes => Revision.Routes;
+
+        public IReadOnlyList<ClusterConfig> Clusters => Revision.Clusters;
+
+        public IChangeToken ChangeToken => new CancellationChangeToken(_changed.Token);
+
+        public string RevisionId => Revision.Number.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        public void SignalChange() => _changed.Cancel();
+
+        public void Dispose() => _changed.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Configuration revision {ConfigRevision} is serving: {RouteCount} routes, {AgentCount} agents")]
+        public static partial void RevisionServing(ILogger logger, long configRevision, int routeCount, int agentCount);
+
+        [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Configuration reload refused; revision {ConfigRevision} keeps serving. {ProblemCount} problem(s): {Problems}")]
+        public static partial void ReloadRefused(ILogger logger, long configRevision, int problemCount, string problems);
+
+        [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Configuration reload failed unexpectedly; the current revision keeps serving")]
+        public static partial void ReloadFailed(ILogger logger, Exception exception);
+    }
+}

@@ -1,0 +1,39 @@
+using System.Collections.Frozen;
+using AgentGateway.Credentials;
+using AgentGateway.Proxy.Identity;
+using Yarp.ReverseProxy.Configuration;
+
+namespace AgentGateway.Proxy.Configuration;
+
+/// <summary>
+/// One validated, compiled configuration: the YARP routes and clusters and everything the
+/// gateway derives from the <c>Gateway</c> section. Immutable; a reload builds a new one and
+/// swaps it in whole, so a request never sees half of two configurations.
+/// </summary>
+public sealed class GatewayRevision
+{
+    public required long Number { get; init; }
+
+    public required DateTimeOffset LoadedAt { get; init; }
+
+    public required IReadOnlyList<RouteConfig> Routes { get; init; }
+
+    public required IReadOnlyList<ClusterConfig> Clusters { get; init; }
+
+    /// <summary>The gateway's view of each YARP route, by route id.</summary>
+    public required FrozenDictionary<string, GatewayRoute> GatewayRoutes { get; init; }
+
+    public required InboundPolicy Inbound { get; init; }
+
+    public required AgentDirectory Agents { get; init; }
+
+    public required CredentialSet Credentials { get; init; }
+
+    public required string? Redis { get; init; }
+}
+
+/// <summary>A proxied route as the gateway sees it: which credential its hop gets.</summary>
+/// <param name="RouteId">The YARP route id.</param>
+/// <param name="CredentialName">The hop credential's name, or <see cref="CredentialName.None"/>.</param>
+/// <param name="Credential">The source, or null when the hop needs none.</param>
+public sealed record GatewayRoute(string RouteId, string CredentialName, ICredentialSource? Credential);

@@ -1,0 +1,79 @@
+namespace AgentGateway.Proxy.Configuration;
+
+// The shape of the `Gateway` configuration section, as operators write it. These records are
+// bound from configuration and then validated and compiled into a GatewayRevision; nothing
+// on the request path reads them directly.
+
+/// <summary><c>Gateway:Inbound</c>: how agents prove who they are.</summary>
+public sealed record InboundSettings
+{
+    /// <summary>Tolerance for clock differences with issuers. The identity library's default (5 min) is too wide.</summary>
+    public TimeSpan ClockSkew { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longer Authorization values are refused before any parsing.</summary>
+    public int MaxTokenBytes { get; init; } = 16 * 1024;
+
+    /// <summary>Trusted issuers of agent access tokens, by a name agents' identities refer to.</summary>
+    public Dictionary<string, IssuerSettings> Issuers { get; init; } = [];
+}
+
+/// <summary><c>Gateway:Inbound:Issuers:{name}</c>: one OAuth 2.1 issuer of agent access tokens.</summary>
+public sealed record IssuerSettings
+{
+    /// <summary>OIDC discovery: keys come from <c>{Authority}/.well-known/openid-configuration</c>.</summary>
+    public string? Authority { get; init; }
+
+    /// <summary>The exact <c>iss</c> value. Defaults to <see cref="Authority"/>; required with <see cref="JwksUri"/>.</summary>
+    public string? Issuer { get; init; }
+
+    /// <summary>Keys straight from a JWKS document, without discovery.</summary>
+    public string? JwksUri { get; init; }
+
+    /// <summary>Accepted <c>aud</c> values. Every audience a token names must be one of these.</summary>
+    public string[] Audiences { get; init; } = [];
+
+    /// <summary>The claim whose value identifies the agent in the inventory.</summary>
+    public string AgentClaim { get; init; } = "sub";
+
+    /// <summary>Accepted signature algorithms; asymmetric only.</summary>
+    public string[] Algorithms { get; init; } = ["RS256", "PS256", "ES256"];
+
+    /// <summary>Accepted JOSE <c>typ</c> values. RFC 9068 access tokens are <c>at+jwt</c>; an ID token is not an access token.</summary>
+    public string[] TokenTypes { get; init; } = ["at+jwt"];
+
+    /// <summary>Minimum time between key refreshes caused by an unknown <c>kid</c> (throttles unknown-kid floods).</summary>
+    public TimeSpan KeyRefreshInterval { get; init; } = TimeSpan.FromMinutes(1);
+}
+
+/// <summary><c>Gateway:Agents:{id}</c>: one agent of the inventory.</summary>
+public sealed record AgentSettings
+{
+    public string? Owner { get; init; }
+
+    public string? Description { get; init; }
+
+    /// <summary>The identities that prove to be this agent.</summary>
+    public AgentIdentitySettings[] Identities { get; init; } = [];
+
+    /// <summary>After this instant the agent is refused (401 agent-expired).</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    /// <summary>Names of <c>Gateway:Grants</c> entries.</summary>
+    public string[] Grants { get; init; } = [];
+}
+
+/// <summary>An identity that maps to an agent: a token from <see cref="Issuer"/> (a name under
+/// <c>Gateway:Inbound:Issuers</c>) whose agent claim equals <see cref="Subject"/>.</summary>
+public sealed record AgentIdentitySettings
+{
+    public string? Issuer { get; init; }
+
+    public string? Subject { get; init; }
+}
+
+/// <summary><c>Gateway:Grants:{name}</c>: a named permission.</summary>
+public sealed record GrantSettings
+{
+    /// <summary>Ids of <c>ReverseProxy:Routes</c> entries this grant opens.</summary>
+    public string[] Routes { get; init; } = [];
+}

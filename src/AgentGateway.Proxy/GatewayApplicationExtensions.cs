@@ -1,0 +1,31 @@
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Health;
+using AgentGateway.Proxy.Problems;
+using AgentGateway.Proxy.Pipeline;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+// Extension entry points live in the ASP.NET Core namespace so callers need no extra using.
+namespace Microsoft.AspNetCore.Builder;
+
+public static class GatewayApplicationExtensions
+{
+    /// <summary>
+    /// Loads and validates the configuration (throwing
+    /// <see cref="AgentGateway.Credentials.Configuration.InvalidGatewayConfigurationException"/> with
+    /// every problem when it is wrong), then maps the health endpoints and the proxy.
+    /// </summary>
+    public static async Task MapAgentGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
+    {
+        await app.Services.GetRequiredService<GatewayConfigProvider>().InitializeAsync(cancellationToken);
+        MapEndpoints(app);
+    }
+
+    private static void MapEndpoints(IEndpointRouteBuilder endpoints)
+    {
+        HealthEndpoints.Map(endpoints);
+        endpoints.MapReverseProxy(static proxy => proxy.UseMiddleware<GatewayMiddleware>());
+        // Anything no route matches gets a problem body too, not an empty 404.
+        endpoints.MapFallback(static context => ProblemResponse.WriteAsync(context, Refusal.NoRoute()));
+    }
+}

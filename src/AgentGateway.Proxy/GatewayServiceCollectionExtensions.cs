@@ -1,0 +1,85 @@
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Identity;
+using AgentGateway.Proxy.Pipeline;
+using AgentGateway.Proxy.Telemetry;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+using StackExchange.Redis;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+// Extension entry points live in the DI namespace so callers need no extra using.
+namespace Microsoft.Extensions.DependencyInjection;
+
+public static class GatewayServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the gateway: YARP fed from the gateway's own validated revisions, inbound identity,
+    /// the credential broker (with Redis as its second cache level when <c>Gateway:Redis</c> is
+    /// set), and OpenTelemetry (exporting over OTLP when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set).
+    /// </summary>
+    public static IServiceCollection AddAgentGateway(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddCredentialBroker();
+
+        // ASP.NET Core's request-start/finish lines carry the raw query string, where agents
+        // put tokens (?access_token=…). The gateway strips those from the hop; it must not then
+        // write them to its own logs. Operators can still lower this in Logging:LogLevel.
+        services.AddLogging(static logging => logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning));
+
+        // The Redis connection is fixed for the life of the process; a reload that changes it is refused.
+        var redis = configuration["Gateway:Redis"];
+        if (!string.IsNullOrWhiteSpace(redis))
+        {
+            services.AddSingleton<IConnectionMultiplexer>(_ =>
+            {
+                var options = ConfigurationOptions.Parse(redis);
+                // Start even while Redis is away; the cache falls back to fetching and /readyz says so.
+                options.AbortOnConnectFail = false;
+                return ConnectionMultiplexer.Connect(options);
+            });
+            services.AddStackExchangeRedisCache(static _ => { });
+            services.AddOptions<RedisCacheOptions>().Configure<IServiceProvider>(static (options, provider) =>
+                options.ConnectionMultiplexerFactory = () => Task.FromResult(provider.GetRequiredService<IConnectionMultiplexer>()));
+        }
+
+        services.AddHttpClient(IssuerKeySources.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(static () => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false,
+                UseCookies = false,
+                UseProxy = false,
+                ConnectTimeout = TimeSpan.FromSeconds(5),
+            })
+            .ConfigureHttpClient(static client => client.Timeout = TimeSpan.FromSeconds(10));
+        services.TryAddSingleton<IssuerKeySources>();
+        services.TryAddSingleton<AgentAuthenticator>();
+        services.TryAddSingleton<GatewayConfigLoader>();
+        services.TryAddSingleton<GatewayConfigProvider>();
+        services.TryAddSingleton<IProxyConfigProvider>(static sp => sp.GetRequiredService<GatewayConfigProvider>());
+        services.TryAddSingleton<HopCredentialTransform>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
+        services.AddReverseProxy();
+
+        var telemetry = services.AddOpenTelemetry()
+            .WithTracing(static tracing => tracing
+                .AddSource(GatewayTelemetry.Name)
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation())
+            .WithMetrics(static metrics => metrics
+                .AddMeter(GatewayTelemetry.Name)
+                .AddAspNetCoreInstrumentation());
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
+        {
+            // Configured entirely by the standard OTEL_* variables.
+            telemetry.WithTracing(static t => t.AddOtlpExporter()).WithMetrics(static m => m.AddOtlpExporter());
+        }
+
+        return services;
+    }
+}

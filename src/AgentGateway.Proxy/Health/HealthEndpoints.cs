@@ -1,0 +1,53 @@
+using System.Text.Json;
+using AgentGateway.Proxy.Configuration;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
+
+namespace AgentGateway.Proxy.Health;
+
+/// <summary><c>/healthz</c>: the process answers. <c>/readyz</c>: a configuration serves and, when
+/// configured, Redis answers a PING, so a load balancer sends traffic only where it can succeed.</summary>
+internal static class HealthEndpoints
+{
+    private static readonly TimeSpan RedisPingTimeout = TimeSpan.FromSeconds(2);
+
+    public static void Map(IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/healthz", static () => Results.Text("ok")).ExcludeFromDescription();
+        endpoints.MapGet("/readyz", ReadyAsync).ExcludeFromDescription();
+    }
+
+    private static async Task ReadyAsync(HttpContext context)
+    {
+        var config = context.RequestServices.GetRequiredService<GatewayConfigProvider>();
+        var status = config.Status;
+        string redis = "not configured";
+        var ready = true;
+        if (context.RequestServices.GetService<IConnectionMultiplexer>() is { } multiplexer)
+        {
+            try
+            {
+                await multiplexer.GetDatabase().PingAsync().WaitAsync(RedisPingTimeout, context.RequestAborted);
+                redis = "ok";
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                redis = "unreachable";
+                ready = false;
+            }
+        }
+
+        context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+        context.Response.ContentType = "application/json";
+        context.Response.Headers.CacheControl = "no-store";
+        await using var json = new Utf8JsonWriter(context.Response.Body);
+        json.WriteStartObject();
+        json.WriteString("status", ready ? "ready" : "not-ready");
+        json.WriteNumber("configRevision", status.Revision);
+        json.WriteString("redis", redis);
+        json.WriteEndObject();
+    }
+}

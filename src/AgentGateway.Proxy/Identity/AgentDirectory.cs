@@ -1,0 +1,31 @@
+using System.Collections.Frozen;
+
+namespace AgentGateway.Proxy.Identity;
+
+/// <summary>An agent of the inventory, compiled for the request path.</summary>
+/// <param name="Id">The inventory id.</param>
+/// <param name="Owner">Who answers for it.</param>
+/// <param name="Description">What it is for.</param>
+/// <param name="ExpiresAt">After this it is refused.</param>
+/// <param name="Grants">Its grant names, as configured.</param>
+/// <param name="RouteGrants">Route id → the grant that opens it, precomputed so the check is one lookup.</param>
+public sealed record Agent(
+    string Id,
+    string Owner,
+    string? Description,
+    DateTimeOffset? ExpiresAt,
+    IReadOnlyList<string> Grants,
+    FrozenDictionary<string, string> RouteGrants);
+
+/// <summary>The inventory: which verified identity is which agent.</summary>
+public sealed class AgentDirectory(FrozenDictionary<AgentIdentityKey, Agent> byIdentity, FrozenDictionary<string, Agent> byId)
+{
+    public IReadOnlyCollection<Agent> All => byId.Values;
+
+    public bool TryFind(AgentIdentityKey identity, out Agent? agent) => byIdentity.TryGetValue(identity, out agent);
+
+    public bool TryGet(string id, out Agent? agent) => byId.TryGetValue(id, out agent);
+}
+
+/// <summary>An identity as proven: the issuer's configured name and the agent claim's value.</summary>
+public readonly record struct AgentIdentityKey(string Issuer, string Subject);

@@ -1,0 +1,103 @@
+using System.Collections.Frozen;
+using Microsoft.IdentityModel.Protocols;
+using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using Microsoft.IdentityModel.Tokens;
+
+namespace AgentGateway.Proxy.Identity;
+
+/// <summary>
+/// One trusted issuer of agent access tokens, compiled from configuration. Each issuer has its
+/// own key source, so a key published by issuer B can never validate a token naming issuer A.
+/// </summary>
+public sealed class TrustedIssuer
+{
+    private readonly IConfigurationManager<OpenIdConnectConfiguration> _keys;
+    private readonly TokenValidationParameters _template;
+    private readonly FrozenSet<string> _audiences;
+    private ValidationSnapshot? _snapshot;
+
+    public TrustedIssuer(
+        string name,
+        string issuer,
+        IReadOnlyList<string> audiences,
+        string agentClaim,
+        IReadOnlyList<string> algorithms,
+        IReadOnlyList<string> tokenTypes,
+        TimeSpan clockSkew,
+        IConfigurationManager<OpenIdConnectConfiguration> keys)
+    {
+        Name = name;
+        Issuer = issuer;
+        AgentClaim = agentClaim;
+        _keys = keys;
+        _audiences = audiences.ToFrozenSet(StringComparer.Ordinal);
+        _template = new TokenValidationParameters
+        {
+            ValidIssuer = issuer,
+            ValidateIssuer = true,
+            ValidateAudience = true,
+            // Every audience the token names must be ours: a token also good for another API is
+            // a token that API could replay here. Compared exactly — no trailing-slash or case folding.
+            AudienceValidator = (tokenAudiences, _, _) => AllOurs(tokenAudiences),
+            ValidAlgorithms = [.. algorithms],
+            ValidTypes = [.. tokenTypes],
+            ClockSkew = clockSkew,
+            RequireExpirationTime = true,
+            RequireSignedTokens = true,
+            ValidateLifetime = true,
+            ValidateIssuerSigningKey = true,
+            // Only keys from this issuer's own key set; the token's header may not point elsewhere.
+            TryAllIssuerSigningKeys = true,
+            SaveSigninToken = false,
+        };
+    }
+
+    /// <summary>The configured name, as agents' identities refer to it.</summary>
+    public string Name { get; }
+
+    /// <summary>The exact <c>iss</c> value.</summary>
+    public string Issuer { get; }
+
+    public string AgentClaim { get; }
+
+    public TimeSpan ClockSkew => _template.ClockSkew;
+
+    /// <summary>The validation parameters for the issuer's current keys. Rebuilt only when the
+    /// key set changes, so a request with warm keys allocates none.</summary>
+    public async ValueTask<TokenValidationParameters> GetParametersAsync(CancellationToken cancellationToken)
+    {
+        var configuration = await _keys.GetConfigurationAsync(cancellationToken);
+        var snapshot = _snapshot;
+        if (snapshot is null || !ReferenceEquals(snapshot.Configuration, configuration))
+        {
+            var parameters = _template.Clone();
+            parameters.IssuerSigningKeys = configuration.SigningKeys;
+            snapshot = new ValidationSnapshot(configuration, parameters);
+            _snapshot = snapshot;
+        }
+
+        return snapshot.Parameters;
+    }
+
+    /// <summary>Asks for fresh keys (a token named a key we do not have). The key source
+    /// throttles this to its refresh interval, so a flood of unknown kids costs one fetch.</summary>
+    public void RequestKeyRefresh() => _keys.RequestRefresh();
+
+    private bool AllOurs(IEnumerable<string> tokenAudiences)
+    {
+        var any = false;
+        foreach (var audience in tokenAudiences)
+        {
+            if (!_audiences.Contains(audience))
+            {
+                return false;
+            }
+
+            any = true;
+        }
+
+        return any;
+    }
+
+    private sealed record ValidationSnapshot(OpenIdConnectConfiguration Configuration, TokenValidationParameters Parameters);
+}

@@ -1,0 +1,37 @@
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Credentials;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace AgentGateway.Proxy.Pipeline;
+
+/// <summary>
+/// Gives every route the strip-then-inject transform. Route metadata is checked here, in
+/// <see cref="ValidateRoute"/>, so a route without a <c>Credential</c> is a load error rather than
+/// a request-time surprise; the transform object is built once per route per revision.
+/// </summary>
+internal sealed class CredentialTransformProvider(HopCredentialTransform transform) : ITransformProvider
+{
+    public void ValidateRoute(TransformRouteValidationContext context)
+    {
+        var metadata = context.Route.Metadata;
+        if (metadata is null || !metadata.TryGetValue(GatewayConfigLoader.RouteCredentialMetadataKey, out var name) || string.IsNullOrWhiteSpace(name))
+        {
+            context.Errors.Add(new InvalidOperationException(
+                $"route '{context.Route.RouteId}' names no hop credential: set Metadata:{GatewayConfigLoader.RouteCredentialMetadataKey} to a credential, or to '{CredentialName.None}'"));
+        }
+        else if (!CredentialName.IsValid(name))
+        {
+            context.Errors.Add(new InvalidOperationException($"route '{context.Route.RouteId}': '{name}' is not a valid credential name"));
+        }
+    }
+
+    public void ValidateCluster(TransformClusterValidationContext context)
+    {
+    }
+
+    public void Apply(TransformBuilderContext context) =>
+        // Added by a provider, so it runs after every transform the route configures itself:
+        // nothing a route transform copies in survives the strip.
+        context.RequestTransforms.Add(transform);
+}

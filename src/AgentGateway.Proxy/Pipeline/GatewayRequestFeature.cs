@@ -1,0 +1,18 @@
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Identity;
+
+namespace AgentGateway.Proxy.Pipeline;
+
+/// <summary>What the gateway decided about a request, from one revision, for the transform that
+/// injects the hop credential (and for telemetry).</summary>
+public sealed class GatewayRequestFeature(GatewayRevision revision, AuthenticatedAgent agent, GatewayRoute route, string grant)
+{
+    public GatewayRevision Revision { get; } = revision;
+
+    public AuthenticatedAgent Agent { get; } = agent;
+
+    public GatewayRoute Route { get; } = route;
+
+    /// <summary>The grant that allowed the request.</summary>
+    public string Grant { get; } = grant;
+}

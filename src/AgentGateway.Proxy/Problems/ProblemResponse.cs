@@ -1,0 +1,46 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace AgentGateway.Proxy.Problems;
+
+/// <summary>Writes a <see cref="Refusal"/> as RFC 9457 <c>application/problem+json</c>, with the W3C
+/// trace id so an agent's operator can hand SREs the one value that finds the request.</summary>
+public static class ProblemResponse
+{
+    public static async Task WriteAsync(HttpContext context, Refusal refusal)
+    {
+        var response = context.Response;
+        if (response.HasStarted)
+        {
+            // Nothing honest can be said any more; end the exchange rather than append to it.
+            context.Abort();
+            return;
+        }
+
+        response.Clear();
+        response.StatusCode = refusal.Status;
+        response.ContentType = "application/problem+json";
+        response.Headers.CacheControl = "no-store";
+        if (refusal.Status == StatusCodes.Status401Unauthorized)
+        {
+            // RFC 6750 §3: tell a client which scheme the gateway expects.
+            response.Headers.WWWAuthenticate = "Bearer realm=\"agentgateway\"";
+        }
+
+        var traceId = Activity.Current?.TraceId.ToHexString() ?? ActivityTraceId.CreateRandom().ToHexString();
+        using (var json = new Utf8JsonWriter(response.BodyWriter))
+        {
+            json.WriteStartObject();
+            json.WriteString("type", "urn:agentgateway:problem:" + refusal.Reason);
+            json.WriteString("title", refusal.Title);
+            json.WriteNumber("status", refusal.Status);
+            json.WriteString("detail", refusal.Detail);
+            json.WriteString("reason", refusal.Reason);
+            json.WriteString("traceId", traceId);
+            json.WriteEndObject();
+        }
+
+        await response.BodyWriter.FlushAsync(context.RequestAborted);
+    }
+}

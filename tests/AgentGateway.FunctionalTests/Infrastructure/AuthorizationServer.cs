@@ -1,0 +1,175 @@
+using System.Collections.Concurrent;
+using System.Security.Claims;
+using Microsoft.AspNetCore;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace AgentGateway.FunctionalTests.Infrastructure;
+
+/// <summary>
+/// A real OAuth 2.1 authorization server (OpenIddict) on loopback Kestrel. It issues the agents'
+/// own access tokens and the hop's client-credentials tokens, publishes discovery and JWKS, and
+/// counts token requests so tests can prove what the broker's cache saved.
+/// </summary>
+public sealed class AuthorizationServer : IAsyncDisposable
+{
+    public const string GatewayAudience = "agentgateway";
+    public const string CrmAudience = "crm-api";
+    public const string OtherAudience = "other-api";
+
+    /// <summary>Scope → the audience (resource) the token is for.</summary>
+    private static readonly Dictionary<string, string> ScopeAudiences = new()
+    {
+        ["gateway"] = GatewayAudience,
+        ["crm.read"] = CrmAudience,
+        ["other"] = OtherAudience,
+    };
+
+    private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, int> _tokenRequests = new();
+    private int _totalTokenRequests;
+
+    private AuthorizationServer(WebApplication app) => _app = app;
+
+    /// <summary>The issuer, exactly as it appears in <c>iss</c> (with a trailing slash).</summary>
+    public string Issuer { get; private set; } = "";
+
+    public string TokenEndpoint => Issuer + "connect/token";
+
+    public int TotalTokenRequests => Volatile.Read(ref _totalTokenRequests);
+
+    public int TokenRequestsFor(string clientId) => _tokenRequests.GetValueOrDefault(clientId);
+
+    public static async Task<AuthorizationServer> StartAsync(params (string ClientId, string Secret, string[] Scopes)[] clients)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var database = Guid.NewGuid().ToString();
+        builder.Services.AddDbContext<AuthDbContext>(o => o.UseInMemoryDatabase(database).UseOpenIddict());
+        builder.Services.AddOpenIddict()
+            .AddCore(o => o.UseEntityFrameworkCore().UseDbContext<AuthDbContext>())
+            .AddServer(o =>
+            {
+                o.SetTokenEndpointUris("connect/token");
+                o.AllowClientCredentialsFlow();
+                o.AddEphemeralEncryptionKey().AddEphemeralSigningKey();
+                // Agents' and hops' access tokens are signed JWTs (RFC 9068), not encrypted.
+                o.DisableAccessTokenEncryption();
+                o.RegisterScopes([.. ScopeAudiences.Keys]);
+                o.UseAspNetCore().EnableTokenEndpointPassthrough().DisableTransportSecurityRequirement();
+            });
+
+        var app = builder.Build();
+        var server = new AuthorizationServer(app);
+        app.Use(async (context, next) =>
+        {
+            if (context.Request.Path == "/connect/token")
+            {
+                Interlocked.Increment(ref server._totalTokenRequests);
+            }
+
+            await next(context);
+        });
+        app.MapPost("/connect/token", server.IssueAsync);
+        await app.StartAsync();
+        server.Issuer = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + "/";
+
+        await using var scope = app.Services.CreateAsyncScope();
+        var applications = scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>();
+        foreach (var (clientId, secret, scopes) in clients)
+        {
+            var descriptor = new OpenIddictApplicationDescriptor
+            {
+                ClientId = clientId,
+                ClientSecret = secret,
+                ClientType = ClientTypes.Confidential,
+                Permissions = { Permissions.Endpoints.Token, Permissions.GrantTypes.ClientCredentials },
+            };
+            foreach (var s in scopes)
+            {
+                descriptor.Permissions.Add(Permissions.Prefixes.Scope + s);
+            }
+
+            await applications.CreateAsync(descriptor);
+        }
+
+        return server;
+    }
+
+    /// <summary>Mints a token with the server's real signing key but claims of the test's choosing
+    /// (e.g. already expired), to test what the server itself would never issue.</summary>
+    public string Mint(string subject, string audience, DateTime notBefore, DateTime expires, DateTime? issuedAt = null, string type = "at+jwt")
+    {
+        var credentials = _app.Services.GetRequiredService<IOptionsMonitor<OpenIddictServerOptions>>().CurrentValue.SigningCredentials.First();
+        return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = Issuer,
+            Audience = audience,
+            Claims = new Dictionary<string, object> { ["sub"] = subject },
+            NotBefore = notBefore,
+            Expires = expires,
+            IssuedAt = issuedAt ?? notBefore,
+            SigningCredentials = credentials,
+            TokenType = type,
+        });
+    }
+
+    /// <summary>The server's signing keys, to check a token the upstream received.</summary>
+    public IReadOnlyList<SecurityKey> SigningKeys =>
+        [.. _app.Services.GetRequiredService<IOptionsMonitor<OpenIddictServerOptions>>().CurrentValue.SigningCredentials.Select(c => c.Key)];
+
+    public async Task<string> GetTokenAsync(string clientId, string secret, string scope)
+    {
+        using var http = new HttpClient();
+        var response = await http.PostAsync(TokenEndpoint, new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = clientId,
+            ["client_secret"] = secret,
+            ["scope"] = scope,
+        }));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"token request failed: {body}");
+        return System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    private IResult IssueAsync(HttpContext context)
+    {
+        var request = context.GetOpenIddictServerRequest()!;
+        if (!request.IsClientCredentialsGrantType())
+        {
+            return Results.BadRequest();
+        }
+
+        _tokenRequests.AddOrUpdate(request.ClientId!, 1, static (_, n) => n + 1);
+        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
+        identity.SetClaim(Claims.Subject, request.ClientId);
+        var scopes = request.GetScopes();
+        identity.SetScopes(scopes);
+        identity.SetResources(scopes.Where(ScopeAudiences.ContainsKey).Select(s => ScopeAudiences[s]));
+        identity.SetDestinations(static _ => [Destinations.AccessToken]);
+        return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    private sealed class AuthDbContext(DbContextOptions<AuthDbContext> options) : DbContext(options);
+}

@@ -1,0 +1,74 @@
+using System.Text.Json.Nodes;
+using StackExchange.Redis;
+
+namespace AgentGateway.FunctionalTests.Infrastructure;
+
+/// <summary>
+/// The real parts every functional test shares: a redis-server, an OpenIddict authorization
+/// server, two WireMock upstreams, and canary secrets (unique per run) planted where the
+/// configuration's secret references point.
+/// </summary>
+public sealed class GatewayFixture : IAsyncLifetime
+{
+    public const string AgentSecret = "alpha-client-secret";
+
+    public RedisServer Redis { get; private set; } = null!;
+
+    public AuthorizationServer Auth { get; private set; } = null!;
+
+    public Upstream Llm { get; private set; } = null!;
+
+    public Upstream Crm { get; private set; } = null!;
+
+    public string OpenAiKey { get; } = "sk-canary-openai-" + Guid.NewGuid().ToString("N");
+
+    public string AnthropicKey { get; } = "sk-ant-canary-" + Guid.NewGuid().ToString("N");
+
+    public string CrmSecret { get; } = "crm-secret-canary-" + Guid.NewGuid().ToString("N");
+
+    public string AnthropicKeyFile { get; } = Path.Combine(Path.GetTempPath(), $"agentgateway-anthropic-{Guid.NewGuid():N}.key");
+
+    public async Task InitializeAsync()
+    {
+        Environment.SetEnvironmentVariable(TestConfig.OpenAiKeyVariable, OpenAiKey);
+        Environment.SetEnvironmentVariable(TestConfig.CrmSecretVariable, CrmSecret);
+        await File.WriteAllTextAsync(AnthropicKeyFile, AnthropicKey + "\n");
+        Redis = await RedisServer.StartAsync();
+        Auth = await AuthorizationServer.StartAsync(
+            (Clients.Alpha, AgentSecret, ["gateway", "other"]),
+            (Clients.Beta, AgentSecret, ["gateway"]),
+            (Clients.Stranger, AgentSecret, ["gateway"]),
+            (Clients.CrmHop, CrmSecret, ["crm.read"]));
+        Llm = Upstream.Start();
+        Crm = Upstream.Start();
+    }
+
+    public async Task DisposeAsync()
+    {
+        Llm.Dispose();
+        Crm.Dispose();
+        await Auth.DisposeAsync();
+        await Redis.DisposeAsync();
+        File.Delete(AnthropicKeyFile);
+    }
+
+    /// <summary>The standard test configuration, with or without Redis.</summary>
+    public JsonObject Config(bool withRedis) => TestConfig.Create(Auth, Llm, Crm, AnthropicKeyFile, withRedis ? Redis.ConnectionString : null);
+
+    /// <summary>Starts each test from an empty Redis and upstreams that have seen nothing.</summary>
+    public async Task ResetAsync()
+    {
+        Llm.Server.ResetLogEntries();
+        Crm.Server.ResetLogEntries();
+        await using var connection = await ConnectionMultiplexer.ConnectAsync($"{Redis.ConnectionString},allowAdmin=true");
+        await connection.GetServer(connection.GetEndPoints()[0]).FlushAllDatabasesAsync();
+    }
+
+    public Task<string> AgentTokenAsync(string clientId = Clients.Alpha, string scope = "gateway") => Auth.GetTokenAsync(clientId, AgentSecret, scope);
+}
+
+[CollectionDefinition(Name)]
+public sealed class GatewayCollection : ICollectionFixture<GatewayFixture>
+{
+    public const string Name = "gateway";
+}

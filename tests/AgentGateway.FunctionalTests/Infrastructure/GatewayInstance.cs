@@ -1,0 +1,82 @@
+using System.Text.Json.Nodes;
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Host;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace AgentGateway.FunctionalTests.Infrastructure;
+
+/// <summary>The real gateway — the same host builder as <c>agentgateway run</c> — on a loopback
+/// Kestrel socket, configured from a JSON file the test writes.</summary>
+public sealed class GatewayInstance : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private GatewayInstance(WebApplication app, string configFile, LogSink logs, Uri address)
+    {
+        _app = app;
+        ConfigFile = configFile;
+        Logs = logs;
+        Address = address;
+        Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public string ConfigFile { get; }
+
+    public LogSink Logs { get; }
+
+    public Uri Address { get; }
+
+    public HttpClient Client { get; }
+
+    public GatewayConfigProvider Config => _app.Services.GetRequiredService<GatewayConfigProvider>();
+
+    public static async Task<GatewayInstance> StartAsync(JsonObject config)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"agentgateway-test-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(file, config.ToJsonString());
+        var logs = new LogSink();
+        var app = GatewayHost.Build(file, ["--urls", "http://127.0.0.1:0"], builder =>
+        {
+            builder.Logging.ClearProviders();
+            builder.Logging.SetMinimumLevel(LogLevel.Debug);
+            builder.Logging.AddProvider(logs);
+        });
+        await app.MapAgentGatewayAsync();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new GatewayInstance(app, file, logs, new Uri(address));
+    }
+
+    /// <summary>Rewrites the configuration file and waits until the gateway has either served a
+    /// new revision or refused the reload.</summary>
+    public async Task RewriteConfigAsync(JsonObject config)
+    {
+        var before = Config.Status;
+        await File.WriteAllTextAsync(ConfigFile, config.ToJsonString());
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (DateTime.UtcNow < deadline)
+        {
+            var now = Config.Status;
+            if (now.Revision != before.Revision || now.LastReloadFailedAt != before.LastReloadFailedAt)
+            {
+                return;
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new TimeoutException("the gateway did not react to the configuration change");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        File.Delete(ConfigFile);
+    }
+}

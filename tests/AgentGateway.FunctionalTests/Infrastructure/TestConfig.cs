@@ -1,0 +1,125 @@
+using System.Text.Json.Nodes;
+
+namespace AgentGateway.FunctionalTests.Infrastructure;
+
+/// <summary>The configuration the functional tests share: the shape of config/gateway.example.json
+/// pointed at the test's authorization server and upstreams.</summary>
+public static class TestConfig
+{
+    public const string OpenAiKeyVariable = "AGW_TEST_OPENAI_KEY";
+    public const string CrmSecretVariable = "AGW_TEST_CRM_SECRET";
+
+    /// <param name="auth">The authorization server that issues agent and hop tokens.</param>
+    /// <param name="llm">The LLM provider upstream.</param>
+    /// <param name="crm">The enterprise API upstream.</param>
+    /// <param name="anthropicKeyFile">File holding the Anthropic-style key.</param>
+    /// <param name="redis">Redis connection string, or null for in-process only.</param>
+    public static JsonObject Create(AuthorizationServer auth, Upstream llm, Upstream crm, string anthropicKeyFile, string? redis)
+    {
+        var gateway = new JsonObject
+        {
+            ["Inbound"] = new JsonObject
+            {
+                ["ClockSkew"] = "00:00:30",
+                ["Issuers"] = new JsonObject
+                {
+                    ["corp"] = new JsonObject
+                    {
+                        ["Authority"] = auth.Issuer,
+                        ["Audiences"] = new JsonArray(AuthorizationServer.GatewayAudience),
+                        ["AgentClaim"] = "sub",
+                    },
+                },
+            },
+            ["Agents"] = new JsonObject
+            {
+                ["support-bot"] = new JsonObject
+                {
+                    ["Owner"] = "support-team@example.test",
+                    ["Description"] = "Answers customer tickets",
+                    ["Identities"] = new JsonArray(new JsonObject { ["Issuer"] = "corp", ["Subject"] = Clients.Alpha }),
+                    ["Grants"] = new JsonArray("llm", "crm-read"),
+                },
+                ["retired-bot"] = new JsonObject
+                {
+                    ["Owner"] = "support-team@example.test",
+                    ["Identities"] = new JsonArray(new JsonObject { ["Issuer"] = "corp", ["Subject"] = Clients.Beta }),
+                    ["ExpiresAt"] = "2020-01-01T00:00:00Z",
+                    ["Grants"] = new JsonArray("llm"),
+                },
+            },
+            ["Grants"] = new JsonObject
+            {
+                ["llm"] = new JsonObject { ["Routes"] = new JsonArray("openai", "anthropic") },
+                ["crm-read"] = new JsonObject { ["Routes"] = new JsonArray("crm") },
+                ["billing"] = new JsonObject { ["Routes"] = new JsonArray("billing") },
+            },
+            ["Credentials"] = new JsonObject
+            {
+                ["openai"] = new JsonObject { ["Kind"] = "ApiKey", ["Header"] = "Authorization", ["Format"] = "Bearer {secret}", ["Secret"] = "env:" + OpenAiKeyVariable },
+                ["anthropic"] = new JsonObject { ["Kind"] = "ApiKey", ["Header"] = "x-api-key", ["Format"] = "{secret}", ["Secret"] = "file:" + anthropicKeyFile },
+                ["crm"] = new JsonObject
+                {
+                    ["Kind"] = "OAuthClientCredentials",
+                    ["TokenEndpoint"] = auth.TokenEndpoint,
+                    ["ClientId"] = Clients.CrmHop,
+                    ["ClientSecret"] = "env:" + CrmSecretVariable,
+                    ["Scopes"] = new JsonArray("crm.read"),
+                },
+            },
+        };
+        if (redis is not null)
+        {
+            gateway["Redis"] = redis;
+        }
+
+        return new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject
+                {
+                    ["openai"] = Route("/llm/openai/{**rest}", "llm", "/llm/openai", "openai"),
+                    ["anthropic"] = Route("/llm/anthropic/{**rest}", "llm", "/llm/anthropic", "anthropic"),
+                    ["crm"] = Route("/crm/{**rest}", "crm", "/crm", "crm"),
+                    ["billing"] = Route("/billing/{**rest}", "crm", "/billing", "none"),
+                },
+                ["Clusters"] = new JsonObject
+                {
+                    ["llm"] = Cluster(llm.Url),
+                    ["crm"] = Cluster(crm.Url),
+                },
+            },
+            ["Gateway"] = gateway,
+        };
+    }
+
+    private static JsonObject Route(string path, string cluster, string prefix, string credential) => new()
+    {
+        ["ClusterId"] = cluster,
+        ["Match"] = new JsonObject { ["Path"] = path },
+        ["Transforms"] = new JsonArray(new JsonObject { ["PathRemovePrefix"] = prefix }),
+        ["Metadata"] = new JsonObject { ["Credential"] = credential },
+    };
+
+    private static JsonObject Cluster(string url) => new()
+    {
+        ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = url } },
+    };
+}
+
+/// <summary>The OAuth clients of the test authorization server.</summary>
+public static class Clients
+{
+    /// <summary>The agent support-bot.</summary>
+    public const string Alpha = "agent-alpha";
+
+    /// <summary>The agent retired-bot (expired in the inventory).</summary>
+    public const string Beta = "agent-beta";
+
+    /// <summary>Known to the authorization server, unknown to the gateway's inventory.</summary>
+    public const string Stranger = "agent-stranger";
+
+    /// <summary>The gateway's own client for the CRM hop.</summary>
+    public const string CrmHop = "crm-gateway";
+}
