@@ -28,6 +28,10 @@ public sealed class GatewayConfigLoader(
 
     private static readonly string[] GatewayKeys = ["Redis", "Inbound", "Agents", "Grants", "Credentials"];
 
+    private static readonly string[] DefaultAlgorithms = ["RS256", "PS256", "ES256"];
+
+    private static readonly string[] DefaultTokenTypes = ["at+jwt"];
+
     private static readonly FrozenSet<string> AllowedAlgorithms = FrozenSet.ToFrozenSet(
         ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"], StringComparer.Ordinal);
 
@@ -140,6 +144,7 @@ public sealed class GatewayConfigLoader(
     private TrustedIssuer? ReadIssuer(IConfigurationSection entry, TimeSpan clockSkew, ConfigProblems problems)
     {
         var s = SectionReader.Read<IssuerSettings>(entry, problems);
+        s = s with { Algorithms = s.Algorithms ?? DefaultAlgorithms, TokenTypes = s.TokenTypes ?? DefaultTokenTypes };
         var before = problems.Items.Count;
         Uri? metadata = null;
         var discovery = false;
@@ -177,7 +182,7 @@ public sealed class GatewayConfigLoader(
             problems.Add(entry.Path + ":Audiences", "at least one audience is required: tokens for other APIs must not be accepted here");
         }
 
-        if (s.Algorithms.Length == 0)
+        if (s.Algorithms!.Length == 0)
         {
             problems.Add(entry.Path + ":Algorithms", "at least one algorithm is required");
         }
@@ -190,7 +195,7 @@ public sealed class GatewayConfigLoader(
             }
         }
 
-        if (s.TokenTypes.Length == 0 || s.TokenTypes.Any(string.IsNullOrWhiteSpace))
+        if (s.TokenTypes!.Length == 0 || s.TokenTypes.Any(string.IsNullOrWhiteSpace))
         {
             problems.Add(entry.Path + ":TokenTypes", "at least one token type (typ) is required, e.g. at+jwt");
         }
@@ -211,7 +216,7 @@ public sealed class GatewayConfigLoader(
         }
 
         var keys = issuerKeys.Get(metadata, discovery, iss, s.KeyRefreshInterval);
-        return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes, clockSkew, keys);
+        return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes!, clockSkew, keys);
     }
 
     private static FrozenDictionary<string, GatewayRoute> ReadRouteCredentials(

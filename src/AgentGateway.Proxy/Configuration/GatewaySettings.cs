@@ -3,6 +3,10 @@ namespace AgentGateway.Proxy.Configuration;
 // The shape of the `Gateway` configuration section, as operators write it. These records are
 // bound from configuration and then validated and compiled into a GatewayRevision; nothing
 // on the request path reads them directly.
+//
+// No array here has a non-empty default: the configuration binder appends to an existing
+// array, so a default of [A, B] plus an operator's [C] would silently allow A, B and C.
+// Defaults for lists are applied by the loader when the key is absent.
 
 /// <summary><c>Gateway:Inbound</c>: how agents prove who they are.</summary>
 public sealed record InboundSettings
@@ -35,11 +39,11 @@ public sealed record IssuerSettings
     /// <summary>The claim whose value identifies the agent in the inventory.</summary>
     public string AgentClaim { get; init; } = "sub";
 
-    /// <summary>Accepted signature algorithms; asymmetric only.</summary>
-    public string[] Algorithms { get; init; } = ["RS256", "PS256", "ES256"];
+    /// <summary>Accepted signature algorithms; asymmetric only. Default: RS256, PS256, ES256.</summary>
+    public string[]? Algorithms { get; init; }
 
-    /// <summary>Accepted JOSE <c>typ</c> values. RFC 9068 access tokens are <c>at+jwt</c>; an ID token is not an access token.</summary>
-    public string[] TokenTypes { get; init; } = ["at+jwt"];
+    /// <summary>Accepted JOSE <c>typ</c> values. Default: <c>at+jwt</c> (RFC 9068); an ID token is not an access token.</summary>
+    public string[]? TokenTypes { get; init; }
 
     /// <summary>Minimum time between key refreshes caused by an unknown <c>kid</c> (throttles unknown-kid floods).</summary>
     public TimeSpan KeyRefreshInterval { get; init; } = TimeSpan.FromMinutes(1);

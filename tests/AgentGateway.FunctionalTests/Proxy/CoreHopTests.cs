@@ -175,6 +175,23 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Empty(fx.Llm.Received);
     }
 
+    [Theory]
+    [InlineData("Algorithms", "ES256")]
+    [InlineData("TokenTypes", "JWT")]
+    public async Task A_configured_list_replaces_the_default_rather_than_adding_to_it(string setting, string only)
+    {
+        // The real server signs RS256 at+jwt tokens, both in the defaults. Configuring another
+        // single value must leave exactly that value allowed.
+        var config = fx.Config(withRedis: false);
+        config["Gateway"]!["Inbound"]!["Issuers"]!["corp"]![setting] = new System.Text.Json.Nodes.JsonArray(only);
+        await using var gateway = await GatewayInstance.StartAsync(config);
+
+        using var response = await SendAsync(gateway, "/llm/openai/v1/models", await fx.AgentTokenAsync());
+
+        await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Empty(fx.Llm.Received);
+    }
+
     [Fact]
     public async Task Valid_token_of_an_identity_outside_the_inventory_is_refused_agent_unknown()
     {

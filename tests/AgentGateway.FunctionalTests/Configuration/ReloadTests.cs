@@ -1,0 +1,62 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
+using AgentGateway.FunctionalTests.Infrastructure;
+
+namespace AgentGateway.FunctionalTests.Configuration;
+
+/// <summary>Reloads: a good one takes effect without a restart; a bad one is refused whole and the
+/// last good revision keeps serving.</summary>
+[Collection(GatewayCollection.Name)]
+public sealed class ReloadTests(GatewayFixture fx) : IAsyncLifetime
+{
+    public Task InitializeAsync() => fx.ResetAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task A_valid_reload_takes_effect_without_a_restart()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var token = await fx.AgentTokenAsync();
+        Assert.Equal(HttpStatusCode.Forbidden, await StatusAsync(gateway, "/billing/x", token));
+
+        var config = fx.Config(withRedis: false);
+        ((JsonArray)config["Gateway"]!["Agents"]!["support-bot"]!["Grants"]!).Add("billing");
+        await gateway.RewriteConfigAsync(config);
+
+        Assert.Equal(2, gateway.Config.Status.Revision);
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(gateway, "/billing/x", token));
+        fx.Crm.AssertNeverSaw(token);
+    }
+
+    [Fact]
+    public async Task An_invalid_reload_is_refused_logged_and_the_last_good_revision_keeps_serving()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var token = await fx.AgentTokenAsync();
+
+        var broken = fx.Config(withRedis: false);
+        ((JsonArray)broken["Gateway"]!["Agents"]!["support-bot"]!["Grants"]!).Add("no-such-grant");
+        broken["Gateway"]!["Credentials"]!["openai"]!["Secret"] = "sk-pasted-into-config-canary";
+        await gateway.RewriteConfigAsync(broken);
+
+        var status = gateway.Config.Status;
+        Assert.Equal(1, status.Revision);
+        Assert.NotNull(status.LastReloadFailedAt);
+        Assert.Contains(status.LastReloadProblems, p => p.Path == "Gateway:Agents:support-bot:Grants:2");
+        Assert.Contains(status.LastReloadProblems, p => p.Path == "Gateway:Credentials:openai:Secret");
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("reload refused", StringComparison.Ordinal));
+        Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("sk-pasted-into-config-canary", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(gateway, "/llm/openai/v1/models", token));
+        Assert.Equal("Bearer " + fx.OpenAiKey, fx.Llm.Header(0, "Authorization"));
+    }
+
+    private static async Task<HttpStatusCode> StatusAsync(GatewayInstance gateway, string path, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var response = await gateway.Client.SendAsync(request);
+        return response.StatusCode;
+    }
+}

@@ -1,0 +1,173 @@
+using System.Reflection;
+using System.Text.Json;
+using AgentGateway.Credentials.Configuration;
+using AgentGateway.Host;
+using AgentGateway.Proxy.Configuration;
+
+namespace AgentGateway.FunctionalTests.Configuration;
+
+/// <summary><c>agentgateway validate</c>: every problem, with its path, in one run.</summary>
+public sealed class ValidateCommandTests
+{
+    private static readonly string RepositoryRoot = FindRoot();
+
+    [Fact]
+    public async Task Validate_lists_every_problem_with_its_path_and_exits_non_zero()
+    {
+        const string pastedSecret = "sk-pasted-secret-canary-000000000000";
+        var file = await WriteAsync($$"""
+        {
+          "ReverseProxy": {
+            "Routes": {
+              "no-credential": { "ClusterId": "api", "Match": { "Path": "/a/{**rest}" } },
+              "bad-cluster": { "ClusterId": "missing", "Match": { "Path": "/b/{**rest}" }, "Metadata": { "Credential": "ghost" } }
+            },
+            "Clusters": { "api": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": {
+            "Agnets": {},
+            "Inbound": {
+              "ClockSkew": "01:00:00",
+              "Issuers": { "corp": { "Authority": "http://idp.example.com/", "Audiences": [], "Algorithms": [ "HS256" ] } }
+            },
+            "Agents": {
+              "bot": { "Identities": [ { "Issuer": "elsewhere", "Subject": "x" } ], "Grants": [ "nope" ] }
+            },
+            "Grants": { "g": { "Routes": [ "no-such-route" ] } },
+            "Credentials": {
+              "pasted": { "Kind": "ApiKey", "Secret": "{{pastedSecret}}" },
+              "cc": { "Kind": "OAuthClientCredentials", "TokenEndpoint": "http://idp.example.com/token", "ClientSecret": "env:AGW_TEST_SURELY_UNSET_VARIABLE", "Scopes": [ "a b" ] },
+              "odd": { "Kind": "Telepathy" }
+            }
+          }
+        }
+        """);
+        var (code, stdout, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        Assert.Empty(stdout);
+        string[] expected =
+        [
+            "ReverseProxy:Routes:no-credential: route 'no-credential' names no hop credential",
+            "ReverseProxy:Routes:bad-cluster:ClusterId: names cluster 'missing'",
+            "ReverseProxy:Routes:bad-cluster:Metadata:Credential: names credential 'ghost'",
+            "Gateway:Agnets: unknown setting",
+            "Gateway:Inbound:ClockSkew:",
+            "Gateway:Inbound:Issuers:corp:Authority: must use https",
+            "Gateway:Inbound:Issuers:corp:Audiences:",
+            "Gateway:Inbound:Issuers:corp:Algorithms:0: 'HS256' is not allowed",
+            "Gateway:Agents:bot:Owner: is required",
+            "Gateway:Agents:bot:Grants:0: names grant 'nope'",
+            "Gateway:Agents:bot:Identities:0:Issuer: names issuer 'elsewhere'",
+            "Gateway:Grants:g:Routes:0: names route 'no-such-route'",
+            "Gateway:Credentials:pasted:Secret: must be a secret reference",
+            "Gateway:Credentials:cc:TokenEndpoint: must use https",
+            "Gateway:Credentials:cc:ClientId: is required",
+            "Gateway:Credentials:cc:Scopes:0:",
+            "Gateway:Credentials:odd:Kind: 'Telepathy' is not a credential kind",
+        ];
+        foreach (var line in expected)
+        {
+            Assert.Contains(line, stderr, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain(pastedSecret, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_reports_a_secret_reference_that_does_not_resolve()
+    {
+        var file = await WriteAsync("""
+        {
+          "ReverseProxy": {
+            "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r/{**rest}" }, "Metadata": { "Credential": "k" } } },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": { "Credentials": { "k": { "Kind": "ApiKey", "Secret": "file:/nonexistent/agentgateway/key" } } }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        Assert.Contains("Gateway:Credentials:k:Secret: secret file '/nonexistent/agentgateway/key' does not exist", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_shipped_example_configuration_is_valid()
+    {
+        var secretFile = Path.GetTempFileName();
+        await File.WriteAllTextAsync(secretFile, "example-secret");
+        var example = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot, "config", "gateway.example.json"));
+        var file = await WriteAsync(example.Replace("/run/secrets/crm-client-secret", secretFile, StringComparison.Ordinal));
+        Environment.SetEnvironmentVariable("OPENAI_API_KEY", "example-key");
+
+        var (code, stdout, stderr) = await RunAsync("validate", file);
+
+        Assert.True(code == GatewayCommand.Ok, stderr);
+        Assert.Contains("valid", stdout, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(typeof(InboundSettings), "inbound")]
+    [InlineData(typeof(IssuerSettings), "issuer")]
+    [InlineData(typeof(AgentSettings), "agent")]
+    [InlineData(typeof(GrantSettings), "grant")]
+    public void The_schema_describes_every_setting_the_code_reads(Type settings, string definition)
+    {
+        using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
+        var properties = schema.RootElement.GetProperty("$defs").GetProperty(definition).GetProperty("properties");
+        var names = properties.EnumerateObject().Select(p => p.Name).ToHashSet();
+
+        Assert.Equal(PropertyNames(settings), names);
+    }
+
+    [Theory]
+    [InlineData(typeof(ApiKeySettings), 0)]
+    [InlineData(typeof(OAuthClientCredentialsSettings), 1)]
+    public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, int branch)
+    {
+        using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
+        var properties = schema.RootElement.GetProperty("$defs").GetProperty("credential").GetProperty("allOf")[branch]
+            .GetProperty("then").GetProperty("properties");
+
+        Assert.Equal(PropertyNames(settings), properties.EnumerateObject().Select(p => p.Name).ToHashSet());
+    }
+
+    [Fact]
+    public async Task Unknown_verb_prints_usage_and_exits_2()
+    {
+        var (code, _, stderr) = await RunAsync("frobnicate");
+
+        Assert.Equal(GatewayCommand.Usage, code);
+        Assert.Contains("Usage:", stderr, StringComparison.Ordinal);
+    }
+
+    private static HashSet<string> PropertyNames(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Select(p => p.Name).ToHashSet();
+
+    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var code = await GatewayCommand.RunAsync(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private static async Task<string> WriteAsync(string json)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"agentgateway-validate-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(file, json);
+        return file;
+    }
+
+    private static string FindRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "AgentGateway.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("repository root not found");
+    }
+}

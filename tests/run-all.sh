@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test project of AgentGateway on a fresh Debian machine with the .NET 10 SDK.
+# Sets up what it needs: redis-server (the functional tests start their own on a free port)
+# and the NuGet packages. Ends with one line summing all projects: "N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+  echo "Installing redis-server…"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server >/dev/null
+fi
+
+dotnet restore AgentGateway.sln --verbosity quiet
+dotnet build AgentGateway.sln --no-restore --verbosity quiet --nologo
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+status=0
+dotnet test AgentGateway.sln --no-build --nologo --logger "trx" --logger "console;verbosity=normal" \
+  --results-directory "$results" || status=$?
+
+# Sum the counters of every project's TRX report.
+passed=0; failed=0; skipped=0; reports=0
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  reports=$((reports + 1))
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  value() { echo "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*' || echo 0; }
+  passed=$((passed + $(value passed)))
+  failed=$((failed + $(value failed) + $(value error) + $(value timeout) + $(value aborted)))
+  skipped=$((skipped + $(value notExecuted)))
+done
+
+if [ "$reports" -eq 0 ]; then
+  echo "No test report was produced."
+  failed=$((failed + 1))
+fi
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  # dotnet test failed without a failing test (a crashed host, say): never report green.
+  failed=1
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
