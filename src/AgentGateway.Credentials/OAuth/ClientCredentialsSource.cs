@@ -76,16 +76,15 @@ internal sealed partial class ClientCredentialsSource : ICredentialSource
     /// </summary>
     internal static string CacheKeyFor(OAuthClientCredentialsDefinition d, SecretValue secret)
     {
-        var material = new StringBuilder()
-            .Append("client_credentials\n")
-            .Append(d.TokenEndpoint.AbsoluteUri).Append('\n')
-            .Append(d.ClientId).Append('\n')
-            .Append(d.ClientAuthentication).Append('\n')
-            .AppendJoin(' ', d.Scopes.Order(StringComparer.Ordinal)).Append('\n')
-            .AppendJoin(' ', d.Resources.Order(StringComparer.Ordinal)).Append('\n')
-            .Append(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret.Reveal()))));
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(material.ToString()));
-        return "agw:token:v1:" + Convert.ToHexStringLower(hash);
+        // JSON encoding keeps field boundaries unambiguous whatever the values contain.
+        var material = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new[]
+        {
+            ["client_credentials", d.TokenEndpoint.AbsoluteUri, d.ClientId, d.ClientAuthentication.ToString()],
+            d.Scopes.Order(StringComparer.Ordinal).ToArray(),
+            d.Resources.Order(StringComparer.Ordinal).ToArray(),
+            [Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret.Reveal())))],
+        });
+        return "agw:token:v1:" + Convert.ToHexStringLower(SHA256.HashData(material));
     }
 
     private async ValueTask<CachedToken> FetchAsync(CancellationToken cancellationToken)

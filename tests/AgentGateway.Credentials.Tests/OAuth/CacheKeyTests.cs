@@ -1,0 +1,48 @@
+using AgentGateway.Credentials.OAuth;
+using AgentGateway.Credentials.Secrets;
+
+namespace AgentGateway.Credentials.Tests.OAuth;
+
+/// <summary>Two credentials that would get different tokens never share a cache entry; the same
+/// credential written differently does.</summary>
+public sealed class CacheKeyTests
+{
+    private static readonly OAuthClientCredentialsDefinition Base = new(
+        "crm", new Uri("https://idp.example/token"), "client", new SecretReference(SecretStore.Environment, "X"),
+        ClientAuthenticationStyle.PostBody, ["a", "b"], ["https://api.example/"], "Authorization", TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(10));
+
+    private static readonly SecretValue Secret = new("secret-1");
+
+    public static TheoryData<string, OAuthClientCredentialsDefinition, string> Variants => new()
+    {
+        { "endpoint", Base with { TokenEndpoint = new Uri("https://other.example/token") }, "secret-1" },
+        { "client", Base with { ClientId = "client-2" }, "secret-1" },
+        { "scopes", Base with { Scopes = ["a"] }, "secret-1" },
+        { "scope moved into the client id", Base with { ClientId = "client\na", Scopes = ["b"] }, "secret-1" },
+        { "resource", Base with { Resources = ["https://api.example/other"] }, "secret-1" },
+        { "no resource", Base with { Resources = [] }, "secret-1" },
+        { "auth style", Base with { ClientAuthentication = ClientAuthenticationStyle.BasicAuthentication }, "secret-1" },
+        { "rotated secret", Base, "secret-2" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void Every_parameter_that_shapes_the_token_changes_the_key(string _, OAuthClientCredentialsDefinition variant, string secret)
+    {
+        Assert.NotEqual(ClientCredentialsSource.CacheKeyFor(Base, Secret), ClientCredentialsSource.CacheKeyFor(variant, new SecretValue(secret)));
+    }
+
+    [Fact]
+    public void Order_of_scopes_and_resources_and_the_credential_name_do_not_change_the_key()
+    {
+        var reordered = Base with { Name = "crm-renamed", Scopes = ["b", "a"] };
+
+        Assert.Equal(ClientCredentialsSource.CacheKeyFor(Base, Secret), ClientCredentialsSource.CacheKeyFor(reordered, Secret));
+    }
+
+    [Fact]
+    public void The_key_does_not_reveal_the_secret()
+    {
+        Assert.DoesNotContain("secret-1", ClientCredentialsSource.CacheKeyFor(Base, Secret), StringComparison.Ordinal);
+    }
+}
