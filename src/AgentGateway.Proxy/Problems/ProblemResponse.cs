@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 
@@ -8,6 +9,9 @@ namespace AgentGateway.Proxy.Problems;
 /// trace id so an agent's operator can hand SREs the one value that finds the request.</summary>
 public static class ProblemResponse
 {
+    // Problem bodies are JSON read by people and programs, never embedded in HTML: escape only what JSON requires.
+    private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static async Task WriteAsync(HttpContext context, Refusal refusal)
     {
         var response = context.Response;
@@ -29,7 +33,7 @@ public static class ProblemResponse
         }
 
         var traceId = Activity.Current?.TraceId.ToHexString() ?? ActivityTraceId.CreateRandom().ToHexString();
-        using (var json = new Utf8JsonWriter(response.BodyWriter))
+        using (var json = new Utf8JsonWriter(response.BodyWriter, Options))
         {
             json.WriteStartObject();
             json.WriteString("type", "urn:agentgateway:problem:" + refusal.Reason);
