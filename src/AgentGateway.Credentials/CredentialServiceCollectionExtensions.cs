@@ -25,14 +25,7 @@ public static class CredentialServiceCollectionExtensions
             options.MaximumPayloadBytes = 64 * 1024;
         });
         services.AddHttpClient(ClientCredentialsSource.HttpClientName)
-            .ConfigurePrimaryHttpMessageHandler(static () => new SocketsHttpHandler
-            {
-                AllowAutoRedirect = false,
-                UseCookies = false,
-                UseProxy = false,
-                ConnectTimeout = TimeSpan.FromSeconds(5),
-                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            })
+            .ConfigurePrimaryHttpMessageHandler(OutboundHttp.CreateHandler)
             // Each credential bounds its own request time; this is only the outer backstop.
             .ConfigureHttpClient(static client => client.Timeout = TimeSpan.FromMinutes(2));
         return services;

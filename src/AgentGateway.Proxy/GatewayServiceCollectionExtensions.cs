@@ -1,3 +1,4 @@
+using AgentGateway.Credentials;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Pipeline;
@@ -49,13 +50,7 @@ public static class GatewayServiceCollectionExtensions
         }
 
         services.AddHttpClient(IssuerKeySources.HttpClientName)
-            .ConfigurePrimaryHttpMessageHandler(static () => new SocketsHttpHandler
-            {
-                AllowAutoRedirect = false,
-                UseCookies = false,
-                UseProxy = false,
-                ConnectTimeout = TimeSpan.FromSeconds(5),
-            })
+            .ConfigurePrimaryHttpMessageHandler(OutboundHttp.CreateHandler)
             .ConfigureHttpClient(static client => client.Timeout = TimeSpan.FromSeconds(10));
         services.TryAddSingleton<IssuerKeySources>();
         services.TryAddSingleton<AgentAuthenticator>();
