@@ -9,15 +9,16 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class CredentialServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the credential broker: secret resolution, the two-level token cache (HybridCache; it
-    /// uses Redis as its second level when an <c>IDistributedCache</c> is registered) and the
+    /// Adds the credential broker: secret resolution, the token cache (in process through
+    /// HybridCache; shared across replicas when an <see cref="ISharedCacheStore"/> such as
+    /// <see cref="RedisSharedCacheStore"/> is registered, otherwise in process only) and the
     /// token-endpoint HTTP client.
     /// </summary>
     public static IServiceCollection AddCredentialBroker(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<CredentialFingerprint>();
-        services.TryAddSingleton<TokenCache>();
+        services.TryAddSingleton<ISharedCacheStore>(NoSharedCacheStore.Instance);
         services.TryAddSingleton<CredentialSetFactory>();
         services.AddHybridCache(options =>
         {

@@ -4,21 +4,25 @@ using AgentGateway.Credentials.Caching;
 using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.OAuth;
 using AgentGateway.Credentials.Secrets;
+using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.Logging;
 
 namespace AgentGateway.Credentials;
 
 /// <summary>Builds the sources of a configuration revision: resolves each secret reference (a missing
-/// secret is a load problem with its path) and wires the shared cache and HTTP clients.</summary>
+/// secret is a load problem with its path) and wires the revision's token cache — sealed with the
+/// revision's keys — and the shared HTTP clients.</summary>
 public sealed class CredentialSetFactory(
-    TokenCache cache,
+    HybridCache localCache,
+    ISharedCacheStore sharedCache,
     IHttpClientFactory httpClients,
     CredentialFingerprint fingerprint,
     TimeProvider time,
     ILoggerFactory loggers)
 {
-    public CredentialSet Build(IReadOnlyList<CredentialDefinition> definitions, string sectionPath, ConfigProblems problems)
+    public CredentialSet Build(IReadOnlyList<CredentialDefinition> definitions, CacheDefinition cacheDefinition, string sectionPath, ConfigProblems problems)
     {
+        var cache = BuildCache(cacheDefinition, problems);
         var sources = new Dictionary<string, ICredentialSource>(StringComparer.OrdinalIgnoreCase);
         foreach (var definition in definitions)
         {
@@ -38,6 +42,43 @@ public sealed class CredentialSetFactory(
         }
 
         return new CredentialSet(sources.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+    }
+
+    private TokenCache BuildCache(CacheDefinition definition, ConfigProblems problems)
+    {
+        TokenSealer? sealer = null;
+        if (definition.EncryptionKey is { } reference && ResolveKey(reference, "Gateway:Cache:EncryptionKey", problems) is { } current)
+        {
+            var previous = new List<byte[]>();
+            for (var i = 0; i < definition.PreviousEncryptionKeys.Count; i++)
+            {
+                if (ResolveKey(definition.PreviousEncryptionKeys[i], $"Gateway:Cache:PreviousEncryptionKeys:{i}", problems) is { } old)
+                {
+                    previous.Add(old);
+                }
+            }
+
+            sealer = new TokenSealer(current, previous);
+        }
+
+        return new TokenCache(localCache, sharedCache, sealer, time, loggers.CreateLogger<TokenCache>());
+    }
+
+    private static byte[]? ResolveKey(SecretReference reference, string path, ConfigProblems problems)
+    {
+        if (Resolve(reference, path, problems) is not { } value)
+        {
+            return null;
+        }
+
+        var key = new byte[TokenSealer.KeyBytes + 1];
+        if (!Convert.TryFromBase64String(value.Reveal().Trim(), key, out var length) || length != TokenSealer.KeyBytes)
+        {
+            problems.Add(path, $"must hold exactly {TokenSealer.KeyBytes} bytes, base64-encoded (e.g. the output of 'openssl rand -base64 32')");
+            return null;
+        }
+
+        return key[..TokenSealer.KeyBytes];
     }
 
     private static SecretValue? Resolve(SecretReference reference, string path, ConfigProblems problems)

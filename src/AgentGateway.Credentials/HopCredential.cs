@@ -24,8 +24,11 @@ public enum CredentialSource
     /// <summary>Static material loaded with the configuration (API keys).</summary>
     Static,
 
-    /// <summary>Served from the token cache (in process or Redis).</summary>
-    Cache,
+    /// <summary>Served from this process's memory.</summary>
+    LocalCache,
+
+    /// <summary>Served from the cache every replica shares (Redis): another replica fetched it.</summary>
+    SharedCache,
 
     /// <summary>Fetched from the issuer for this request.</summary>
     Fetched,

@@ -3,7 +3,7 @@ using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Pipeline;
 using AgentGateway.Proxy.Telemetry;
-using Microsoft.Extensions.Caching.StackExchangeRedis;
+using AgentGateway.Credentials.Caching;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -44,9 +44,8 @@ public static class GatewayServiceCollectionExtensions
                 options.AbortOnConnectFail = false;
                 return ConnectionMultiplexer.Connect(options);
             });
-            services.AddStackExchangeRedisCache(static _ => { });
-            services.AddOptions<RedisCacheOptions>().Configure<IServiceProvider>(static (options, provider) =>
-                options.ConnectionMultiplexerFactory = () => Task.FromResult(provider.GetRequiredService<IConnectionMultiplexer>()));
+            // Replaces the broker's in-process-only default.
+            services.Replace(ServiceDescriptor.Singleton<ISharedCacheStore, RedisSharedCacheStore>());
         }
 
         services.AddHttpClient(IssuerKeySources.HttpClientName)

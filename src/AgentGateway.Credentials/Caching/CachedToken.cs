@@ -10,9 +10,11 @@ namespace AgentGateway.Credentials.Caching;
 /// <param name="AccessToken">The token itself.</param>
 /// <param name="ExpiresAt">When the issuer says it expires.</param>
 /// <param name="UseUntil">When the gateway stops serving it (fixed at fetch, ahead of expiry).</param>
+/// <param name="RefreshAfter">From here on a request still gets this token, but a refresh starts
+/// in the background, so in steady state no request waits for the token endpoint.</param>
 /// <param name="Fingerprint">The keyed fingerprint telemetry records instead of the token.</param>
 [ImmutableObject(true)]
-public sealed record CachedToken(string AccessToken, DateTimeOffset ExpiresAt, DateTimeOffset UseUntil, string Fingerprint)
+public sealed record CachedToken(string AccessToken, DateTimeOffset ExpiresAt, DateTimeOffset UseUntil, DateTimeOffset RefreshAfter, string Fingerprint)
 {
     private string? _bearer;
 
@@ -20,14 +22,41 @@ public sealed record CachedToken(string AccessToken, DateTimeOffset ExpiresAt, D
     [JsonIgnore]
     public string BearerHeaderValue => _bearer ??= "Bearer " + AccessToken;
 
-    /// <summary>Builds a token fetched at <paramref name="now"/> that lives <paramref name="lifetime"/>.
-    /// It is served until <paramref name="refreshBeforeExpiry"/> before expiry, but at least for
-    /// half its life, so short-lived tokens are still worth caching.</summary>
-    public static CachedToken Create(string accessToken, DateTimeOffset now, TimeSpan lifetime, TimeSpan refreshBeforeExpiry, string fingerprint)
+    /// <summary>
+    /// Builds a token fetched at <paramref name="now"/> that lives <paramref name="lifetime"/>. It is
+    /// served until <paramref name="refreshBeforeExpiry"/> before expiry, but at least for half its
+    /// life, so short-lived tokens are still worth caching; and never past
+    /// <paramref name="notAfter"/> (e.g. the expiry of the user token it was exchanged for).
+    /// A background refresh starts at a random point between 75 % and 90 % of the usable time, so
+    /// the many tokens fetched together (after a deploy, say) do not all refresh in the same second.
+    /// </summary>
+    /// <param name="jitter">A number in [0, 1) choosing that point; random when null.</param>
+    public static CachedToken Create(
+        string accessToken,
+        DateTimeOffset now,
+        TimeSpan lifetime,
+        TimeSpan refreshBeforeExpiry,
+        string fingerprint,
+        DateTimeOffset? notAfter = null,
+        double? jitter = null)
     {
         var margin = refreshBeforeExpiry < lifetime / 2 ? refreshBeforeExpiry : lifetime / 2;
-        return new CachedToken(accessToken, now + lifetime, now + lifetime - margin, fingerprint);
+        var useUntil = now + lifetime - margin;
+        if (notAfter is { } bound && bound < useUntil)
+        {
+            useUntil = bound;
+        }
+
+        var usable = useUntil - now;
+        var refreshAfter = usable > TimeSpan.Zero
+            ? now + (usable * (0.75 + (0.15 * (jitter ?? Random.Shared.NextDouble()))))
+            : useUntil;
+        return new CachedToken(accessToken, now + lifetime, useUntil, refreshAfter, fingerprint);
     }
 
     public override string ToString() => $"token {Fingerprint} expiring {ExpiresAt:O}";
 }
+
+/// <summary>The serialised form sealed into the shared cache; source-generated, no reflection.</summary>
+[JsonSerializable(typeof(CachedToken))]
+internal sealed partial class CachedTokenJsonContext : JsonSerializerContext;

@@ -1,92 +1,376 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text.Json;
 using Microsoft.Extensions.Caching.Hybrid;
+using Microsoft.Extensions.Logging;
 
 namespace AgentGateway.Credentials.Caching;
 
 /// <summary>
-/// Hop tokens in two levels through <see cref="HybridCache"/>: in process first, then the
-/// distributed cache (Redis) when one is registered, so every replica reuses one token.
-/// HybridCache gives single flight per key within a process and never caches a failure (the
-/// factory's exception reaches every waiter and nothing is stored).
+/// Hop tokens in two levels: in process (HybridCache, which also makes concurrent misses for one
+/// key within a process wait for a single fill), then the shared store (Redis) that every replica
+/// reads, sealed with <see cref="TokenSealer"/>. A fill that misses both levels takes a short
+/// lease in the shared store so that, across all replicas, one fetches and the others read its
+/// result. Tokens are refreshed in the background ahead of their use-by time; failures are never
+/// cached; and if the shared store is down or slow, fills fetch directly and keep serving.
 /// </summary>
 /// <remarks>
-/// HybridCache wants the entry's lifetime before the factory runs, but a token's lifetime is
-/// known only after it is fetched. So the first write uses a short provisional lifetime and the
-/// fetching caller rewrites the entry with the real one; and every read checks the token's own
-/// expiry, so nothing expired is served whatever the cache layers say.
+/// HybridCache's own distributed level is not used (its flags turn it off): it cannot hold a
+/// lease around a double-checked read, and it would store whatever serialiser output it has —
+/// here the shared level must only ever see sealed bytes.
 /// </remarks>
-public sealed class TokenCache(HybridCache cache, TimeProvider time)
+public sealed partial class TokenCache
 {
-    private static readonly HybridCacheEntryOptions Provisional = new()
+    private const HybridCacheEntryFlags LocalOnly =
+        HybridCacheEntryFlags.DisableDistributedCacheRead | HybridCacheEntryFlags.DisableDistributedCacheWrite;
+
+    /// <summary>Reads the local level only: no fill, no write.</summary>
+    private static readonly HybridCacheEntryOptions LocalRead = new()
+    {
+        Flags = LocalOnly | HybridCacheEntryFlags.DisableLocalCacheWrite | HybridCacheEntryFlags.DisableUnderlyingData,
+    };
+
+    /// <summary>The lifetime HybridCache gives a fill before the token's real one is known; the
+    /// fill then rewrites the entry with its exact use-by time.</summary>
+    private static readonly HybridCacheEntryOptions ProvisionalFill = new()
     {
         Expiration = TimeSpan.FromMinutes(1),
         LocalCacheExpiration = TimeSpan.FromMinutes(1),
+        Flags = LocalOnly,
     };
 
-    /// <summary>Gets the token for <paramref name="key"/>, fetching it when absent or past its use-by time.</summary>
+    /// <summary>Slack on a fetch lease beyond the fetch's own timeout.</summary>
+    private static readonly TimeSpan LeaseMargin = TimeSpan.FromSeconds(2);
+
+    private static readonly TimeSpan FirstPoll = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan LongestPoll = TimeSpan.FromMilliseconds(100);
+
+    private readonly HybridCache _local;
+    private readonly ISharedCacheStore _shared;
+    private readonly TokenSealer? _sealer;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, Task> _refreshing = new(StringComparer.Ordinal);
+
+    /// <param name="local">The in-process level.</param>
+    /// <param name="shared">The shared level; used only when <paramref name="sealer"/> is given.</param>
+    /// <param name="sealer">Seals entries for the shared level.</param>
+    /// <param name="time">The clock every expiry is measured on.</param>
+    /// <param name="logger">For shared entries that fail to open and refreshes that fail.</param>
+    public TokenCache(HybridCache local, ISharedCacheStore shared, TokenSealer? sealer, TimeProvider time, ILogger<TokenCache> logger)
+    {
+        _local = local;
+        _shared = shared;
+        _sealer = sealer;
+        _time = time;
+        _logger = logger;
+    }
+
+    private bool SharedUsable => _sealer is not null && _shared.IsAvailable;
+
+    /// <summary>Gets the token for <paramref name="key"/>: from process memory, else the shared
+    /// store, else fetched (once across replicas).</summary>
     /// <param name="key">Must be derived from every parameter that shapes the token.</param>
+    /// <param name="fetchTimeout">How long <paramref name="fetch"/> may take; bounds the fetch lease.</param>
     /// <param name="state">Passed to <paramref name="fetch"/>, so the hot path allocates no closure.</param>
     /// <param name="fetch">Fetches a token; throws <see cref="CredentialFetchException"/> on failure.</param>
     /// <param name="cancellationToken">The request's cancellation.</param>
-    public async ValueTask<(CachedToken Token, bool Fetched)> GetOrFetchAsync<TState>(
+    public async ValueTask<TokenLookup> GetOrFetchAsync<TState>(
         string key,
+        TimeSpan fetchTimeout,
         TState state,
         Func<TState, CancellationToken, ValueTask<CachedToken>> fetch,
         CancellationToken cancellationToken)
     {
-        for (var attempt = 0; ; attempt++)
+        var cached = await _local.GetOrCreateAsync<CachedToken?>(key, static _ => default, LocalRead, null, cancellationToken);
+        var now = _time.GetUtcNow();
+        if (cached is not null)
         {
-            var call = new FetchCall<TState>(state, fetch);
-            var token = await cache.GetOrCreateAsync(key, call, static (c, ct) => c.RunAsync(ct), Provisional, null, cancellationToken);
-            var usableFor = token.UseUntil - time.GetUtcNow();
-            if (call.Ran)
+            if (now < cached.UseUntil)
             {
-                if (usableFor > TimeSpan.Zero)
+                if (now >= cached.RefreshAfter)
                 {
-                    var exact = new HybridCacheEntryOptions { Expiration = usableFor, LocalCacheExpiration = usableFor };
-                    await cache.SetAsync(key, token, exact, null, cancellationToken);
+                    StartRefresh(key, fetchTimeout, state, fetch);
+                }
+
+                return new TokenLookup(cached, CredentialSource.LocalCache);
+            }
+
+            // Past its use-by time: it must go before HybridCache would hand it out again.
+            await _local.RemoveAsync(key, cancellationToken);
+        }
+
+        var fill = new Fill<TState>(this, key, fetchTimeout, state, fetch);
+        var token = await _local.GetOrCreateAsync(key, fill, static (f, ct) => f.RunAsync(ct), ProvisionalFill, null, cancellationToken);
+        now = _time.GetUtcNow();
+        if (fill.Source is { } source)
+        {
+            await KeepLocallyAsync(key, token, cancellationToken);
+            return new TokenLookup(token, source);
+        }
+
+        // Joined a fill another request started, or one that landed since the read above.
+        if (now < token.UseUntil)
+        {
+            return new TokenLookup(token, CredentialSource.LocalCache);
+        }
+
+        await _local.RemoveAsync(key, cancellationToken);
+        throw new CredentialFetchException("the cache keeps returning an expired token");
+    }
+
+    /// <summary>Drops <paramref name="key"/> from both levels — from the shared one only while it
+    /// still holds the token with <paramref name="fingerprint"/>, so a replica that already
+    /// replaced it keeps its fresh token.</summary>
+    public async ValueTask InvalidateAsync(string key, string fingerprint, CancellationToken cancellationToken)
+    {
+        await _local.RemoveAsync(key, cancellationToken);
+        if (SharedUsable && await ReadSharedAsync(key) is { } shared && shared.Fingerprint == fingerprint)
+        {
+            await _shared.RemoveAsync(key);
+        }
+    }
+
+    /// <summary>Completes when every background refresh started so far has ended (for tests and shutdown).</summary>
+    internal Task RefreshesSettledAsync() => Task.WhenAll(_refreshing.Values);
+
+    private async ValueTask<(CachedToken Token, CredentialSource Source)> FillAsync<TState>(
+        string key,
+        TimeSpan fetchTimeout,
+        TState state,
+        Func<TState, CancellationToken, ValueTask<CachedToken>> fetch,
+        CancellationToken cancellationToken)
+    {
+        if (!SharedUsable)
+        {
+            return (await FetchCheckedAsync(state, fetch, cancellationToken), CredentialSource.Fetched);
+        }
+
+        if (await ReadSharedAsync(key) is { } found && Usable(found))
+        {
+            return (found, CredentialSource.SharedCache);
+        }
+
+        var leaseLifetime = fetchTimeout + LeaseMargin;
+        var giveUpAt = _time.GetUtcNow() + (2 * leaseLifetime);
+        var poll = FirstPoll;
+        while (true)
+        {
+            var lease = await _shared.TryAcquireLeaseAsync(key, leaseLifetime);
+            switch (lease.Outcome)
+            {
+                case LeaseOutcome.Acquired:
+                    try
+                    {
+                        // Double-checked: the previous holder may have stored a token just before releasing.
+                        if (await ReadSharedAsync(key) is { } stored && Usable(stored))
+                        {
+                            return (stored, CredentialSource.SharedCache);
+                        }
+
+                        var fetched = await FetchCheckedAsync(state, fetch, cancellationToken);
+                        await WriteSharedAsync(key, fetched);
+                        return (fetched, CredentialSource.Fetched);
+                    }
+                    finally
+                    {
+                        await _shared.ReleaseLeaseAsync(lease);
+                    }
+
+                case LeaseOutcome.HeldElsewhere when _time.GetUtcNow() < giveUpAt:
+                    await Task.Delay(poll, _time, cancellationToken);
+                    poll = poll * 2 < LongestPoll ? poll * 2 : LongestPoll;
+                    if (await ReadSharedAsync(key) is { } theirs && Usable(theirs))
+                    {
+                        return (theirs, CredentialSource.SharedCache);
+                    }
+
+                    break;
+
+                default:
+                    // Store unreachable, or a holder that outlived every bound: fetch without it.
+                    return (await FetchCheckedAsync(state, fetch, cancellationToken), CredentialSource.Fetched);
+            }
+        }
+    }
+
+    private void StartRefresh<TState>(string key, TimeSpan fetchTimeout, TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_refreshing.TryAdd(key, done.Task))
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await RefreshAsync(key, fetchTimeout, state, fetch);
+            }
+            catch (Exception ex) when (ex is CredentialFetchException or OperationCanceledException)
+            {
+                // The token in hand is still served until its use-by time; after that a request fetches.
+                Log.RefreshFailed(_logger, key, ex.Message);
+            }
+            finally
+            {
+                _refreshing.TryRemove(key, out _);
+                done.SetResult();
+            }
+        });
+    }
+
+    private async Task RefreshAsync<TState>(string key, TimeSpan fetchTimeout, TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
+    {
+        CachedToken token;
+        if (!SharedUsable)
+        {
+            token = await FetchCheckedAsync(state, fetch, CancellationToken.None);
+        }
+        else if (await ReadSharedAsync(key) is { } current && _time.GetUtcNow() < current.RefreshAfter)
+        {
+            // Another replica refreshed already.
+            token = current;
+        }
+        else
+        {
+            var lease = await _shared.TryAcquireLeaseAsync(key, fetchTimeout + LeaseMargin);
+            if (lease.Outcome == LeaseOutcome.HeldElsewhere)
+            {
+                // Another replica is refreshing; a later request picks its token up from the store.
+                return;
+            }
+
+            try
+            {
+                if (await ReadSharedAsync(key) is { } stored && _time.GetUtcNow() < stored.RefreshAfter)
+                {
+                    token = stored;
                 }
                 else
                 {
-                    // Too short-lived to cache at all; use it for this one request only.
-                    await cache.RemoveAsync(key, cancellationToken);
+                    token = await FetchCheckedAsync(state, fetch, CancellationToken.None);
+                    await WriteSharedAsync(key, token);
                 }
-
-                if (token.ExpiresAt <= time.GetUtcNow())
-                {
-                    throw new CredentialFetchException("the issuer returned a token that is already expired");
-                }
-
-                return (token, true);
             }
-
-            if (usableFor > TimeSpan.Zero)
+            finally
             {
-                return (token, false);
+                await _shared.ReleaseLeaseAsync(lease);
             }
+        }
 
-            // A cached token past its use-by time (the provisional lifetime outlived it, or the
-            // clocks of two replicas differ): drop it and fetch once more.
-            await cache.RemoveAsync(key, cancellationToken);
-            if (attempt > 0)
-            {
-                throw new CredentialFetchException("the cache keeps returning an expired token");
-            }
+        await KeepLocallyAsync(key, token, CancellationToken.None);
+    }
+
+    private async ValueTask<CachedToken> FetchCheckedAsync<TState>(TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch, CancellationToken cancellationToken)
+    {
+        var token = await fetch(state, cancellationToken);
+        if (token.ExpiresAt <= _time.GetUtcNow())
+        {
+            throw new CredentialFetchException("the issuer returned a token that is already expired");
+        }
+
+        return token;
+    }
+
+    private bool Usable(CachedToken token) => _time.GetUtcNow() < token.UseUntil;
+
+    private async ValueTask KeepLocallyAsync(string key, CachedToken token, CancellationToken cancellationToken)
+    {
+        var usable = token.UseUntil - _time.GetUtcNow();
+        if (usable > TimeSpan.Zero)
+        {
+            var exact = new HybridCacheEntryOptions { Expiration = usable, LocalCacheExpiration = usable, Flags = LocalOnly };
+            await _local.SetAsync(key, token, exact, null, cancellationToken);
+        }
+        else
+        {
+            // Too short-lived to keep; it serves this one request only.
+            await _local.RemoveAsync(key, cancellationToken);
         }
     }
 
-    public ValueTask RemoveAsync(string key, CancellationToken cancellationToken) => cache.RemoveAsync(key, cancellationToken);
-
-    private sealed class FetchCall<TState>(TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
+    private async ValueTask<CachedToken?> ReadSharedAsync(string key)
     {
-        public bool Ran { get; private set; }
-
-        public ValueTask<CachedToken> RunAsync(CancellationToken cancellationToken)
+        var sealedBytes = await _shared.GetAsync(key);
+        if (sealedBytes is null)
         {
-            Ran = true;
-            return fetch(state, cancellationToken);
+            return null;
         }
+
+        var plaintext = _sealer!.TryOpen(key, sealedBytes);
+        if (plaintext is null)
+        {
+            Log.SharedEntryRejected(_logger, key);
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(plaintext, CachedTokenJsonContext.Default.CachedToken);
+        }
+        catch (JsonException)
+        {
+            Log.SharedEntryRejected(_logger, key);
+            return null;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+        }
+    }
+
+    private async ValueTask WriteSharedAsync(string key, CachedToken token)
+    {
+        var timeToLive = token.UseUntil - _time.GetUtcNow();
+        if (timeToLive <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        var plaintext = JsonSerializer.SerializeToUtf8Bytes(token, CachedTokenJsonContext.Default.CachedToken);
+        try
+        {
+            await _shared.SetAsync(key, _sealer!.Seal(key, plaintext), timeToLive);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+        }
+    }
+
+    /// <summary>One fill of the local level; HybridCache runs at most one per key at a time.</summary>
+    private sealed class Fill<TState>(
+        TokenCache owner,
+        string key,
+        TimeSpan fetchTimeout,
+        TState state,
+        Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
+    {
+        /// <summary>Where the token came from, when this fill ran; null when the caller joined another.</summary>
+        public CredentialSource? Source { get; private set; }
+
+        public async ValueTask<CachedToken> RunAsync(CancellationToken cancellationToken)
+        {
+            var (token, source) = await owner.FillAsync(key, fetchTimeout, state, fetch, cancellationToken);
+            Source = source;
+            return token;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "A shared cache entry for {CacheKey} did not open (altered, written without the key, or sealed with a retired key); treated as a miss")]
+        public static partial void SharedEntryRejected(ILogger logger, string cacheKey);
+
+        [LoggerMessage(EventId = 1204, Level = LogLevel.Warning, Message = "The background refresh of {CacheKey} failed: {Reason}; the cached token is served until its use-by time")]
+        public static partial void RefreshFailed(ILogger logger, string cacheKey, string reason);
     }
 }
+
+/// <summary>A token and where this request got it.</summary>
+public readonly record struct TokenLookup(CachedToken Token, CredentialSource Source);
 
 /// <summary>A credential could not be fetched. The message is safe to show the agent: it says what
 /// class of failure happened, never what the issuer sent back.</summary>

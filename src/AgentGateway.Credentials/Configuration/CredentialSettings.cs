@@ -42,3 +42,15 @@ public sealed record OAuthClientCredentialsSettings
     /// <summary>How long the token endpoint may take before the request fails with 503.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 }
+
+/// <summary><c>Gateway:Cache</c>: how hop tokens are protected in the cache every replica shares.</summary>
+public sealed record CacheSettings
+{
+    /// <summary>Secret reference to 32 random bytes, base64-encoded: the AES-256-GCM key that seals
+    /// every token written to Redis. Required when <c>Gateway:Redis</c> is set.</summary>
+    public string? EncryptionKey { get; init; }
+
+    /// <summary>Secret references to keys being rotated out: entries sealed with them still open
+    /// (until they expire), new entries use <see cref="EncryptionKey"/>.</summary>
+    public string[] PreviousEncryptionKeys { get; init; } = [];
+}

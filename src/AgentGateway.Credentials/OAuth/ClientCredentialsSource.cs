@@ -57,10 +57,9 @@ internal sealed partial class ClientCredentialsSource : ICredentialSource
     {
         try
         {
-            var (token, fetched) = await _cache.GetOrFetchAsync(_cacheKey, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
+            var (token, source) = await _cache.GetOrFetchAsync(_cacheKey, _definition.Timeout, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
             return CredentialResult.Success(new HopCredential(
-                Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint,
-                fetched ? CredentialSource.Fetched : CredentialSource.Cache, token.ExpiresAt));
+                Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt));
         }
         catch (CredentialFetchException ex)
         {

@@ -26,7 +26,7 @@ public sealed class GatewayConfigLoader(
 {
     public const string RouteCredentialMetadataKey = "Credential";
 
-    private static readonly string[] GatewayKeys = ["Redis", "Inbound", "Agents", "Grants", "Credentials"];
+    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials"];
 
     private static readonly string[] DefaultAlgorithms = ["RS256", "PS256", "ES256"];
 
@@ -56,11 +56,12 @@ public sealed class GatewayConfigLoader(
 
         var inbound = ReadInbound(gateway.GetSection("Inbound"), problems);
         var definitions = CredentialConfigReader.Read(gateway.GetSection("Credentials"), problems);
-        var credentialSet = credentials.Build(definitions, "Gateway:Credentials", problems);
+        var redis = gateway["Redis"];
+        var cache = CacheConfigReader.Read(gateway.GetSection("Cache"), shared: !string.IsNullOrWhiteSpace(redis), problems);
+        var credentialSet = credentials.Build(definitions, cache, "Gateway:Credentials", problems);
         var gatewayRoutes = ReadRouteCredentials(routes, definitions, credentialSet, problems);
         var grants = ReadGrants(gateway.GetSection("Grants"), routes, problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
-        var redis = gateway["Redis"];
 
         if (problems.Any)
         {

@@ -1,12 +1,15 @@
 using AgentGateway.Credentials.Caching;
 using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
 namespace AgentGateway.Credentials.Tests.Caching;
 
 public sealed class TokenCacheTests
 {
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 22, 12, 0, 0, TimeSpan.Zero));
 
     [Fact]
@@ -15,17 +18,73 @@ public sealed class TokenCacheTests
         var cache = NewCache();
         var fetches = 0;
         ValueTask<CachedToken> Fetch(int _, CancellationToken __) =>
-            ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), "fp"));
+            // Refresh-ahead at ~90 % of the usable time, so minute 8 is still before it.
+            ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), "fp", jitter: 0.99));
 
-        var first = await cache.GetOrFetchAsync("k", 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var first = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         _time.Advance(TimeSpan.FromMinutes(8));
-        var second = await cache.GetOrFetchAsync("k", 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var second = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         _time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1));
-        var third = await cache.GetOrFetchAsync("k", 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var third = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
 
-        Assert.True(first.Fetched);
-        Assert.Equal(("token-1", false), (second.Token.AccessToken, second.Fetched));
-        Assert.Equal(("token-2", true), (third.Token.AccessToken, third.Fetched));
+        Assert.Equal(CredentialSource.Fetched, first.Source);
+        Assert.Equal(("token-1", CredentialSource.LocalCache), (second.Token.AccessToken, second.Source));
+        Assert.Equal(("token-2", CredentialSource.Fetched), (third.Token.AccessToken, third.Source));
+    }
+
+    [Fact]
+    public async Task Past_the_refresh_point_the_cached_token_is_served_while_a_background_refresh_replaces_it()
+    {
+        var cache = NewCache();
+        var fetches = 0;
+        ValueTask<CachedToken> Fetch(int _, CancellationToken __) =>
+            ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), "fp", jitter: 0));
+
+        await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        _time.Advance(TimeSpan.FromMinutes(7)); // refresh point: 75 % of 9 usable minutes = 6 min 45 s
+        var during = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        await cache.RefreshesSettledAsync();
+        var after = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+
+        Assert.Equal(("token-1", CredentialSource.LocalCache), (during.Token.AccessToken, during.Source));
+        Assert.Equal(("token-2", CredentialSource.LocalCache), (after.Token.AccessToken, after.Source));
+        Assert.Equal(2, fetches);
+    }
+
+    [Fact]
+    public async Task A_failed_background_refresh_keeps_serving_the_token_until_its_use_by_time()
+    {
+        var cache = NewCache();
+        var fail = false;
+        ValueTask<CachedToken> Fetch(int _, CancellationToken __) => fail
+            ? throw new CredentialFetchException("down")
+            : ValueTask.FromResult(CachedToken.Create("token-1", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), "fp", jitter: 0));
+
+        await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        fail = true;
+        _time.Advance(TimeSpan.FromMinutes(7));
+        await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        await cache.RefreshesSettledAsync();
+        _time.Advance(TimeSpan.FromMinutes(1));
+        var stillServed = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        await cache.RefreshesSettledAsync();
+        _time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1));
+
+        Assert.Equal("token-1", stillServed.Token.AccessToken);
+        await Assert.ThrowsAsync<CredentialFetchException>(async () =>
+            await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None));
+    }
+
+    [Fact]
+    public void A_token_exchanged_for_a_user_token_is_never_served_past_that_token()
+    {
+        var now = _time.GetUtcNow();
+        var userTokenExpires = now + TimeSpan.FromMinutes(3);
+
+        var token = CachedToken.Create("t", now, TimeSpan.FromHours(1), TimeSpan.FromMinutes(1), "fp", notAfter: userTokenExpires);
+
+        Assert.Equal(userTokenExpires, token.UseUntil);
+        Assert.True(token.RefreshAfter < token.UseUntil);
     }
 
     [Fact]
@@ -33,12 +92,12 @@ public sealed class TokenCacheTests
     {
         var cache = NewCache();
         await Assert.ThrowsAsync<CredentialFetchException>(async () =>
-            await cache.GetOrFetchAsync<int>("k", 0, static (_, _) => throw new CredentialFetchException("down"), CancellationToken.None));
+            await cache.GetOrFetchAsync<int>("k", Timeout, 0, static (_, _) => throw new CredentialFetchException("down"), CancellationToken.None));
 
-        var result = await cache.GetOrFetchAsync("k", 0, (_, _) =>
+        var result = await cache.GetOrFetchAsync("k", Timeout, 0, (_, _) =>
             ValueTask.FromResult(CachedToken.Create("fresh", _time.GetUtcNow(), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(1), "fp")), CancellationToken.None);
 
-        Assert.Equal(("fresh", true), (result.Token.AccessToken, result.Fetched));
+        Assert.Equal(("fresh", CredentialSource.Fetched), (result.Token.AccessToken, result.Source));
     }
 
     [Fact]
@@ -47,7 +106,7 @@ public sealed class TokenCacheTests
         var cache = NewCache();
         var fetches = 0;
         var gate = new TaskCompletionSource();
-        var calls = Enumerable.Range(0, 20).Select(_ => cache.GetOrFetchAsync("k", 0, async (_, _) =>
+        var calls = Enumerable.Range(0, 20).Select(_ => cache.GetOrFetchAsync("k", Timeout, 0, async (_, _) =>
         {
             Interlocked.Increment(ref fetches);
             await gate.Task;
@@ -88,6 +147,6 @@ public sealed class TokenCacheTests
         services.AddHybridCache();
         services.AddSingleton<TimeProvider>(_time);
         var provider = services.BuildServiceProvider();
-        return new TokenCache(provider.GetRequiredService<HybridCache>(), _time);
+        return new TokenCache(provider.GetRequiredService<HybridCache>(), NoSharedCacheStore.Instance, null, _time, NullLogger<TokenCache>.Instance);
     }
 }

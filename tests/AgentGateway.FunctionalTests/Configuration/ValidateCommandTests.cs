@@ -92,6 +92,34 @@ public sealed class ValidateCommandTests
         Assert.Contains("Gateway:Credentials:k:Secret: secret file '/nonexistent/agentgateway/key' does not exist", stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, "Gateway:Cache:EncryptionKey: is required when Gateway:Redis is set")]
+    [InlineData("c2hvcnQ=", "Gateway:Cache:EncryptionKey: must hold exactly 32 bytes")]
+    [InlineData("not base64 at all!", "Gateway:Cache:EncryptionKey: must hold exactly 32 bytes")]
+    public async Task Redis_without_a_usable_encryption_key_is_refused(string? key, string expected)
+    {
+        const string variable = "AGW_TEST_VALIDATE_CACHE_KEY";
+        Environment.SetEnvironmentVariable(variable, key);
+        var cache = key is null ? "" : $$""", "Cache": { "EncryptionKey": "env:{{variable}}" }""";
+        var file = await WriteAsync($$"""
+        {
+          "ReverseProxy": {
+            "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r/{**rest}" }, "Metadata": { "Credential": "none" } } },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": { "Redis": "127.0.0.1:1"{{cache}} }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+        if (key is not null)
+        {
+            Assert.DoesNotContain(key, stderr, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task The_shipped_example_configuration_is_valid()
     {
@@ -112,6 +140,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(IssuerSettings), "issuer")]
     [InlineData(typeof(AgentSettings), "agent")]
     [InlineData(typeof(GrantSettings), "grant")]
+    [InlineData(typeof(AgentGateway.Credentials.Configuration.CacheSettings), "cache")]
     public void The_schema_describes_every_setting_the_code_reads(Type settings, string definition)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));

@@ -40,6 +40,7 @@ public sealed class AuthorizationServer : IAsyncDisposable
 
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _tokenRequests = new();
+    private readonly ConcurrentDictionary<string, TimeSpan> _lifetimes = new();
     private int _totalTokenRequests;
 
     private AuthorizationServer(WebApplication app) => _app = app;
@@ -52,6 +53,13 @@ public sealed class AuthorizationServer : IAsyncDisposable
     public int TotalTokenRequests => Volatile.Read(ref _totalTokenRequests);
 
     public int TokenRequestsFor(string clientId) => _tokenRequests.GetValueOrDefault(clientId);
+
+    /// <summary>Tokens issued to <paramref name="clientId"/> from now on live <paramref name="lifetime"/>
+    /// instead of the server's default hour.</summary>
+    public void SetTokenLifetime(string clientId, TimeSpan lifetime) => _lifetimes[clientId] = lifetime;
+
+    /// <summary>Back to the default lifetime for every client.</summary>
+    public void ResetTokenLifetimes() => _lifetimes.Clear();
 
     public static async Task<AuthorizationServer> StartAsync(params (string ClientId, string Secret, string[] Scopes)[] clients)
     {
@@ -168,7 +176,13 @@ public sealed class AuthorizationServer : IAsyncDisposable
         identity.SetScopes(scopes);
         identity.SetResources(scopes.Where(ScopeAudiences.ContainsKey).Select(s => ScopeAudiences[s]));
         identity.SetDestinations(static _ => [Destinations.AccessToken]);
-        return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+        var principal = new ClaimsPrincipal(identity);
+        if (_lifetimes.TryGetValue(request.ClientId!, out var lifetime))
+        {
+            principal.SetAccessTokenLifetime(lifetime);
+        }
+
+        return Results.SignIn(principal, properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
     private sealed class AuthDbContext(DbContextOptions<AuthDbContext> options) : DbContext(options);

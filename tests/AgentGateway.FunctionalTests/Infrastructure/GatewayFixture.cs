@@ -32,13 +32,15 @@ public sealed class GatewayFixture : IAsyncLifetime
     {
         Environment.SetEnvironmentVariable(TestConfig.OpenAiKeyVariable, OpenAiKey);
         Environment.SetEnvironmentVariable(TestConfig.CrmSecretVariable, CrmSecret);
+        Environment.SetEnvironmentVariable(TestConfig.CacheKeyVariable, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
         await File.WriteAllTextAsync(AnthropicKeyFile, AnthropicKey + "\n");
         Redis = await RedisServer.StartAsync();
         Auth = await AuthorizationServer.StartAsync(
             (Clients.Alpha, AgentSecret, ["gateway", "other"]),
             (Clients.Beta, AgentSecret, ["gateway"]),
             (Clients.Stranger, AgentSecret, ["gateway"]),
-            (Clients.CrmHop, CrmSecret, ["crm.read"]));
+            (Clients.CrmHop, CrmSecret, ["crm.read"]),
+            (Clients.CrmHopSpare, CrmSecret, ["crm.read"]));
         Llm = Upstream.Start();
         Crm = Upstream.Start();
     }
@@ -58,6 +60,7 @@ public sealed class GatewayFixture : IAsyncLifetime
     /// <summary>Starts each test from an empty Redis and upstreams that have seen nothing.</summary>
     public async Task ResetAsync()
     {
+        Auth.ResetTokenLifetimes();
         Llm.Server.ResetLogEntries();
         Crm.Server.ResetLogEntries();
         await using var connection = await ConnectionMultiplexer.ConnectAsync($"{Redis.ConnectionString},allowAdmin=true");

@@ -19,14 +19,15 @@ public sealed class RedisServer : IAsyncDisposable
 
     public string ConnectionString => $"127.0.0.1:{Port}";
 
-    public static async Task<RedisServer> StartAsync()
+    /// <param name="port">A port to listen on (to restart a stopped server where clients expect it); free one when null.</param>
+    public static async Task<RedisServer> StartAsync(int? port = null)
     {
         var executable = new[] { "/usr/bin/redis-server", "/usr/local/bin/redis-server" }.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("redis-server is not installed; run the README's test command, which installs it.");
-        var port = FreePort();
+        port ??= FreePort();
         var start = new ProcessStartInfo(executable)
         {
-            ArgumentList = { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes" },
+            ArgumentList = { "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -41,14 +42,14 @@ public sealed class RedisServer : IAsyncDisposable
             try
             {
                 using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port);
+                await client.ConnectAsync(IPAddress.Loopback, port.Value);
                 await using var stream = client.GetStream();
                 await stream.WriteAsync("PING\r\n"u8.ToArray());
                 var buffer = new byte[16];
                 var read = await stream.ReadAsync(buffer);
                 if (read > 0 && buffer[0] == (byte)'+')
                 {
-                    return new RedisServer(process, port);
+                    return new RedisServer(process, port.Value);
                 }
             }
             catch (SocketException)

@@ -8,6 +8,7 @@ public static class TestConfig
 {
     public const string OpenAiKeyVariable = "AGW_TEST_OPENAI_KEY";
     public const string CrmSecretVariable = "AGW_TEST_CRM_SECRET";
+    public const string CacheKeyVariable = "AGW_TEST_CACHE_KEY";
 
     /// <param name="auth">The authorization server that issues agent and hop tokens.</param>
     /// <param name="llm">The LLM provider upstream.</param>
@@ -71,6 +72,7 @@ public static class TestConfig
         if (redis is not null)
         {
             gateway["Redis"] = redis;
+            gateway["Cache"] = new JsonObject { ["EncryptionKey"] = "env:" + CacheKeyVariable };
         }
 
         return new JsonObject
@@ -92,6 +94,19 @@ public static class TestConfig
             },
             ["Gateway"] = gateway,
         };
+    }
+
+    /// <summary>Adds a second OAuth hop to the CRM upstream — route <c>crm-b</c>, credential
+    /// <c>crm-b</c> for <see cref="Clients.CrmHopSpare"/> — granted with <c>crm-read</c>.</summary>
+    public static JsonObject WithSpareCrmHop(this JsonObject config)
+    {
+        var gateway = config["Gateway"]!;
+        var spare = gateway["Credentials"]!["crm"]!.DeepClone().AsObject();
+        spare["ClientId"] = Clients.CrmHopSpare;
+        gateway["Credentials"]!["crm-b"] = spare;
+        gateway["Grants"]!["crm-read"]!["Routes"]!.AsArray().Add("crm-b");
+        config["ReverseProxy"]!["Routes"]!["crm-b"] = Route("/crm-b/{**rest}", "crm", "/crm-b", "crm-b");
+        return config;
     }
 
     private static JsonObject Route(string path, string cluster, string prefix, string credential) => new()
@@ -122,4 +137,8 @@ public static class Clients
 
     /// <summary>The gateway's own client for the CRM hop.</summary>
     public const string CrmHop = "crm-gateway";
+
+    /// <summary>Like <see cref="CrmHop"/>, for tests that need a hop client of their own
+    /// (e.g. with short-lived tokens), so counts do not mix with other tests.</summary>
+    public const string CrmHopSpare = "crm-gateway-spare";
 }

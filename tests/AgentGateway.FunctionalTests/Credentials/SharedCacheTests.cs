@@ -1,0 +1,249 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.IdentityModel.Tokens;
+using StackExchange.Redis;
+
+namespace AgentGateway.FunctionalTests.Credentials;
+
+/// <summary>The token cache every replica shares: sealed in Redis, one fetch across replicas, and
+/// still serving when Redis is gone.</summary>
+[Collection(GatewayCollection.Name)]
+public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
+{
+    public Task InitializeAsync() => fx.ResetAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task Hop_tokens_reach_redis_only_sealed()
+    {
+        var agentToken = await fx.AgentTokenAsync();
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: true));
+
+        using var response = await SendAsync(gateway, "/crm/accounts", agentToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var hopToken = fx.Crm.Header(0, "Authorization")!["Bearer ".Length..];
+        var entries = await RedisEntriesAsync(fx.Redis.ConnectionString);
+        Assert.NotEmpty(entries);
+        foreach (var (key, value) in entries)
+        {
+            foreach (var form in EncodedForms(hopToken))
+            {
+                Assert.DoesNotContain(form, key, StringComparison.Ordinal);
+                Assert.Equal(-1, value.AsSpan().IndexOf(Encoding.UTF8.GetBytes(form)));
+            }
+        }
+
+        fx.Crm.AssertNeverSaw(agentToken);
+    }
+
+    [Theory]
+    [InlineData("bit-flip")]
+    [InlineData("planted-plaintext")]
+    [InlineData("swapped-from-another-key")]
+    public async Task A_shared_entry_that_was_altered_or_planted_is_a_miss_and_never_forwarded(string attack)
+    {
+        var agentToken = await fx.AgentTokenAsync();
+        var config = fx.Config(withRedis: true).WithSpareCrmHop();
+        string crmKey;
+        await using (var first = await GatewayInstance.StartAsync(config))
+        {
+            using var warm1 = await SendAsync(first, "/crm/accounts", agentToken);
+            Assert.Equal(HttpStatusCode.OK, warm1.StatusCode);
+            crmKey = Assert.Single((await RedisEntriesAsync(fx.Redis.ConnectionString)).Keys);
+            using var warm2 = await SendAsync(first, "/crm-b/accounts", agentToken);
+            Assert.Equal(HttpStatusCode.OK, warm2.StatusCode);
+        }
+
+        var before = fx.Auth.TokenRequestsFor(Clients.CrmHop);
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(fx.Redis.ConnectionString);
+        var db = redis.GetDatabase();
+        var entries = await RedisEntriesAsync(fx.Redis.ConnectionString);
+        Assert.Equal(2, entries.Count);
+        var otherKey = entries.Keys.Single(k => k != crmKey);
+        const string planted = "attacker-chosen-token";
+        byte[] replacement = attack switch
+        {
+            "bit-flip" => Flip(entries[crmKey], entries[crmKey].Length / 2),
+            "planted-plaintext" => Encoding.UTF8.GetBytes(
+                $"{{\"AccessToken\":\"{planted}\",\"ExpiresAt\":\"2099-01-01T00:00:00Z\",\"UseUntil\":\"2099-01-01T00:00:00Z\",\"RefreshAfter\":\"2099-01-01T00:00:00Z\",\"Fingerprint\":\"fp:x\"}}"),
+            "swapped-from-another-key" => entries[otherKey],
+            _ => throw new ArgumentOutOfRangeException(nameof(attack)),
+        };
+        await db.StringSetAsync(crmKey, replacement, TimeSpan.FromMinutes(5));
+        fx.Crm.Server.ResetLogEntries();
+
+        await using var second = await GatewayInstance.StartAsync(config);
+        using var response = await SendAsync(second, "/crm/accounts", agentToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHop) - before);
+        var forwarded = fx.Crm.Header(0, "Authorization")!["Bearer ".Length..];
+        Assert.Equal(Clients.CrmHop, new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(forwarded).Subject);
+        fx.Crm.AssertNeverSaw(planted);
+        fx.Crm.AssertNeverSaw(agentToken);
+        Assert.Contains(second.Logs.Lines, l => l.Contains("did not open", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Three_replicas_and_a_thousand_requests_arriving_as_the_token_expires_make_one_token_request()
+    {
+        // Tokens of 4 s: served for 2 s (half their life), so after 2.5 s idle every replica's copy is past use.
+        fx.Auth.SetTokenLifetime(Clients.CrmHopSpare, TimeSpan.FromSeconds(4));
+        var agentToken = await fx.AgentTokenAsync();
+        var config = fx.Config(withRedis: true).WithSpareCrmHop();
+        await using var a = await GatewayInstance.StartAsync(config);
+        await using var b = await GatewayInstance.StartAsync(config);
+        await using var c = await GatewayInstance.StartAsync(config);
+        GatewayInstance[] replicas = [a, b, c];
+        var before = fx.Auth.TokenRequestsFor(Clients.CrmHopSpare);
+        foreach (var replica in replicas)
+        {
+            using var warm = await SendAsync(replica, "/crm-b/warm", agentToken);
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        }
+
+        Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHopSpare) - before);
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        fx.Crm.Server.ResetLogEntries();
+
+        using var start = new SemaphoreSlim(0);
+        var requests = Enumerable.Range(0, 1000).Select(async i =>
+        {
+            await start.WaitAsync();
+            using var response = await SendAsync(replicas[i % 3], $"/crm-b/item/{i}", agentToken);
+            return response.StatusCode;
+        }).ToList();
+        start.Release(1000);
+        var statuses = await Task.WhenAll(requests);
+
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.Equal(2, fx.Auth.TokenRequestsFor(Clients.CrmHopSpare) - before);
+        Assert.Equal(1000, fx.Crm.Received.Count);
+        Assert.Single(fx.Crm.Received.Select(r => r.RequestMessage.Headers!["Authorization"].Single()).Distinct());
+        fx.Crm.AssertNeverSaw(agentToken);
+    }
+
+    [Fact]
+    public async Task Redis_killed_mid_run_requests_keep_succeeding_and_redis_is_used_again_once_back()
+    {
+        var redis = await RedisServer.StartAsync();
+        var port = redis.Port;
+        var config = fx.Config(withRedis: false).WithSpareCrmHop();
+        config["Gateway"]!["Redis"] = redis.ConnectionString;
+        config["Gateway"]!["Cache"] = new System.Text.Json.Nodes.JsonObject { ["EncryptionKey"] = "env:" + TestConfig.CacheKeyVariable };
+        var agentToken = await fx.AgentTokenAsync();
+        try
+        {
+            await using var first = await GatewayInstance.StartAsync(config);
+            await using var second = await GatewayInstance.StartAsync(config);
+            using (var response = await SendAsync(first, "/crm/accounts", agentToken))
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+
+            await redis.DisposeAsync();
+
+            // Redis gone: a cache miss on the second replica fetches directly, once for 20 concurrent requests.
+            var before = fx.Auth.TokenRequestsFor(Clients.CrmHop);
+            var during = await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
+            {
+                using var response = await SendAsync(second, "/crm/accounts", agentToken);
+                return response.StatusCode;
+            }));
+            Assert.All(during, s => Assert.Equal(HttpStatusCode.OK, s));
+            Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHop) - before);
+            using (var ready = await second.Client.GetAsync("/readyz"))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            }
+
+            // Redis back on the same address: both replicas reconnect and share again, no restart.
+            redis = await RedisServer.StartAsync(port);
+            await WaitUntilReadyAsync(first);
+            await WaitUntilReadyAsync(second);
+            await Task.Delay(TimeSpan.FromSeconds(2.5)); // outlive the store's failure breaker
+            var spareBefore = fx.Auth.TokenRequestsFor(Clients.CrmHopSpare);
+            using (var response = await SendAsync(first, "/crm-b/accounts", agentToken))
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+
+            using (var response = await SendAsync(second, "/crm-b/accounts", agentToken))
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+
+            Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHopSpare) - spareBefore);
+            Assert.Contains(second.Logs.Lines, l => l.Contains("Redis is unavailable to the token cache", StringComparison.Ordinal));
+            Assert.Contains(second.Logs.Lines, l => l.Contains("Redis is reachable again", StringComparison.Ordinal));
+            fx.Crm.AssertNeverSaw(agentToken);
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+        }
+    }
+
+    private static async Task WaitUntilReadyAsync(GatewayInstance gateway)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            using var ready = await gateway.Client.GetAsync("/readyz");
+            if (ready.StatusCode == HttpStatusCode.OK)
+            {
+                return;
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new TimeoutException("the gateway did not reconnect to Redis within 30 s");
+    }
+
+    private static async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, string path, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return await gateway.Client.SendAsync(request);
+    }
+
+    /// <summary>Every token entry in Redis (leases excluded), by key.</summary>
+    private static async Task<Dictionary<string, byte[]>> RedisEntriesAsync(string connectionString)
+    {
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(connectionString);
+        var server = redis.GetServer(redis.GetEndPoints()[0]);
+        var entries = new Dictionary<string, byte[]>();
+        await foreach (var key in server.KeysAsync(pattern: "agw:token:*"))
+        {
+            if (!key.ToString().EndsWith(":lease", StringComparison.Ordinal))
+            {
+                entries[key.ToString()] = (byte[])(await redis.GetDatabase().StringGetAsync(key))!;
+            }
+        }
+
+        return entries;
+    }
+
+    private static byte[] Flip(byte[] value, int index)
+    {
+        var copy = (byte[])value.Clone();
+        copy[index] ^= 0x01;
+        return copy;
+    }
+
+    /// <summary>The token and the encodings it could hide in.</summary>
+    private static IEnumerable<string> EncodedForms(string token)
+    {
+        yield return token;
+        yield return Convert.ToBase64String(Encoding.UTF8.GetBytes(token));
+        yield return Base64UrlEncoder.Encode(token);
+        yield return Uri.EscapeDataString(token);
+        // A JWT's signature alone is the part that must never leak.
+        yield return token.Split('.')[^1];
+    }
+}
