@@ -8,4 +8,8 @@ public enum CredentialKind
 
     /// <summary>An OAuth 2.1 client-credentials access token obtained from a token endpoint.</summary>
     OAuthClientCredentials,
+
+    /// <summary>An RFC 8693 token-exchange (on-behalf-of) token: the delegating user's token
+    /// exchanged, with the agent's own token as actor, for a token naming both.</summary>
+    OAuthTokenExchange,
 }

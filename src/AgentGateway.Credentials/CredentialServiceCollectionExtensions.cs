@@ -25,7 +25,7 @@ public static class CredentialServiceCollectionExtensions
             options.MaximumKeyLength = 256;
             options.MaximumPayloadBytes = 64 * 1024;
         });
-        services.AddHttpClient(ClientCredentialsSource.HttpClientName)
+        services.AddHttpClient(TokenEndpointClient.HttpClientName)
             .ConfigurePrimaryHttpMessageHandler(OutboundHttp.CreateHandler)
             // Each credential bounds its own request time; this is only the outer backstop.
             .ConfigureHttpClient(static client => client.Timeout = TimeSpan.FromMinutes(2));

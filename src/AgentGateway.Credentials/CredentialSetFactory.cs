@@ -31,8 +31,10 @@ public sealed class CredentialSetFactory(
             {
                 ApiKeyDefinition d when Resolve(d.Secret, path + ":Secret", problems) is { } key =>
                     new ApiKeySource(d, key, fingerprint),
-                OAuthClientCredentialsDefinition d when Resolve(d.ClientSecret, path + ":ClientSecret", problems) is { } secret =>
-                    new ClientCredentialsSource(d, secret, cache, httpClients, fingerprint, time, loggers.CreateLogger<ClientCredentialsSource>()),
+                OAuthClientCredentialsDefinition d when Resolve(d.Client.ClientSecret, path + ":ClientSecret", problems) is { } secret =>
+                    new ClientCredentialsSource(d, secret, Endpoint(d.Name, d.Client, secret, d.RefreshBeforeExpiry), cache),
+                OAuthTokenExchangeDefinition d when Resolve(d.Client.ClientSecret, path + ":ClientSecret", problems) is { } secret =>
+                    new TokenExchangeSource(d, secret, Endpoint(d.Name, d.Client, secret, d.RefreshBeforeExpiry), cache),
                 _ => null,
             };
             if (source is not null)
@@ -43,6 +45,9 @@ public sealed class CredentialSetFactory(
 
         return new CredentialSet(sources.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
     }
+
+    private TokenEndpointClient Endpoint(string name, OAuthClient client, SecretValue secret, TimeSpan refreshBeforeExpiry) =>
+        new(name, client, secret, refreshBeforeExpiry, httpClients, fingerprint, time, loggers.CreateLogger<TokenEndpointClient>());
 
     private TokenCache BuildCache(CacheDefinition definition, ConfigProblems problems)
     {

@@ -11,5 +11,8 @@ public interface ICredentialSource
     /// <summary>The header this source writes; the injection point strips every spelling of it first.</summary>
     string HeaderName { get; }
 
-    ValueTask<CredentialResult> GetAsync(CancellationToken cancellationToken);
+    /// <summary>Whether the source needs a <see cref="Delegation"/>: a request without one is refused before proxying.</summary>
+    bool RequiresDelegation => false;
+
+    ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken);
 }

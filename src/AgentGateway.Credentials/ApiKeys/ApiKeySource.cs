@@ -23,5 +23,5 @@ internal sealed class ApiKeySource : ICredentialSource
 
     public string HeaderName { get; }
 
-    public ValueTask<CredentialResult> GetAsync(CancellationToken cancellationToken) => new(_result);
+    public ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken) => new(_result);
 }

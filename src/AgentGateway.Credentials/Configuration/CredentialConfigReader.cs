@@ -33,6 +33,7 @@ public static class CredentialConfigReader
             {
                 CredentialKind.ApiKey => (CredentialDefinition?)ReadApiKey(entry, problems),
                 CredentialKind.OAuthClientCredentials => ReadClientCredentials(entry, problems),
+                CredentialKind.OAuthTokenExchange => ReadTokenExchange(entry, problems),
                 _ => null,
             };
             if (definition is not null)
@@ -61,6 +62,30 @@ public static class CredentialConfigReader
     private static OAuthClientCredentialsDefinition? ReadClientCredentials(IConfigurationSection entry, ConfigProblems problems)
     {
         var s = SectionReader.Read<OAuthClientCredentialsSettings>(entry, problems);
+        return ReadOAuthClient(entry, s, problems) is { } client
+            ? new OAuthClientCredentialsDefinition(entry.Key, client, s.Scopes, s.Resources, s.Header, s.RefreshBeforeExpiry)
+            : null;
+    }
+
+    private static OAuthTokenExchangeDefinition? ReadTokenExchange(IConfigurationSection entry, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<OAuthTokenExchangeSettings>(entry, problems);
+        var client = ReadOAuthClient(entry, s, problems);
+        var ok = client is not null;
+        if (s.Audience is not null && (s.Audience.Length == 0 || s.Audience.Any(char.IsWhiteSpace)))
+        {
+            problems.Add(entry.Path + ":Audience", "must be a non-empty name without spaces");
+            ok = false;
+        }
+
+        return ok
+            ? new OAuthTokenExchangeDefinition(entry.Key, client!, s.Scopes, s.Resources, s.Audience, s.SendActorToken, s.Header, s.RefreshBeforeExpiry)
+            : null;
+    }
+
+    /// <summary>The settings every OAuth kind shares; null (with problems added) when any is wrong.</summary>
+    private static OAuthClient? ReadOAuthClient(IConfigurationSection entry, OAuthClientSettings s, ConfigProblems problems)
+    {
         var ok = CheckHeaderName(entry.Path + ":Header", s.Header, problems);
         ok &= TryReadEndpoint(entry.Path + ":TokenEndpoint", s.TokenEndpoint, problems, out var endpoint);
         if (string.IsNullOrWhiteSpace(s.ClientId))
@@ -107,9 +132,7 @@ public static class CredentialConfigReader
             ok = false;
         }
 
-        return ok
-            ? new OAuthClientCredentialsDefinition(entry.Key, endpoint!, s.ClientId!, secret, style, s.Scopes, s.Resources, s.Header, s.RefreshBeforeExpiry, s.Timeout)
-            : null;
+        return ok ? new OAuthClient(endpoint!, s.ClientId!, secret, style, s.Timeout) : null;
     }
 
     /// <summary>Token endpoints receive client secrets: HTTPS only, except on the loopback interface

@@ -13,9 +13,9 @@ public sealed record ApiKeySettings
     public string? Secret { get; init; }
 }
 
-/// <summary><c>Kind: OAuthClientCredentials</c>: a token from <see cref="TokenEndpoint"/> for
-/// <see cref="ClientId"/>, authenticated with <see cref="ClientSecret"/> (a secret reference).</summary>
-public sealed record OAuthClientCredentialsSettings
+/// <summary>What every OAuth kind shares: the gateway as an OAuth client of a token endpoint,
+/// the token's shape (scopes, resources) and how it is injected and cached.</summary>
+public abstract record OAuthClientSettings
 {
     public string? Kind { get; init; }
 
@@ -41,6 +41,21 @@ public sealed record OAuthClientCredentialsSettings
 
     /// <summary>How long the token endpoint may take before the request fails with 503.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary><c>Kind: OAuthClientCredentials</c>: a token from <c>TokenEndpoint</c> for the
+/// gateway's client, shared by every agent that uses the hop.</summary>
+public sealed record OAuthClientCredentialsSettings : OAuthClientSettings;
+
+/// <summary><c>Kind: OAuthTokenExchange</c>: an RFC 8693 on-behalf-of token for the user the
+/// agent acts for (the request's delegation), naming the agent as actor.</summary>
+public sealed record OAuthTokenExchangeSettings : OAuthClientSettings
+{
+    /// <summary>RFC 8693 <c>audience</c>: the logical name of the target service, if the issuer wants one.</summary>
+    public string? Audience { get; init; }
+
+    /// <summary>Send the agent's own token as <c>actor_token</c> (default), so the issued token names the agent.</summary>
+    public bool SendActorToken { get; init; } = true;
 }
 
 /// <summary><c>Gateway:Cache</c>: how hop tokens are protected in the cache every replica shares.</summary>

@@ -59,7 +59,7 @@ public sealed class GatewayConfigLoader(
         var redis = gateway["Redis"];
         var cache = CacheConfigReader.Read(gateway.GetSection("Cache"), shared: !string.IsNullOrWhiteSpace(redis), problems);
         var credentialSet = credentials.Build(definitions, cache, "Gateway:Credentials", problems);
-        var gatewayRoutes = ReadRouteCredentials(routes, definitions, credentialSet, problems);
+        var gatewayRoutes = ReadRouteCredentials(routes, definitions, credentialSet, inbound.Policy.Delegation, problems);
         var grants = ReadGrants(gateway.GetSection("Grants"), routes, problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
 
@@ -139,7 +139,30 @@ public sealed class GatewayConfigLoader(
             }
         }
 
-        return (new InboundPolicy(byIss.ToFrozenDictionary(StringComparer.Ordinal), settings.MaxTokenBytes), names);
+        var delegation = ReadDelegation(section.Path + ":Delegation", settings.Delegation, names, problems);
+        return (new InboundPolicy(byIss.ToFrozenDictionary(StringComparer.Ordinal), settings.MaxTokenBytes, delegation), names);
+    }
+
+    private static DelegationPolicy ReadDelegation(string path, DelegationSettings settings, HashSet<string> issuerNames, ConfigProblems problems)
+    {
+        if (string.IsNullOrEmpty(settings.Header) || !settings.Header.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        {
+            problems.Add(path + ":Header", "must be a header name of letters, digits, '-' or '_'");
+        }
+        else if (string.Equals(settings.Header, "Authorization", StringComparison.OrdinalIgnoreCase))
+        {
+            problems.Add(path + ":Header", "must not be Authorization: that carries the agent's own token");
+        }
+
+        for (var i = 0; i < settings.Issuers.Length; i++)
+        {
+            if (!issuerNames.Contains(settings.Issuers[i]))
+            {
+                problems.Add($"{path}:Issuers:{i}", $"names issuer '{settings.Issuers[i]}', which is not configured under Gateway:Inbound:Issuers");
+            }
+        }
+
+        return new DelegationPolicy(settings.Header, settings.Issuers.ToFrozenSet(StringComparer.OrdinalIgnoreCase), settings.RequireAuthorizedParty);
     }
 
     private TrustedIssuer? ReadIssuer(IConfigurationSection entry, TimeSpan clockSkew, ConfigProblems problems)
@@ -221,7 +244,7 @@ public sealed class GatewayConfigLoader(
     }
 
     private static FrozenDictionary<string, GatewayRoute> ReadRouteCredentials(
-        IReadOnlyList<RouteConfig> routes, IReadOnlyList<CredentialDefinition> definitions, CredentialSet credentialSet, ConfigProblems problems)
+        IReadOnlyList<RouteConfig> routes, IReadOnlyList<CredentialDefinition> definitions, CredentialSet credentialSet, DelegationPolicy delegation, ConfigProblems problems)
     {
         var defined = definitions.Select(d => d.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
         var result = new Dictionary<string, GatewayRoute>(StringComparer.OrdinalIgnoreCase);
@@ -243,7 +266,14 @@ public sealed class GatewayConfigLoader(
             }
             else if (credentialSet.TryGet(name, out var source))
             {
-                result[route.RouteId] = new GatewayRoute(route.RouteId, source!.Name, source);
+                if (source!.RequiresDelegation && !delegation.Enabled)
+                {
+                    problems.Add(
+                        $"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteCredentialMetadataKey}",
+                        $"credential '{name}' acts on behalf of users, but no issuer is trusted for delegation (Gateway:Inbound:Delegation:Issuers)");
+                }
+
+                result[route.RouteId] = new GatewayRoute(route.RouteId, source.Name, source);
             }
         }
 

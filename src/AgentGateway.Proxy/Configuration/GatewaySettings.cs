@@ -19,6 +19,26 @@ public sealed record InboundSettings
 
     /// <summary>Trusted issuers of agent access tokens, by a name agents' identities refer to.</summary>
     public Dictionary<string, IssuerSettings> Issuers { get; init; } = [];
+
+    /// <summary>How an agent shows which user it acts for (on-behalf-of hops).</summary>
+    public DelegationSettings Delegation { get; init; } = new();
+}
+
+/// <summary><c>Gateway:Inbound:Delegation</c>: an agent acting for a user sends the user's access
+/// token in <see cref="Header"/>; the gateway verifies it and exchanges it (RFC 8693) on hops whose
+/// credential is <c>OAuthTokenExchange</c>.</summary>
+public sealed record DelegationSettings
+{
+    /// <summary>The request header carrying the user's access token (the raw JWT, no scheme).</summary>
+    public string Header { get; init; } = "Subject-Token";
+
+    /// <summary>Names of <c>Gateway:Inbound:Issuers</c> whose tokens are accepted as users' tokens.
+    /// Empty (the default): delegation is off and requests that carry the header are refused.</summary>
+    public string[] Issuers { get; init; } = [];
+
+    /// <summary>The user's token must have been issued to the agent itself: its <c>azp</c> (or
+    /// <c>client_id</c>) equals the agent's identity at the same issuer.</summary>
+    public bool RequireAuthorizedParty { get; init; } = true;
 }
 
 /// <summary><c>Gateway:Inbound:Issuers:{name}</c>: one OAuth 2.1 issuer of agent access tokens.</summary>

@@ -1,3 +1,4 @@
+using AgentGateway.Credentials;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Problems;
 using Microsoft.AspNetCore.Http;
@@ -8,7 +9,28 @@ using Microsoft.IdentityModel.Tokens;
 namespace AgentGateway.Proxy.Identity;
 
 /// <summary>The agent as proven on this request.</summary>
-public sealed record AuthenticatedAgent(Agent Agent, TrustedIssuer Issuer, string Subject);
+/// <param name="Agent">The inventory entry.</param>
+/// <param name="Issuer">The issuer that vouched for it.</param>
+/// <param name="Subject">The agent claim's value.</param>
+/// <param name="Token">The agent's verified access token: the actor token of on-behalf-of exchanges. Never printed.</param>
+public sealed record AuthenticatedAgent(Agent Agent, TrustedIssuer Issuer, string Subject, string Token)
+{
+    public override string ToString() => $"agent {Agent.Id} ({Issuer.Name}:{Subject})";
+}
+
+/// <summary>A delegation check: none presented (both null), a verified delegation, or why not.</summary>
+public readonly record struct DelegationOutcome(Delegation? Delegation, Refusal Refusal)
+{
+    public bool Failed => Refusal.Status != 0;
+
+    public static DelegationOutcome Fail(Refusal refusal) => new(null, refusal);
+}
+
+/// <summary>A verified token and its issuer, or why not.</summary>
+internal readonly record struct TokenCheck(JsonWebToken? Jwt, TrustedIssuer? Issuer, Refusal Refusal)
+{
+    public static TokenCheck Fail(Refusal refusal) => new(null, null, refusal);
+}
 
 /// <summary>An authentication result: the agent, or why not.</summary>
 public readonly record struct AuthenticationOutcome(AuthenticatedAgent? Agent, Refusal Refusal)
@@ -61,9 +83,115 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
         }
 
         var token = value[BearerPrefix.Length..];
+        var check = await ValidateAsync(token, revision, cancellationToken);
+        if (check.Jwt is not { } jwt)
+        {
+            return Fail(check.Refusal);
+        }
+
+        var issuer = check.Issuer!;
+        var now = time.GetUtcNow();
+        if (!jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject) || string.IsNullOrEmpty(subject))
+        {
+            return Fail(Refusal.AgentUnknown($"the token has no '{issuer.AgentClaim}' claim naming the agent"));
+        }
+
+        if (!revision.Agents.TryFind(new AgentIdentityKey(issuer.Name, subject), out var agent))
+        {
+            return Fail(Refusal.AgentUnknown("no agent of the inventory has this identity"));
+        }
+
+        if (agent!.ExpiresAt is { } expiresAt && expiresAt <= now)
+        {
+            return Fail(Refusal.AgentExpired($"agent '{agent.Id}' expired at {expiresAt:O}"));
+        }
+
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject, token));
+    }
+
+    /// <summary>
+    /// Verifies the delegation an agent presents: the user's access token in the configured header,
+    /// from an issuer trusted for delegation, valid by the same rules as agent tokens, naming a
+    /// user other than the agent — and, unless switched off, issued to this very agent (its
+    /// <c>azp</c> or <c>client_id</c> is the agent's identity), so a user token lifted from another
+    /// application cannot be replayed through an agent.
+    /// </summary>
+    /// <returns>No delegation when the header is absent; a refusal when it is present but not valid.</returns>
+    public async ValueTask<DelegationOutcome> AuthenticateDelegationAsync(HttpRequest request, GatewayRevision revision, AuthenticatedAgent agent, CancellationToken cancellationToken)
+    {
+        var policy = revision.Inbound.Delegation;
+        var values = request.Headers[policy.Header];
+        if (values.Count == 0)
+        {
+            return default;
+        }
+
+        if (values.Count > 1)
+        {
+            return DelegationOutcome.Fail(Refusal.BadRequest($"more than one {policy.Header} header"));
+        }
+
+        if (!policy.Enabled)
+        {
+            return DelegationOutcome.Fail(Refusal.DelegationInvalid($"the request carries {policy.Header}, and this gateway accepts no delegations"));
+        }
+
+        var token = values[0];
+        if (string.IsNullOrEmpty(token) || token.Length > revision.Inbound.MaxTokenBytes)
+        {
+            return DelegationOutcome.Fail(Refusal.DelegationInvalid("the delegation token is empty or too large"));
+        }
+
+        var check = await ValidateAsync(token, revision, cancellationToken);
+        if (check.Jwt is not { } jwt)
+        {
+            return DelegationOutcome.Fail(check.Refusal.Status == 401 ? Refusal.DelegationInvalid("delegation token: " + check.Refusal.Detail) : check.Refusal);
+        }
+
+        var issuer = check.Issuer!;
+        if (!policy.Issuers.Contains(issuer.Name))
+        {
+            return DelegationOutcome.Fail(Refusal.DelegationInvalid($"issuer '{issuer.Name}' is not trusted for delegation"));
+        }
+
+        if (!jwt.TryGetPayloadValue<string>(JwtRegisteredClaimNames.Sub, out var user) || string.IsNullOrEmpty(user))
+        {
+            return DelegationOutcome.Fail(Refusal.DelegationInvalid("the delegation token names no user (sub)"));
+        }
+
+        if (ReferenceEquals(issuer, agent.Issuer) && string.Equals(user, agent.Subject, StringComparison.Ordinal))
+        {
+            return DelegationOutcome.Fail(Refusal.DelegationInvalid("an agent cannot act on behalf of itself"));
+        }
+
+        if (policy.RequireAuthorizedParty && !IssuedTo(jwt, issuer, agent))
+        {
+            return DelegationOutcome.Fail(Refusal.DelegationInvalid("the user's token was not issued to this agent (azp/client_id)"));
+        }
+
+        return new DelegationOutcome(new Delegation(issuer.Name, user, token, new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero)), default);
+    }
+
+    private static bool IssuedTo(JsonWebToken jwt, TrustedIssuer issuer, AuthenticatedAgent agent)
+    {
+        // Client identifiers are only meaningful within the issuer that assigned them.
+        if (!ReferenceEquals(issuer, agent.Issuer))
+        {
+            return false;
+        }
+
+        var party = jwt.TryGetPayloadValue<string>("azp", out var azp) ? azp
+            : jwt.TryGetPayloadValue<string>("client_id", out var clientId) ? clientId
+            : null;
+        return string.Equals(party, agent.Subject, StringComparison.Ordinal);
+    }
+
+    /// <summary>Validates a JWT access token against the trusted issuer its <c>iss</c> names.</summary>
+    private async ValueTask<TokenCheck> ValidateAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
+    {
         if (!_handler.CanReadToken(token))
         {
-            return Fail(Refusal.Unauthenticated("the access token is not a well-formed JWT"));
+            return TokenCheck.Fail(Refusal.Unauthenticated("the access token is not a well-formed JWT"));
         }
 
         JsonWebToken jwt;
@@ -73,12 +201,12 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
         }
         catch (Exception ex) when (ex is ArgumentException or SecurityTokenException)
         {
-            return Fail(Refusal.Unauthenticated("the access token is not a well-formed JWT"));
+            return TokenCheck.Fail(Refusal.Unauthenticated("the access token is not a well-formed JWT"));
         }
 
         if (jwt.IsEncrypted || !revision.Inbound.TryGetIssuer(jwt.Issuer, out var issuer))
         {
-            return Fail(Refusal.Unauthenticated("the token's issuer is not trusted"));
+            return TokenCheck.Fail(Refusal.Unauthenticated("the token's issuer is not trusted"));
         }
 
         TokenValidationResult result;
@@ -101,39 +229,23 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             Log.IssuerKeysUnavailable(logger, issuer!.Name, ex.GetType().Name);
-            return Fail(Refusal.IdentityUnavailable($"the keys of issuer '{issuer.Name}' could not be obtained"));
+            return TokenCheck.Fail(Refusal.IdentityUnavailable($"the keys of issuer '{issuer.Name}' could not be obtained"));
         }
 
         if (!result.IsValid)
         {
-            return Fail(Refusal.Unauthenticated(Explain(result.Exception)));
+            return TokenCheck.Fail(Refusal.Unauthenticated(Explain(result.Exception)));
         }
 
-        var now = time.GetUtcNow();
         // The library does not look at iat; a token "issued" in the future was minted by a
         // skewed or hostile clock.
         if (jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) &&
-            DateTimeOffset.FromUnixTimeSeconds(iat) > now + issuer.ClockSkew)
+            DateTimeOffset.FromUnixTimeSeconds(iat) > time.GetUtcNow() + issuer.ClockSkew)
         {
-            return Fail(Refusal.Unauthenticated("the token's iat lies in the future"));
+            return TokenCheck.Fail(Refusal.Unauthenticated("the token's iat lies in the future"));
         }
 
-        if (!jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject) || string.IsNullOrEmpty(subject))
-        {
-            return Fail(Refusal.AgentUnknown($"the token has no '{issuer.AgentClaim}' claim naming the agent"));
-        }
-
-        if (!revision.Agents.TryFind(new AgentIdentityKey(issuer.Name, subject), out var agent))
-        {
-            return Fail(Refusal.AgentUnknown("no agent of the inventory has this identity"));
-        }
-
-        if (agent!.ExpiresAt is { } expiresAt && expiresAt <= now)
-        {
-            return Fail(Refusal.AgentExpired($"agent '{agent.Id}' expired at {expiresAt:O}"));
-        }
-
-        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject));
+        return new TokenCheck(jwt, issuer, default);
     }
 
     private static AuthenticationOutcome Fail(Refusal refusal) => AuthenticationOutcome.Fail(refusal);

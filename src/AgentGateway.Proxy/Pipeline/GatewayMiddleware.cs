@@ -11,7 +11,8 @@ namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
 /// The gateway's step in YARP's proxy pipeline, after a route matched and before forwarding:
-/// identify the agent by its own credential, then check that one of its grants opens the route.
+/// identify the agent by its own credential, check that one of its grants opens the route, and
+/// verify the user it acts for when it names one (required on on-behalf-of hops).
 /// Anything short of that is answered here with a problem and never forwarded.
 /// </summary>
 internal sealed partial class GatewayMiddleware(
@@ -56,7 +57,28 @@ internal sealed partial class GatewayMiddleware(
         }
 
         activity?.SetTag(GatewayTelemetry.Tags.Grant, grant);
-        context.Features.Set(new GatewayRequestFeature(revision, agent, route, grant));
+        var delegation = await authenticator.AuthenticateDelegationAsync(context.Request, revision, agent, context.RequestAborted);
+        if (delegation.Failed)
+        {
+            await RefuseAsync(context, delegation.Refusal, routeId, agent.Agent.Id);
+            return;
+        }
+
+        if (delegation.Delegation is { } user)
+        {
+            activity?.SetTag(GatewayTelemetry.Tags.OnBehalfOf, user.Subject);
+        }
+        else if (route.Credential?.RequiresDelegation == true)
+        {
+            await RefuseAsync(
+                context,
+                Refusal.DelegationRequired($"route '{routeId}' acts on behalf of a user: send the user's access token in {revision.Inbound.Delegation.Header}"),
+                routeId,
+                agent.Agent.Id);
+            return;
+        }
+
+        context.Features.Set(new GatewayRequestFeature(revision, agent, route, grant, delegation.Delegation));
         await next(context);
     }
 

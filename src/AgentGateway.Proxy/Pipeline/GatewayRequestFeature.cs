@@ -1,3 +1,4 @@
+using AgentGateway.Credentials;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 
@@ -5,7 +6,7 @@ namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>What the gateway decided about a request, from one revision, for the transform that
 /// injects the hop credential (and for telemetry).</summary>
-public sealed class GatewayRequestFeature(GatewayRevision revision, AuthenticatedAgent agent, GatewayRoute route, string grant)
+public sealed class GatewayRequestFeature(GatewayRevision revision, AuthenticatedAgent agent, GatewayRoute route, string grant, Delegation? delegation)
 {
     public GatewayRevision Revision { get; } = revision;
 
@@ -15,4 +16,7 @@ public sealed class GatewayRequestFeature(GatewayRevision revision, Authenticate
 
     /// <summary>The grant that allowed the request.</summary>
     public string Grant { get; } = grant;
+
+    /// <summary>The user the agent acts for on this request, when it presented a valid delegation.</summary>
+    public Delegation? Delegation { get; } = delegation;
 }

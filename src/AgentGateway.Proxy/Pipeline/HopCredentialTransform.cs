@@ -27,10 +27,11 @@ internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransf
             return;
         }
 
-        StripHeaders(context.ProxyRequest.Headers, inject: feature.Route.Credential?.HeaderName);
+        var delegationHeader = feature.Revision.Inbound.Delegation.Header;
+        StripHeaders(context.ProxyRequest.Headers, feature.Route.Credential?.HeaderName, delegationHeader);
         if (context.ProxyRequest.Content is { } content)
         {
-            StripHeaders(content.Headers, inject: feature.Route.Credential?.HeaderName);
+            StripHeaders(content.Headers, feature.Route.Credential?.HeaderName, delegationHeader);
         }
 
         if (context.HttpContext.Request.QueryString.HasValue)
@@ -44,7 +45,8 @@ internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransf
         }
 
         using var activity = GatewayTelemetry.Source.StartActivity("agentgateway.credential");
-        var result = await source.GetAsync(context.CancellationToken);
+        var request = new CredentialRequest(feature.Agent.Agent.Id, feature.Agent.Token, feature.Delegation);
+        var result = await source.GetAsync(request, context.CancellationToken);
         if (result.Credential is not { } credential)
         {
             activity?.SetStatus(ActivityStatusCode.Error, "credential-unavailable");
@@ -58,12 +60,17 @@ internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransf
         Record(activity, credential, feature);
     }
 
-    private static void StripHeaders(HttpHeaders headers, string? inject)
+    /// <param name="headers">The outgoing headers.</param>
+    /// <param name="inject">The header about to be injected: no spelling of it may survive.</param>
+    /// <param name="delegation">The header that carries users' tokens to the gateway.</param>
+    private static void StripHeaders(HttpHeaders headers, string? inject, string delegation)
     {
         List<string>? remove = null;
         foreach (var header in headers)
         {
-            if (InboundCredentials.IsCredentialHeader(header.Key) || (inject is not null && InboundCredentials.SameHeader(header.Key, inject)))
+            if (InboundCredentials.IsCredentialHeader(header.Key)
+                || InboundCredentials.SameHeader(header.Key, delegation)
+                || (inject is not null && InboundCredentials.SameHeader(header.Key, inject)))
             {
                 (remove ??= []).Add(header.Key);
             }
@@ -115,6 +122,11 @@ internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransf
         activity.SetTag(GatewayTelemetry.Tags.AgentId, feature.Agent.Agent.Id);
         activity.SetTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
         activity.SetTag(GatewayTelemetry.Tags.Grant, feature.Grant);
+        if (feature.Delegation is { } delegation)
+        {
+            activity.SetTag(GatewayTelemetry.Tags.OnBehalfOf, delegation.Subject);
+        }
+
         activity.SetTag(GatewayTelemetry.Tags.CredentialName, credential.CredentialName);
         activity.SetTag(GatewayTelemetry.Tags.CredentialKind, kind);
         activity.SetTag(GatewayTelemetry.Tags.CredentialSource, source);

@@ -17,7 +17,11 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
 
     public static Refusal AgentExpired(string detail) => new(401, "agent-expired", "The agent is past its expiry", detail);
 
+    public static Refusal DelegationInvalid(string detail) => new(401, "delegation-invalid", "The delegation the agent presented could not be verified", detail);
+
     // 403: policy
+    public static Refusal DelegationRequired(string detail) => new(403, "delegation-required", "This hop acts on behalf of a user, and the request names none", detail);
+
     public static Refusal GrantMissing(string detail) => new(403, "grant-missing", "No grant of this agent opens this route", detail);
 
     // 404

@@ -23,6 +23,9 @@ public static class GatewayTelemetry
     {
         public const string AgentId = "agentgateway.agent.id";
         public const string AgentIssuer = "agentgateway.agent.issuer";
+
+        /// <summary>The user (subject) the agent acts for, from a verified delegation.</summary>
+        public const string OnBehalfOf = "agentgateway.delegation.user";
         public const string RouteId = "agentgateway.route.id";
         public const string Grant = "agentgateway.policy.grant";
         public const string Decision = "agentgateway.decision";

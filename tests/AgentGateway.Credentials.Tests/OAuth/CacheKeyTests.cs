@@ -7,21 +7,23 @@ namespace AgentGateway.Credentials.Tests.OAuth;
 /// credential written differently does.</summary>
 public sealed class CacheKeyTests
 {
+    private static readonly OAuthClient Client = new(
+        new Uri("https://idp.example/token"), "client", new SecretReference(SecretStore.Environment, "X"), ClientAuthenticationStyle.PostBody, TimeSpan.FromSeconds(10));
+
     private static readonly OAuthClientCredentialsDefinition Base = new(
-        "crm", new Uri("https://idp.example/token"), "client", new SecretReference(SecretStore.Environment, "X"),
-        ClientAuthenticationStyle.PostBody, ["a", "b"], ["https://api.example/"], "Authorization", TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(10));
+        "crm", Client, ["a", "b"], ["https://api.example/"], "Authorization", TimeSpan.FromMinutes(1));
 
     private static readonly SecretValue Secret = new("secret-1");
 
     public static TheoryData<string, OAuthClientCredentialsDefinition, string> Variants => new()
     {
-        { "endpoint", Base with { TokenEndpoint = new Uri("https://other.example/token") }, "secret-1" },
-        { "client", Base with { ClientId = "client-2" }, "secret-1" },
+        { "endpoint", Base with { Client = Client with { TokenEndpoint = new Uri("https://other.example/token") } }, "secret-1" },
+        { "client", Base with { Client = Client with { ClientId = "client-2" } }, "secret-1" },
         { "scopes", Base with { Scopes = ["a"] }, "secret-1" },
-        { "scope moved into the client id", Base with { ClientId = "client\na", Scopes = ["b"] }, "secret-1" },
+        { "scope moved into the client id", Base with { Client = Client with { ClientId = "client\na" }, Scopes = ["b"] }, "secret-1" },
         { "resource", Base with { Resources = ["https://api.example/other"] }, "secret-1" },
         { "no resource", Base with { Resources = [] }, "secret-1" },
-        { "auth style", Base with { ClientAuthentication = ClientAuthenticationStyle.BasicAuthentication }, "secret-1" },
+        { "auth style", Base with { Client = Client with { Authentication = ClientAuthenticationStyle.BasicAuthentication } }, "secret-1" },
         { "rotated secret", Base, "secret-2" },
     };
 

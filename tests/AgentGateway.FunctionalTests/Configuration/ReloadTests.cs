@@ -44,7 +44,7 @@ public sealed class ReloadTests(GatewayFixture fx) : IAsyncLifetime
         var status = gateway.Config.Status;
         Assert.Equal(1, status.Revision);
         Assert.NotNull(status.LastReloadFailedAt);
-        Assert.Contains(status.LastReloadProblems, p => p.Path == "Gateway:Agents:support-bot:Grants:2");
+        Assert.Contains(status.LastReloadProblems, p => p.Path == "Gateway:Agents:support-bot:Grants:3");
         Assert.Contains(status.LastReloadProblems, p => p.Path == "Gateway:Credentials:openai:Secret");
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("reload refused", StringComparison.Ordinal));
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains("sk-pasted-into-config-canary", StringComparison.Ordinal));

@@ -141,6 +141,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(AgentSettings), "agent")]
     [InlineData(typeof(GrantSettings), "grant")]
     [InlineData(typeof(AgentGateway.Credentials.Configuration.CacheSettings), "cache")]
+    [InlineData(typeof(DelegationSettings), "delegation")]
     public void The_schema_describes_every_setting_the_code_reads(Type settings, string definition)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
@@ -153,6 +154,7 @@ public sealed class ValidateCommandTests
     [Theory]
     [InlineData(typeof(ApiKeySettings), 0)]
     [InlineData(typeof(OAuthClientCredentialsSettings), 1)]
+    [InlineData(typeof(OAuthTokenExchangeSettings), 2)]
     public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, int branch)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Claims;
 using Microsoft.AspNetCore;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -41,6 +42,7 @@ public sealed class AuthorizationServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, int> _tokenRequests = new();
     private readonly ConcurrentDictionary<string, TimeSpan> _lifetimes = new();
+    private readonly ConcurrentDictionary<string, int> _exchanges = new();
     private int _totalTokenRequests;
 
     private AuthorizationServer(WebApplication app) => _app = app;
@@ -61,6 +63,19 @@ public sealed class AuthorizationServer : IAsyncDisposable
     /// <summary>Back to the default lifetime for every client.</summary>
     public void ResetTokenLifetimes() => _lifetimes.Clear();
 
+    /// <summary>The users who can sign in, by name, with their passwords.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Users = new Dictionary<string, string>
+    {
+        ["alice"] = "alice-password",
+        ["bob"] = "bob-password",
+    };
+
+    /// <summary>Counts of token-exchange requests, by the exchanging client.</summary>
+    public int ExchangesFor(string clientId) => _exchanges.GetValueOrDefault(clientId);
+
+    /// <summary>The form of the most recent token-exchange request, minus the tokens and secrets.</summary>
+    public IReadOnlyDictionary<string, string> LastExchangeParameters { get; private set; } = new Dictionary<string, string>();
+
     public static async Task<AuthorizationServer> StartAsync(params (string ClientId, string Secret, string[] Scopes)[] clients)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -74,6 +89,10 @@ public sealed class AuthorizationServer : IAsyncDisposable
             {
                 o.SetTokenEndpointUris("connect/token");
                 o.AllowClientCredentialsFlow();
+                // Users sign in (password grant: the shortest real way to get a user's token
+                // issued to an agent's client in a test); the gateway exchanges those tokens.
+                o.AllowPasswordFlow();
+                o.AllowTokenExchangeFlow();
                 o.AddEphemeralEncryptionKey().AddEphemeralSigningKey();
                 // Agents' and hops' access tokens are signed JWTs (RFC 9068), not encrypted.
                 o.DisableAccessTokenEncryption();
@@ -92,7 +111,7 @@ public sealed class AuthorizationServer : IAsyncDisposable
 
             await next(context);
         });
-        app.MapPost("/connect/token", server.IssueAsync);
+        app.MapPost("/connect/token", (Delegate)server.IssueAsync);
         await app.StartAsync();
         server.Issuer = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + "/";
 
@@ -105,7 +124,13 @@ public sealed class AuthorizationServer : IAsyncDisposable
                 ClientId = clientId,
                 ClientSecret = secret,
                 ClientType = ClientTypes.Confidential,
-                Permissions = { Permissions.Endpoints.Token, Permissions.GrantTypes.ClientCredentials },
+                Permissions =
+                {
+                    Permissions.Endpoints.Token,
+                    Permissions.GrantTypes.ClientCredentials,
+                    Permissions.GrantTypes.Password,
+                    Permissions.GrantTypes.TokenExchange,
+                },
             };
             foreach (var s in scopes)
             {
@@ -161,9 +186,37 @@ public sealed class AuthorizationServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private IResult IssueAsync(HttpContext context)
+    /// <summary>A user's access token, issued to <paramref name="clientId"/> (the agent) through the password grant.</summary>
+    public async Task<string> GetUserTokenAsync(string user, string clientId, string clientSecret, string scope = "gateway")
+    {
+        using var http = new HttpClient();
+        var response = await http.PostAsync(TokenEndpoint, new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password",
+            ["username"] = user,
+            ["password"] = Users[user],
+            ["client_id"] = clientId,
+            ["client_secret"] = clientSecret,
+            ["scope"] = scope,
+        }));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"user token request failed: {body}");
+        return System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+    }
+
+    private async Task<IResult> IssueAsync(HttpContext context)
     {
         var request = context.GetOpenIddictServerRequest()!;
+        if (request.IsPasswordGrantType())
+        {
+            return SignInUser(request);
+        }
+
+        if (request.IsTokenExchangeGrantType())
+        {
+            return await ExchangeAsync(context, request);
+        }
+
         if (!request.IsClientCredentialsGrantType())
         {
             return Results.BadRequest();
@@ -183,6 +236,52 @@ public sealed class AuthorizationServer : IAsyncDisposable
         }
 
         return Results.SignIn(principal, properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    private static IResult SignInUser(OpenIddictRequest request)
+    {
+        if (!Users.TryGetValue(request.Username ?? "", out var password) || password != request.Password)
+        {
+            return Results.Forbid(
+                new Microsoft.AspNetCore.Authentication.AuthenticationProperties(new Dictionary<string, string?>
+                {
+                    [OpenIddictServerAspNetCoreConstants.Properties.Error] = Errors.InvalidGrant,
+                }),
+                [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+        }
+
+        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
+        identity.SetClaim(Claims.Subject, request.Username);
+        var scopes = request.GetScopes();
+        identity.SetScopes(scopes);
+        identity.SetResources(scopes.Where(ScopeAudiences.ContainsKey).Select(s => ScopeAudiences[s]));
+        identity.SetDestinations(static _ => [Destinations.AccessToken]);
+        return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    /// <summary>RFC 8693: OpenIddict has validated the subject and actor tokens; the issued token
+    /// names the user as subject and the actor in <c>act</c>.</summary>
+    private async Task<IResult> ExchangeAsync(HttpContext context, OpenIddictRequest request)
+    {
+        _exchanges.AddOrUpdate(request.ClientId!, 1, static (_, n) => n + 1);
+        LastExchangeParameters = request.GetParameters()
+            .Where(p => p.Key is not (Parameters.SubjectToken or Parameters.ActorToken or Parameters.ClientSecret))
+            .ToDictionary(p => p.Key, p => p.Value.ToString() ?? "");
+        var result = await context.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+        var actor = result.Properties?.GetParameter<ClaimsPrincipal>(OpenIddictServerAspNetCoreConstants.Properties.ActorTokenPrincipal);
+        var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
+        identity.SetClaim(Claims.Subject, result.Principal!.GetClaim(Claims.Subject));
+        if (actor?.GetClaim(Claims.Subject) is { } actorSubject)
+        {
+            // RFC 8693 §4.1 names the claim "act" (OpenIddict's Claims.Actor constant is "actor").
+            identity.SetClaim("act", new System.Text.Json.Nodes.JsonObject { [Claims.Subject] = actorSubject });
+        }
+
+        var scopes = request.GetScopes();
+        identity.SetScopes(scopes);
+        identity.SetResources(scopes.Where(ScopeAudiences.ContainsKey).Select(s => ScopeAudiences[s]));
+        identity.SetDestinations(static _ => [Destinations.AccessToken]);
+        return Results.SignIn(new ClaimsPrincipal(identity), properties: null, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
     private sealed class AuthDbContext(DbContextOptions<AuthDbContext> options) : DbContext(options);

@@ -26,12 +26,15 @@ public sealed class GatewayFixture : IAsyncLifetime
 
     public string CrmSecret { get; } = "crm-secret-canary-" + Guid.NewGuid().ToString("N");
 
+    public string OboSecret { get; } = "obo-secret-canary-" + Guid.NewGuid().ToString("N");
+
     public string AnthropicKeyFile { get; } = Path.Combine(Path.GetTempPath(), $"agentgateway-anthropic-{Guid.NewGuid():N}.key");
 
     public async Task InitializeAsync()
     {
         Environment.SetEnvironmentVariable(TestConfig.OpenAiKeyVariable, OpenAiKey);
         Environment.SetEnvironmentVariable(TestConfig.CrmSecretVariable, CrmSecret);
+        Environment.SetEnvironmentVariable(TestConfig.OboSecretVariable, OboSecret);
         Environment.SetEnvironmentVariable(TestConfig.CacheKeyVariable, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
         await File.WriteAllTextAsync(AnthropicKeyFile, AnthropicKey + "\n");
         Redis = await RedisServer.StartAsync();
@@ -40,7 +43,8 @@ public sealed class GatewayFixture : IAsyncLifetime
             (Clients.Beta, AgentSecret, ["gateway"]),
             (Clients.Stranger, AgentSecret, ["gateway"]),
             (Clients.CrmHop, CrmSecret, ["crm.read"]),
-            (Clients.CrmHopSpare, CrmSecret, ["crm.read"]));
+            (Clients.CrmHopSpare, CrmSecret, ["crm.read"]),
+            (Clients.GatewayExchange, OboSecret, ["crm.read"]));
         Llm = Upstream.Start();
         Crm = Upstream.Start();
     }
@@ -66,6 +70,9 @@ public sealed class GatewayFixture : IAsyncLifetime
         await using var connection = await ConnectionMultiplexer.ConnectAsync($"{Redis.ConnectionString},allowAdmin=true");
         await connection.GetServer(connection.GetEndPoints()[0]).FlushAllDatabasesAsync();
     }
+
+    /// <summary>A user's token issued to the agent (support-bot's client by default).</summary>
+    public Task<string> UserTokenAsync(string user, string clientId = Clients.Alpha) => Auth.GetUserTokenAsync(user, clientId, AgentSecret);
 
     public Task<string> AgentTokenAsync(string clientId = Clients.Alpha, string scope = "gateway") => Auth.GetTokenAsync(clientId, AgentSecret, scope);
 }

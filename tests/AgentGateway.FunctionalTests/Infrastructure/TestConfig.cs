@@ -9,6 +9,7 @@ public static class TestConfig
     public const string OpenAiKeyVariable = "AGW_TEST_OPENAI_KEY";
     public const string CrmSecretVariable = "AGW_TEST_CRM_SECRET";
     public const string CacheKeyVariable = "AGW_TEST_CACHE_KEY";
+    public const string OboSecretVariable = "AGW_TEST_OBO_SECRET";
 
     /// <param name="auth">The authorization server that issues agent and hop tokens.</param>
     /// <param name="llm">The LLM provider upstream.</param>
@@ -31,6 +32,7 @@ public static class TestConfig
                         ["AgentClaim"] = "sub",
                     },
                 },
+                ["Delegation"] = new JsonObject { ["Issuers"] = new JsonArray("corp") },
             },
             ["Agents"] = new JsonObject
             {
@@ -39,7 +41,7 @@ public static class TestConfig
                     ["Owner"] = "support-team@example.test",
                     ["Description"] = "Answers customer tickets",
                     ["Identities"] = new JsonArray(new JsonObject { ["Issuer"] = "corp", ["Subject"] = Clients.Alpha }),
-                    ["Grants"] = new JsonArray("llm", "crm-read"),
+                    ["Grants"] = new JsonArray("llm", "crm-read", "crm-for-users"),
                 },
                 ["retired-bot"] = new JsonObject
                 {
@@ -54,6 +56,7 @@ public static class TestConfig
                 ["llm"] = new JsonObject { ["Routes"] = new JsonArray("openai", "anthropic") },
                 ["crm-read"] = new JsonObject { ["Routes"] = new JsonArray("crm") },
                 ["billing"] = new JsonObject { ["Routes"] = new JsonArray("billing") },
+                ["crm-for-users"] = new JsonObject { ["Routes"] = new JsonArray("crm-obo") },
             },
             ["Credentials"] = new JsonObject
             {
@@ -65,6 +68,14 @@ public static class TestConfig
                     ["TokenEndpoint"] = auth.TokenEndpoint,
                     ["ClientId"] = Clients.CrmHop,
                     ["ClientSecret"] = "env:" + CrmSecretVariable,
+                    ["Scopes"] = new JsonArray("crm.read"),
+                },
+                ["crm-obo"] = new JsonObject
+                {
+                    ["Kind"] = "OAuthTokenExchange",
+                    ["TokenEndpoint"] = auth.TokenEndpoint,
+                    ["ClientId"] = Clients.GatewayExchange,
+                    ["ClientSecret"] = "env:" + OboSecretVariable,
                     ["Scopes"] = new JsonArray("crm.read"),
                 },
             },
@@ -85,6 +96,7 @@ public static class TestConfig
                     ["anthropic"] = Route("/llm/anthropic/{**rest}", "llm", "/llm/anthropic", "anthropic"),
                     ["crm"] = Route("/crm/{**rest}", "crm", "/crm", "crm"),
                     ["billing"] = Route("/billing/{**rest}", "crm", "/billing", "none"),
+                    ["crm-obo"] = Route("/crm-obo/{**rest}", "crm", "/crm-obo", "crm-obo"),
                 },
                 ["Clusters"] = new JsonObject
                 {
@@ -141,4 +153,8 @@ public static class Clients
     /// <summary>Like <see cref="CrmHop"/>, for tests that need a hop client of their own
     /// (e.g. with short-lived tokens), so counts do not mix with other tests.</summary>
     public const string CrmHopSpare = "crm-gateway-spare";
+
+    /// <summary>The gateway's client for token exchange. Its id is the gateway's audience: users'
+    /// tokens are issued to the gateway, so the gateway may exchange them.</summary>
+    public const string GatewayExchange = AuthorizationServer.GatewayAudience;
 }

@@ -1,0 +1,198 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace AgentGateway.FunctionalTests.Credentials;
+
+/// <summary>On-behalf-of hops: the agent presents the user's token, the gateway exchanges it
+/// (RFC 8693, against OpenIddict's real token exchange) with the agent's token as actor, and the
+/// upstream receives a token that names both — and neither token the agent sent.</summary>
+[Collection(GatewayCollection.Name)]
+public sealed class TokenExchangeTests(GatewayFixture fx) : IAsyncLifetime
+{
+    public Task InitializeAsync() => fx.ResetAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task Upstream_gets_a_token_naming_the_user_and_the_agent_and_never_the_tokens_the_agent_sent()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: true));
+        var agentToken = await fx.AgentTokenAsync();
+        var userToken = await fx.UserTokenAsync("alice");
+        var before = fx.Auth.ExchangesFor(Clients.GatewayExchange);
+
+        using var response = await SendAsync(gateway, "/crm-obo/accounts?scope=admin&audience=elsewhere", agentToken, userToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, fx.Auth.ExchangesFor(Clients.GatewayExchange) - before);
+        var hopToken = fx.Crm.Header(0, "Authorization")!["Bearer ".Length..];
+        await ValidateForCrmAsync(hopToken);
+        var payload = new JsonWebToken(hopToken);
+        Assert.Equal("alice", payload.Subject);
+        Assert.True(payload.TryGetPayloadValue<JsonElement>("act", out var act), "the exchanged token has no act claim");
+        Assert.Equal(Clients.Alpha, act.GetProperty("sub").GetString());
+        Assert.Null(fx.Crm.Header(0, "Subject-Token"));
+        fx.Crm.AssertNeverSaw(agentToken);
+        fx.Crm.AssertNeverSaw(userToken);
+
+        // The exchange's parameters are the configuration's; the agent's query named others.
+        var sent = fx.Auth.LastExchangeParameters;
+        Assert.Equal("crm.read", sent["scope"]);
+        Assert.False(sent.ContainsKey("audience"));
+        Assert.Equal("urn:ietf:params:oauth:token-type:access_token", sent["subject_token_type"]);
+        Assert.Equal("urn:ietf:params:oauth:token-type:access_token", sent["actor_token_type"]);
+    }
+
+    [Fact]
+    public async Task Tokens_are_cached_per_user_and_a_second_replica_reuses_them()
+    {
+        var config = fx.Config(withRedis: true);
+        await using var first = await GatewayInstance.StartAsync(config);
+        await using var second = await GatewayInstance.StartAsync(config);
+        var agentToken = await fx.AgentTokenAsync();
+        var alice = await fx.UserTokenAsync("alice");
+        var aliceAgain = await fx.UserTokenAsync("alice");
+        var bob = await fx.UserTokenAsync("bob");
+        var before = fx.Auth.ExchangesFor(Clients.GatewayExchange);
+
+        using (var r = await SendAsync(first, "/crm-obo/a", agentToken, alice)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); }
+        using (var r = await SendAsync(first, "/crm-obo/b", agentToken, aliceAgain)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); }
+        using (var r = await SendAsync(second, "/crm-obo/c", agentToken, alice)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); }
+        using (var r = await SendAsync(first, "/crm-obo/d", agentToken, bob)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); }
+
+        Assert.Equal(2, fx.Auth.ExchangesFor(Clients.GatewayExchange) - before);
+        var tokens = Enumerable.Range(0, 4).Select(i => fx.Crm.Header(i, "Authorization")).ToList();
+        Assert.Equal(tokens[0], tokens[1]);
+        Assert.Equal(tokens[0], tokens[2]);
+        Assert.NotEqual(tokens[0], tokens[3]);
+        Assert.Equal("bob", new JsonWebToken(tokens[3]!["Bearer ".Length..]).Subject);
+        foreach (var secret in new[] { agentToken, alice, aliceAgain, bob })
+        {
+            fx.Crm.AssertNeverSaw(secret);
+        }
+    }
+
+    [Fact]
+    public async Task Without_a_delegation_the_on_behalf_of_route_is_refused_403_and_nothing_is_exchanged()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var agentToken = await fx.AgentTokenAsync();
+        var before = fx.Auth.ExchangesFor(Clients.GatewayExchange);
+
+        using var response = await SendAsync(gateway, "/crm-obo/accounts", agentToken, userToken: null);
+
+        var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Forbidden, "delegation-required");
+        Assert.Contains("Subject-Token", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, fx.Auth.ExchangesFor(Clients.GatewayExchange) - before);
+        Assert.Empty(fx.Crm.Received);
+    }
+
+    [Theory]
+    [InlineData("issued-to-another-client")]
+    [InlineData("the-agents-own-token")]
+    [InlineData("expired")]
+    [InlineData("forged")]
+    [InlineData("not-a-jwt")]
+    [InlineData("for-another-audience")]
+    public async Task A_delegation_that_does_not_verify_is_refused_401_and_never_forwarded(string variant)
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var agentToken = await fx.AgentTokenAsync();
+        var now = DateTime.UtcNow;
+        var delegation = variant switch
+        {
+            "issued-to-another-client" => await fx.UserTokenAsync("alice", Clients.Stranger),
+            "the-agents-own-token" => agentToken,
+            "expired" => fx.Auth.Mint("alice", AuthorizationServer.GatewayAudience, now.AddHours(-2), now.AddHours(-1)),
+            "forged" => Forge(fx.Auth.Issuer, now),
+            "not-a-jwt" => "alice",
+            "for-another-audience" => await fx.Auth.GetUserTokenAsync("alice", Clients.Alpha, GatewayFixture.AgentSecret, "other"),
+            _ => throw new ArgumentOutOfRangeException(nameof(variant)),
+        };
+        var before = fx.Auth.ExchangesFor(Clients.GatewayExchange);
+
+        using var response = await SendAsync(gateway, "/crm-obo/accounts", agentToken, delegation);
+
+        var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, "delegation-invalid");
+        Assert.DoesNotContain(delegation, problem.ToString(), StringComparison.Ordinal);
+        Assert.Equal(0, fx.Auth.ExchangesFor(Clients.GatewayExchange) - before);
+        Assert.Empty(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task A_user_token_sent_on_a_route_that_does_not_exchange_is_stripped_in_any_spelling()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var agentToken = await fx.AgentTokenAsync();
+        var userToken = await fx.UserTokenAsync("alice");
+
+        using var response = await SendAsync(gateway, "/crm/accounts", agentToken, userToken, header: "subject_token");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Null(fx.Crm.Header(0, "Subject-Token"));
+        Assert.Null(fx.Crm.Header(0, "subject_token"));
+        fx.Crm.AssertNeverSaw(userToken);
+        fx.Crm.AssertNeverSaw(agentToken);
+        Assert.Equal(Clients.CrmHop, new JsonWebToken(fx.Crm.Header(0, "Authorization")!["Bearer ".Length..]).Subject);
+    }
+
+    [Fact]
+    public async Task With_delegation_off_a_request_carrying_a_user_token_is_refused_rather_than_ignored()
+    {
+        var config = fx.Config(withRedis: false);
+        config["Gateway"]!["Inbound"]!.AsObject().Remove("Delegation");
+        config["Gateway"]!["Agents"]!["support-bot"]!["Grants"] = new System.Text.Json.Nodes.JsonArray("llm", "crm-read");
+        config["Gateway"]!["Grants"]!.AsObject().Remove("crm-for-users");
+        config["ReverseProxy"]!["Routes"]!.AsObject().Remove("crm-obo");
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var agentToken = await fx.AgentTokenAsync();
+
+        using var response = await SendAsync(gateway, "/crm/accounts", agentToken, await fx.UserTokenAsync("alice"));
+
+        await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, "delegation-invalid");
+        Assert.Empty(fx.Crm.Received);
+    }
+
+    private static async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, string path, string agentToken, string? userToken, string header = "Subject-Token")
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", agentToken);
+        if (userToken is not null)
+        {
+            request.Headers.TryAddWithoutValidation(header, userToken);
+        }
+
+        return await gateway.Client.SendAsync(request);
+    }
+
+    private async Task<IDictionary<string, object>> ValidateForCrmAsync(string jwt)
+    {
+        var result = await new JsonWebTokenHandler { MapInboundClaims = false }.ValidateTokenAsync(jwt, new TokenValidationParameters
+        {
+            ValidIssuer = fx.Auth.Issuer,
+            ValidAudience = AuthorizationServer.CrmAudience,
+            IssuerSigningKeys = fx.Auth.SigningKeys,
+        });
+        Assert.True(result.IsValid, result.Exception?.Message);
+        return result.Claims;
+    }
+
+    private string Forge(string issuer, DateTime now)
+    {
+        using var rsa = System.Security.Cryptography.RSA.Create(2048);
+        return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = issuer,
+            Audience = AuthorizationServer.GatewayAudience,
+            Claims = new Dictionary<string, object> { ["sub"] = "alice", ["client_id"] = Clients.Alpha },
+            NotBefore = now.AddMinutes(-1),
+            Expires = now.AddMinutes(10),
+            TokenType = "at+jwt",
+            SigningCredentials = new SigningCredentials(new RsaSecurityKey(rsa) { KeyId = fx.Auth.SigningKeys[0].KeyId }, SecurityAlgorithms.RsaSha256),
+        });
+    }
+}
