@@ -15,4 +15,8 @@ public interface ICredentialSource
     bool RequiresDelegation => false;
 
     ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken);
+
+    /// <summary>The upstream refused <paramref name="used"/> (401): drop it from every cache level,
+    /// so the next request fetches a fresh one. Static credentials have nothing to drop.</summary>
+    ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }

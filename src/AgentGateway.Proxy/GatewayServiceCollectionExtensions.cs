@@ -57,6 +57,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<GatewayConfigProvider>();
         services.TryAddSingleton<IProxyConfigProvider>(static sp => sp.GetRequiredService<GatewayConfigProvider>());
         services.TryAddSingleton<HopCredentialTransform>();
+        services.TryAddSingleton<UnauthorizedResponseTransform>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
         services.AddReverseProxy();
 

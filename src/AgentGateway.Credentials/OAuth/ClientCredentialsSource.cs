@@ -43,6 +43,9 @@ internal sealed class ClientCredentialsSource : ICredentialSource
         }
     }
 
+    public ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
+        _cache.InvalidateAsync(CacheKey, used.Fingerprint, cancellationToken);
+
     internal static string CacheKeyFor(OAuthClientCredentialsDefinition d, SecretValue secret) =>
         TokenCacheKey.For("client_credentials", d.Client, secret, d.Scopes, d.Resources);
 

@@ -59,6 +59,11 @@ internal sealed class TokenExchangeSource : ICredentialSource
         }
     }
 
+    public ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
+        request.Delegation is { } delegation
+            ? _cache.InvalidateAsync(CacheKeyFor(_definition, _clientSecret, request.AgentId, delegation), used.Fingerprint, cancellationToken)
+            : ValueTask.CompletedTask;
+
     /// <summary>One entry per (user, agent) and every parameter of the exchange. The user is named
     /// by issuer and subject, not by token: a user's next token reuses the entry (which stays
     /// bounded by the expiry of the token it was obtained with).</summary>

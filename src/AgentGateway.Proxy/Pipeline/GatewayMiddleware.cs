@@ -78,8 +78,18 @@ internal sealed partial class GatewayMiddleware(
             return;
         }
 
-        context.Features.Set(new GatewayRequestFeature(revision, agent, route, grant, delegation.Delegation));
+        var feature = new GatewayRequestFeature(revision, agent, route, grant, delegation.Delegation);
+        context.Features.Set(feature);
         await next(context);
+        if (feature.RetryWithFreshCredential && !context.Response.HasStarted)
+        {
+            // The upstream refused a cached credential, which is now dropped; its 401 was held
+            // back. Send once more: the transform fetches a fresh credential.
+            feature.RetryWithFreshCredential = false;
+            feature.Retried = true;
+            context.Response.Clear();
+            await next(context);
+        }
     }
 
     private async Task RefuseAsync(HttpContext context, Refusal refusal, string routeId, string? agentId)

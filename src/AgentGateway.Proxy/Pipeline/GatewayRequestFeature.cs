@@ -19,4 +19,15 @@ public sealed class GatewayRequestFeature(GatewayRevision revision, Authenticate
 
     /// <summary>The user the agent acts for on this request, when it presented a valid delegation.</summary>
     public Delegation? Delegation { get; } = delegation;
+
+    /// <summary>The hop credential injected on the latest attempt.</summary>
+    public HopCredential? Injected { get; set; }
+
+    /// <summary>Set when the upstream refused a cached credential and the request may be sent once more.</summary>
+    public bool RetryWithFreshCredential { get; set; }
+
+    /// <summary>Whether the one retry has been used.</summary>
+    public bool Retried { get; set; }
+
+    public CredentialRequest CredentialRequest => new(Agent.Agent.Id, Agent.Token, Delegation);
 }

@@ -45,8 +45,7 @@ internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransf
         }
 
         using var activity = GatewayTelemetry.Source.StartActivity("agentgateway.credential");
-        var request = new CredentialRequest(feature.Agent.Agent.Id, feature.Agent.Token, feature.Delegation);
-        var result = await source.GetAsync(request, context.CancellationToken);
+        var result = await source.GetAsync(feature.CredentialRequest, context.CancellationToken);
         if (result.Credential is not { } credential)
         {
             activity?.SetStatus(ActivityStatusCode.Error, "credential-unavailable");
@@ -57,6 +56,7 @@ internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransf
         }
 
         context.ProxyRequest.Headers.TryAddWithoutValidation(credential.HeaderName, credential.HeaderValue);
+        feature.Injected = credential;
         Record(activity, credential, feature);
     }
 

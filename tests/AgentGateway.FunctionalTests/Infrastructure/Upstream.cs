@@ -20,7 +20,9 @@ public sealed class Upstream : IDisposable
     public static Upstream Start()
     {
         var server = WireMockServer.Start();
+        // The lowest priority, so tests can put specific answers (faults, scenarios) in front.
         server.Given(Request.Create().UsingAnyMethod())
+            .AtPriority(1000)
             .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody("{\"ok\":true}"));
         return new Upstream(server);
     }
