@@ -22,7 +22,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         var agentToken = await fx.AgentTokenAsync();
         await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: true));
 
-        using var response = await SendAsync(gateway, "/crm/accounts", agentToken);
+        using var response = await gateway.GetAsAgentAsync("/crm/accounts", agentToken);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var hopToken = fx.Crm.Header(0, "Authorization")!["Bearer ".Length..];
@@ -51,10 +51,10 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         string crmKey;
         await using (var first = await GatewayInstance.StartAsync(config))
         {
-            using var warm1 = await SendAsync(first, "/crm/accounts", agentToken);
+            using var warm1 = await first.GetAsAgentAsync("/crm/accounts", agentToken);
             Assert.Equal(HttpStatusCode.OK, warm1.StatusCode);
             crmKey = Assert.Single((await RedisEntriesAsync(fx.Redis.ConnectionString)).Keys);
-            using var warm2 = await SendAsync(first, "/crm-b/accounts", agentToken);
+            using var warm2 = await first.GetAsAgentAsync("/crm-b/accounts", agentToken);
             Assert.Equal(HttpStatusCode.OK, warm2.StatusCode);
         }
 
@@ -77,7 +77,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         fx.Crm.Server.ResetLogEntries();
 
         await using var second = await GatewayInstance.StartAsync(config);
-        using var response = await SendAsync(second, "/crm/accounts", agentToken);
+        using var response = await second.GetAsAgentAsync("/crm/accounts", agentToken);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHop) - before);
@@ -102,7 +102,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         var before = fx.Auth.TokenRequestsFor(Clients.CrmHopSpare);
         foreach (var replica in replicas)
         {
-            using var warm = await SendAsync(replica, "/crm-b/warm", agentToken);
+            using var warm = await replica.GetAsAgentAsync("/crm-b/warm", agentToken);
             Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
         }
 
@@ -114,7 +114,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         var requests = Enumerable.Range(0, 1000).Select(async i =>
         {
             await start.WaitAsync();
-            using var response = await SendAsync(replicas[i % 3], $"/crm-b/item/{i}", agentToken);
+            using var response = await replicas[i % 3].GetAsAgentAsync($"/crm-b/item/{i}", agentToken);
             return response.StatusCode;
         }).ToList();
         start.Release(1000);
@@ -140,7 +140,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         {
             await using var first = await GatewayInstance.StartAsync(config);
             await using var second = await GatewayInstance.StartAsync(config);
-            using (var response = await SendAsync(first, "/crm/accounts", agentToken))
+            using (var response = await first.GetAsAgentAsync("/crm/accounts", agentToken))
             {
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             }
@@ -151,7 +151,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
             var before = fx.Auth.TokenRequestsFor(Clients.CrmHop);
             var during = await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
             {
-                using var response = await SendAsync(second, "/crm/accounts", agentToken);
+                using var response = await second.GetAsAgentAsync("/crm/accounts", agentToken);
                 return response.StatusCode;
             }));
             Assert.All(during, s => Assert.Equal(HttpStatusCode.OK, s));
@@ -167,12 +167,12 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
             await WaitUntilReadyAsync(second);
             await Task.Delay(TimeSpan.FromSeconds(2.5)); // outlive the store's failure breaker
             var spareBefore = fx.Auth.TokenRequestsFor(Clients.CrmHopSpare);
-            using (var response = await SendAsync(first, "/crm-b/accounts", agentToken))
+            using (var response = await first.GetAsAgentAsync("/crm-b/accounts", agentToken))
             {
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             }
 
-            using (var response = await SendAsync(second, "/crm-b/accounts", agentToken))
+            using (var response = await second.GetAsAgentAsync("/crm-b/accounts", agentToken))
             {
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             }
@@ -203,13 +203,6 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         }
 
         throw new TimeoutException("the gateway did not reconnect to Redis within 30 s");
-    }
-
-    private static async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, string path, string token)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, path);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        return await gateway.Client.SendAsync(request);
     }
 
     /// <summary>Every token entry in Redis (leases excluded), by key.</summary>

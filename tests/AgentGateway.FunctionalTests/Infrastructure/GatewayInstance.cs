@@ -51,6 +51,14 @@ public sealed class GatewayInstance : IAsyncDisposable
         return new GatewayInstance(app, file, logs, new Uri(address));
     }
 
+    /// <summary>A GET as the agent holding <paramref name="agentToken"/>.</summary>
+    public async Task<HttpResponseMessage> GetAsAgentAsync(string path, string agentToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", agentToken);
+        return await Client.SendAsync(request);
+    }
+
     /// <summary>Rewrites the configuration file and waits until the gateway has either served a
     /// new revision or refused the reload.</summary>
     public async Task RewriteConfigAsync(JsonObject config)

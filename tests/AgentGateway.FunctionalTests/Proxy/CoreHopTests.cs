@@ -120,13 +120,13 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
         await using var first = await GatewayInstance.StartAsync(fx.Config(withRedis: true));
         await using var second = await GatewayInstance.StartAsync(fx.Config(withRedis: true));
 
-        using (var response = await SendAsync(first, "/crm/accounts", token))
+        using (var response = await first.GetAsAgentAsync("/crm/accounts", token))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
 
         Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHop) - before);
-        using (var response = await SendAsync(second, "/crm/accounts", token))
+        using (var response = await second.GetAsAgentAsync("/crm/accounts", token))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
@@ -186,7 +186,7 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
         config["Gateway"]!["Inbound"]!["Issuers"]!["corp"]![setting] = new System.Text.Json.Nodes.JsonArray(only);
         await using var gateway = await GatewayInstance.StartAsync(config);
 
-        using var response = await SendAsync(gateway, "/llm/openai/v1/models", await fx.AgentTokenAsync());
+        using var response = await gateway.GetAsAgentAsync("/llm/openai/v1/models", await fx.AgentTokenAsync());
 
         await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, "unauthenticated");
         Assert.Empty(fx.Llm.Received);
@@ -198,7 +198,7 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
     public async Task Valid_token_of_an_agent_the_inventory_does_not_admit_is_refused_401(string client, string reason)
     {
         await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
-        using var response = await SendAsync(gateway, "/llm/openai/v1/models", await fx.AgentTokenAsync(client));
+        using var response = await gateway.GetAsAgentAsync("/llm/openai/v1/models", await fx.AgentTokenAsync(client));
 
         await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, reason);
         Assert.Empty(fx.Llm.Received);
@@ -209,7 +209,7 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
     {
         await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
         var token = await fx.AgentTokenAsync();
-        using var response = await SendAsync(gateway, "/billing/invoices", token);
+        using var response = await gateway.GetAsAgentAsync("/billing/invoices", token);
 
         var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Forbidden, "grant-missing");
         Assert.Contains("billing", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
@@ -221,7 +221,7 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
     public async Task Unknown_path_is_a_problem_not_an_empty_404()
     {
         await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
-        using var response = await SendAsync(gateway, "/nowhere", await fx.AgentTokenAsync());
+        using var response = await gateway.GetAsAgentAsync("/nowhere", await fx.AgentTokenAsync());
 
         await ProblemAssert.IsProblemAsync(response, HttpStatusCode.NotFound, "route-unknown");
     }
@@ -235,7 +235,7 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
         await using var gateway = await GatewayInstance.StartAsync(config);
         var token = await fx.AgentTokenAsync();
 
-        using var response = await SendAsync(gateway, "/crm/accounts", token);
+        using var response = await gateway.GetAsAgentAsync("/crm/accounts", token);
 
         var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.ServiceUnavailable, "credential-unavailable");
         Assert.True(problem.GetProperty("detail").GetString()!.Contains("invalid_client", StringComparison.Ordinal), problem.GetProperty("detail").GetString());
@@ -255,13 +255,6 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         Assert.Contains("\"redis\":\"ok\"", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-    }
-
-    private static async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, string path, string token)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, path);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        return await gateway.Client.SendAsync(request);
     }
 
     private async Task AssertIssuedByTheRealServerForCrm(string jwt)
