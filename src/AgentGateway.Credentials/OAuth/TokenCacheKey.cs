@@ -28,4 +28,34 @@ internal static class TokenCacheKey
         });
         return Prefix + Convert.ToHexStringLower(SHA256.HashData(material));
     }
+
+    /// <summary>
+    /// The key of one subject's token under a configured credential whose own key is
+    /// <paramref name="credentialKey"/> (computed once, at configuration load): only the parts that
+    /// vary per request are hashed per request. Each part is length-prefixed, so parts cannot run
+    /// into one another.
+    /// </summary>
+    public static string Within(string credentialKey, string agentId, string issuer, string subject)
+    {
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        using (var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+        {
+            Append(sha, credentialKey);
+            Append(sha, agentId);
+            Append(sha, issuer);
+            Append(sha, subject);
+            sha.GetHashAndReset(hash);
+        }
+
+        return Prefix + Convert.ToHexStringLower(hash);
+    }
+
+    private static void Append(IncrementalHash sha, string part)
+    {
+        Span<byte> length = stackalloc byte[4];
+        var bytes = Encoding.UTF8.GetBytes(part);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(length, bytes.Length);
+        sha.AppendData(length);
+        sha.AppendData(bytes);
+    }
 }

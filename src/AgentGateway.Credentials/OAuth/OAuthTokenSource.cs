@@ -1,0 +1,43 @@
+using AgentGateway.Credentials.Caching;
+
+namespace AgentGateway.Credentials.OAuth;
+
+/// <summary>What every OAuth kind does the same way: serve a token from the cache (fetching it
+/// through <see cref="TokenEndpointClient"/> on a miss), turn it into the hop's header, report a
+/// failure as a result rather than an exception, and drop a token the upstream refused.</summary>
+internal abstract class OAuthTokenSource(string name, string header, TokenEndpointClient endpoint, TokenCache cache) : ICredentialSource
+{
+    public string Name => name;
+
+    public abstract CredentialKind Kind { get; }
+
+    public string HeaderName => header;
+
+    public virtual bool RequiresDelegation => false;
+
+    protected TokenEndpointClient Endpoint => endpoint;
+
+    public abstract ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken);
+
+    public abstract ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken);
+
+    protected async ValueTask<CredentialResult> GetCachedAsync<TState>(
+        string key,
+        TState state,
+        Func<TState, CancellationToken, ValueTask<CachedToken>> fetch,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            var (token, source) = await cache.GetOrFetchAsync(key, endpoint.Timeout, state, fetch, cancellationToken);
+            return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt));
+        }
+        catch (CredentialFetchException ex)
+        {
+            return CredentialResult.Failure(new CredentialError(Name, ex.Message));
+        }
+    }
+
+    protected ValueTask InvalidateKeyAsync(string key, HopCredential used, CancellationToken cancellationToken) =>
+        cache.InvalidateAsync(key, used.Fingerprint, cancellationToken);
+}
