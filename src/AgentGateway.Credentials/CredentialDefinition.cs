@@ -15,13 +15,40 @@ public sealed record ApiKeyDefinition(string Name, string Header, string Format,
     public override CredentialKind Kind => CredentialKind.ApiKey;
 }
 
-/// <summary>How the gateway authenticates to a token endpoint as an OAuth client.</summary>
+/// <summary>The gateway as an OAuth client of one token endpoint.</summary>
 public sealed record OAuthClient(
     Uri TokenEndpoint,
     string ClientId,
-    SecretReference ClientSecret,
-    ClientAuthenticationStyle Authentication,
+    ClientAuthentication Authentication,
     TimeSpan Timeout);
+
+/// <summary>How the gateway proves to the token endpoint that it is the client. Either way the
+/// material is a secret reference, resolved at load.</summary>
+public abstract record ClientAuthentication(SecretReference Secret)
+{
+    /// <summary>The method's name in cache keys: a token obtained one way is not served for another.</summary>
+    public abstract string Method { get; }
+}
+
+/// <summary>A shared client secret (RFC 6749 §2.3.1), in the body (<c>client_secret_post</c>) or
+/// in a Basic authorization header (<c>client_secret_basic</c>).</summary>
+public sealed record ClientSecretAuthentication(SecretReference Secret, ClientSecretStyle Style)
+    : ClientAuthentication(Secret)
+{
+    public override string Method => Style == ClientSecretStyle.BasicAuthentication ? "client_secret_basic" : "client_secret_post";
+}
+
+/// <summary><c>private_key_jwt</c> (RFC 7523 §2.2): a short-lived assertion signed with the
+/// client's private key, so no shared secret crosses the network or sits at the issuer.</summary>
+/// <param name="Secret">Reference to the PEM-encoded private key (PKCS#8, RSA or EC).</param>
+/// <param name="KeyId">The <c>kid</c> header; null means the key's RFC 7638 thumbprint.</param>
+/// <param name="Algorithm">The JWS algorithm; null means the key's natural one (RS256, or ES256/384/512 by curve).</param>
+/// <param name="Audience">The assertion's <c>aud</c>; null means the token endpoint URL.</param>
+public sealed record PrivateKeyJwtAuthentication(SecretReference Secret, string? KeyId, string? Algorithm, string? Audience)
+    : ClientAuthentication(Secret)
+{
+    public override string Method => "private_key_jwt";
+}
 
 public sealed record OAuthClientCredentialsDefinition(
     string Name,
@@ -53,7 +80,7 @@ public sealed record OAuthTokenExchangeDefinition(
     public override CredentialKind Kind => CredentialKind.OAuthTokenExchange;
 }
 
-public enum ClientAuthenticationStyle
+public enum ClientSecretStyle
 {
     PostBody,
     BasicAuthentication,

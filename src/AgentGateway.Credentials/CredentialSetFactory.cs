@@ -31,10 +31,10 @@ public sealed class CredentialSetFactory(
             {
                 ApiKeyDefinition d when Resolve(d.Secret, path + ":Secret", problems) is { } key =>
                     new ApiKeySource(d, key, fingerprint),
-                OAuthClientCredentialsDefinition d when Resolve(d.Client.ClientSecret, path + ":ClientSecret", problems) is { } secret =>
-                    new ClientCredentialsSource(d, secret, Endpoint(d.Name, d.Client, secret, d.RefreshBeforeExpiry), cache),
-                OAuthTokenExchangeDefinition d when Resolve(d.Client.ClientSecret, path + ":ClientSecret", problems) is { } secret =>
-                    new TokenExchangeSource(d, secret, Endpoint(d.Name, d.Client, secret, d.RefreshBeforeExpiry), cache),
+                OAuthClientCredentialsDefinition d when Authenticator(d.Client, path, problems) is { } client =>
+                    new ClientCredentialsSource(d, client, Endpoint(d.Name, d.Client, client, d.RefreshBeforeExpiry), cache),
+                OAuthTokenExchangeDefinition d when Authenticator(d.Client, path, problems) is { } client =>
+                    new TokenExchangeSource(d, client, Endpoint(d.Name, d.Client, client, d.RefreshBeforeExpiry), cache),
                 _ => null,
             };
             if (source is not null)
@@ -46,8 +46,11 @@ public sealed class CredentialSetFactory(
         return new CredentialSet(sources.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
     }
 
-    private TokenEndpointClient Endpoint(string name, OAuthClient client, SecretValue secret, TimeSpan refreshBeforeExpiry) =>
-        new(name, client, secret, refreshBeforeExpiry, httpClients, fingerprint, time, loggers.CreateLogger<TokenEndpointClient>());
+    private ClientAuthenticator? Authenticator(OAuthClient client, string path, ConfigProblems problems) =>
+        ClientAuthenticator.Create(client.Authentication, path, time, problems);
+
+    private TokenEndpointClient Endpoint(string name, OAuthClient client, ClientAuthenticator authenticator, TimeSpan refreshBeforeExpiry) =>
+        new(name, client, authenticator, refreshBeforeExpiry, httpClients, fingerprint, time, loggers.CreateLogger<TokenEndpointClient>());
 
     private TokenCache BuildCache(CacheDefinition definition, ConfigProblems problems)
     {

@@ -94,12 +94,8 @@ public static class CredentialConfigReader
             ok = false;
         }
 
-        ok &= ReadSecret(entry.Path + ":ClientSecret", s.ClientSecret, problems, out var secret);
-        if (!Enum.TryParse<ClientAuthenticationStyle>(s.ClientAuthentication, ignoreCase: false, out var style))
-        {
-            problems.Add(entry.Path + ":ClientAuthentication", $"'{s.ClientAuthentication}' is not one of: {string.Join(", ", Enum.GetNames<ClientAuthenticationStyle>())}");
-            ok = false;
-        }
+        var authentication = ReadClientAuthentication(entry.Path, s, problems);
+        ok &= authentication is not null;
 
         for (var i = 0; i < s.Scopes.Length; i++)
         {
@@ -132,7 +128,63 @@ public static class CredentialConfigReader
             ok = false;
         }
 
-        return ok ? new OAuthClient(endpoint!, s.ClientId!, secret, style, s.Timeout) : null;
+        return ok ? new OAuthClient(endpoint!, s.ClientId!, authentication!, s.Timeout) : null;
+    }
+
+    private static ClientAuthentication? ReadClientAuthentication(string path, OAuthClientSettings s, ConfigProblems problems)
+    {
+        if (s.ClientAuthentication == "PrivateKeyJwt")
+        {
+            var ok = ReadSecret(path + ":PrivateKey", s.PrivateKey, problems, out var key);
+            ok &= Unused(path + ":ClientSecret", s.ClientSecret, "PrivateKeyJwt signs with PrivateKey; a client secret would sit unused", problems);
+            if (s.PrivateKeyId is { } kid && (kid.Length == 0 || kid.Any(char.IsControl)))
+            {
+                problems.Add(path + ":PrivateKeyId", "must be a non-empty printable string");
+                ok = false;
+            }
+
+            if (s.SigningAlgorithm is { } algorithm && !SigningAlgorithms.Contains(algorithm))
+            {
+                problems.Add(path + ":SigningAlgorithm", $"'{algorithm}' is not one of: {string.Join(", ", SigningAlgorithms)}");
+                ok = false;
+            }
+
+            if (s.AssertionAudience is not null && !Uri.TryCreate(s.AssertionAudience, UriKind.Absolute, out _))
+            {
+                problems.Add(path + ":AssertionAudience", "must be an absolute URI (the issuer or the token endpoint)");
+                ok = false;
+            }
+
+            return ok ? new PrivateKeyJwtAuthentication(key, s.PrivateKeyId, s.SigningAlgorithm, s.AssertionAudience) : null;
+        }
+
+        if (!Enum.TryParse<ClientSecretStyle>(s.ClientAuthentication, ignoreCase: false, out var style) || !Enum.IsDefined(style))
+        {
+            problems.Add(path + ":ClientAuthentication", $"'{s.ClientAuthentication}' is not one of: PostBody, BasicAuthentication, PrivateKeyJwt");
+            return null;
+        }
+
+        var secretOk = ReadSecret(path + ":ClientSecret", s.ClientSecret, problems, out var secret);
+        secretOk &= Unused(path + ":PrivateKey", s.PrivateKey, "only PrivateKeyJwt uses a private key", problems);
+        secretOk &= Unused(path + ":PrivateKeyId", s.PrivateKeyId, "only PrivateKeyJwt signs assertions", problems);
+        secretOk &= Unused(path + ":SigningAlgorithm", s.SigningAlgorithm, "only PrivateKeyJwt signs assertions", problems);
+        secretOk &= Unused(path + ":AssertionAudience", s.AssertionAudience, "only PrivateKeyJwt signs assertions", problems);
+        return secretOk ? new ClientSecretAuthentication(secret, style) : null;
+    }
+
+    private static readonly string[] SigningAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
+
+    /// <summary>A setting the chosen method ignores is a mistake to report, not to pass over: the
+    /// operator believes it is in force.</summary>
+    private static bool Unused(string path, string? value, string why, ConfigProblems problems)
+    {
+        if (value is null)
+        {
+            return true;
+        }
+
+        problems.Add(path, $"is not used here: {why}");
+        return false;
     }
 
     /// <summary>Token endpoints receive client secrets: HTTPS only, except on the loopback interface

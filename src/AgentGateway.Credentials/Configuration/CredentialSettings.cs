@@ -23,10 +23,24 @@ public abstract record OAuthClientSettings
 
     public string? ClientId { get; init; }
 
+    /// <summary>Secret reference to the client secret (<c>PostBody</c>, <c>BasicAuthentication</c>).</summary>
     public string? ClientSecret { get; init; }
 
-    /// <summary><c>PostBody</c> (client_secret_post, the default) or <c>BasicAuthentication</c> (client_secret_basic).</summary>
+    /// <summary><c>PostBody</c> (client_secret_post, the default), <c>BasicAuthentication</c>
+    /// (client_secret_basic) or <c>PrivateKeyJwt</c> (RFC 7523 assertions signed with <see cref="PrivateKey"/>).</summary>
     public string ClientAuthentication { get; init; } = "PostBody";
+
+    /// <summary>Secret reference to the PEM private key (RSA or EC) that signs <c>PrivateKeyJwt</c> assertions.</summary>
+    public string? PrivateKey { get; init; }
+
+    /// <summary>The assertions' <c>kid</c>; by default the key's RFC 7638 thumbprint.</summary>
+    public string? PrivateKeyId { get; init; }
+
+    /// <summary>The assertions' algorithm; by default RS256 for RSA keys, ES256/384/512 by curve for EC keys.</summary>
+    public string? SigningAlgorithm { get; init; }
+
+    /// <summary>The assertions' <c>aud</c>; by default the token endpoint URL (some issuers want their issuer URL).</summary>
+    public string? AssertionAudience { get; init; }
 
     public string[] Scopes { get; init; } = [];
 

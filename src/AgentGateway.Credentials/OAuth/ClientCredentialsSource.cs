@@ -1,5 +1,4 @@
 using AgentGateway.Credentials.Caching;
-using AgentGateway.Credentials.Secrets;
 using Duende.IdentityModel.Client;
 
 namespace AgentGateway.Credentials.OAuth;
@@ -8,12 +7,12 @@ namespace AgentGateway.Credentials.OAuth;
 /// OAuth 2.1 client-credentials tokens (RFC 6749 §4.4) with RFC 8707 resource indicators, one per
 /// credential for every agent and replica, cached in <see cref="TokenCache"/>.
 /// </summary>
-internal sealed class ClientCredentialsSource(OAuthClientCredentialsDefinition definition, SecretValue clientSecret, TokenEndpointClient endpoint, TokenCache cache)
+internal sealed class ClientCredentialsSource(OAuthClientCredentialsDefinition definition, ClientAuthenticator authenticator, TokenEndpointClient endpoint, TokenCache cache)
     : OAuthTokenSource(definition.Name, definition.Header, endpoint, cache)
 {
     public override CredentialKind Kind => CredentialKind.OAuthClientCredentials;
 
-    internal string CacheKey { get; } = CacheKeyFor(definition, clientSecret);
+    internal string CacheKey { get; } = CacheKeyFor(definition, authenticator.KeyMaterial);
 
     public override ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken) =>
         GetCachedAsync(CacheKey, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
@@ -21,8 +20,8 @@ internal sealed class ClientCredentialsSource(OAuthClientCredentialsDefinition d
     public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
         InvalidateKeyAsync(CacheKey, used, cancellationToken);
 
-    internal static string CacheKeyFor(OAuthClientCredentialsDefinition d, SecretValue secret) =>
-        TokenCacheKey.For("client_credentials", d.Client, secret, d.Scopes, d.Resources);
+    internal static string CacheKeyFor(OAuthClientCredentialsDefinition d, string keyMaterial) =>
+        TokenCacheKey.For("client_credentials", d.Client, keyMaterial, d.Scopes, d.Resources);
 
     private ValueTask<CachedToken> FetchAsync(CancellationToken cancellationToken) =>
         Endpoint.RequestAsync(this, static (http, s, ct) => http.RequestClientCredentialsTokenAsync(s.BuildRequest(), ct), notAfter: null, cancellationToken);

@@ -1,5 +1,4 @@
 using AgentGateway.Credentials.Caching;
-using AgentGateway.Credentials.Secrets;
 using Duende.IdentityModel.Client;
 using Microsoft.Extensions.Logging;
 
@@ -19,7 +18,7 @@ internal sealed partial class TokenEndpointClient
 
     private readonly string _credentialName;
     private readonly OAuthClient _client;
-    private readonly SecretValue _clientSecret;
+    private readonly ClientAuthenticator _authenticator;
     private readonly TimeSpan _refreshBeforeExpiry;
     private readonly IHttpClientFactory _httpClients;
     private readonly CredentialFingerprint _fingerprint;
@@ -29,7 +28,7 @@ internal sealed partial class TokenEndpointClient
     public TokenEndpointClient(
         string credentialName,
         OAuthClient client,
-        SecretValue clientSecret,
+        ClientAuthenticator authenticator,
         TimeSpan refreshBeforeExpiry,
         IHttpClientFactory httpClients,
         CredentialFingerprint fingerprint,
@@ -38,7 +37,7 @@ internal sealed partial class TokenEndpointClient
     {
         _credentialName = credentialName;
         _client = client;
-        _clientSecret = clientSecret;
+        _authenticator = authenticator;
         _refreshBeforeExpiry = refreshBeforeExpiry;
         _httpClients = httpClients;
         _fingerprint = fingerprint;
@@ -54,10 +53,7 @@ internal sealed partial class TokenEndpointClient
     {
         request.Address = _client.TokenEndpoint.AbsoluteUri;
         request.ClientId = _client.ClientId;
-        request.ClientSecret = _clientSecret.Reveal();
-        request.ClientCredentialStyle = _client.Authentication == ClientAuthenticationStyle.BasicAuthentication
-            ? ClientCredentialStyle.AuthorizationHeader
-            : ClientCredentialStyle.PostBody;
+        _authenticator.Apply(request, _client);
         return request;
     }
 

@@ -1,5 +1,4 @@
 using AgentGateway.Credentials.Caching;
-using AgentGateway.Credentials.Secrets;
 using Duende.IdentityModel;
 using Duende.IdentityModel.Client;
 
@@ -12,11 +11,11 @@ namespace AgentGateway.Credentials.OAuth;
 /// audience, client) comes from configuration, never from the request. Tokens are cached per
 /// (user, agent, credential parameters) and never served past the user token's expiry.
 /// </summary>
-internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definition, SecretValue clientSecret, TokenEndpointClient endpoint, TokenCache cache)
+internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definition, ClientAuthenticator authenticator, TokenEndpointClient endpoint, TokenCache cache)
     : OAuthTokenSource(definition.Name, definition.Header, endpoint, cache)
 {
     /// <summary>The key of everything configured; each (agent, user) key is derived from it per request.</summary>
-    private readonly string _credentialKey = CredentialKeyFor(definition, clientSecret);
+    private readonly string _credentialKey = CredentialKeyFor(definition, authenticator.KeyMaterial);
 
     public override CredentialKind Kind => CredentialKind.OAuthTokenExchange;
 
@@ -46,11 +45,11 @@ internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definitio
     /// <summary>One entry per (user, agent) and every parameter of the exchange. The user is named
     /// by issuer and subject, not by token: a user's next token reuses the entry (which stays
     /// bounded by the expiry of the token it was obtained with).</summary>
-    internal static string CacheKeyFor(OAuthTokenExchangeDefinition d, SecretValue secret, string agentId, Delegation delegation) =>
-        TokenCacheKey.Within(CredentialKeyFor(d, secret), agentId, delegation.IssuerName, delegation.Subject);
+    internal static string CacheKeyFor(OAuthTokenExchangeDefinition d, string keyMaterial, string agentId, Delegation delegation) =>
+        TokenCacheKey.Within(CredentialKeyFor(d, keyMaterial), agentId, delegation.IssuerName, delegation.Subject);
 
-    private static string CredentialKeyFor(OAuthTokenExchangeDefinition d, SecretValue secret) =>
-        TokenCacheKey.For(OidcConstants.GrantTypes.TokenExchange, d.Client, secret, d.Scopes, d.Resources, d.Audience, d.SendActorToken ? "actor" : "no-actor");
+    private static string CredentialKeyFor(OAuthTokenExchangeDefinition d, string keyMaterial) =>
+        TokenCacheKey.For(OidcConstants.GrantTypes.TokenExchange, d.Client, keyMaterial, d.Scopes, d.Resources, d.Audience, d.SendActorToken ? "actor" : "no-actor");
 
     private ValueTask<CachedToken> FetchAsync(CredentialRequest request, CancellationToken cancellationToken) =>
         Endpoint.RequestAsync(

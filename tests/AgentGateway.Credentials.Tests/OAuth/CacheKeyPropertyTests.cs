@@ -28,7 +28,7 @@ public sealed class CacheKeyPropertyTests
             var definition = new OAuthClientCredentialsDefinition("n" + Pick(random), client, scopes, resources, "Authorization", TimeSpan.FromMinutes(1));
             var canonical = Canonical(client, scopes, resources, secret);
 
-            Check(seen, canonical, ClientCredentialsSource.CacheKeyFor(definition, new SecretValue(secret)));
+            Check(seen, canonical, ClientCredentialsSource.CacheKeyFor(definition, secret));
         }
     }
 
@@ -50,20 +50,20 @@ public sealed class CacheKeyPropertyTests
             var canonical = Canonical(client, scopes, resources, "secret") +
                 $"|aud={Escape(audience)}|actor={actor}|agent={Escape(agent)}|iss={Escape(delegation.IssuerName)}|user={Escape(delegation.Subject)}";
 
-            Check(seen, canonical, TokenExchangeSource.CacheKeyFor(definition, new SecretValue("secret"), agent, delegation));
+            Check(seen, canonical, TokenExchangeSource.CacheKeyFor(definition, "secret", agent, delegation));
         }
     }
 
     [Fact]
     public void The_two_grants_never_share_a_key_for_the_same_client_and_shape()
     {
-        var client = new OAuthClient(new Uri("https://idp.example/token"), "c", new SecretReference(SecretStore.Environment, "X"), ClientAuthenticationStyle.PostBody, TimeSpan.FromSeconds(5));
+        var client = new OAuthClient(new Uri("https://idp.example/token"), "c", new ClientSecretAuthentication(new SecretReference(SecretStore.Environment, "X"), ClientSecretStyle.PostBody), TimeSpan.FromSeconds(5));
         var credentials = new OAuthClientCredentialsDefinition("n", client, ["a"], [], "Authorization", TimeSpan.FromMinutes(1));
         var exchange = new OAuthTokenExchangeDefinition("n", client, ["a"], [], null, false, "Authorization", TimeSpan.FromMinutes(1));
 
         Assert.NotEqual(
-            ClientCredentialsSource.CacheKeyFor(credentials, new SecretValue("s")),
-            TokenExchangeSource.CacheKeyFor(exchange, new SecretValue("s"), "", new Delegation("", "", "t", DateTimeOffset.UnixEpoch)));
+            ClientCredentialsSource.CacheKeyFor(credentials, "s"),
+            TokenExchangeSource.CacheKeyFor(exchange, "s", "", new Delegation("", "", "t", DateTimeOffset.UnixEpoch)));
     }
 
     private static void Check(Dictionary<string, string> seen, string canonical, string key)
@@ -85,8 +85,7 @@ public sealed class CacheKeyPropertyTests
     private static OAuthClient Client(Random random) => new(
         new Uri("https://idp.example/" + Uri.EscapeDataString(Pick(random))),
         "c" + Pick(random),
-        new SecretReference(SecretStore.Environment, "X"),
-        random.Next(2) == 0 ? ClientAuthenticationStyle.PostBody : ClientAuthenticationStyle.BasicAuthentication,
+        new ClientSecretAuthentication(new SecretReference(SecretStore.Environment, "X"), random.Next(2) == 0 ? ClientSecretStyle.PostBody : ClientSecretStyle.BasicAuthentication),
         TimeSpan.FromSeconds(5));
 
     private static string[] List(Random random) => [.. Enumerable.Range(0, random.Next(3)).Select(_ => Pick(random))];
@@ -94,7 +93,7 @@ public sealed class CacheKeyPropertyTests
     private static string Pick(Random random) => Atoms[random.Next(Atoms.Length)] + (random.Next(4) == 0 ? Atoms[random.Next(Atoms.Length)] : "");
 
     private static string Canonical(OAuthClient client, IEnumerable<string> scopes, IEnumerable<string> resources, string secret) =>
-        $"{client.TokenEndpoint.AbsoluteUri}|{Escape(client.ClientId)}|{client.Authentication}" +
+        $"{client.TokenEndpoint.AbsoluteUri}|{Escape(client.ClientId)}|{client.Authentication.Method}" +
         $"|scopes={string.Join(",", scopes.Order(StringComparer.Ordinal).Select(Escape))}" +
         $"|resources={string.Join(",", resources.Order(StringComparer.Ordinal).Select(Escape))}|secret={Escape(secret)}";
 

@@ -8,12 +8,12 @@ namespace AgentGateway.Credentials.Tests.OAuth;
 public sealed class CacheKeyTests
 {
     private static readonly OAuthClient Client = new(
-        new Uri("https://idp.example/token"), "client", new SecretReference(SecretStore.Environment, "X"), ClientAuthenticationStyle.PostBody, TimeSpan.FromSeconds(10));
+        new Uri("https://idp.example/token"), "client", new ClientSecretAuthentication(new SecretReference(SecretStore.Environment, "X"), ClientSecretStyle.PostBody), TimeSpan.FromSeconds(10));
 
     private static readonly OAuthClientCredentialsDefinition Base = new(
         "crm", Client, ["a", "b"], ["https://api.example/"], "Authorization", TimeSpan.FromMinutes(1));
 
-    private static readonly SecretValue Secret = new("secret-1");
+    private const string Secret = "secret-1";
 
     public static TheoryData<string, OAuthClientCredentialsDefinition, string> Variants => new()
     {
@@ -23,15 +23,16 @@ public sealed class CacheKeyTests
         { "scope moved into the client id", Base with { Client = Client with { ClientId = "client\na" }, Scopes = ["b"] }, "secret-1" },
         { "resource", Base with { Resources = ["https://api.example/other"] }, "secret-1" },
         { "no resource", Base with { Resources = [] }, "secret-1" },
-        { "auth style", Base with { Client = Client with { Authentication = ClientAuthenticationStyle.BasicAuthentication } }, "secret-1" },
+        { "auth style", Base with { Client = Client with { Authentication = new ClientSecretAuthentication(new SecretReference(SecretStore.Environment, "X"), ClientSecretStyle.BasicAuthentication) } }, "secret-1" },
         { "rotated secret", Base, "secret-2" },
+        { "private key instead of a secret", Base with { Client = Client with { Authentication = new PrivateKeyJwtAuthentication(new SecretReference(SecretStore.Environment, "X"), null, null, null) } }, "secret-1" },
     };
 
     [Theory]
     [MemberData(nameof(Variants))]
     public void Every_parameter_that_shapes_the_token_changes_the_key(string _, OAuthClientCredentialsDefinition variant, string secret)
     {
-        Assert.NotEqual(ClientCredentialsSource.CacheKeyFor(Base, Secret), ClientCredentialsSource.CacheKeyFor(variant, new SecretValue(secret)));
+        Assert.NotEqual(ClientCredentialsSource.CacheKeyFor(Base, Secret), ClientCredentialsSource.CacheKeyFor(variant, secret));
     }
 
     [Fact]

@@ -92,6 +92,41 @@ public sealed class ValidateCommandTests
         Assert.Contains("Gateway:Credentials:k:Secret: secret file '/nonexistent/agentgateway/key' does not exist", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Private_key_jwt_settings_are_checked_at_load()
+    {
+        var garbage = Path.GetTempFileName();
+        await File.WriteAllTextAsync(garbage, "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n");
+        var rsaKey = Path.GetTempFileName();
+        using (var rsa = System.Security.Cryptography.RSA.Create(2048))
+        {
+            await File.WriteAllTextAsync(rsaKey, rsa.ExportPkcs8PrivateKeyPem());
+        }
+
+        var file = await WriteAsync($$"""
+        {
+          "ReverseProxy": {
+            "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r/{**rest}" }, "Metadata": { "Credential": "garbage" } } },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": { "Credentials": {
+            "garbage": { "Kind": "OAuthClientCredentials", "TokenEndpoint": "https://idp.example.com/token", "ClientId": "a", "ClientAuthentication": "PrivateKeyJwt", "PrivateKey": "file:{{garbage}}" },
+            "mismatch": { "Kind": "OAuthClientCredentials", "TokenEndpoint": "https://idp.example.com/token", "ClientId": "a", "ClientAuthentication": "PrivateKeyJwt", "PrivateKey": "file:{{rsaKey}}", "SigningAlgorithm": "ES256" },
+            "both": { "Kind": "OAuthClientCredentials", "TokenEndpoint": "https://idp.example.com/token", "ClientId": "a", "ClientAuthentication": "PrivateKeyJwt", "PrivateKey": "file:{{rsaKey}}", "ClientSecret": "env:X" },
+            "stray": { "Kind": "OAuthClientCredentials", "TokenEndpoint": "https://idp.example.com/token", "ClientId": "a", "ClientSecret": "env:X", "SigningAlgorithm": "RS256" }
+          } }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        Assert.Contains("Gateway:Credentials:garbage:PrivateKey: does not hold a PEM-encoded RSA or EC private key", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Credentials:mismatch:SigningAlgorithm: 'ES256' cannot be used with an RSA key", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Credentials:both:ClientSecret: is not used here", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Credentials:stray:SigningAlgorithm: is not used here", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("PRIVATE KEY", stderr, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(null, "Gateway:Cache:EncryptionKey: is required when Gateway:Redis is set")]
     [InlineData("c2hvcnQ=", "Gateway:Cache:EncryptionKey: must hold exactly 32 bytes")]

@@ -43,6 +43,7 @@ public sealed class AuthorizationServer : IAsyncDisposable
     private readonly ConcurrentDictionary<string, int> _tokenRequests = new();
     private readonly ConcurrentDictionary<string, TimeSpan> _lifetimes = new();
     private readonly ConcurrentDictionary<string, int> _exchanges = new();
+    private readonly ConcurrentDictionary<string, OpenIddictRequest> _lastClientCredentials = new();
     private int _totalTokenRequests;
 
     private AuthorizationServer(WebApplication app) => _app = app;
@@ -75,6 +76,31 @@ public sealed class AuthorizationServer : IAsyncDisposable
 
     /// <summary>The form of the most recent token-exchange request, minus the tokens and secrets.</summary>
     public IReadOnlyDictionary<string, string> LastExchangeParameters { get; private set; } = new Dictionary<string, string>();
+
+    /// <summary>The last client-credentials request <paramref name="clientId"/> made, after OpenIddict authenticated it.</summary>
+    public OpenIddictRequest? LastClientCredentialsRequest(string clientId) => _lastClientCredentials.GetValueOrDefault(clientId);
+
+    /// <summary>Registers a client that authenticates with <c>private_key_jwt</c>: the server knows
+    /// only its public key, and no secret.</summary>
+    public async Task RegisterKeyClientAsync(string clientId, SecurityKey publicKey, params string[] scopes)
+    {
+        var keys = new JsonWebKeySet();
+        keys.Keys.Add(JsonWebKeyConverter.ConvertFromSecurityKey(publicKey));
+        var descriptor = new OpenIddictApplicationDescriptor
+        {
+            ClientId = clientId,
+            ClientType = ClientTypes.Confidential,
+            JsonWebKeySet = keys,
+            Permissions = { Permissions.Endpoints.Token, Permissions.GrantTypes.ClientCredentials },
+        };
+        foreach (var s in scopes)
+        {
+            descriptor.Permissions.Add(Permissions.Prefixes.Scope + s);
+        }
+
+        await using var scope = _app.Services.CreateAsyncScope();
+        await scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>().CreateAsync(descriptor);
+    }
 
     public static async Task<AuthorizationServer> StartAsync(params (string ClientId, string Secret, string[] Scopes)[] clients)
     {
@@ -223,6 +249,7 @@ public sealed class AuthorizationServer : IAsyncDisposable
         }
 
         _tokenRequests.AddOrUpdate(request.ClientId!, 1, static (_, n) => n + 1);
+        _lastClientCredentials[request.ClientId!] = request;
         var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
         identity.SetClaim(Claims.Subject, request.ClientId);
         var scopes = request.GetScopes();
