@@ -80,6 +80,24 @@ public sealed record OAuthTokenExchangeDefinition(
     public override CredentialKind Kind => CredentialKind.OAuthTokenExchange;
 }
 
+/// <summary>A client certificate for mutual TLS to the upstream. It travels on the connection,
+/// not in a header, so it is attached to a cluster (<c>Metadata:ClientCertificate</c>).</summary>
+/// <param name="Certificate">Reference to the PEM certificate (leaf first).</param>
+/// <param name="PrivateKey">Reference to its PEM private key.</param>
+/// <param name="ServerCertificateAuthority">Reference to PEM CA certificates that alone are trusted
+/// for the upstream's server certificate (private PKI); null means the system's trust store.</param>
+/// <param name="ReloadInterval">How often the files are checked for rotation.</param>
+public sealed record MtlsClientCertificateDefinition(
+    string Name,
+    SecretReference Certificate,
+    SecretReference PrivateKey,
+    SecretReference? ServerCertificateAuthority,
+    TimeSpan ReloadInterval)
+    : CredentialDefinition(Name)
+{
+    public override CredentialKind Kind => CredentialKind.MtlsClientCertificate;
+}
+
 public enum ClientSecretStyle
 {
     PostBody,

@@ -12,4 +12,8 @@ public enum CredentialKind
     /// <summary>An RFC 8693 token-exchange (on-behalf-of) token: the delegating user's token
     /// exchanged, with the agent's own token as actor, for a token naming both.</summary>
     OAuthTokenExchange,
+
+    /// <summary>A client certificate the upstream connection presents (mutual TLS), per cluster;
+    /// re-read when its files rotate.</summary>
+    MtlsClientCertificate,
 }

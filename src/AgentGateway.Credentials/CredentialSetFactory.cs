@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using AgentGateway.Credentials.ApiKeys;
 using AgentGateway.Credentials.Caching;
+using AgentGateway.Credentials.Certificates;
 using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.OAuth;
 using AgentGateway.Credentials.Secrets;
@@ -35,6 +36,8 @@ public sealed class CredentialSetFactory(
                     new ClientCredentialsSource(d, client, Endpoint(d.Name, d.Client, client, d.RefreshBeforeExpiry), cache),
                 OAuthTokenExchangeDefinition d when Authenticator(d.Client, path, problems) is { } client =>
                     new TokenExchangeSource(d, client, Endpoint(d.Name, d.Client, client, d.RefreshBeforeExpiry), cache),
+                MtlsClientCertificateDefinition d =>
+                    ClientCertificateSource.Create(d, path, fingerprint, time, loggers.CreateLogger<ClientCertificateSource>(), problems),
                 _ => null,
             };
             if (source is not null)

@@ -3,19 +3,20 @@ namespace AgentGateway.Credentials;
 /// <summary>
 /// What the broker hands the injection point: the header to set and its value, plus the facts
 /// telemetry records about the use. <see cref="HeaderValue"/> is the only secret-bearing
-/// member and is excluded from <see cref="ToString"/>.
+/// member and is excluded from <see cref="ToString"/>. Both header members are null for a
+/// credential that travels on the connection (a client certificate).
 /// </summary>
 public sealed record HopCredential(
     string CredentialName,
     CredentialKind Kind,
-    string HeaderName,
-    string HeaderValue,
+    string? HeaderName,
+    string? HeaderValue,
     string Fingerprint,
     CredentialSource Source,
     DateTimeOffset? ExpiresAt)
 {
     public override string ToString() =>
-        $"{CredentialName} ({Kind}, {HeaderName}, fingerprint {Fingerprint}, {Source})";
+        $"{CredentialName} ({Kind}, {HeaderName ?? "no header"}, fingerprint {Fingerprint}, {Source})";
 }
 
 /// <summary>Where the credential came from on this request.</summary>

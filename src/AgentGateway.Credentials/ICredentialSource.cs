@@ -8,8 +8,9 @@ public interface ICredentialSource
 
     CredentialKind Kind { get; }
 
-    /// <summary>The header this source writes; the injection point strips every spelling of it first.</summary>
-    string HeaderName { get; }
+    /// <summary>The header this source writes; the injection point strips every spelling of it first.
+    /// Null when the credential travels outside headers (a client certificate, on the connection).</summary>
+    string? HeaderName { get; }
 
     /// <summary>Whether the source needs a <see cref="Delegation"/>: a request without one is refused before proxying.</summary>
     bool RequiresDelegation => false;

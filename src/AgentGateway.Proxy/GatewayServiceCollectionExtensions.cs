@@ -10,7 +10,9 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 using StackExchange.Redis;
+using AgentGateway.Proxy.Upstream;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 // Extension entry points live in the DI namespace so callers need no extra using.
@@ -60,6 +62,8 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<UnauthorizedResponseTransform>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
         services.AddReverseProxy();
+        // After AddReverseProxy, so it replaces YARP's default client factory.
+        services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, ClientCertificateHttpClientFactory>());
 
         var telemetry = services.AddOpenTelemetry()
             .WithTracing(static tracing => tracing

@@ -34,6 +34,7 @@ public static class CredentialConfigReader
                 CredentialKind.ApiKey => (CredentialDefinition?)ReadApiKey(entry, problems),
                 CredentialKind.OAuthClientCredentials => ReadClientCredentials(entry, problems),
                 CredentialKind.OAuthTokenExchange => ReadTokenExchange(entry, problems),
+                CredentialKind.MtlsClientCertificate => ReadClientCertificate(entry, problems),
                 _ => null,
             };
             if (definition is not null)
@@ -81,6 +82,27 @@ public static class CredentialConfigReader
         return ok
             ? new OAuthTokenExchangeDefinition(entry.Key, client!, s.Scopes, s.Resources, s.Audience, s.SendActorToken, s.Header, s.RefreshBeforeExpiry)
             : null;
+    }
+
+    private static MtlsClientCertificateDefinition? ReadClientCertificate(IConfigurationSection entry, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<MtlsClientCertificateSettings>(entry, problems);
+        var ok = ReadSecret(entry.Path + ":Certificate", s.Certificate, problems, out var certificate);
+        ok &= ReadSecret(entry.Path + ":PrivateKey", s.PrivateKey, problems, out var key);
+        SecretReference? authority = null;
+        if (s.ServerCertificateAuthority is not null)
+        {
+            ok &= ReadSecret(entry.Path + ":ServerCertificateAuthority", s.ServerCertificateAuthority, problems, out var ca);
+            authority = ca;
+        }
+
+        if (s.ReloadInterval < TimeSpan.FromSeconds(1) || s.ReloadInterval > TimeSpan.FromHours(1))
+        {
+            problems.Add(entry.Path + ":ReloadInterval", "must be between 00:00:01 and 01:00:00");
+            ok = false;
+        }
+
+        return ok ? new MtlsClientCertificateDefinition(entry.Key, certificate, key, authority, s.ReloadInterval) : null;
     }
 
     /// <summary>The settings every OAuth kind shares; null (with problems added) when any is wrong.</summary>

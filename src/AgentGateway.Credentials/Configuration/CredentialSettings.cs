@@ -72,6 +72,25 @@ public sealed record OAuthTokenExchangeSettings : OAuthClientSettings
     public bool SendActorToken { get; init; } = true;
 }
 
+/// <summary><c>Kind: MtlsClientCertificate</c>: the certificate a cluster's connections present.</summary>
+public sealed record MtlsClientCertificateSettings
+{
+    public string? Kind { get; init; }
+
+    /// <summary>Secret reference to the PEM certificate, leaf first (e.g. <c>file:/run/secrets/tls.crt</c>).</summary>
+    public string? Certificate { get; init; }
+
+    /// <summary>Secret reference to the PEM private key (e.g. <c>file:/run/secrets/tls.key</c>).</summary>
+    public string? PrivateKey { get; init; }
+
+    /// <summary>Secret reference to PEM CA certificates: when set, the upstream's server certificate
+    /// must chain to one of them (and nothing else is trusted).</summary>
+    public string? ServerCertificateAuthority { get; init; }
+
+    /// <summary>How often the files are checked for rotation; a rotated pair is used for new connections.</summary>
+    public TimeSpan ReloadInterval { get; init; } = TimeSpan.FromMinutes(1);
+}
+
 /// <summary><c>Gateway:Cache</c>: how hop tokens are protected in the cache every replica shares.</summary>
 public sealed record CacheSettings
 {

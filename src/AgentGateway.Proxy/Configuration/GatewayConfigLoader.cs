@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using AgentGateway.Credentials;
 using AgentGateway.Credentials.Configuration;
+using AgentGateway.Proxy.Upstream;
 using AgentGateway.Proxy.Identity;
 using Microsoft.Extensions.Configuration;
 using Yarp.ReverseProxy.Configuration;
@@ -59,7 +60,8 @@ public sealed class GatewayConfigLoader(
         var redis = gateway["Redis"];
         var cache = CacheConfigReader.Read(gateway.GetSection("Cache"), shared: !string.IsNullOrWhiteSpace(redis), problems);
         var credentialSet = credentials.Build(definitions, cache, "Gateway:Credentials", problems);
-        var gatewayRoutes = ReadRouteCredentials(routes, definitions, credentialSet, inbound.Policy.Delegation, problems);
+        CheckClusters(clusters, definitions, problems);
+        var gatewayRoutes = ReadRouteCredentials(routes, clusters, definitions, credentialSet, inbound.Policy.Delegation, problems);
         var grants = ReadGrants(gateway.GetSection("Grants"), routes, problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
 
@@ -243,8 +245,51 @@ public sealed class GatewayConfigLoader(
         return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes!, clockSkew, keys);
     }
 
+    /// <summary>Cluster-level security: a client certificate goes only to the HTTPS destinations of
+    /// the cluster that names it, and no cluster may switch off server-certificate checks (the
+    /// gateway would hand hop credentials to whoever sits on the path).</summary>
+    private static void CheckClusters(IReadOnlyList<ClusterConfig> clusters, IReadOnlyList<CredentialDefinition> definitions, ConfigProblems problems)
+    {
+        foreach (var cluster in clusters)
+        {
+            var path = $"ReverseProxy:Clusters:{cluster.ClusterId}";
+            if (cluster.HttpClient?.DangerousAcceptAnyServerCertificate == true)
+            {
+                problems.Add(path + ":HttpClient:DangerousAcceptAnyServerCertificate",
+                    "is refused: hop credentials would go to anyone on the path; trust a private CA with an MtlsClientCertificate credential's ServerCertificateAuthority instead");
+            }
+
+            if (cluster.Metadata?.TryGetValue(ClientCertificateHttpClientFactory.ClusterMetadataKey, out var name) != true)
+            {
+                continue;
+            }
+
+            var metadataPath = $"{path}:Metadata:{ClientCertificateHttpClientFactory.ClusterMetadataKey}";
+            var definition = definitions.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
+            if (definition is not MtlsClientCertificateDefinition)
+            {
+                problems.Add(metadataPath, definition is null
+                    ? $"names credential '{name}', which is not configured under Gateway:Credentials"
+                    : $"names credential '{name}' of kind {definition.Kind}; a cluster's client certificate must be of kind {CredentialKind.MtlsClientCertificate}");
+            }
+
+            foreach (var (id, destination) in cluster.Destinations ?? new Dictionary<string, DestinationConfig>())
+            {
+                if (!Uri.TryCreate(destination.Address, UriKind.Absolute, out var address) || address.Scheme != Uri.UriSchemeHttps)
+                {
+                    problems.Add($"{path}:Destinations:{id}:Address", "must be https: the cluster presents a client certificate, which only TLS carries");
+                }
+            }
+        }
+    }
+
     private static FrozenDictionary<string, GatewayRoute> ReadRouteCredentials(
-        IReadOnlyList<RouteConfig> routes, IReadOnlyList<CredentialDefinition> definitions, CredentialSet credentialSet, DelegationPolicy delegation, ConfigProblems problems)
+        IReadOnlyList<RouteConfig> routes,
+        IReadOnlyList<ClusterConfig> clusters,
+        IReadOnlyList<CredentialDefinition> definitions,
+        CredentialSet credentialSet,
+        DelegationPolicy delegation,
+        ConfigProblems problems)
     {
         var defined = definitions.Select(d => d.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
         var result = new Dictionary<string, GatewayRoute>(StringComparer.OrdinalIgnoreCase);
@@ -273,12 +318,24 @@ public sealed class GatewayConfigLoader(
                         $"credential '{name}' acts on behalf of users, but no issuer is trusted for delegation (Gateway:Inbound:Delegation:Issuers)");
                 }
 
+                if (source.Kind == CredentialKind.MtlsClientCertificate && !ClusterPresents(clusters, route.ClusterId, source.Name))
+                {
+                    problems.Add(
+                        $"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteCredentialMetadataKey}",
+                        $"credential '{name}' is a client certificate, which travels on the connection: cluster '{route.ClusterId}' must name it in Metadata:{ClientCertificateHttpClientFactory.ClusterMetadataKey}");
+                }
+
                 result[route.RouteId] = new GatewayRoute(route.RouteId, source.Name, source);
             }
         }
 
         return result.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
     }
+
+    private static bool ClusterPresents(IReadOnlyList<ClusterConfig> clusters, string? clusterId, string credential) =>
+        clusters.FirstOrDefault(c => string.Equals(c.ClusterId, clusterId, StringComparison.OrdinalIgnoreCase)) is { Metadata: { } metadata }
+        && metadata.TryGetValue(ClientCertificateHttpClientFactory.ClusterMetadataKey, out var named)
+        && string.Equals(named, credential, StringComparison.OrdinalIgnoreCase);
 
     private static Dictionary<string, GrantSettings> ReadGrants(IConfigurationSection section, IReadOnlyList<RouteConfig> routes, ConfigProblems problems)
     {

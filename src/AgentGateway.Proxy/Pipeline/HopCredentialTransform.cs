@@ -55,7 +55,11 @@ internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransf
             return;
         }
 
-        context.ProxyRequest.Headers.TryAddWithoutValidation(credential.HeaderName, credential.HeaderValue);
+        if (credential.HeaderName is { } header)
+        {
+            context.ProxyRequest.Headers.TryAddWithoutValidation(header, credential.HeaderValue);
+        }
+
         feature.Injected = credential;
         Record(activity, credential, feature);
     }

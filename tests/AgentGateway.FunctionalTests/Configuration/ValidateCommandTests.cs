@@ -127,6 +127,42 @@ public sealed class ValidateCommandTests
         Assert.DoesNotContain("PRIVATE KEY", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Client_certificates_go_only_to_https_clusters_that_name_them()
+    {
+        using var pki = AgentGateway.FunctionalTests.Infrastructure.TestPki.Create("validate CA");
+        var (certificate, key) = pki.WritePem(pki.IssueClient("gateway"));
+        var file = await WriteAsync($$"""
+        {
+          "ReverseProxy": {
+            "Routes": {
+              "cert-elsewhere": { "ClusterId": "plain", "Match": { "Path": "/a/{**rest}" }, "Metadata": { "Credential": "tls" } }
+            },
+            "Clusters": {
+              "plain": { "Destinations": { "d": { "Address": "https://api.example.com/" } } },
+              "cleartext": { "Destinations": { "d": { "Address": "http://127.0.0.1:9/" } }, "Metadata": { "ClientCertificate": "tls" } },
+              "wrong-kind": { "Destinations": { "d": { "Address": "https://api.example.com/" } }, "Metadata": { "ClientCertificate": "key" } },
+              "trusting": { "Destinations": { "d": { "Address": "https://api.example.com/" } }, "HttpClient": { "DangerousAcceptAnyServerCertificate": true } }
+            }
+          },
+          "Gateway": { "Credentials": {
+            "tls": { "Kind": "MtlsClientCertificate", "Certificate": "file:{{certificate}}", "PrivateKey": "file:{{key}}" },
+            "key": { "Kind": "ApiKey", "Secret": "file:{{key}}" },
+            "mismatched": { "Kind": "MtlsClientCertificate", "Certificate": "file:{{certificate}}", "PrivateKey": "file:{{certificate}}" }
+          } }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        Assert.Contains("ReverseProxy:Routes:cert-elsewhere:Metadata:Credential: credential 'tls' is a client certificate", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:cleartext:Destinations:d:Address: must be https", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:wrong-kind:Metadata:ClientCertificate: names credential 'key' of kind ApiKey", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Clusters:trusting:HttpClient:DangerousAcceptAnyServerCertificate: is refused", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Credentials:mismatched:", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("PRIVATE KEY", stderr, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(null, "Gateway:Cache:EncryptionKey: is required when Gateway:Redis is set")]
     [InlineData("c2hvcnQ=", "Gateway:Cache:EncryptionKey: must hold exactly 32 bytes")]
@@ -190,6 +226,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(ApiKeySettings), 0)]
     [InlineData(typeof(OAuthClientCredentialsSettings), 1)]
     [InlineData(typeof(OAuthTokenExchangeSettings), 2)]
+    [InlineData(typeof(MtlsClientCertificateSettings), 3)]
     public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, int branch)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
