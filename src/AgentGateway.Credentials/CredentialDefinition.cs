@@ -98,6 +98,32 @@ public sealed record MtlsClientCertificateDefinition(
     public override CredentialKind Kind => CredentialKind.MtlsClientCertificate;
 }
 
+/// <summary>A token for the gateway's own cloud identity, from the platform's metadata endpoint.</summary>
+/// <param name="Provider">Which platform's identity.</param>
+/// <param name="ClientId">Azure: a user-assigned identity's client id; null for the system-assigned one.</param>
+/// <param name="Scopes">Azure: the resource's <c>.default</c> scope (exactly one); GCP: OAuth scopes (empty for the VM's defaults).</param>
+public sealed record ManagedIdentityDefinition(
+    string Name,
+    ManagedIdentityProvider Provider,
+    string? ClientId,
+    IReadOnlyList<string> Scopes,
+    string Header,
+    TimeSpan RefreshBeforeExpiry,
+    TimeSpan Timeout)
+    : CredentialDefinition(Name)
+{
+    public override CredentialKind Kind => CredentialKind.ManagedIdentity;
+}
+
+public enum ManagedIdentityProvider
+{
+    /// <summary>Azure managed identity through Azure.Identity (IMDS, App Service, Arc, … as the SDK detects).</summary>
+    Azure,
+
+    /// <summary>A GCP service account through Google.Apis.Auth's compute credential (the metadata server).</summary>
+    Gcp,
+}
+
 public enum ClientSecretStyle
 {
     PostBody,

@@ -13,6 +13,10 @@ public enum CredentialKind
     /// exchanged, with the agent's own token as actor, for a token naming both.</summary>
     OAuthTokenExchange,
 
+    /// <summary>A cloud workload's own identity token — Azure managed identity or a GCP service
+    /// account on the metadata server — for HTTP-fronted databases and cloud APIs.</summary>
+    ManagedIdentity,
+
     /// <summary>A client certificate the upstream connection presents (mutual TLS), per cluster;
     /// re-read when its files rotate.</summary>
     MtlsClientCertificate,

@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using AgentGateway.Credentials.ApiKeys;
 using AgentGateway.Credentials.Caching;
 using AgentGateway.Credentials.Certificates;
+using AgentGateway.Credentials.ManagedIdentity;
 using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.OAuth;
 using AgentGateway.Credentials.Secrets;
@@ -36,6 +37,8 @@ public sealed class CredentialSetFactory(
                     new ClientCredentialsSource(d, client, Endpoint(d.Name, d.Client, client, d.RefreshBeforeExpiry), cache),
                 OAuthTokenExchangeDefinition d when Authenticator(d.Client, path, problems) is { } client =>
                     new TokenExchangeSource(d, client, Endpoint(d.Name, d.Client, client, d.RefreshBeforeExpiry), cache),
+                ManagedIdentityDefinition d =>
+                    new ManagedIdentitySource(d, cache, fingerprint, time, loggers.CreateLogger<ManagedIdentitySource>()),
                 MtlsClientCertificateDefinition d =>
                     ClientCertificateSource.Create(d, path, fingerprint, time, loggers.CreateLogger<ClientCertificateSource>(), problems),
                 _ => null,

@@ -35,6 +35,7 @@ public static class CredentialConfigReader
                 CredentialKind.OAuthClientCredentials => ReadClientCredentials(entry, problems),
                 CredentialKind.OAuthTokenExchange => ReadTokenExchange(entry, problems),
                 CredentialKind.MtlsClientCertificate => ReadClientCertificate(entry, problems),
+                CredentialKind.ManagedIdentity => ReadManagedIdentity(entry, problems),
                 _ => null,
             };
             if (definition is not null)
@@ -82,6 +83,53 @@ public static class CredentialConfigReader
         return ok
             ? new OAuthTokenExchangeDefinition(entry.Key, client!, s.Scopes, s.Resources, s.Audience, s.SendActorToken, s.Header, s.RefreshBeforeExpiry)
             : null;
+    }
+
+    private static ManagedIdentityDefinition? ReadManagedIdentity(IConfigurationSection entry, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<ManagedIdentitySettings>(entry, problems);
+        var ok = CheckHeaderName(entry.Path + ":Header", s.Header, problems);
+        if (!Enum.TryParse<ManagedIdentityProvider>(s.Provider, ignoreCase: false, out var provider) || !Enum.IsDefined(provider))
+        {
+            problems.Add(entry.Path + ":Provider", $"'{s.Provider}' is not one of: {string.Join(", ", Enum.GetNames<ManagedIdentityProvider>())}");
+            return null;
+        }
+
+        for (var i = 0; i < s.Scopes.Length; i++)
+        {
+            if (string.IsNullOrWhiteSpace(s.Scopes[i]) || s.Scopes[i].Any(char.IsWhiteSpace))
+            {
+                problems.Add($"{entry.Path}:Scopes:{i}", "a scope is one non-empty word without spaces");
+                ok = false;
+            }
+        }
+
+        if (provider == ManagedIdentityProvider.Azure && s.Scopes.Length != 1)
+        {
+            // Azure managed identity issues a token for one resource at a time.
+            problems.Add(entry.Path + ":Scopes", "Azure needs exactly one scope: the resource's '.default' scope, e.g. https://database.windows.net/.default");
+            ok = false;
+        }
+
+        if (provider == ManagedIdentityProvider.Gcp && s.ClientId is not null)
+        {
+            problems.Add(entry.Path + ":ClientId", "is not used here: GCP uses the instance's service account");
+            ok = false;
+        }
+
+        if (s.RefreshBeforeExpiry < TimeSpan.Zero || s.RefreshBeforeExpiry > TimeSpan.FromHours(1))
+        {
+            problems.Add(entry.Path + ":RefreshBeforeExpiry", "must be between 00:00:00 and 01:00:00");
+            ok = false;
+        }
+
+        if (s.Timeout <= TimeSpan.Zero || s.Timeout > TimeSpan.FromMinutes(2))
+        {
+            problems.Add(entry.Path + ":Timeout", "must be greater than zero and at most 00:02:00");
+            ok = false;
+        }
+
+        return ok ? new ManagedIdentityDefinition(entry.Key, provider, s.ClientId, s.Scopes, s.Header, s.RefreshBeforeExpiry, s.Timeout) : null;
     }
 
     private static MtlsClientCertificateDefinition? ReadClientCertificate(IConfigurationSection entry, ConfigProblems problems)

@@ -72,6 +72,30 @@ public sealed record OAuthTokenExchangeSettings : OAuthClientSettings
     public bool SendActorToken { get; init; } = true;
 }
 
+/// <summary><c>Kind: ManagedIdentity</c>: the gateway's own cloud identity. Endpoints are found the
+/// way each cloud's SDK finds them (and overridden the way the SDK allows: for Azure
+/// <c>AZURE_POD_IDENTITY_AUTHORITY_HOST</c>, for GCP <c>GCE_METADATA_HOST</c>).</summary>
+public sealed record ManagedIdentitySettings
+{
+    public string? Kind { get; init; }
+
+    /// <summary><c>Azure</c> or <c>Gcp</c>.</summary>
+    public string? Provider { get; init; }
+
+    /// <summary>Azure: a user-assigned identity's client id; absent for the system-assigned identity.</summary>
+    public string? ClientId { get; init; }
+
+    /// <summary>Azure: exactly one, the resource's <c>.default</c> scope (e.g. <c>https://database.windows.net/.default</c>).
+    /// GCP: OAuth scopes, or none for the instance's defaults.</summary>
+    public string[] Scopes { get; init; } = [];
+
+    public string Header { get; init; } = "Authorization";
+
+    public TimeSpan RefreshBeforeExpiry { get; init; } = TimeSpan.FromMinutes(5);
+
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
 /// <summary><c>Kind: MtlsClientCertificate</c>: the certificate a cluster's connections present.</summary>
 public sealed record MtlsClientCertificateSettings
 {

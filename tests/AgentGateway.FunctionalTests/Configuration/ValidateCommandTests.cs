@@ -227,6 +227,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(OAuthClientCredentialsSettings), 1)]
     [InlineData(typeof(OAuthTokenExchangeSettings), 2)]
     [InlineData(typeof(MtlsClientCertificateSettings), 3)]
+    [InlineData(typeof(ManagedIdentitySettings), 4)]
     public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, int branch)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
