@@ -124,6 +124,31 @@ public enum ManagedIdentityProvider
     Gcp,
 }
 
+/// <summary>Client credentials for one MCP server, whose token endpoint is discovered, not configured.</summary>
+/// <param name="Resource">The MCP server's resource identifier: the RFC 8707 <c>resource</c> and the
+/// value its metadata must name.</param>
+/// <param name="ResourceMetadata">Explicit metadata URL; null means the RFC 9728 well-known locations.</param>
+/// <param name="AuthorizationServers">Issuer identifiers the gateway may authenticate to.</param>
+public sealed record McpOAuthDefinition(
+    string Name,
+    Uri Resource,
+    Uri? ResourceMetadata,
+    IReadOnlyList<Uri> AuthorizationServers,
+    string ClientId,
+    ClientAuthentication Authentication,
+    TimeSpan Timeout,
+    IReadOnlyList<string> Scopes,
+    string Header,
+    TimeSpan RefreshBeforeExpiry,
+    TimeSpan DiscoveryInterval)
+    : CredentialDefinition(Name)
+{
+    public override CredentialKind Kind => CredentialKind.McpOAuth;
+
+    /// <summary>The client as it authenticates at a discovered <paramref name="tokenEndpoint"/>.</summary>
+    public OAuthClient ClientAt(Uri tokenEndpoint) => new(tokenEndpoint, ClientId, Authentication, Timeout);
+}
+
 public enum ClientSecretStyle
 {
     PostBody,

@@ -13,6 +13,10 @@ public enum CredentialKind
     /// exchanged, with the agent's own token as actor, for a token naming both.</summary>
     OAuthTokenExchange,
 
+    /// <summary>An MCP server's token: its authorization server discovered from its RFC 9728
+    /// metadata (and checked against an allowlist), the token bound to it with RFC 8707.</summary>
+    McpOAuth,
+
     /// <summary>A cloud workload's own identity token — Azure managed identity or a GCP service
     /// account on the metadata server — for HTTP-fronted databases and cloud APIs.</summary>
     ManagedIdentity,

@@ -3,6 +3,7 @@ using AgentGateway.Credentials.ApiKeys;
 using AgentGateway.Credentials.Caching;
 using AgentGateway.Credentials.Certificates;
 using AgentGateway.Credentials.ManagedIdentity;
+using AgentGateway.Credentials.Mcp;
 using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.OAuth;
 using AgentGateway.Credentials.Secrets;
@@ -37,6 +38,13 @@ public sealed class CredentialSetFactory(
                     new ClientCredentialsSource(d, client, Endpoint(d.Name, d.Client, client, d.RefreshBeforeExpiry), cache),
                 OAuthTokenExchangeDefinition d when Authenticator(d.Client, path, problems) is { } client =>
                     new TokenExchangeSource(d, client, Endpoint(d.Name, d.Client, client, d.RefreshBeforeExpiry), cache),
+                McpOAuthDefinition d when Authenticator(d.ClientAt(d.Resource), path, problems) is { } client =>
+                    new McpOAuthSource(
+                        d,
+                        client,
+                        new AuthorizationServerDiscovery(d, httpClients, time, loggers.CreateLogger<AuthorizationServerDiscovery>()),
+                        discovered => Endpoint(d.Name, discovered, client, d.RefreshBeforeExpiry),
+                        cache),
                 ManagedIdentityDefinition d =>
                     new ManagedIdentitySource(d, cache, fingerprint, time, loggers.CreateLogger<ManagedIdentitySource>()),
                 MtlsClientCertificateDefinition d =>

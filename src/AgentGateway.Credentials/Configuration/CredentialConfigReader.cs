@@ -36,6 +36,7 @@ public static class CredentialConfigReader
                 CredentialKind.OAuthTokenExchange => ReadTokenExchange(entry, problems),
                 CredentialKind.MtlsClientCertificate => ReadClientCertificate(entry, problems),
                 CredentialKind.ManagedIdentity => ReadManagedIdentity(entry, problems),
+                CredentialKind.McpOAuth => ReadMcpOAuth(entry, problems),
                 _ => null,
             };
             if (definition is not null)
@@ -153,11 +154,78 @@ public static class CredentialConfigReader
         return ok ? new MtlsClientCertificateDefinition(entry.Key, certificate, key, authority, s.ReloadInterval) : null;
     }
 
-    /// <summary>The settings every OAuth kind shares; null (with problems added) when any is wrong.</summary>
+    /// <summary>The OAuth kinds with a configured token endpoint; null (with problems added) when any setting is wrong.</summary>
     private static OAuthClient? ReadOAuthClient(IConfigurationSection entry, OAuthClientSettings s, ConfigProblems problems)
     {
+        var ok = TryReadEndpoint(entry.Path + ":TokenEndpoint", s.TokenEndpoint, problems, out var endpoint);
+        var authentication = ReadOAuthCommon(entry, s, problems);
+        ok &= authentication is not null;
+        for (var i = 0; i < s.Resources.Length; i++)
+        {
+            // RFC 8707 §2: a resource is an absolute URI without a fragment.
+            if (!Uri.TryCreate(s.Resources[i], UriKind.Absolute, out var resource) || resource.Fragment.Length > 0)
+            {
+                problems.Add($"{entry.Path}:Resources:{i}", "must be an absolute URI without a fragment (RFC 8707)");
+                ok = false;
+            }
+        }
+
+        return ok ? new OAuthClient(endpoint!, s.ClientId!, authentication!, s.Timeout) : null;
+    }
+
+    private static McpOAuthDefinition? ReadMcpOAuth(IConfigurationSection entry, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<McpOAuthSettings>(entry, problems);
+        var authentication = ReadOAuthCommon(entry, s, problems);
+        var ok = authentication is not null;
+        ok &= TryReadEndpoint(entry.Path + ":Resource", s.Resource, problems, out var resource);
+        if (resource is not null && resource.Fragment.Length > 0)
+        {
+            problems.Add(entry.Path + ":Resource", "must not have a fragment (RFC 8707)");
+            ok = false;
+        }
+
+        Uri? metadata = null;
+        if (s.ResourceMetadata is not null)
+        {
+            ok &= TryReadEndpoint(entry.Path + ":ResourceMetadata", s.ResourceMetadata, problems, out metadata);
+        }
+
+        var servers = new List<Uri>();
+        if (s.AuthorizationServers.Length == 0)
+        {
+            problems.Add(entry.Path + ":AuthorizationServers", "name at least one issuer the gateway may send its client credentials to");
+            ok = false;
+        }
+
+        for (var i = 0; i < s.AuthorizationServers.Length; i++)
+        {
+            if (TryReadEndpoint($"{entry.Path}:AuthorizationServers:{i}", s.AuthorizationServers[i], problems, out var server))
+            {
+                servers.Add(server!);
+            }
+            else
+            {
+                ok = false;
+            }
+        }
+
+        if (s.DiscoveryInterval < TimeSpan.FromMinutes(1) || s.DiscoveryInterval > TimeSpan.FromDays(1))
+        {
+            problems.Add(entry.Path + ":DiscoveryInterval", "must be between 00:01:00 and 1.00:00:00");
+            ok = false;
+        }
+
+        return ok
+            ? new McpOAuthDefinition(entry.Key, resource!, metadata, servers, s.ClientId!, authentication!, s.Timeout, s.Scopes, s.Header, s.RefreshBeforeExpiry, s.DiscoveryInterval)
+            : null;
+    }
+
+    /// <summary>The settings every OAuth kind shares: the client authentication when all are right,
+    /// else null with every problem added.</summary>
+    private static ClientAuthentication? ReadOAuthCommon(IConfigurationSection entry, OAuthCommonSettings s, ConfigProblems problems)
+    {
         var ok = CheckHeaderName(entry.Path + ":Header", s.Header, problems);
-        ok &= TryReadEndpoint(entry.Path + ":TokenEndpoint", s.TokenEndpoint, problems, out var endpoint);
         if (string.IsNullOrWhiteSpace(s.ClientId))
         {
             problems.Add(entry.Path + ":ClientId", "is required");
@@ -166,22 +234,11 @@ public static class CredentialConfigReader
 
         var authentication = ReadClientAuthentication(entry.Path, s, problems);
         ok &= authentication is not null;
-
         for (var i = 0; i < s.Scopes.Length; i++)
         {
             if (string.IsNullOrWhiteSpace(s.Scopes[i]) || s.Scopes[i].Any(char.IsWhiteSpace))
             {
                 problems.Add($"{entry.Path}:Scopes:{i}", "a scope is one non-empty word without spaces");
-                ok = false;
-            }
-        }
-
-        for (var i = 0; i < s.Resources.Length; i++)
-        {
-            // RFC 8707 §2: a resource is an absolute URI without a fragment.
-            if (!Uri.TryCreate(s.Resources[i], UriKind.Absolute, out var resource) || resource.Fragment.Length > 0)
-            {
-                problems.Add($"{entry.Path}:Resources:{i}", "must be an absolute URI without a fragment (RFC 8707)");
                 ok = false;
             }
         }
@@ -198,10 +255,10 @@ public static class CredentialConfigReader
             ok = false;
         }
 
-        return ok ? new OAuthClient(endpoint!, s.ClientId!, authentication!, s.Timeout) : null;
+        return ok ? authentication : null;
     }
 
-    private static ClientAuthentication? ReadClientAuthentication(string path, OAuthClientSettings s, ConfigProblems problems)
+    private static ClientAuthentication? ReadClientAuthentication(string path, OAuthCommonSettings s, ConfigProblems problems)
     {
         if (s.ClientAuthentication == "PrivateKeyJwt")
         {

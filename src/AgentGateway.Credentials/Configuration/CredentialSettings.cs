@@ -13,13 +13,11 @@ public sealed record ApiKeySettings
     public string? Secret { get; init; }
 }
 
-/// <summary>What every OAuth kind shares: the gateway as an OAuth client of a token endpoint,
-/// the token's shape (scopes, resources) and how it is injected and cached.</summary>
-public abstract record OAuthClientSettings
+/// <summary>What every OAuth kind shares: the gateway's client identity and authentication, the
+/// token's scopes, and how the token is injected and cached.</summary>
+public abstract record OAuthCommonSettings
 {
     public string? Kind { get; init; }
-
-    public string? TokenEndpoint { get; init; }
 
     public string? ClientId { get; init; }
 
@@ -44,9 +42,6 @@ public abstract record OAuthClientSettings
 
     public string[] Scopes { get; init; } = [];
 
-    /// <summary>RFC 8707 resource indicators: the audience the token is for.</summary>
-    public string[] Resources { get; init; } = [];
-
     /// <summary>The header the token goes into, as <c>Bearer {token}</c>.</summary>
     public string Header { get; init; } = "Authorization";
 
@@ -55,6 +50,35 @@ public abstract record OAuthClientSettings
 
     /// <summary>How long the token endpoint may take before the request fails with 503.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>The OAuth kinds with a configured token endpoint.</summary>
+public abstract record OAuthClientSettings : OAuthCommonSettings
+{
+    public string? TokenEndpoint { get; init; }
+
+    /// <summary>RFC 8707 resource indicators: the audience the token is for.</summary>
+    public string[] Resources { get; init; } = [];
+}
+
+/// <summary><c>Kind: McpOAuth</c>: a token for one MCP server, from the authorization server its
+/// protected-resource metadata (RFC 9728) names — if that server is on <see cref="AuthorizationServers"/>
+/// — requested with the server as RFC 8707 <c>resource</c>.</summary>
+public sealed record McpOAuthSettings : OAuthCommonSettings
+{
+    /// <summary>The MCP server's resource identifier, e.g. <c>https://tools.example.com/mcp</c>.</summary>
+    public string? Resource { get; init; }
+
+    /// <summary>Where its metadata is, if not at the RFC 9728 well-known location.</summary>
+    public string? ResourceMetadata { get; init; }
+
+    /// <summary>The authorization servers (issuer identifiers) the gateway will send its client
+    /// credentials to. Metadata naming any other is refused: a tool server must not be able to
+    /// point the gateway's secret at a server of its choosing.</summary>
+    public string[] AuthorizationServers { get; init; } = [];
+
+    /// <summary>How long discovered metadata is reused before it is fetched again.</summary>
+    public TimeSpan DiscoveryInterval { get; init; } = TimeSpan.FromHours(1);
 }
 
 /// <summary><c>Kind: OAuthClientCredentials</c>: a token from <c>TokenEndpoint</c> for the

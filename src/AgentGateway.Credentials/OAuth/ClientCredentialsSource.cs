@@ -8,7 +8,7 @@ namespace AgentGateway.Credentials.OAuth;
 /// credential for every agent and replica, cached in <see cref="TokenCache"/>.
 /// </summary>
 internal sealed class ClientCredentialsSource(OAuthClientCredentialsDefinition definition, ClientAuthenticator authenticator, TokenEndpointClient endpoint, TokenCache cache)
-    : OAuthTokenSource(definition.Name, definition.Header, endpoint, cache)
+    : OAuthTokenSource(definition.Name, definition.Header, endpoint.Timeout, cache)
 {
     public override CredentialKind Kind => CredentialKind.OAuthClientCredentials;
 
@@ -24,11 +24,11 @@ internal sealed class ClientCredentialsSource(OAuthClientCredentialsDefinition d
         TokenCacheKey.For("client_credentials", d.Client, keyMaterial, d.Scopes, d.Resources);
 
     private ValueTask<CachedToken> FetchAsync(CancellationToken cancellationToken) =>
-        Endpoint.RequestAsync(this, static (http, s, ct) => http.RequestClientCredentialsTokenAsync(s.BuildRequest(), ct), notAfter: null, cancellationToken);
+        endpoint.RequestAsync(this, static (http, s, ct) => http.RequestClientCredentialsTokenAsync(s.BuildRequest(), ct), notAfter: null, cancellationToken);
 
     private ClientCredentialsTokenRequest BuildRequest()
     {
-        var request = Endpoint.Prepare(new ClientCredentialsTokenRequest
+        var request = endpoint.Prepare(new ClientCredentialsTokenRequest
         {
             Scope = definition.Scopes.Count > 0 ? string.Join(' ', definition.Scopes) : null,
         });

@@ -2,10 +2,11 @@ using AgentGateway.Credentials.Caching;
 
 namespace AgentGateway.Credentials.OAuth;
 
-/// <summary>What every OAuth kind does the same way: serve a token from the cache (fetching it
-/// through <see cref="TokenEndpointClient"/> on a miss), turn it into the hop's header, report a
-/// failure as a result rather than an exception, and drop a token the upstream refused.</summary>
-internal abstract class OAuthTokenSource(string name, string header, TokenEndpointClient endpoint, TokenCache cache) : ICredentialSource
+/// <summary>What every OAuth kind does the same way: serve a token from the cache (fetching it on a
+/// miss), turn it into the hop's header, report a failure as a result rather than an exception,
+/// and drop a token the upstream refused.</summary>
+/// <param name="fetchTimeout">How long one fetch may take (it bounds the cache's fetch lease).</param>
+internal abstract class OAuthTokenSource(string name, string header, TimeSpan fetchTimeout, TokenCache cache) : ICredentialSource
 {
     public string Name => name;
 
@@ -14,8 +15,6 @@ internal abstract class OAuthTokenSource(string name, string header, TokenEndpoi
     public string HeaderName => header;
 
     public virtual bool RequiresDelegation => false;
-
-    protected TokenEndpointClient Endpoint => endpoint;
 
     public abstract ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken);
 
@@ -29,7 +28,7 @@ internal abstract class OAuthTokenSource(string name, string header, TokenEndpoi
     {
         try
         {
-            var (token, source) = await cache.GetOrFetchAsync(key, endpoint.Timeout, state, fetch, cancellationToken);
+            var (token, source) = await cache.GetOrFetchAsync(key, fetchTimeout, state, fetch, cancellationToken);
             return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt));
         }
         catch (CredentialFetchException ex)

@@ -12,7 +12,7 @@ namespace AgentGateway.Credentials.OAuth;
 /// (user, agent, credential parameters) and never served past the user token's expiry.
 /// </summary>
 internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definition, ClientAuthenticator authenticator, TokenEndpointClient endpoint, TokenCache cache)
-    : OAuthTokenSource(definition.Name, definition.Header, endpoint, cache)
+    : OAuthTokenSource(definition.Name, definition.Header, endpoint.Timeout, cache)
 {
     /// <summary>The key of everything configured; each (agent, user) key is derived from it per request.</summary>
     private readonly string _credentialKey = CredentialKeyFor(definition, authenticator.KeyMaterial);
@@ -52,7 +52,7 @@ internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definitio
         TokenCacheKey.For(OidcConstants.GrantTypes.TokenExchange, d.Client, keyMaterial, d.Scopes, d.Resources, d.Audience, d.SendActorToken ? "actor" : "no-actor");
 
     private ValueTask<CachedToken> FetchAsync(CredentialRequest request, CancellationToken cancellationToken) =>
-        Endpoint.RequestAsync(
+        endpoint.RequestAsync(
             (Source: this, Request: request),
             static (http, s, ct) => http.RequestTokenExchangeTokenAsync(s.Source.BuildRequest(s.Request), ct),
             notAfter: request.Delegation!.ExpiresAt,
@@ -60,7 +60,7 @@ internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definitio
 
     private TokenExchangeTokenRequest BuildRequest(CredentialRequest request)
     {
-        var exchange = Endpoint.Prepare(new TokenExchangeTokenRequest
+        var exchange = endpoint.Prepare(new TokenExchangeTokenRequest
         {
             SubjectToken = request.Delegation!.Token,
             SubjectTokenType = OidcConstants.TokenTypeIdentifiers.AccessToken,

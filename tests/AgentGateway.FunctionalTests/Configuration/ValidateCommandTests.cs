@@ -37,7 +37,8 @@ public sealed class ValidateCommandTests
             "Credentials": {
               "pasted": { "Kind": "ApiKey", "Secret": "{{pastedSecret}}" },
               "cc": { "Kind": "OAuthClientCredentials", "TokenEndpoint": "http://idp.example.com/token", "ClientSecret": "env:AGW_TEST_SURELY_UNSET_VARIABLE", "Scopes": [ "a b" ] },
-              "odd": { "Kind": "Telepathy" }
+              "odd": { "Kind": "Telepathy" },
+              "tools": { "Kind": "McpOAuth", "Resource": "http://tools.example.com/mcp", "ClientId": "gw", "ClientSecret": "env:X", "TokenEndpoint": "https://idp.example.com/token" }
             }
           }
         }
@@ -65,6 +66,9 @@ public sealed class ValidateCommandTests
             "Gateway:Credentials:cc:ClientId: is required",
             "Gateway:Credentials:cc:Scopes:0:",
             "Gateway:Credentials:odd:Kind: 'Telepathy' is not a credential kind",
+            "Gateway:Credentials:tools:TokenEndpoint: unknown setting",
+            "Gateway:Credentials:tools:Resource: must use https",
+            "Gateway:Credentials:tools:AuthorizationServers: name at least one issuer",
         ];
         foreach (var line in expected)
         {
@@ -197,7 +201,15 @@ public sealed class ValidateCommandTests
         var secretFile = Path.GetTempFileName();
         await File.WriteAllTextAsync(secretFile, "example-secret");
         var example = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot, "config", "gateway.example.json"));
-        var file = await WriteAsync(example.Replace("/run/secrets/crm-client-secret", secretFile, StringComparison.Ordinal));
+        var keyFile = Path.GetTempFileName();
+        using (var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256))
+        {
+            await File.WriteAllTextAsync(keyFile, key.ExportPkcs8PrivateKeyPem());
+        }
+
+        var file = await WriteAsync(example
+            .Replace("/run/secrets/crm-client-secret", secretFile, StringComparison.Ordinal)
+            .Replace("/run/secrets/tools-client-key.pem", keyFile, StringComparison.Ordinal));
         Environment.SetEnvironmentVariable("OPENAI_API_KEY", "example-key");
 
         var (code, stdout, stderr) = await RunAsync("validate", file);
@@ -228,6 +240,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(OAuthTokenExchangeSettings), 2)]
     [InlineData(typeof(MtlsClientCertificateSettings), 3)]
     [InlineData(typeof(ManagedIdentitySettings), 4)]
+    [InlineData(typeof(McpOAuthSettings), 5)]
     public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, int branch)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));

@@ -102,7 +102,29 @@ public sealed class AuthorizationServer : IAsyncDisposable
         await scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>().CreateAsync(descriptor);
     }
 
-    public static async Task<AuthorizationServer> StartAsync(params (string ClientId, string Secret, string[] Scopes)[] clients)
+    /// <summary>Registers a confidential client with a secret, after start, allowed to ask for
+    /// <paramref name="resources"/> (RFC 8707).</summary>
+    public async Task RegisterClientAsync(string clientId, string secret, IReadOnlyList<string> resources)
+    {
+        var descriptor = new OpenIddictApplicationDescriptor
+        {
+            ClientId = clientId,
+            ClientSecret = secret,
+            ClientType = ClientTypes.Confidential,
+            Permissions = { Permissions.Endpoints.Token, Permissions.GrantTypes.ClientCredentials },
+        };
+        foreach (var resource in resources)
+        {
+            descriptor.Permissions.Add(Permissions.Prefixes.Resource + resource);
+        }
+
+        await using var scope = _app.Services.CreateAsyncScope();
+        await scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>().CreateAsync(descriptor);
+    }
+
+    /// <param name="resources">RFC 8707 resources clients may ask for (OpenIddict validates them).</param>
+    /// <param name="clients">The confidential clients, with their scopes.</param>
+    public static async Task<AuthorizationServer> StartAsync(IReadOnlyList<string> resources, params (string ClientId, string Secret, string[] Scopes)[] clients)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -123,6 +145,7 @@ public sealed class AuthorizationServer : IAsyncDisposable
                 // Agents' and hops' access tokens are signed JWTs (RFC 9068), not encrypted.
                 o.DisableAccessTokenEncryption();
                 o.RegisterScopes([.. ScopeAudiences.Keys]);
+                o.RegisterResources([.. resources]);
                 o.UseAspNetCore().EnableTokenEndpointPassthrough().DisableTransportSecurityRequirement();
             });
 
@@ -254,7 +277,8 @@ public sealed class AuthorizationServer : IAsyncDisposable
         identity.SetClaim(Claims.Subject, request.ClientId);
         var scopes = request.GetScopes();
         identity.SetScopes(scopes);
-        identity.SetResources(scopes.Where(ScopeAudiences.ContainsKey).Select(s => ScopeAudiences[s]));
+        // RFC 8707: a requested resource becomes the token's audience, beside the scopes' own.
+        identity.SetResources(scopes.Where(ScopeAudiences.ContainsKey).Select(s => ScopeAudiences[s]).Concat(request.GetResources()));
         identity.SetDestinations(static _ => [Destinations.AccessToken]);
         var principal = new ClaimsPrincipal(identity);
         if (_lifetimes.TryGetValue(request.ClientId!, out var lifetime))

@@ -28,6 +28,13 @@ public sealed class GatewayFixture : IAsyncLifetime
 
     public string OboSecret { get; } = "obo-secret-canary-" + Guid.NewGuid().ToString("N");
 
+    /// <summary>The port MCP tool servers listen on: fixed for the run, because the authorization
+    /// server validates RFC 8707 resources against the list it was started with.</summary>
+    public int McpPort { get; private set; }
+
+    /// <summary>The MCP tool server's resource identifier (its endpoint URL).</summary>
+    public string McpResource => $"http://127.0.0.1:{McpPort}/mcp";
+
     public string AnthropicKeyFile { get; } = Path.Combine(Path.GetTempPath(), $"agentgateway-anthropic-{Guid.NewGuid():N}.key");
 
     public async Task InitializeAsync()
@@ -38,7 +45,9 @@ public sealed class GatewayFixture : IAsyncLifetime
         Environment.SetEnvironmentVariable(TestConfig.CacheKeyVariable, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
         await File.WriteAllTextAsync(AnthropicKeyFile, AnthropicKey + "\n");
         Redis = await RedisServer.StartAsync();
+        McpPort = McpToolServer.FreePort();
         Auth = await AuthorizationServer.StartAsync(
+            [McpResource],
             (Clients.Alpha, AgentSecret, ["gateway", "other"]),
             (Clients.Beta, AgentSecret, ["gateway"]),
             (Clients.Stranger, AgentSecret, ["gateway"]),

@@ -1,0 +1,86 @@
+using System.Collections.Concurrent;
+using AgentGateway.Credentials.Caching;
+using AgentGateway.Credentials.OAuth;
+using Duende.IdentityModel.Client;
+
+namespace AgentGateway.Credentials.Mcp;
+
+/// <summary>
+/// Tokens for one MCP server (MCP authorization, 2025-06-18): client credentials at the token
+/// endpoint discovered from the server's metadata, with the server as RFC 8707 <c>resource</c> so
+/// the token is good for that server only and cannot be replayed at another. Shared by every agent
+/// that uses the hop, cached like any OAuth token; a token the server refuses is dropped.
+/// </summary>
+internal sealed class McpOAuthSource : OAuthTokenSource
+{
+    private readonly McpOAuthDefinition _definition;
+    private readonly AuthorizationServerDiscovery _discovery;
+    private readonly Func<OAuthClient, TokenEndpointClient> _endpointFor;
+    private readonly ConcurrentDictionary<Uri, TokenEndpointClient> _endpoints = new();
+
+    public McpOAuthSource(
+        McpOAuthDefinition definition,
+        ClientAuthenticator authenticator,
+        AuthorizationServerDiscovery discovery,
+        Func<OAuthClient, TokenEndpointClient> endpointFor,
+        TokenCache cache)
+        // Discovery and the token request share one fetch: each may take the configured timeout.
+        : base(definition.Name, definition.Header, definition.Timeout * 2, cache)
+    {
+        _definition = definition;
+        _discovery = discovery;
+        _endpointFor = endpointFor;
+        CacheKey = CacheKeyFor(definition, authenticator.KeyMaterial);
+    }
+
+    public override CredentialKind Kind => CredentialKind.McpOAuth;
+
+    internal string CacheKey { get; }
+
+    public override ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken) =>
+        GetCachedAsync(CacheKey, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
+
+    public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
+        InvalidateKeyAsync(CacheKey, used, cancellationToken);
+
+    /// <summary>The resource and the allowed servers shape the token; the discovered endpoint is
+    /// whichever allowed server the metadata names, so it is not part of the key.</summary>
+    internal static string CacheKeyFor(McpOAuthDefinition d, string keyMaterial) =>
+        TokenCacheKey.For(
+            "mcp:client_credentials",
+            d.ClientAt(d.Resource),
+            keyMaterial,
+            d.Scopes,
+            [d.Resource.AbsoluteUri],
+            [.. d.AuthorizationServers.Select(s => s.AbsoluteUri).Order(StringComparer.Ordinal)]);
+
+    private async ValueTask<CachedToken> FetchAsync(CancellationToken cancellationToken)
+    {
+        var tokenEndpoint = await _discovery.GetTokenEndpointAsync(cancellationToken);
+        var endpoint = _endpoints.GetOrAdd(tokenEndpoint, static (uri, s) => s._endpointFor(s._definition.ClientAt(uri)), this);
+        try
+        {
+            return await endpoint.RequestAsync(
+                (Source: this, Endpoint: endpoint),
+                static (http, s, ct) => http.RequestClientCredentialsTokenAsync(s.Source.BuildRequest(s.Endpoint), ct),
+                notAfter: null,
+                cancellationToken);
+        }
+        catch (CredentialFetchException)
+        {
+            // The server may have moved; look again on the next fetch rather than in an hour.
+            _discovery.Forget();
+            throw;
+        }
+    }
+
+    private ClientCredentialsTokenRequest BuildRequest(TokenEndpointClient endpoint)
+    {
+        var request = endpoint.Prepare(new ClientCredentialsTokenRequest
+        {
+            Scope = _definition.Scopes.Count > 0 ? string.Join(' ', _definition.Scopes) : null,
+        });
+        request.Resource.Add(_definition.Resource.AbsoluteUri);
+        return request;
+    }
+}
