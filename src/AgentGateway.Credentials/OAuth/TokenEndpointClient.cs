@@ -113,6 +113,9 @@ internal sealed partial class TokenEndpointClient
             // (RFC 6749 §5.2), which the library leaves unparsed for non-400 statuses.
             ResponseErrorType.Http when OAuthErrorCode(response.Raw) is { } code => $"{code} (HTTP {(int)response.HttpStatusCode})",
             ResponseErrorType.Http => $"HTTP {(int)response.HttpStatusCode}",
+            // A body that does not parse (an HTML sign-in page, a proxy's error page) is an answer, not a network failure.
+            ResponseErrorType.Exception when response.Exception is System.Text.Json.JsonException =>
+                $"an answer that is not an OAuth token response (HTTP {(int)response.HttpStatusCode}, not JSON)",
             ResponseErrorType.Exception => $"{response.Exception?.GetType().Name ?? "exception"} reaching the endpoint",
             _ => "an answer that is not an OAuth token response",
         };

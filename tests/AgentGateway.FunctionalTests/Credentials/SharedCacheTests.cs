@@ -188,6 +188,32 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task Redis_that_stops_answering_does_not_hold_requests_they_fetch_directly_meanwhile()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var config = fx.Config(withRedis: false);
+        config["Gateway"]!["Redis"] = redis.ConnectionString;
+        config["Gateway"]!["Cache"] = new System.Text.Json.Nodes.JsonObject { ["EncryptionKey"] = "env:" + TestConfig.CacheKeyVariable };
+        var agentToken = await fx.AgentTokenAsync();
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true,syncTimeout=10000,asyncTimeout=10000");
+        var before = fx.Auth.TokenRequestsFor(Clients.CrmHop);
+
+        // Redis accepts connections but answers nothing for five seconds (a stalled primary, a
+        // long fork): the cache's per-command budget gives up, the request fetches directly.
+        var stall = admin.GetDatabase().ExecuteAsync("DEBUG", "SLEEP", "5");
+        await Task.Delay(200);
+        using var response = await gateway.GetAsAgentAsync("/crm/accounts", agentToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.False(stall.IsCompleted, "the request should have been answered while Redis was still stalled");
+        Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHop) - before);
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Redis is unavailable to the token cache", StringComparison.Ordinal));
+        await stall;
+        fx.Crm.AssertNeverSaw(agentToken);
+    }
+
     private static async Task WaitUntilReadyAsync(GatewayInstance gateway)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);

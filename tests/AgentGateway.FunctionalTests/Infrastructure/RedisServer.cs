@@ -27,7 +27,7 @@ public sealed class RedisServer : IAsyncDisposable
         port ??= FreePort();
         var start = new ProcessStartInfo(executable)
         {
-            ArgumentList = { "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes" },
+            ArgumentList = { "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--enable-debug-command", "local" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
