@@ -96,14 +96,7 @@ public static class CredentialConfigReader
             return null;
         }
 
-        for (var i = 0; i < s.Scopes.Length; i++)
-        {
-            if (string.IsNullOrWhiteSpace(s.Scopes[i]) || s.Scopes[i].Any(char.IsWhiteSpace))
-            {
-                problems.Add($"{entry.Path}:Scopes:{i}", "a scope is one non-empty word without spaces");
-                ok = false;
-            }
-        }
+        ok &= CheckScopes(entry.Path, s.Scopes, problems);
 
         if (provider == ManagedIdentityProvider.Azure && s.Scopes.Length != 1)
         {
@@ -118,17 +111,7 @@ public static class CredentialConfigReader
             ok = false;
         }
 
-        if (s.RefreshBeforeExpiry < TimeSpan.Zero || s.RefreshBeforeExpiry > TimeSpan.FromHours(1))
-        {
-            problems.Add(entry.Path + ":RefreshBeforeExpiry", "must be between 00:00:00 and 01:00:00");
-            ok = false;
-        }
-
-        if (s.Timeout <= TimeSpan.Zero || s.Timeout > TimeSpan.FromMinutes(2))
-        {
-            problems.Add(entry.Path + ":Timeout", "must be greater than zero and at most 00:02:00");
-            ok = false;
-        }
+        ok &= CheckTokenTiming(entry.Path, s.RefreshBeforeExpiry, s.Timeout, problems);
 
         return ok ? new ManagedIdentityDefinition(entry.Key, provider, s.ClientId, s.Scopes, s.Header, s.RefreshBeforeExpiry, s.Timeout) : null;
     }
@@ -234,26 +217,9 @@ public static class CredentialConfigReader
 
         var authentication = ReadClientAuthentication(entry.Path, s, problems);
         ok &= authentication is not null;
-        for (var i = 0; i < s.Scopes.Length; i++)
-        {
-            if (string.IsNullOrWhiteSpace(s.Scopes[i]) || s.Scopes[i].Any(char.IsWhiteSpace))
-            {
-                problems.Add($"{entry.Path}:Scopes:{i}", "a scope is one non-empty word without spaces");
-                ok = false;
-            }
-        }
+        ok &= CheckScopes(entry.Path, s.Scopes, problems);
 
-        if (s.RefreshBeforeExpiry < TimeSpan.Zero || s.RefreshBeforeExpiry > TimeSpan.FromHours(1))
-        {
-            problems.Add(entry.Path + ":RefreshBeforeExpiry", "must be between 00:00:00 and 01:00:00");
-            ok = false;
-        }
-
-        if (s.Timeout <= TimeSpan.Zero || s.Timeout > TimeSpan.FromMinutes(2))
-        {
-            problems.Add(entry.Path + ":Timeout", "must be greater than zero and at most 00:02:00");
-            ok = false;
-        }
+        ok &= CheckTokenTiming(entry.Path, s.RefreshBeforeExpiry, s.Timeout, problems);
 
         return ok ? authentication : null;
     }
@@ -355,6 +321,40 @@ public static class CredentialConfigReader
         problems.Add(path, error);
         reference = default;
         return false;
+    }
+
+    private static bool CheckScopes(string path, string[] scopes, ConfigProblems problems)
+    {
+        var ok = true;
+        for (var i = 0; i < scopes.Length; i++)
+        {
+            if (string.IsNullOrWhiteSpace(scopes[i]) || scopes[i].Any(char.IsWhiteSpace))
+            {
+                problems.Add($"{path}:Scopes:{i}", "a scope is one non-empty word without spaces");
+                ok = false;
+            }
+        }
+
+        return ok;
+    }
+
+    /// <summary>The bounds every fetched token shares: how early it stops being served, how long a fetch may take.</summary>
+    private static bool CheckTokenTiming(string path, TimeSpan refreshBeforeExpiry, TimeSpan timeout, ConfigProblems problems)
+    {
+        var ok = true;
+        if (refreshBeforeExpiry < TimeSpan.Zero || refreshBeforeExpiry > TimeSpan.FromHours(1))
+        {
+            problems.Add(path + ":RefreshBeforeExpiry", "must be between 00:00:00 and 01:00:00");
+            ok = false;
+        }
+
+        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromMinutes(2))
+        {
+            problems.Add(path + ":Timeout", "must be greater than zero and at most 00:02:00");
+            ok = false;
+        }
+
+        return ok;
     }
 
     private static bool CheckHeaderName(string path, string? header, ConfigProblems problems)

@@ -169,19 +169,5 @@ public sealed class ManagedIdentityTests(GatewayFixture fx, MetadataEndpoints me
         return credential;
     }
 
-    /// <summary>Route <c>db</c> to the CRM upstream (standing in for an HTTP-fronted database) with credential <c>db</c>.</summary>
-    private static JsonObject WithDatabase(JsonObject config, JsonObject credential)
-    {
-        var gateway = config["Gateway"]!;
-        gateway["Credentials"]!["db"] = credential;
-        gateway["Grants"]!["crm-read"]!["Routes"]!.AsArray().Add("db");
-        config["ReverseProxy"]!["Routes"]!["db"] = new JsonObject
-        {
-            ["ClusterId"] = "crm",
-            ["Match"] = new JsonObject { ["Path"] = "/db/{**rest}" },
-            ["Transforms"] = new JsonArray(new JsonObject { ["PathRemovePrefix"] = "/db" }),
-            ["Metadata"] = new JsonObject { ["Credential"] = "db" },
-        };
-        return config;
-    }
+    private static JsonObject WithDatabase(JsonObject config, JsonObject credential) => config.WithHop("db", credential);
 }

@@ -145,29 +145,16 @@ public sealed class PrivateKeyJwtTests(GatewayFixture fx) : IAsyncLifetime, IDis
         return file;
     }
 
-    /// <summary>Route <c>crm-key</c> to the CRM upstream with credential <c>crm-key</c>: the CRM
-    /// hop's shape, authenticated with <c>private_key_jwt</c>.</summary>
-    private JsonObject WithKeyHop(JsonObject config, string clientId, string keyFile)
+    /// <summary>Hop <c>crm-key</c>: the CRM hop's shape, authenticated with <c>private_key_jwt</c>.</summary>
+    private JsonObject WithKeyHop(JsonObject config, string clientId, string keyFile) => config.WithHop("crm-key", new JsonObject
     {
-        var issuer = fx.Auth.Issuer;
-        var gateway = config["Gateway"]!;
-        gateway["Credentials"]!["crm-key"] = new JsonObject
-        {
-            ["Kind"] = "OAuthClientCredentials",
-            ["TokenEndpoint"] = gateway["Credentials"]!["crm"]!["TokenEndpoint"]!.GetValue<string>(),
-            ["ClientId"] = clientId,
-            ["ClientAuthentication"] = "PrivateKeyJwt",
-            ["PrivateKey"] = "file:" + keyFile,
-            // OpenIddict 7 follows draft-ietf-oauth-rfc7523bis: the assertion's audience is the issuer.
-            ["AssertionAudience"] = issuer,
-            ["Scopes"] = new JsonArray("crm.read"),
-        };
-        gateway["Grants"]!["crm-read"]!["Routes"]!.AsArray().Add("crm-key");
-        var route = config["ReverseProxy"]!["Routes"]!["crm"]!.DeepClone().AsObject();
-        route["Match"]!["Path"] = "/crm-key/{**rest}";
-        route["Transforms"]![0]!["PathRemovePrefix"] = "/crm-key";
-        route["Metadata"]!["Credential"] = "crm-key";
-        config["ReverseProxy"]!["Routes"]!["crm-key"] = route;
-        return config;
-    }
+        ["Kind"] = "OAuthClientCredentials",
+        ["TokenEndpoint"] = fx.Auth.TokenEndpoint,
+        ["ClientId"] = clientId,
+        ["ClientAuthentication"] = "PrivateKeyJwt",
+        ["PrivateKey"] = "file:" + keyFile,
+        // OpenIddict 7 follows draft-ietf-oauth-rfc7523bis: the assertion's audience is the issuer.
+        ["AssertionAudience"] = fx.Auth.Issuer,
+        ["Scopes"] = new JsonArray("crm.read"),
+    });
 }

@@ -127,26 +127,13 @@ public sealed class TokenEndpointFaultTests(GatewayFixture fx) : IAsyncLifetime,
     private static IResponseBuilder Json(string body) =>
         Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody(body);
 
-    /// <summary>Route <c>faulty</c> to the CRM upstream with an OAuth credential at <paramref name="tokenEndpoint"/> (1 s timeout).</summary>
-    private static JsonObject WithFaultyHop(JsonObject config, string tokenEndpoint)
+    /// <summary>Hop <c>faulty</c>: an OAuth credential at <paramref name="tokenEndpoint"/> with a 1 s timeout.</summary>
+    private static JsonObject WithFaultyHop(JsonObject config, string tokenEndpoint) => config.WithHop("faulty", new JsonObject
     {
-        var gateway = config["Gateway"]!;
-        gateway["Credentials"]!["faulty"] = new JsonObject
-        {
-            ["Kind"] = "OAuthClientCredentials",
-            ["TokenEndpoint"] = tokenEndpoint,
-            ["ClientId"] = "faulty-client",
-            ["ClientSecret"] = "env:" + SecretVariable,
-            ["Timeout"] = "00:00:01",
-        };
-        gateway["Grants"]!["crm-read"]!["Routes"]!.AsArray().Add("faulty");
-        config["ReverseProxy"]!["Routes"]!["faulty"] = new JsonObject
-        {
-            ["ClusterId"] = "crm",
-            ["Match"] = new JsonObject { ["Path"] = "/faulty/{**rest}" },
-            ["Transforms"] = new JsonArray(new JsonObject { ["PathRemovePrefix"] = "/faulty" }),
-            ["Metadata"] = new JsonObject { ["Credential"] = "faulty" },
-        };
-        return config;
-    }
+        ["Kind"] = "OAuthClientCredentials",
+        ["TokenEndpoint"] = tokenEndpoint,
+        ["ClientId"] = "faulty-client",
+        ["ClientSecret"] = "env:" + SecretVariable,
+        ["Timeout"] = "00:00:01",
+    });
 }

@@ -121,6 +121,17 @@ public static class TestConfig
         return config;
     }
 
+    /// <summary>Adds hop <paramref name="name"/>: credential <paramref name="name"/> and route
+    /// <c>/{name}/…</c> (prefix removed) to <paramref name="cluster"/>, opened by <paramref name="grant"/>.</summary>
+    public static JsonObject WithHop(this JsonObject config, string name, JsonObject credential, string cluster = "crm", string grant = "crm-read")
+    {
+        var gateway = config["Gateway"]!;
+        gateway["Credentials"]![name] = credential;
+        gateway["Grants"]![grant]!["Routes"]!.AsArray().Add(name);
+        config["ReverseProxy"]!["Routes"]![name] = Route($"/{name}/{{**rest}}", cluster, "/" + name, name);
+        return config;
+    }
+
     private static JsonObject Route(string path, string cluster, string prefix, string credential) => new()
     {
         ["ClusterId"] = cluster,
