@@ -9,5 +9,7 @@ public sealed class CredentialSet(FrozenDictionary<string, ICredentialSource> so
 
     public IReadOnlyCollection<string> Names => sources.Keys;
 
+    public IEnumerable<ICredentialSource> Sources => sources.Values;
+
     public bool TryGet(string name, out ICredentialSource? source) => sources.TryGetValue(name, out source);
 }

@@ -15,6 +15,10 @@ public interface ICredentialSource
     /// <summary>Whether the source needs a <see cref="Delegation"/>: a request without one is refused before proxying.</summary>
     bool RequiresDelegation => false;
 
+    /// <summary>The long-lived secrets this source holds (API keys, client secrets), so the gateway
+    /// can recognise one if an agent ever sends it — it should never have seen it.</summary>
+    IReadOnlyList<Secrets.SecretValue> Secrets => [];
+
     ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken);
 
     /// <summary>The upstream refused <paramref name="used"/> (401): drop it from every cache level,

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 using StackExchange.Redis;
+using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Upstream;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
@@ -48,6 +49,7 @@ public static class GatewayServiceCollectionExtensions
             });
             // Replaces the broker's in-process-only default.
             services.Replace(ServiceDescriptor.Singleton<ISharedCacheStore, RedisSharedCacheStore>());
+            services.AddSingleton<IPolicyStateStore, RedisPolicyStateStore>();
         }
 
         services.AddHttpClient(IssuerKeySources.HttpClientName)
@@ -59,6 +61,12 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<GatewayConfigProvider>();
         services.TryAddSingleton<IProxyConfigProvider>(static sp => sp.GetRequiredService<GatewayConfigProvider>());
         services.TryAddSingleton<HopCredentialTransform>();
+        services.TryAddSingleton<PolicyTransform>();
+        services.TryAddSingleton<PolicyEngine>();
+        services.TryAddSingleton<RefusalWriter>();
+        services.TryAddSingleton<SecretIndex>();
+        services.TryAddSingleton<InProcessPolicyStateStore>();
+        services.TryAddSingleton<IPolicyStateStore>(static sp => sp.GetRequiredService<InProcessPolicyStateStore>());
         services.TryAddSingleton<UnauthorizedResponseTransform>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
         services.AddReverseProxy();

@@ -11,6 +11,7 @@ internal sealed class ApiKeySource : ICredentialSource
     public ApiKeySource(ApiKeyDefinition definition, SecretValue secret, CredentialFingerprint fingerprint)
     {
         Name = definition.Name;
+        Secrets = [secret];
         HeaderName = definition.Header;
         var value = definition.Format.Replace("{secret}", secret.Reveal(), StringComparison.Ordinal);
         _result = CredentialResult.Success(new HopCredential(
@@ -22,6 +23,8 @@ internal sealed class ApiKeySource : ICredentialSource
     public CredentialKind Kind => CredentialKind.ApiKey;
 
     public string HeaderName { get; }
+
+    public IReadOnlyList<SecretValue> Secrets { get; }
 
     public ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken) => new(_result);
 }

@@ -12,12 +12,21 @@ public sealed record ConfigProblem(string Path, string Message)
 public sealed class ConfigProblems
 {
     private readonly List<ConfigProblem> _problems = [];
+    private readonly HashSet<ConfigProblem> _seen = [];
 
     public IReadOnlyList<ConfigProblem> Items => _problems;
 
     public bool Any => _problems.Count > 0;
 
-    public void Add(string path, string message) => _problems.Add(new ConfigProblem(path, message));
+    /// <summary>Adds a problem once: a section read both whole and entry by entry reports a typo once.</summary>
+    public void Add(string path, string message)
+    {
+        var problem = new ConfigProblem(path, message);
+        if (_seen.Add(problem))
+        {
+            _problems.Add(problem);
+        }
+    }
 
     public override string ToString() => string.Join(Environment.NewLine, _problems);
 }

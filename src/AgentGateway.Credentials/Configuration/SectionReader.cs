@@ -31,20 +31,43 @@ public static class SectionReader
     public static IEnumerable<IConfigurationSection> Entries(IConfiguration parent, string key) =>
         parent.GetSection(key).GetChildren();
 
+    /// <summary>Reports keys the settings type does not have, here and in nested settings records
+    /// (single, in arrays, in dictionaries), where a typo is just as silent.</summary>
     private static void ReportUnknownKeys(IConfigurationSection section, Type type, ConfigProblems problems)
     {
-        var known = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+        var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.SetMethod is not null)
-            .Select(p => p.Name)
-            .ToHashSet(StringComparer.OrdinalIgnoreCase);
+            .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
         foreach (var child in section.GetChildren())
         {
-            if (!known.Contains(child.Key))
+            if (!properties.TryGetValue(child.Key, out var property))
             {
-                problems.Add(child.Path, $"unknown setting '{child.Key}'; expected one of: {string.Join(", ", known.Order())}");
+                problems.Add(child.Path, $"unknown setting '{child.Key}'; expected one of: {string.Join(", ", properties.Keys.Order())}");
+                continue;
+            }
+
+            var propertyType = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (IsSettings(propertyType))
+            {
+                ReportUnknownKeys(child, propertyType, problems);
+            }
+            else if (ElementType(propertyType) is { } element && IsSettings(element))
+            {
+                foreach (var item in child.GetChildren())
+                {
+                    ReportUnknownKeys(item, element, problems);
+                }
             }
         }
     }
+
+    private static bool IsSettings(Type type) =>
+        type.IsClass && !type.IsArray && !type.IsGenericType && type != typeof(string) && type.Namespace?.StartsWith("AgentGateway", StringComparison.Ordinal) == true;
+
+    private static Type? ElementType(Type type) =>
+        type.IsArray ? type.GetElementType()
+        : type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>) ? type.GetGenericArguments()[1]
+        : null;
 
     private static string Describe(Type type) => type.Name.Replace("Settings", string.Empty, StringComparison.Ordinal);
 }

@@ -25,7 +25,7 @@ internal sealed class McpOAuthSource : OAuthTokenSource
         Func<OAuthClient, TokenEndpointClient> endpointFor,
         TokenCache cache)
         // Discovery and the token request share one fetch: each may take the configured timeout.
-        : base(definition.Name, definition.Header, definition.Timeout * 2, cache)
+        : base(definition.Name, definition.Header, authenticator, definition.Timeout * 2, cache)
     {
         _definition = definition;
         _discovery = discovery;

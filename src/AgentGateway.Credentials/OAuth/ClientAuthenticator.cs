@@ -21,6 +21,9 @@ internal abstract class ClientAuthenticator
 
     public abstract void Apply(ProtocolRequest request, OAuthClient client);
 
+    /// <summary>Shared secrets an agent must never present; a private key never leaves the gateway as text.</summary>
+    public virtual IReadOnlyList<SecretValue> Secrets => [];
+
     /// <summary>Null (with problems added under <paramref name="path"/>) when the material is unusable.</summary>
     public static ClientAuthenticator? Create(ClientAuthentication authentication, string path, TimeProvider time, ConfigProblems problems)
     {
@@ -41,6 +44,8 @@ internal abstract class ClientAuthenticator
     private sealed class SharedSecret(SecretValue secret, ClientSecretStyle style) : ClientAuthenticator
     {
         public override string KeyMaterial => secret.Reveal();
+
+        public override IReadOnlyList<SecretValue> Secrets { get; } = [secret];
 
         public override void Apply(ProtocolRequest request, OAuthClient client)
         {

@@ -8,7 +8,7 @@ namespace AgentGateway.Credentials.OAuth;
 /// credential for every agent and replica, cached in <see cref="TokenCache"/>.
 /// </summary>
 internal sealed class ClientCredentialsSource(OAuthClientCredentialsDefinition definition, ClientAuthenticator authenticator, TokenEndpointClient endpoint, TokenCache cache)
-    : OAuthTokenSource(definition.Name, definition.Header, endpoint.Timeout, cache)
+    : OAuthTokenSource(definition.Name, definition.Header, authenticator, endpoint.Timeout, cache)
 {
     public override CredentialKind Kind => CredentialKind.OAuthClientCredentials;
 

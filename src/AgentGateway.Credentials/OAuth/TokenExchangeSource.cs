@@ -12,7 +12,7 @@ namespace AgentGateway.Credentials.OAuth;
 /// (user, agent, credential parameters) and never served past the user token's expiry.
 /// </summary>
 internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definition, ClientAuthenticator authenticator, TokenEndpointClient endpoint, TokenCache cache)
-    : OAuthTokenSource(definition.Name, definition.Header, endpoint.Timeout, cache)
+    : OAuthTokenSource(definition.Name, definition.Header, authenticator, endpoint.Timeout, cache)
 {
     /// <summary>The key of everything configured; each (agent, user) key is derived from it per request.</summary>
     private readonly string _credentialKey = CredentialKeyFor(definition, authenticator.KeyMaterial);

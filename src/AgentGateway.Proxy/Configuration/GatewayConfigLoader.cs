@@ -1,6 +1,8 @@
 using System.Collections.Frozen;
 using AgentGateway.Credentials;
 using AgentGateway.Credentials.Configuration;
+using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Upstream;
 using AgentGateway.Proxy.Identity;
 using Microsoft.Extensions.Configuration;
@@ -27,7 +29,9 @@ public sealed class GatewayConfigLoader(
 {
     public const string RouteCredentialMetadataKey = "Credential";
 
-    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials"];
+    public const string RouteInspectMetadataKey = "Inspect";
+
+    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy"];
 
     private static readonly string[] DefaultAlgorithms = ["RS256", "PS256", "ES256"];
 
@@ -62,7 +66,8 @@ public sealed class GatewayConfigLoader(
         var credentialSet = credentials.Build(definitions, cache, "Gateway:Credentials", problems);
         CheckClusters(clusters, definitions, problems);
         var gatewayRoutes = ReadRouteCredentials(routes, clusters, definitions, credentialSet, inbound.Policy.Delegation, problems);
-        var grants = ReadGrants(gateway.GetSection("Grants"), routes, problems);
+        var grants = PolicyConfigReader.ReadGrants(gateway.GetSection("Grants"), gatewayRoutes, problems);
+        var policy = PolicyConfigReader.ReadPolicy(gateway.GetSection("Policy"), grants, problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
 
         if (problems.Any)
@@ -81,6 +86,8 @@ public sealed class GatewayConfigLoader(
                 Inbound = inbound.Policy,
                 Agents = agents,
                 Credentials = credentialSet,
+                Grants = grants,
+                Policy = policy,
                 Redis = string.IsNullOrWhiteSpace(redis) ? null : redis,
             },
             []);
@@ -295,18 +302,28 @@ public sealed class GatewayConfigLoader(
         var result = new Dictionary<string, GatewayRoute>(StringComparer.OrdinalIgnoreCase);
         foreach (var route in routes)
         {
-            // A missing key is reported by the transform provider's ValidateRoute (through YARP's validator).
+            var inspect = BodyKind.None;
+            if (route.Metadata?.TryGetValue(RouteInspectMetadataKey, out var kind) == true
+                && (!Enum.TryParse(kind, ignoreCase: false, out inspect) || !Enum.IsDefined(inspect)))
+            {
+                problems.Add($"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteInspectMetadataKey}", $"'{kind}' is not one of: {string.Join(", ", Enum.GetNames<BodyKind>())}");
+            }
+
+            // A missing key is reported by the transform provider's ValidateRoute (through YARP's validator);
+            // the route is still known, so grants naming it are not reported as well.
             if (route.Metadata?.TryGetValue(RouteCredentialMetadataKey, out var name) != true || string.IsNullOrEmpty(name))
             {
+                result[route.RouteId] = new GatewayRoute(route.RouteId, CredentialName.None, null, inspect);
                 continue;
             }
 
             if (string.Equals(name, CredentialName.None, StringComparison.OrdinalIgnoreCase))
             {
-                result[route.RouteId] = new GatewayRoute(route.RouteId, CredentialName.None, null);
+                result[route.RouteId] = new GatewayRoute(route.RouteId, CredentialName.None, null, inspect);
             }
             else if (!defined.Contains(name))
             {
+                result[route.RouteId] = new GatewayRoute(route.RouteId, CredentialName.None, null, inspect);
                 problems.Add($"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteCredentialMetadataKey}", $"names credential '{name}', which is not configured under Gateway:Credentials");
             }
             else if (credentialSet.TryGet(name, out var source))
@@ -325,7 +342,7 @@ public sealed class GatewayConfigLoader(
                         $"credential '{name}' is a client certificate, which travels on the connection: cluster '{route.ClusterId}' must name it in Metadata:{ClientCertificateHttpClientFactory.ClusterMetadataKey}");
                 }
 
-                result[route.RouteId] = new GatewayRoute(route.RouteId, source.Name, source);
+                result[route.RouteId] = new GatewayRoute(route.RouteId, source.Name, source, inspect);
             }
         }
 
@@ -337,34 +354,8 @@ public sealed class GatewayConfigLoader(
         && metadata.TryGetValue(ClientCertificateHttpClientFactory.ClusterMetadataKey, out var named)
         && string.Equals(named, credential, StringComparison.OrdinalIgnoreCase);
 
-    private static Dictionary<string, GrantSettings> ReadGrants(IConfigurationSection section, IReadOnlyList<RouteConfig> routes, ConfigProblems problems)
-    {
-        var routeIds = routes.Select(r => r.RouteId).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        var grants = new Dictionary<string, GrantSettings>(StringComparer.OrdinalIgnoreCase);
-        foreach (var entry in section.GetChildren())
-        {
-            var grant = SectionReader.Read<GrantSettings>(entry, problems);
-            if (grant.Routes.Length == 0)
-            {
-                problems.Add(entry.Path + ":Routes", "a grant must open at least one route");
-            }
-
-            for (var i = 0; i < grant.Routes.Length; i++)
-            {
-                if (!routeIds.Contains(grant.Routes[i]))
-                {
-                    problems.Add($"{entry.Path}:Routes:{i}", $"names route '{grant.Routes[i]}', which is not configured under ReverseProxy:Routes");
-                }
-            }
-
-            grants[entry.Key] = grant;
-        }
-
-        return grants;
-    }
-
     private static AgentDirectory ReadAgents(
-        IConfigurationSection section, IReadOnlySet<string> issuerNames, Dictionary<string, GrantSettings> grants, ConfigProblems problems)
+        IConfigurationSection section, IReadOnlySet<string> issuerNames, FrozenDictionary<string, Grant> grants, ConfigProblems problems)
     {
         var byIdentity = new Dictionary<AgentIdentityKey, Agent>();
         var byId = new Dictionary<string, Agent>(StringComparer.OrdinalIgnoreCase);
@@ -388,7 +379,7 @@ public sealed class GatewayConfigLoader(
                 problems.Add(entry.Path + ":Identities", "at least one identity is required, or the agent can never be recognised");
             }
 
-            var routeGrants = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            var routeGrants = new Dictionary<string, List<Grant>>(StringComparer.OrdinalIgnoreCase);
             for (var i = 0; i < s.Grants.Length; i++)
             {
                 if (!grants.TryGetValue(s.Grants[i], out var grant))
@@ -399,11 +390,16 @@ public sealed class GatewayConfigLoader(
 
                 foreach (var route in grant.Routes)
                 {
-                    routeGrants.TryAdd(route, s.Grants[i]);
+                    if (!routeGrants.TryGetValue(route, out var list))
+                    {
+                        routeGrants[route] = list = [];
+                    }
+
+                    list.Add(grant);
                 }
             }
 
-            var agent = new Agent(entry.Key, s.Owner ?? string.Empty, s.Description, s.ExpiresAt, s.Grants, routeGrants.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+            var agent = new Agent(entry.Key, s.Owner ?? string.Empty, s.Description, s.ExpiresAt, s.Grants, routeGrants.ToFrozenDictionary(e => e.Key, e => (IReadOnlyList<Grant>)e.Value, StringComparer.OrdinalIgnoreCase));
             byId[entry.Key] = agent;
             for (var i = 0; i < s.Identities.Length; i++)
             {

@@ -1,6 +1,8 @@
 using System.Collections.Frozen;
 using AgentGateway.Credentials;
 using AgentGateway.Proxy.Identity;
+using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Policy;
 using Yarp.ReverseProxy.Configuration;
 
 namespace AgentGateway.Proxy.Configuration;
@@ -29,11 +31,17 @@ public sealed class GatewayRevision
 
     public required CredentialSet Credentials { get; init; }
 
+    /// <summary>Every grant, compiled, by name.</summary>
+    public required FrozenDictionary<string, Grant> Grants { get; init; }
+
+    public required PolicyOptions Policy { get; init; }
+
     public required string? Redis { get; init; }
 }
 
-/// <summary>A proxied route as the gateway sees it: which credential its hop gets.</summary>
+/// <summary>A proxied route as the gateway sees it: which credential its hop gets, which bodies it inspects.</summary>
 /// <param name="RouteId">The YARP route id.</param>
 /// <param name="CredentialName">The hop credential's name, or <see cref="CredentialName.None"/>.</param>
 /// <param name="Credential">The source, or null when the hop needs none.</param>
-public sealed record GatewayRoute(string RouteId, string CredentialName, ICredentialSource? Credential);
+/// <param name="Inspect">Which bodies are read and decided on (<c>Metadata:Inspect</c>).</param>
+public sealed record GatewayRoute(string RouteId, string CredentialName, ICredentialSource? Credential, BodyKind Inspect);

@@ -13,7 +13,8 @@ namespace AgentGateway.Proxy.Identity;
 /// <param name="Issuer">The issuer that vouched for it.</param>
 /// <param name="Subject">The agent claim's value.</param>
 /// <param name="Token">The agent's verified access token: the actor token of on-behalf-of exchanges. Never printed.</param>
-public sealed record AuthenticatedAgent(Agent Agent, TrustedIssuer Issuer, string Subject, string Token)
+/// <param name="Task">The task named by the token's task claim (<c>Gateway:Policy:Task:Claim</c>), if any.</param>
+public sealed record AuthenticatedAgent(Agent Agent, TrustedIssuer Issuer, string Subject, string Token, string? Task = null)
 {
     public override string ToString() => $"agent {Agent.Id} ({Issuer.Name}:{Subject})";
 }
@@ -106,7 +107,13 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
             return Fail(Refusal.AgentExpired($"agent '{agent.Id}' expired at {expiresAt:O}"));
         }
 
-        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject, token));
+        string? task = null;
+        if (revision.Policy.TaskClaim is { } claim && jwt.TryGetPayloadValue<string>(claim, out var named))
+        {
+            task = named;
+        }
+
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject, token, task));
     }
 
     /// <summary>

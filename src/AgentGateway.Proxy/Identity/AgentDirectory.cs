@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using AgentGateway.Proxy.Policy;
 
 namespace AgentGateway.Proxy.Identity;
 
@@ -8,14 +9,15 @@ namespace AgentGateway.Proxy.Identity;
 /// <param name="Description">What it is for.</param>
 /// <param name="ExpiresAt">After this it is refused.</param>
 /// <param name="Grants">Its grant names, as configured.</param>
-/// <param name="RouteGrants">Route id → the grant that opens it, precomputed so the check is one lookup.</param>
+/// <param name="RouteGrants">Route id → the agent's grants that open it, in the agent's order,
+/// precomputed so finding the candidates is one lookup.</param>
 public sealed record Agent(
     string Id,
     string Owner,
     string? Description,
     DateTimeOffset? ExpiresAt,
     IReadOnlyList<string> Grants,
-    FrozenDictionary<string, string> RouteGrants);
+    FrozenDictionary<string, IReadOnlyList<Grant>> RouteGrants);
 
 /// <summary>The inventory: which verified identity is which agent.</summary>
 public sealed class AgentDirectory(FrozenDictionary<AgentIdentityKey, Agent> byIdentity, FrozenDictionary<string, Agent> byId)

@@ -10,7 +10,7 @@ namespace AgentGateway.Proxy.Pipeline;
 /// <see cref="ValidateRoute"/>, so a route without a <c>Credential</c> is a load error rather than
 /// a request-time surprise; the transform object is built once per route per revision.
 /// </summary>
-internal sealed class CredentialTransformProvider(HopCredentialTransform transform, UnauthorizedResponseTransform unauthorized) : ITransformProvider
+internal sealed class CredentialTransformProvider(PolicyTransform policy, HopCredentialTransform transform, UnauthorizedResponseTransform unauthorized) : ITransformProvider
 {
     public void ValidateRoute(TransformRouteValidationContext context)
     {
@@ -32,8 +32,10 @@ internal sealed class CredentialTransformProvider(HopCredentialTransform transfo
 
     public void Apply(TransformBuilderContext context)
     {
-        // Added by a provider, so it runs after every transform the route configures itself:
-        // nothing a route transform copies in survives the strip.
+        // Added by a provider, so they run after every transform the route configures itself:
+        // policy decides on the path as forwarded, and nothing a route transform copies in
+        // survives the strip.
+        context.RequestTransforms.Add(policy);
         context.RequestTransforms.Add(transform);
         context.ResponseTransforms.Add(unauthorized);
     }

@@ -1,25 +1,29 @@
 using System.Diagnostics;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
+using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Model;
 
 namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
 /// The gateway's step in YARP's proxy pipeline, after a route matched and before forwarding:
-/// identify the agent by its own credential, check that one of its grants opens the route, and
-/// verify the user it acts for when it names one (required on on-behalf-of hops).
-/// Anything short of that is answered here with a problem and never forwarded.
+/// identify the agent by its own credential, verify the user it acts for when it names one, read
+/// and strictly parse the body on inspected routes, refuse any request carrying one of the
+/// gateway's own secrets, and note the task. The policy decision itself is taken by
+/// <see cref="PolicyTransform"/> on the path exactly as it will be forwarded. Anything short of
+/// that is answered here with a problem and never forwarded.
 /// </summary>
-internal sealed partial class GatewayMiddleware(
+internal sealed class GatewayMiddleware(
     RequestDelegate next,
     GatewayConfigProvider config,
     AgentAuthenticator authenticator,
-    ILogger<GatewayMiddleware> logger)
+    SecretIndex secrets,
+    RefusalWriter refusals)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -32,7 +36,7 @@ internal sealed partial class GatewayMiddleware(
         if (!revision.GatewayRoutes.TryGetValue(routeId, out var route))
         {
             // YARP is still switching to the revision that dropped this route.
-            await RefuseAsync(context, Refusal.ConfigurationChanging($"route '{routeId}' is being reconfigured; retry"), routeId, agentId: null);
+            await refusals.WriteAsync(context, Refusal.ConfigurationChanging($"route '{routeId}' is being reconfigured; retry"), routeId, agentId: null);
             return;
         }
 
@@ -44,41 +48,32 @@ internal sealed partial class GatewayMiddleware(
 
         if (outcome.Agent is not { } agent)
         {
-            await RefuseAsync(context, outcome.Refusal, routeId, agentId: null);
+            await refusals.WriteAsync(context, outcome.Refusal, routeId, agentId: null);
             return;
         }
 
         activity?.SetTag(GatewayTelemetry.Tags.AgentId, agent.Agent.Id);
         activity?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Issuer.Name);
-        if (!agent.Agent.RouteGrants.TryGetValue(routeId, out var grant))
+        if (!agent.Agent.RouteGrants.ContainsKey(routeId))
         {
-            await RefuseAsync(context, Refusal.GrantMissing($"agent '{agent.Agent.Id}' holds no grant for route '{routeId}'"), routeId, agent.Agent.Id);
+            // Decided before anything else is read: an agent with no business here gets nothing more.
+            await refusals.WriteAsync(context, Refusal.GrantMissing($"agent '{agent.Agent.Id}' holds no grant for route '{routeId}'"), routeId, agent.Agent.Id);
             return;
         }
 
-        activity?.SetTag(GatewayTelemetry.Tags.Grant, grant);
-        var delegation = await authenticator.AuthenticateDelegationAsync(context.Request, revision, agent, context.RequestAborted);
-        if (delegation.Failed)
+        if (SecretInHeadersOrQuery(revision, context.Request) is { } leaked)
         {
-            await RefuseAsync(context, delegation.Refusal, routeId, agent.Agent.Id);
+            await refusals.WriteAsync(context, leaked, routeId, agent.Agent.Id);
             return;
         }
 
-        if (delegation.Delegation is { } user)
+        var (ok, delegation, body, task) = await ReadFactsAsync(context, revision, route, agent);
+        if (!ok)
         {
-            activity?.SetTag(GatewayTelemetry.Tags.OnBehalfOf, user.Subject);
-        }
-        else if (route.Credential?.RequiresDelegation == true)
-        {
-            await RefuseAsync(
-                context,
-                Refusal.DelegationRequired($"route '{routeId}' acts on behalf of a user: send the user's access token in {revision.Inbound.Delegation.Header}"),
-                routeId,
-                agent.Agent.Id);
             return;
         }
 
-        var feature = new GatewayRequestFeature(revision, agent, route, grant, delegation.Delegation);
+        var feature = new GatewayRequestFeature(revision, agent, route, delegation, body, task);
         context.Features.Set(feature);
         await next(context);
         if (feature.RetryWithFreshCredential && !context.Response.HasStarted)
@@ -92,19 +87,115 @@ internal sealed partial class GatewayMiddleware(
         }
     }
 
-    private async Task RefuseAsync(HttpContext context, Refusal refusal, string routeId, string? agentId)
+    /// <summary>A gateway secret in a header or the query string (raw or decoded), or null.</summary>
+    private Refusal? SecretInHeadersOrQuery(GatewayRevision revision, HttpRequest request)
     {
-        var activity = Activity.Current;
-        activity?.SetTag(GatewayTelemetry.Tags.Decision, refusal.Reason);
-        activity?.SetStatus(ActivityStatusCode.Error, refusal.Reason);
-        GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, refusal.Reason));
-        Log.Refused(logger, refusal.Reason, agentId, routeId, refusal.Detail);
-        await ProblemResponse.WriteAsync(context, refusal);
+        foreach (var header in request.Headers)
+        {
+            foreach (var value in header.Value)
+            {
+                if (secrets.Contains(revision, value))
+                {
+                    return Refusal.SecretInRequest($"header '{header.Key}'");
+                }
+            }
+        }
+
+        if (request.QueryString.Value is { } query && (secrets.Contains(revision, query) || secrets.Contains(revision, Uri.UnescapeDataString(query))))
+        {
+            return Refusal.SecretInRequest("the query string");
+        }
+
+        return null;
     }
 
-    private static partial class Log
+    /// <summary>The delegation, the inspected body and the task; on a refusal the response is
+    /// written and <c>Ok</c> is false.</summary>
+    private async Task<(bool Ok, Credentials.Delegation? Delegation, InspectedBody? Body, string? Task)> ReadFactsAsync(
+        HttpContext context, GatewayRevision revision, GatewayRoute route, AuthenticatedAgent agent)
     {
-        [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Refused {Decision} for agent {AgentId} on route {RouteId}: {Detail}")]
-        public static partial void Refused(ILogger logger, string decision, string? agentId, string routeId, string detail);
+        var routeId = route.RouteId;
+        var delegation = await authenticator.AuthenticateDelegationAsync(context.Request, revision, agent, context.RequestAborted);
+        if (delegation.Failed)
+        {
+            await refusals.WriteAsync(context, delegation.Refusal, routeId, agent.Agent.Id);
+            return default;
+        }
+
+        if (delegation.Delegation is { } user)
+        {
+            Activity.Current?.SetTag(GatewayTelemetry.Tags.OnBehalfOf, user.Subject);
+        }
+        else if (route.Credential?.RequiresDelegation == true)
+        {
+            await refusals.WriteAsync(
+                context,
+                Refusal.DelegationRequired($"route '{routeId}' acts on behalf of a user: send the user's access token in {revision.Inbound.Delegation.Header}"),
+                routeId,
+                agent.Agent.Id);
+            return default;
+        }
+
+        var (task, taskRefusal) = ReadTask(context.Request, revision.Policy, agent);
+        if (taskRefusal is { } badTask)
+        {
+            await refusals.WriteAsync(context, badTask, routeId, agent.Agent.Id);
+            return default;
+        }
+
+        InspectedBody? body = null;
+        if (route.Inspect != BodyKind.None)
+        {
+            var (inspected, bodyRefusal) = await BodyInspector.InspectAsync(context.Request, route.Inspect, revision.Policy.MaxInspectedBodyBytes, context.RequestAborted);
+            if (inspected is null)
+            {
+                await refusals.WriteAsync(context, bodyRefusal, routeId, agent.Agent.Id);
+                return default;
+            }
+
+            if (BodyInspector.Strings(inspected.Bytes).Any(text => secrets.Contains(revision, text)))
+            {
+                await refusals.WriteAsync(context, Refusal.SecretInRequest("the body"), routeId, agent.Agent.Id);
+                return default;
+            }
+
+            body = inspected;
+        }
+
+        return (true, delegation.Delegation, body, task);
     }
+
+    /// <summary>The task from the token's claim when configured and present (signed), else from the
+    /// header; a header that contradicts the claim is refused.</summary>
+    private static (string? Task, Refusal? Refusal) ReadTask(HttpRequest request, PolicyOptions policy, AuthenticatedAgent agent)
+    {
+        var values = request.Headers[policy.TaskHeader];
+        if (values.Count > 1)
+        {
+            return (null, Refusal.BadRequest($"more than one {policy.TaskHeader} header"));
+        }
+
+        var header = values.Count == 1 ? values[0] : null;
+        if (header is not null && !IsTaskId(header))
+        {
+            return (null, Refusal.BadRequest($"{policy.TaskHeader} must be 1-128 of letters, digits, '.', '_', ':' or '-'"));
+        }
+
+        if (agent.Task is { } claimed)
+        {
+            if (!IsTaskId(claimed))
+            {
+                return (null, Refusal.BadRequest("the token's task claim is not a valid task id"));
+            }
+
+            return header is not null && header != claimed
+                ? (null, Refusal.BadRequest($"{policy.TaskHeader} disagrees with the token's task claim"))
+                : (claimed, null);
+        }
+
+        return (header, null);
+    }
+
+    private static bool IsTaskId(string? text) =>
+        text is { Length: > 0 and <= 128 } && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or ':' or '-');
 }

@@ -1,12 +1,16 @@
 using AgentGateway.Credentials;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
+using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Policy;
 
 namespace AgentGateway.Proxy.Pipeline;
 
-/// <summary>What the gateway decided about a request, from one revision, for the transform that
-/// injects the hop credential (and for telemetry).</summary>
-public sealed class GatewayRequestFeature(GatewayRevision revision, AuthenticatedAgent agent, GatewayRoute route, string grant, Delegation? delegation)
+/// <summary>What the gateway knows and decided about a request, from one revision: set by the
+/// middleware (identity, delegation, inspected body, task), completed by the policy transform
+/// (the decision), used by the injection transform and telemetry.</summary>
+public sealed class GatewayRequestFeature(
+    GatewayRevision revision, AuthenticatedAgent agent, GatewayRoute route, Delegation? delegation, InspectedBody? body, string? task)
 {
     public GatewayRevision Revision { get; } = revision;
 
@@ -14,11 +18,20 @@ public sealed class GatewayRequestFeature(GatewayRevision revision, Authenticate
 
     public GatewayRoute Route { get; } = route;
 
-    /// <summary>The grant that allowed the request.</summary>
-    public string Grant { get; } = grant;
-
     /// <summary>The user the agent acts for on this request, when it presented a valid delegation.</summary>
     public Delegation? Delegation { get; } = delegation;
+
+    /// <summary>The strictly parsed body, on routes that inspect bodies.</summary>
+    public InspectedBody? Body { get; } = body;
+
+    /// <summary>The task the request belongs to, if it names one.</summary>
+    public string? Task { get; } = task;
+
+    /// <summary>The policy decision, taken once per request (a retry reuses it).</summary>
+    public PolicyDecision? Decision { get; set; }
+
+    /// <summary>The grant that allowed the request, once decided.</summary>
+    public string? Grant => Decision?.Grant?.Name;
 
     /// <summary>The hop credential injected on the latest attempt.</summary>
     public HopCredential? Injected { get; set; }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using AgentGateway.Credentials;
+using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Stripping;
 using AgentGateway.Proxy.Telemetry;
@@ -15,23 +16,22 @@ namespace AgentGateway.Proxy.Pipeline;
 /// cannot supply it, the request is answered with 503 and never forwarded. Stateless; one instance
 /// serves every route.
 /// </summary>
-internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransform> logger) : RequestTransform
+internal sealed partial class HopCredentialTransform(SecretIndex secrets, ILogger<HopCredentialTransform> logger) : RequestTransform
 {
     public override async ValueTask ApplyAsync(RequestTransformContext context)
     {
         var feature = context.HttpContext.Features.Get<GatewayRequestFeature>();
-        if (feature is null)
+        if (feature?.Decision is not { Allowed: true })
         {
-            // Only reachable if the gateway middleware did not run: fail closed.
-            await ProblemResponse.WriteAsync(context.HttpContext, Refusal.Unauthenticated("the request was not identified"));
+            // Refused (and answered) by the policy step, or never decided: nothing is injected.
             return;
         }
 
-        var delegationHeader = feature.Revision.Inbound.Delegation.Header;
-        StripHeaders(context.ProxyRequest.Headers, feature.Route.Credential?.HeaderName, delegationHeader);
+        string[] control = [feature.Revision.Inbound.Delegation.Header, feature.Revision.Policy.TaskHeader];
+        StripHeaders(context.ProxyRequest.Headers, feature.Route.Credential?.HeaderName, control);
         if (context.ProxyRequest.Content is { } content)
         {
-            StripHeaders(content.Headers, feature.Route.Credential?.HeaderName, delegationHeader);
+            StripHeaders(content.Headers, feature.Route.Credential?.HeaderName, control);
         }
 
         if (context.HttpContext.Request.QueryString.HasValue)
@@ -61,19 +61,21 @@ internal sealed partial class HopCredentialTransform(ILogger<HopCredentialTransf
         }
 
         feature.Injected = credential;
+        secrets.Remember(credential);
         Record(activity, credential, feature);
     }
 
     /// <param name="headers">The outgoing headers.</param>
     /// <param name="inject">The header about to be injected: no spelling of it may survive.</param>
-    /// <param name="delegation">The header that carries users' tokens to the gateway.</param>
-    private static void StripHeaders(HttpHeaders headers, string? inject, string delegation)
+    /// <param name="control">Headers addressed to the gateway itself (the delegation, the task).</param>
+    private static void StripHeaders(HttpHeaders headers, string? inject, string[] control)
     {
         List<string>? remove = null;
         foreach (var header in headers)
         {
             if (InboundCredentials.IsCredentialHeader(header.Key)
-                || InboundCredentials.SameHeader(header.Key, delegation)
+                || InboundCredentials.SameHeader(header.Key, control[0])
+                || InboundCredentials.SameHeader(header.Key, control[1])
                 || (inject is not null && InboundCredentials.SameHeader(header.Key, inject)))
             {
                 (remove ??= []).Add(header.Key);

@@ -26,6 +26,11 @@ public static class ProblemResponse
         response.StatusCode = refusal.Status;
         response.ContentType = "application/problem+json";
         response.Headers.CacheControl = "no-store";
+        if (refusal.RetryAfter is { } retryAfter)
+        {
+            response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         if (refusal.Status == StatusCodes.Status401Unauthorized)
         {
             // RFC 6750 §3: tell a client which scheme the gateway expects.

@@ -7,6 +7,9 @@ namespace AgentGateway.Proxy.Problems;
 /// </summary>
 public readonly record struct Refusal(int Status, string Reason, string Title, string Detail)
 {
+    /// <summary>For 429: when the agent may try again (sent as <c>Retry-After</c>).</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
     // 400
     public static Refusal BadRequest(string detail) => new(400, "bad-request", "The request cannot be forwarded as sent", detail);
 
@@ -24,6 +27,32 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
 
     public static Refusal GrantMissing(string detail) => new(403, "grant-missing", "No grant of this agent opens this route", detail);
 
+    public static Refusal MethodDenied(string detail) => new(403, "method-denied", "No grant allows this method here", detail);
+
+    public static Refusal PathDenied(string detail) => new(403, "path-denied", "No grant allows this path", detail);
+
+    public static Refusal McpMethodDenied(string detail) => new(403, "mcp-method-denied", "No grant allows this MCP method", detail);
+
+    public static Refusal McpToolDenied(string detail) => new(403, "mcp-tool-denied", "No grant allows this MCP tool", detail);
+
+    public static Refusal McpPromptDenied(string detail) => new(403, "mcp-prompt-denied", "No grant allows this MCP prompt", detail);
+
+    public static Refusal McpResourceDenied(string detail) => new(403, "mcp-resource-denied", "No grant allows this MCP resource", detail);
+
+    public static Refusal ModelDenied(string detail) => new(403, "model-denied", "No grant allows this model", detail);
+
+    public static Refusal OutsideHours(string detail) => new(403, "outside-hours", "No grant allows this at this time", detail);
+
+    public static Refusal ToxicCombination(string detail) => new(403, "toxic-combination", "This task may not combine these steps", detail);
+
+    public static Refusal SecretInRequest(string detail) => new(403, "secret-in-request", "The request carries a secret the gateway holds", detail);
+
+    // 413 / 429
+    public static Refusal BodyTooLarge(string detail) => new(413, "body-too-large", "The body is larger than the gateway inspects", detail);
+
+    public static Refusal RateLimited(string detail, TimeSpan retryAfter) =>
+        new(429, "rate-limited", "The agent's rate limit for this grant is used up", detail) { RetryAfter = retryAfter };
+
     // 404
     public static Refusal NoRoute() => new(404, "route-unknown", "No route matches this request", "the gateway forwards only configured routes");
 
@@ -31,6 +60,8 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
     public static Refusal CredentialUnavailable(string detail) => new(503, "credential-unavailable", "The hop credential could not be obtained", detail);
 
     public static Refusal IdentityUnavailable(string detail) => new(503, "identity-unavailable", "The agent's issuer keys could not be obtained", detail);
+
+    public static Refusal PolicyUnavailable(string detail) => new(503, "policy-unavailable", "The state a policy rule needs could not be read", detail);
 
     public static Refusal ConfigurationChanging(string detail) => new(503, "configuration-changing", "The configuration changed while the request was in flight", detail);
 }

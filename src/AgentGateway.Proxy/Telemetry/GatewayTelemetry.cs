@@ -35,5 +35,17 @@ public static class GatewayTelemetry
         public const string CredentialFingerprint = "agentgateway.credential.fingerprint";
         public const string CredentialHeader = "agentgateway.credential.header";
         public const string ConfigRevision = "agentgateway.config.revision";
+
+        /// <summary>The policy outcome: <c>allowed</c> or the refusal reason.</summary>
+        public const string PolicyDecision = "agentgateway.policy.decision";
+
+        /// <summary>The separation rule that refused, if one did.</summary>
+        public const string PolicyRule = "agentgateway.policy.rule";
+
+        /// <summary>What shadow policy would have refused (recorded, not enforced).</summary>
+        public const string PolicyShadow = "agentgateway.policy.shadow";
+
+        /// <summary>The task the request belongs to.</summary>
+        public const string Task = "agentgateway.task.id";
     }
 }

@@ -1,0 +1,328 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using AgentGateway.Proxy.Problems;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Net.Http.Headers;
+
+namespace AgentGateway.Proxy.Inspection;
+
+/// <summary>
+/// Reads and parses MCP and LLM request bodies so that the policy decision and the upstream can
+/// never disagree about what is being called (THREATS.md §3). The body is read whole, up to the
+/// limit, and parsed with the strictest reading: one encoding (UTF-8, no BOM, no content coding),
+/// no duplicate keys at any depth, no comments or trailing commas, bounded depth, one JSON-RPC
+/// message (no batches), well-typed ids and names. Anything a lenient parser might read otherwise
+/// is refused rather than interpreted. The buffered bytes then replace the request body, so the
+/// bytes forwarded are exactly the bytes decided on.
+/// </summary>
+public static class BodyInspector
+{
+    private const int MaxDepth = 64;
+
+    /// <summary>JSON-RPC methods an MCP client sends. Anything else is refused where a grant restricts MCP.</summary>
+    public static readonly IReadOnlySet<string> KnownMcpMethods = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
+        "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
+        "completion/complete", "logging/setLevel",
+    };
+
+    private static readonly JsonReaderOptions ReaderOptions = new()
+    {
+        CommentHandling = JsonCommentHandling.Disallow,
+        AllowTrailingCommas = false,
+        MaxDepth = MaxDepth,
+    };
+
+    /// <summary>Reads, checks and parses the body; on success the request body is the buffered copy.</summary>
+    public static async ValueTask<(InspectedBody? Body, Refusal Refusal)> InspectAsync(HttpRequest request, BodyKind kind, int limit, CancellationToken cancellationToken)
+    {
+        var hasBody = request.ContentLength > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0);
+        if (!hasBody)
+        {
+            return (InspectedBody.Empty(kind), default);
+        }
+
+        if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsDelete(request.Method) || HttpMethods.IsOptions(request.Method))
+        {
+            return Refuse($"a {request.Method} request with a body is not inspected here, so it is not forwarded");
+        }
+
+        if (request.Headers.ContentEncoding.Count > 0 && !string.Equals(request.Headers.ContentEncoding.ToString(), "identity", StringComparison.OrdinalIgnoreCase))
+        {
+            return Refuse("encoded (compressed) bodies are not inspected, so they are not forwarded");
+        }
+
+        if (!IsJsonUtf8(request.ContentType))
+        {
+            return Refuse("the body must be 'application/json' (UTF-8)");
+        }
+
+        if (request.ContentLength > limit)
+        {
+            return (null, Refusal.BodyTooLarge($"inspected bodies are limited to {limit} bytes"));
+        }
+
+        var (bytes, tooLarge) = await ReadAsync(request.Body, limit, cancellationToken);
+        if (tooLarge)
+        {
+            return (null, Refusal.BodyTooLarge($"inspected bodies are limited to {limit} bytes"));
+        }
+
+        var shape = CheckStrict(bytes.Span);
+        if (shape is not null)
+        {
+            return Refuse(shape);
+        }
+
+        using var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = MaxDepth });
+        var (body, why) = kind == BodyKind.Mcp ? ReadMcp(document.RootElement, request, bytes) : ReadLlm(document.RootElement, bytes);
+        if (body is null)
+        {
+            return Refuse(why!);
+        }
+
+        // The forwarder sends exactly these bytes, and no more.
+        request.Body = new MemoryStream(bytes.ToArray(), writable: false);
+        request.ContentLength = bytes.Length;
+        request.Headers.TransferEncoding = default;
+        return (body, default);
+    }
+
+    private static (InspectedBody?, Refusal) Refuse(string detail) => (null, Refusal.BadRequest(detail));
+
+    private static bool IsJsonUtf8(string? contentType)
+    {
+        if (!MediaTypeHeaderValue.TryParse(contentType, out var media) || !media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        foreach (var parameter in media.Parameters)
+        {
+            if (!parameter.Name.Equals("charset", StringComparison.OrdinalIgnoreCase)
+                || !parameter.Value.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static async ValueTask<(ReadOnlyMemory<byte> Bytes, bool TooLarge)> ReadAsync(Stream body, int limit, CancellationToken cancellationToken)
+    {
+        var buffer = new ArrayBufferWriter<byte>(Math.Min(limit + 1, 16 * 1024));
+        while (true)
+        {
+            var memory = buffer.GetMemory(Math.Min(16 * 1024, limit + 1 - buffer.WrittenCount));
+            var read = await body.ReadAsync(memory, cancellationToken);
+            if (read == 0)
+            {
+                return (buffer.WrittenMemory, false);
+            }
+
+            buffer.Advance(read);
+            if (buffer.WrittenCount > limit)
+            {
+                return (default, true);
+            }
+        }
+    }
+
+    /// <summary>Null when the body is one strict JSON value, else why not.</summary>
+    private static string? CheckStrict(ReadOnlySpan<byte> json)
+    {
+        if (json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+        {
+            return "the body starts with a byte-order mark";
+        }
+
+        try
+        {
+            var reader = new Utf8JsonReader(json, ReaderOptions);
+            var names = new Stack<HashSet<string>>();
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        names.Push(new HashSet<string>(StringComparer.Ordinal));
+                        break;
+                    case JsonTokenType.EndObject:
+                        names.Pop();
+                        break;
+                    case JsonTokenType.PropertyName:
+                        // Compared decoded: "na\u006de" and "name" are the same key to any parser.
+                        if (!names.Peek().Add(reader.GetString()!))
+                        {
+                            return "the body has a duplicate key; parsers disagree about which one counts";
+                        }
+
+                        break;
+                    case JsonTokenType.String:
+                        _ = reader.GetString();
+                        break;
+                }
+            }
+
+            return null;
+        }
+        catch (JsonException)
+        {
+            return "the body is not strict JSON (UTF-8, no comments, no trailing commas, depth at most 64)";
+        }
+        catch (InvalidOperationException)
+        {
+            return "the body has a string that is not valid Unicode";
+        }
+    }
+
+    private static (InspectedBody?, string?) ReadMcp(JsonElement root, HttpRequest request, ReadOnlyMemory<byte> bytes)
+    {
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            return (null, "JSON-RPC batches are refused: each message must be decided on alone");
+        }
+
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return (null, "a JSON-RPC message is an object");
+        }
+
+        if (!root.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String || version.GetString() != "2.0")
+        {
+            return (null, "'jsonrpc' must be \"2.0\"");
+        }
+
+        if (root.TryGetProperty("id", out var id) && !IsValidId(id))
+        {
+            return (null, "'id' must be a string or an integer");
+        }
+
+        if (!root.TryGetProperty("method", out var methodElement))
+        {
+            // A response from the client to a server request (sampling, elicitation, roots).
+            var isResponse = id.ValueKind != JsonValueKind.Undefined
+                && (root.TryGetProperty("result", out _) ^ root.TryGetProperty("error", out _));
+            return isResponse
+                ? (new InspectedBody(BodyKind.Mcp, null, null, null, bytes), null)
+                : (null, "a JSON-RPC message without 'method' must be a response with 'id' and one of 'result' or 'error'");
+        }
+
+        if (methodElement.ValueKind != JsonValueKind.String || methodElement.GetString() is not { Length: > 0 } method)
+        {
+            return (null, "'method' must be a non-empty string");
+        }
+
+        string? target = null;
+        var hasParams = root.TryGetProperty("params", out var parameters);
+        if (hasParams && parameters.ValueKind != JsonValueKind.Object)
+        {
+            return (null, "'params' must be an object");
+        }
+
+        switch (method)
+        {
+            case "tools/call" or "prompts/get":
+                if (!hasParams || !parameters.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String)
+                {
+                    return (null, $"{method} needs a string 'params.name'");
+                }
+
+                target = name.GetString();
+                if (method == "tools/call" && !McpNames.IsToolName(target))
+                {
+                    return (null, "the tool name is outside the MCP character set (A-Z, a-z, 0-9, '_', '-', '.'; 1-128)");
+                }
+
+                if (target!.Length == 0 || target.Any(char.IsControl))
+                {
+                    return (null, "the prompt name is empty or has control characters");
+                }
+
+                break;
+            case "resources/read" or "resources/subscribe" or "resources/unsubscribe":
+                if (!hasParams || !parameters.TryGetProperty("uri", out var uri) || uri.ValueKind != JsonValueKind.String
+                    || uri.GetString() is not { Length: > 0 } text || text.Any(char.IsControl))
+                {
+                    return (null, $"{method} needs a non-empty 'params.uri' without control characters");
+                }
+
+                target = text;
+                break;
+        }
+
+        // Headers that restate the body must agree with it, or the two readers of the request differ.
+        if (request.Headers.TryGetValue("Mcp-Method", out var headerMethod) && headerMethod.ToString() != method)
+        {
+            return (null, "the Mcp-Method header disagrees with the body");
+        }
+
+        if (request.Headers.TryGetValue("Mcp-Name", out var headerName) && headerName.ToString() != target)
+        {
+            return (null, "the Mcp-Name header disagrees with the body");
+        }
+
+        return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes), null);
+    }
+
+    private static bool IsValidId(JsonElement id) =>
+        id.ValueKind == JsonValueKind.String || (id.ValueKind == JsonValueKind.Number && id.TryGetInt64(out _));
+
+    private static (InspectedBody?, string?) ReadLlm(JsonElement root, ReadOnlyMemory<byte> bytes)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return (null, "an LLM request body is a JSON object");
+        }
+
+        string? model = null;
+        if (root.TryGetProperty("model", out var element))
+        {
+            if (element.ValueKind != JsonValueKind.String || element.GetString() is not { Length: > 0 } text || text.Any(char.IsControl))
+            {
+                return (null, "'model' must be a non-empty string without control characters");
+            }
+
+            model = text;
+        }
+
+        return (new InspectedBody(BodyKind.Llm, null, null, model, bytes), null);
+    }
+
+    /// <summary>Text for secret scanning: the raw body and every decoded string in it.</summary>
+    public static IEnumerable<string> Strings(ReadOnlyMemory<byte> bytes)
+    {
+        yield return Encoding.UTF8.GetString(bytes.Span);
+        using var document = JsonDocument.Parse(bytes);
+        var stack = new Stack<JsonElement>();
+        stack.Push(document.RootElement);
+        while (stack.Count > 0)
+        {
+            var element = stack.Pop();
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.String:
+                    yield return element.GetString()!;
+                    break;
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        yield return property.Name;
+                        stack.Push(property.Value);
+                    }
+
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        stack.Push(item);
+                    }
+
+                    break;
+            }
+        }
+    }
+}

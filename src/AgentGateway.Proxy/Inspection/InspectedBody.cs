@@ -1,0 +1,44 @@
+namespace AgentGateway.Proxy.Inspection;
+
+/// <summary>Which bodies a route's requests carry, so the gateway can decide on them
+/// (<c>Metadata:Inspect</c> on the route).</summary>
+public enum BodyKind
+{
+    /// <summary>Bodies are streamed through uninspected.</summary>
+    None,
+
+    /// <summary>MCP over Streamable HTTP: JSON-RPC 2.0 messages.</summary>
+    Mcp,
+
+    /// <summary>OpenAI- or Anthropic-style LLM requests, with a <c>model</c>.</summary>
+    Llm,
+}
+
+/// <summary>
+/// What a strictly parsed body says, as the upstream will read it: the decoded JSON-RPC method and
+/// the tool, prompt or resource it targets, or the LLM model. Only facts from bodies that parsed
+/// without any ambiguity exist; the bytes forwarded are the bytes these were read from.
+/// </summary>
+/// <param name="Kind">The route's body kind.</param>
+/// <param name="Method">The JSON-RPC method; null for a JSON-RPC response or a request without a body.</param>
+/// <param name="Target">tools/call and prompts/get: <c>params.name</c>; resources/*: <c>params.uri</c>.</param>
+/// <param name="Model">LLM requests: <c>model</c>, if present.</param>
+public sealed record InspectedBody(BodyKind Kind, string? Method, string? Target, string? Model, ReadOnlyMemory<byte> Bytes)
+{
+    public static InspectedBody Empty(BodyKind kind) => new(kind, null, null, null, ReadOnlyMemory<byte>.Empty);
+}
+
+/// <summary>The MCP name rules the gateway holds bodies and patterns to.</summary>
+public static class McpNames
+{
+    /// <summary>MCP tool names: 1–128 of A–Z, a–z, 0–9, '_', '-', '.'. Anything else (spaces,
+    /// look-alike letters, control characters) could be read differently by the server.</summary>
+    public static bool IsToolName(string? name) =>
+        name is { Length: > 0 and <= 128 } && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
+
+    /// <summary>Null when <paramref name="pattern"/> is a tool name with optional '*' wildcards, else why not.</summary>
+    public static string? CheckToolPattern(string pattern) =>
+        IsToolName(pattern.Replace("*", "x", StringComparison.Ordinal))
+            ? null
+            : "a tool pattern is a tool name (A-Z, a-z, 0-9, '_', '-', '.') with optional '*'";
+}

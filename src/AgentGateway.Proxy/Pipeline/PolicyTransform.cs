@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using AgentGateway.Proxy.Policy;
+using AgentGateway.Proxy.Problems;
+using AgentGateway.Proxy.Telemetry;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Transforms;
+
+namespace AgentGateway.Proxy.Pipeline;
+
+/// <summary>
+/// Takes the policy decision on the outgoing request, after the route's own transforms, so path
+/// rules are decided on exactly the path that will be forwarded. A refusal is answered here and
+/// the request is not sent; an allowed request carries its decision on to the injection step.
+/// A retry after an upstream 401 reuses the decision (it is the same request, counted once).
+/// </summary>
+internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter refusals, ILogger<PolicyTransform> logger) : RequestTransform
+{
+    public override async ValueTask ApplyAsync(RequestTransformContext context)
+    {
+        var feature = context.HttpContext.Features.Get<GatewayRequestFeature>();
+        if (feature is null)
+        {
+            // Only reachable if the gateway middleware did not run: fail closed.
+            await ProblemResponse.WriteAsync(context.HttpContext, Refusal.Unauthenticated("the request was not identified"));
+            return;
+        }
+
+        if (feature.Decision is null)
+        {
+            using var span = GatewayTelemetry.Source.StartActivity("agentgateway.policy");
+            var request = new PolicyRequest(
+                feature.Agent.Agent,
+                feature.Route.RouteId,
+                context.HttpContext.Request.Method,
+                context.Path.Value ?? "/",
+                feature.Delegation is not null,
+                feature.Body,
+                feature.Task);
+            PolicyDecision decision;
+            try
+            {
+                decision = await engine.DecideAsync(request, feature.Revision.Policy, feature.Revision.Grants, context.CancellationToken);
+            }
+            catch (PolicyStateUnavailableException ex)
+            {
+                decision = new PolicyDecision(null, Refusal.PolicyUnavailable(ex.Message), [], null);
+            }
+
+            feature.Decision = decision;
+            Record(span, decision, feature);
+        }
+
+        if (feature.Decision.Refusal is { } refusal)
+        {
+            await refusals.WriteAsync(context.HttpContext, refusal, feature.Route.RouteId, feature.Agent.Agent.Id);
+        }
+    }
+
+    private void Record(Activity? span, PolicyDecision decision, GatewayRequestFeature feature)
+    {
+        foreach (var shadow in decision.ShadowDenials)
+        {
+            Log.ShadowDenied(logger, feature.Agent.Agent.Id, feature.Route.RouteId, shadow);
+        }
+
+        var outer = Activity.Current?.Parent ?? Activity.Current;
+        foreach (var activity in new[] { span, outer })
+        {
+            if (activity is null)
+            {
+                continue;
+            }
+
+            activity.SetTag(GatewayTelemetry.Tags.Grant, decision.Grant?.Name);
+            activity.SetTag(GatewayTelemetry.Tags.PolicyRule, decision.Rule);
+            activity.SetTag(GatewayTelemetry.Tags.PolicyDecision, decision.Refusal?.Reason ?? "allowed");
+            if (decision.ShadowDenials.Count > 0)
+            {
+                activity.SetTag(GatewayTelemetry.Tags.PolicyShadow, string.Join("; ", decision.ShadowDenials));
+            }
+
+            if (feature.Task is { } task)
+            {
+                activity.SetTag(GatewayTelemetry.Tags.Task, task);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2201, Level = LogLevel.Information, Message = "Shadow policy would refuse agent {AgentId} on route {RouteId}: {Shadow}; not enforced")]
+        public static partial void ShadowDenied(ILogger logger, string agentId, string routeId, string shadow);
+    }
+}

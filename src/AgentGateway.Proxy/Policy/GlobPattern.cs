@@ -1,0 +1,56 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace AgentGateway.Proxy.Policy;
+
+/// <summary>
+/// A wildcard pattern, compiled once per revision to an anchored, non-backtracking regular
+/// expression (linear time whatever the input). For paths, <c>*</c> stays within one segment and
+/// <c>**</c> crosses segments; for names, <c>*</c> matches anything. Everything else is literal and
+/// case-sensitive: tool names and paths are compared exactly as the upstream will see them.
+/// </summary>
+public sealed class GlobPattern
+{
+    private readonly Regex _regex;
+
+    private GlobPattern(string text, Regex regex)
+    {
+        Text = text;
+        _regex = regex;
+    }
+
+    public string Text { get; }
+
+    public static GlobPattern ForPath(string pattern) => Compile(pattern, segmentAware: true);
+
+    public static GlobPattern ForName(string pattern) => Compile(pattern, segmentAware: false);
+
+    public bool IsMatch(string value) => _regex.IsMatch(value);
+
+    public override string ToString() => Text;
+
+    private static GlobPattern Compile(string pattern, bool segmentAware)
+    {
+        var regex = new StringBuilder("^");
+        for (var i = 0; i < pattern.Length; i++)
+        {
+            var c = pattern[i];
+            if (c != '*')
+            {
+                regex.Append(Regex.Escape(c.ToString()));
+            }
+            else if (segmentAware && i + 1 < pattern.Length && pattern[i + 1] == '*')
+            {
+                regex.Append(".*");
+                i++;
+            }
+            else
+            {
+                regex.Append(segmentAware ? "[^/]*" : ".*");
+            }
+        }
+
+        regex.Append('$');
+        return new GlobPattern(pattern, new Regex(regex.ToString(), RegexOptions.CultureInvariant | RegexOptions.NonBacktracking | RegexOptions.Singleline));
+    }
+}

@@ -1,0 +1,62 @@
+using System.Collections.Frozen;
+
+namespace AgentGateway.Proxy.Policy;
+
+/// <summary>
+/// A grant compiled for the request path. A null restriction is "not restricted by this grant";
+/// an empty one allows nothing of its kind.
+/// </summary>
+public sealed record Grant(
+    string Name,
+    FrozenSet<string> Routes,
+    FrozenSet<string>? Methods,
+    IReadOnlyList<GlobPattern>? Paths,
+    IReadOnlyList<GlobPattern>? Tools,
+    IReadOnlyList<GlobPattern>? Prompts,
+    IReadOnlyList<GlobPattern>? Resources,
+    bool FilterToolList,
+    IReadOnlyList<GlobPattern>? Models,
+    RateLimit? RateLimit,
+    bool RequireDelegation,
+    IReadOnlyList<TimeWindow>? Hours,
+    bool Shadow,
+    FrozenSet<string> Labels)
+{
+    /// <summary>Whether <paramref name="name"/> (a separation rule's entry) names this grant or one of its labels.</summary>
+    public bool IsNamed(string name) => string.Equals(name, Name, StringComparison.OrdinalIgnoreCase) || Labels.Contains(name);
+
+    public static bool Matches(IReadOnlyList<GlobPattern>? patterns, string value)
+    {
+        if (patterns is null)
+        {
+            return true;
+        }
+
+        foreach (var pattern in patterns)
+        {
+            if (pattern.IsMatch(value))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>At most <see cref="Requests"/> per agent per <see cref="Window"/>.</summary>
+public sealed record RateLimit(int Requests, TimeSpan Window);
+
+/// <summary>A separation rule: after a grant matching <see cref="After"/>, none matching <see cref="Deny"/> in the same task.</summary>
+public sealed record SeparationRule(string Name, IReadOnlyList<string> After, IReadOnlyList<string> Deny, bool Shadow);
+
+/// <summary>Everything the <c>Gateway:Policy</c> section compiles to.</summary>
+public sealed record PolicyOptions(
+    int MaxInspectedBodyBytes,
+    string TaskHeader,
+    string? TaskClaim,
+    TimeSpan TaskTtl,
+    IReadOnlyList<SeparationRule> Separation)
+{
+    public static PolicyOptions Default { get; } = new(1024 * 1024, "Agent-Task", null, TimeSpan.FromHours(1), []);
+}

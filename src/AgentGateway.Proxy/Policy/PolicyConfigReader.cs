@@ -1,0 +1,256 @@
+using System.Collections.Frozen;
+using System.Globalization;
+using AgentGateway.Credentials.Configuration;
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Inspection;
+using Microsoft.Extensions.Configuration;
+
+namespace AgentGateway.Proxy.Policy;
+
+/// <summary>
+/// Compiles <c>Gateway:Grants</c> and <c>Gateway:Policy</c>, listing every problem with its path:
+/// patterns that cannot match, restrictions the route cannot enforce (a tool list on a route whose
+/// bodies are not inspected would silently allow every tool), time zones that do not exist.
+/// </summary>
+internal static class PolicyConfigReader
+{
+    private static readonly FrozenSet<string> HttpMethods = FrozenSet.ToFrozenSet(
+        ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], StringComparer.Ordinal);
+
+    private static readonly Dictionary<string, DayOfWeek> DayNames = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Mon"] = DayOfWeek.Monday,
+        ["Tue"] = DayOfWeek.Tuesday,
+        ["Wed"] = DayOfWeek.Wednesday,
+        ["Thu"] = DayOfWeek.Thursday,
+        ["Fri"] = DayOfWeek.Friday,
+        ["Sat"] = DayOfWeek.Saturday,
+        ["Sun"] = DayOfWeek.Sunday,
+    };
+
+    public static FrozenDictionary<string, Grant> ReadGrants(IConfigurationSection section, IReadOnlyDictionary<string, GatewayRoute> routes, ConfigProblems problems)
+    {
+        var grants = new Dictionary<string, Grant>(StringComparer.OrdinalIgnoreCase);
+        foreach (var entry in section.GetChildren())
+        {
+            var s = SectionReader.Read<GrantSettings>(entry, problems);
+            if (s.Routes.Length == 0)
+            {
+                problems.Add(entry.Path + ":Routes", "a grant must open at least one route");
+            }
+
+            for (var i = 0; i < s.Routes.Length; i++)
+            {
+                if (!routes.ContainsKey(s.Routes[i]))
+                {
+                    problems.Add($"{entry.Path}:Routes:{i}", $"names route '{s.Routes[i]}', which is not configured under ReverseProxy:Routes");
+                }
+            }
+
+            var methods = List(entry, "Methods", s.Methods);
+            for (var i = 0; i < (methods?.Length ?? 0); i++)
+            {
+                if (!HttpMethods.Contains(methods![i]))
+                {
+                    problems.Add($"{entry.Path}:Methods:{i}", $"'{methods[i]}' is not one of: {string.Join(", ", HttpMethods.Order())}");
+                }
+            }
+
+            var paths = Patterns(entry, "Paths", List(entry, "Paths", s.Paths), GlobPattern.ForPath, problems, p => p.StartsWith('/') ? null : "a path pattern starts with '/'");
+            var tools = Patterns(entry, "Mcp:Tools", List(entry, "Mcp:Tools", s.Mcp?.Tools), GlobPattern.ForName, problems, McpNames.CheckToolPattern);
+            var prompts = Patterns(entry, "Mcp:Prompts", List(entry, "Mcp:Prompts", s.Mcp?.Prompts), GlobPattern.ForName, problems, _ => null);
+            var resources = Patterns(entry, "Mcp:Resources", List(entry, "Mcp:Resources", s.Mcp?.Resources), GlobPattern.ForName, problems, _ => null);
+            var models = Patterns(entry, "Models", List(entry, "Models", s.Models), GlobPattern.ForName, problems, _ => null);
+
+            // A restriction on bodies the route does not inspect would be silently void.
+            foreach (var routeId in s.Routes)
+            {
+                if (!routes.TryGetValue(routeId, out var route))
+                {
+                    continue;
+                }
+
+                if ((tools ?? prompts ?? resources) is not null && route.Inspect != BodyKind.Mcp)
+                {
+                    problems.Add(entry.Path + ":Mcp", $"route '{routeId}' does not inspect MCP bodies; set its Metadata:Inspect to Mcp");
+                }
+
+                if (models is not null && route.Inspect != BodyKind.Llm)
+                {
+                    problems.Add(entry.Path + ":Models", $"route '{routeId}' does not inspect LLM bodies; set its Metadata:Inspect to Llm");
+                }
+            }
+
+            RateLimit? rate = null;
+            if (s.RateLimit is { } limit)
+            {
+                if (limit.Requests < 1 || limit.Window < TimeSpan.FromSeconds(1) || limit.Window > TimeSpan.FromDays(1))
+                {
+                    problems.Add(entry.Path + ":RateLimit", "Requests must be at least 1 and Window between 00:00:01 and 1.00:00:00");
+                }
+                else
+                {
+                    rate = new RateLimit(limit.Requests, limit.Window);
+                }
+            }
+
+            var hours = s.Hours is null ? null : ReadHours(entry.Path + ":Hours", s.Hours, problems);
+            foreach (var label in s.Labels)
+            {
+                if (string.IsNullOrWhiteSpace(label))
+                {
+                    problems.Add(entry.Path + ":Labels", "a label is a non-empty name");
+                }
+            }
+
+            grants[entry.Key] = new Grant(
+                entry.Key,
+                s.Routes.ToFrozenSet(StringComparer.OrdinalIgnoreCase),
+                methods?.ToFrozenSet(StringComparer.Ordinal),
+                paths,
+                tools,
+                prompts,
+                resources,
+                s.Mcp?.FilterToolList ?? true,
+                models,
+                rate,
+                s.RequireDelegation,
+                hours,
+                s.Shadow,
+                s.Labels.ToFrozenSet(StringComparer.OrdinalIgnoreCase));
+        }
+
+        return grants.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
+    }
+
+    public static PolicyOptions ReadPolicy(IConfigurationSection section, IReadOnlyDictionary<string, Grant> grants, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<PolicySettings>(section, problems);
+        if (s.MaxInspectedBodyBytes is < 1024 or > 64 * 1024 * 1024)
+        {
+            problems.Add(section.Path + ":MaxInspectedBodyBytes", "must be between 1024 and 67108864");
+        }
+
+        if (string.IsNullOrEmpty(s.Task.Header) || !s.Task.Header.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+        {
+            problems.Add(section.Path + ":Task:Header", "must be a header name of letters, digits and '-'");
+        }
+
+        if (s.Task.Ttl < TimeSpan.FromMinutes(1) || s.Task.Ttl > TimeSpan.FromDays(7))
+        {
+            problems.Add(section.Path + ":Task:Ttl", "must be between 00:01:00 and 7.00:00:00");
+        }
+
+        var names = grants.Values.SelectMany(g => g.Labels.Append(g.Name)).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var rules = new List<SeparationRule>();
+        foreach (var entry in section.GetSection("Separation").GetChildren())
+        {
+            var rule = SectionReader.Read<SeparationRuleSettings>(entry, problems);
+            if (rule.After.Length == 0 || rule.Deny.Length == 0)
+            {
+                problems.Add(entry.Path, "a separation rule needs After and Deny");
+            }
+
+            foreach (var (list, key) in new[] { (rule.After, "After"), (rule.Deny, "Deny") })
+            {
+                for (var i = 0; i < list.Length; i++)
+                {
+                    if (!names.Contains(list[i]))
+                    {
+                        problems.Add($"{entry.Path}:{key}:{i}", $"'{list[i]}' is neither a grant nor a grant label");
+                    }
+                }
+            }
+
+            rules.Add(new SeparationRule(entry.Key, rule.After, rule.Deny, rule.Shadow));
+        }
+
+        return new PolicyOptions(s.MaxInspectedBodyBytes, s.Task.Header, s.Task.Claim, s.Task.Ttl, rules);
+    }
+
+    /// <summary>The list at <paramref name="key"/> when the key is present — even as an empty list,
+    /// which JSON configuration represents as an empty value and the binder as null.</summary>
+    private static string[]? List(IConfigurationSection entry, string key, string[]? bound)
+    {
+        var section = entry.GetSection(key);
+        return section.Exists() ? bound ?? [] : null;
+    }
+
+    private static GlobPattern[]? Patterns(
+        IConfigurationSection entry, string key, string[]? texts, Func<string, GlobPattern> compile, ConfigProblems problems, Func<string, string?> check)
+    {
+        if (texts is null)
+        {
+            return null;
+        }
+
+        var patterns = new List<GlobPattern>();
+        for (var i = 0; i < texts.Length; i++)
+        {
+            var why = string.IsNullOrEmpty(texts[i]) ? "a pattern is not empty" : check(texts[i]);
+            if (why is not null)
+            {
+                problems.Add($"{entry.Path}:{key}:{i}", why);
+                continue;
+            }
+
+            patterns.Add(compile(texts[i]));
+        }
+
+        return [.. patterns];
+    }
+
+    private static TimeWindow[] ReadHours(string path, TimeWindowSettings[] windows, ConfigProblems problems)
+    {
+        var result = new List<TimeWindow>();
+        for (var i = 0; i < windows.Length; i++)
+        {
+            var w = windows[i];
+            var at = $"{path}:{i}";
+            var ok = true;
+            if (!TimeOnly.TryParseExact(w.From, "HH:mm", CultureInfo.InvariantCulture, DateTimeStyles.None, out var from))
+            {
+                problems.Add(at + ":From", "must be HH:mm");
+                ok = false;
+            }
+
+            if (!TimeOnly.TryParseExact(w.To, "HH:mm", CultureInfo.InvariantCulture, DateTimeStyles.None, out var to))
+            {
+                problems.Add(at + ":To", "must be HH:mm");
+                ok = false;
+            }
+
+            TimeZoneInfo? zone = null;
+            try
+            {
+                zone = TimeZoneInfo.FindSystemTimeZoneById(w.TimeZone);
+            }
+            catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException)
+            {
+                problems.Add(at + ":TimeZone", $"'{w.TimeZone}' is not a time zone this machine knows (IANA ids, e.g. Europe/Berlin)");
+                ok = false;
+            }
+
+            var days = new HashSet<DayOfWeek>();
+            foreach (var name in w.Days ?? [.. DayNames.Keys])
+            {
+                if (DayNames.TryGetValue(name, out var day))
+                {
+                    days.Add(day);
+                }
+                else
+                {
+                    problems.Add(at + ":Days", $"'{name}' is not one of: {string.Join(", ", DayNames.Keys)}");
+                    ok = false;
+                }
+            }
+
+            if (ok)
+            {
+                result.Add(new TimeWindow(days, from, to, zone!));
+            }
+        }
+
+        return [.. result];
+    }
+}

@@ -1,0 +1,210 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace AgentGateway.Proxy.Policy;
+
+/// <summary>One earlier step of a task: the grant it used, where, and when.</summary>
+public sealed record TaskStep(string Grant, string Route, DateTimeOffset At)
+{
+    public string Encode() => $"{At.ToUnixTimeMilliseconds()}|{Route}";
+
+    public static TaskStep Decode(string grant, string value)
+    {
+        var bar = value.IndexOf('|', StringComparison.Ordinal);
+        var at = bar > 0 && long.TryParse(value.AsSpan(0, bar), out var ms) ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : DateTimeOffset.UnixEpoch;
+        return new TaskStep(grant, bar >= 0 ? value[(bar + 1)..] : value, at);
+    }
+}
+
+/// <summary>The answer to a rate-limit hit.</summary>
+public readonly record struct RateOutcome(bool Allowed, TimeSpan RetryAfter);
+
+/// <summary>The policy state replicas share: rate-limit counters and task histories.</summary>
+public interface IPolicyStateStore
+{
+    /// <summary>Counts one request against <paramref name="key"/> in the fixed window containing <paramref name="now"/>.</summary>
+    ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Atomically: looks up which of <paramref name="enforced"/> and <paramref name="shadowed"/> grants
+    /// the task used before, and — unless an enforced one was — records <paramref name="step"/>.
+    /// Throws <see cref="PolicyStateUnavailableException"/> when the shared state cannot be read.
+    /// </summary>
+    ValueTask<IReadOnlyList<TaskStep>> CheckAndRecordAsync(
+        string taskKey, TaskStep step, IReadOnlyCollection<string> enforced, IReadOnlyCollection<string> shadowed, TimeSpan ttl, CancellationToken cancellationToken);
+}
+
+public sealed class PolicyStateUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>State in this process only: one replica, or the fallback for rate limits while Redis is away.</summary>
+public sealed class InProcessPolicyStateStore(TimeProvider time) : IPolicyStateStore
+{
+    private readonly ConcurrentDictionary<string, (long Window, int Count)> _counters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TaskHistory> _tasks = new(StringComparer.Ordinal);
+    private int _operations;
+
+    public ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        Sweep();
+        var window = now.ToUnixTimeMilliseconds() / (long)limit.Window.TotalMilliseconds;
+        var entry = _counters.AddOrUpdate(key, (window, 1), (_, old) => old.Window == window ? (window, old.Count + 1) : (window, 1));
+        var windowEnd = DateTimeOffset.FromUnixTimeMilliseconds((window + 1) * (long)limit.Window.TotalMilliseconds);
+        return ValueTask.FromResult(new RateOutcome(entry.Count <= limit.Requests, windowEnd - now));
+    }
+
+    public ValueTask<IReadOnlyList<TaskStep>> CheckAndRecordAsync(
+        string taskKey, TaskStep step, IReadOnlyCollection<string> enforced, IReadOnlyCollection<string> shadowed, TimeSpan ttl, CancellationToken cancellationToken)
+    {
+        Sweep();
+        var history = _tasks.GetOrAdd(taskKey, static _ => new TaskHistory());
+        lock (history)
+        {
+            var now = time.GetUtcNow();
+            if (history.ExpiresAt < now)
+            {
+                history.Steps.Clear();
+            }
+
+            var hits = new List<TaskStep>();
+            foreach (var name in enforced.Concat(shadowed))
+            {
+                if (history.Steps.TryGetValue(name, out var earlier))
+                {
+                    hits.Add(earlier);
+                }
+            }
+
+            if (!hits.Any(h => enforced.Contains(h.Grant, StringComparer.OrdinalIgnoreCase)))
+            {
+                history.Steps.TryAdd(step.Grant, step);
+                history.ExpiresAt = now + ttl;
+            }
+
+            return ValueTask.FromResult<IReadOnlyList<TaskStep>>(hits);
+        }
+    }
+
+    /// <summary>Drops expired entries now and then, so idle agents and old tasks do not accumulate.</summary>
+    private void Sweep()
+    {
+        if (Interlocked.Increment(ref _operations) % 4096 != 0)
+        {
+            return;
+        }
+
+        var now = time.GetUtcNow();
+        foreach (var (key, history) in _tasks)
+        {
+            if (history.ExpiresAt < now)
+            {
+                _tasks.TryRemove(key, out _);
+            }
+        }
+
+        // Counters of past windows are dead weight; a fresh window recreates its entry.
+        if (_counters.Count > 100_000)
+        {
+            _counters.Clear();
+        }
+    }
+
+    private sealed class TaskHistory
+    {
+        public Dictionary<string, TaskStep> Steps { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+        public DateTimeOffset ExpiresAt { get; set; }
+    }
+}
+
+/// <summary>
+/// State every replica shares, in Redis. Rate limits fall back to this process's counters while
+/// Redis is unreachable (the limit then holds per replica, and the fallback is logged); task
+/// histories do not — a separation rule that cannot be checked refuses (fail closed).
+/// </summary>
+public sealed partial class RedisPolicyStateStore(
+    IConnectionMultiplexer redis, InProcessPolicyStateStore fallback, ILogger<RedisPolicyStateStore> logger) : IPolicyStateStore
+{
+    private static readonly TimeSpan CommandBudget = TimeSpan.FromMilliseconds(500);
+
+    // KEYS[1] task; ARGV: grant, step, ttl ms, number of enforced names, enforced names…, shadowed names…
+    private const string CheckAndRecordScript = """
+        local hits = {}
+        local enforcedHit = false
+        local n = tonumber(ARGV[4])
+        for i = 5, #ARGV do
+          local v = redis.call('HGET', KEYS[1], ARGV[i])
+          if v then
+            table.insert(hits, ARGV[i]); table.insert(hits, v)
+            if i < 5 + n then enforcedHit = true end
+          end
+        end
+        if not enforcedHit then
+          redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        end
+        return hits
+        """;
+
+    public async ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var windowMs = (long)limit.Window.TotalMilliseconds;
+        var window = now.ToUnixTimeMilliseconds() / windowMs;
+        var windowEnd = DateTimeOffset.FromUnixTimeMilliseconds((window + 1) * windowMs);
+        var redisKey = $"agw:rate:{key}:{window}";
+        try
+        {
+            var database = redis.GetDatabase();
+            var count = await database.StringIncrementAsync(redisKey).WaitAsync(CommandBudget, cancellationToken);
+            if (count == 1)
+            {
+                // The window's key outlives the window a little, never much.
+                _ = database.KeyExpireAsync(redisKey, limit.Window + TimeSpan.FromSeconds(5), flags: CommandFlags.FireAndForget);
+            }
+
+            return new RateOutcome(count <= limit.Requests, windowEnd - now);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.RateFallback(logger, ex.GetType().Name);
+            return await fallback.HitAsync(key, limit, now, cancellationToken);
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<TaskStep>> CheckAndRecordAsync(
+        string taskKey, TaskStep step, IReadOnlyCollection<string> enforced, IReadOnlyCollection<string> shadowed, TimeSpan ttl, CancellationToken cancellationToken)
+    {
+        var args = new List<RedisValue> { step.Grant, step.Encode(), (long)ttl.TotalMilliseconds, enforced.Count };
+        args.AddRange(enforced.Select(n => (RedisValue)n));
+        args.AddRange(shadowed.Select(n => (RedisValue)n));
+        RedisResult result;
+        try
+        {
+            result = await redis.GetDatabase().ScriptEvaluateAsync(CheckAndRecordScript, [(RedisKey)("agw:task:" + taskKey)], [.. args])
+                .WaitAsync(CommandBudget, cancellationToken);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.TaskStateUnavailable(logger, ex.GetType().Name);
+            throw new PolicyStateUnavailableException("the shared task history (Redis) is unreachable", ex);
+        }
+
+        var values = (RedisValue[])result!;
+        var hits = new List<TaskStep>();
+        for (var i = 0; i + 1 < values.Length; i += 2)
+        {
+            hits.Add(TaskStep.Decode(values[i]!, values[i + 1]!));
+        }
+
+        return hits;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2401, Level = LogLevel.Warning, Message = "Redis is unavailable for rate limits ({Reason}); counting in this process until it is back")]
+        public static partial void RateFallback(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Redis is unavailable for task histories ({Reason}); requests that a separation rule must check are refused")]
+        public static partial void TaskStateUnavailable(ILogger logger, string reason);
+    }
+}
