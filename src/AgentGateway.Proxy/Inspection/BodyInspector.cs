@@ -20,11 +20,12 @@ public static class BodyInspector
 {
     private const int MaxDepth = 64;
 
-    /// <summary>JSON-RPC methods an MCP client sends. Anything else is refused where a grant restricts MCP.</summary>
+    /// <summary>JSON-RPC methods an MCP client sends (2025-06-18, and the 2026-07-28 revision's
+    /// <c>server/discover</c> and <c>subscriptions/listen</c>). Anything else is refused where a grant restricts MCP.</summary>
     public static readonly IReadOnlySet<string> KnownMcpMethods = new HashSet<string>(StringComparer.Ordinal)
     {
-        "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
-        "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
+        "initialize", "server/discover", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
+        "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe", "subscriptions/listen",
         "completion/complete", "logging/setLevel",
     };
 
@@ -265,7 +266,7 @@ public static class BodyInspector
             return (null, "the Mcp-Name header disagrees with the body");
         }
 
-        return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes), null);
+        return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, id.ValueKind == JsonValueKind.Undefined ? null : id.GetRawText()), null);
     }
 
     private static bool IsValidId(JsonElement id) =>

@@ -23,7 +23,9 @@ public enum BodyKind
 /// <param name="Method">The JSON-RPC method; null for a JSON-RPC response or a request without a body.</param>
 /// <param name="Target">tools/call and prompts/get: <c>params.name</c>; resources/*: <c>params.uri</c>.</param>
 /// <param name="Model">LLM requests: <c>model</c>, if present.</param>
-public sealed record InspectedBody(BodyKind Kind, string? Method, string? Target, string? Model, ReadOnlyMemory<byte> Bytes)
+/// <param name="Bytes">The body exactly as forwarded.</param>
+/// <param name="Id">The JSON-RPC id as JSON text (a string or an integer), so the gateway can answer in its place.</param>
+public sealed record InspectedBody(BodyKind Kind, string? Method, string? Target, string? Model, ReadOnlyMemory<byte> Bytes, string? Id = null)
 {
     public static InspectedBody Empty(BodyKind kind) => new(kind, null, null, null, ReadOnlyMemory<byte>.Empty);
 }

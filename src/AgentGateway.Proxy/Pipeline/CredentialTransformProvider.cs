@@ -1,4 +1,5 @@
 using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Inspection;
 using AgentGateway.Credentials;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -10,7 +11,8 @@ namespace AgentGateway.Proxy.Pipeline;
 /// <see cref="ValidateRoute"/>, so a route without a <c>Credential</c> is a load error rather than
 /// a request-time surprise; the transform object is built once per route per revision.
 /// </summary>
-internal sealed class CredentialTransformProvider(PolicyTransform policy, HopCredentialTransform transform, UnauthorizedResponseTransform unauthorized) : ITransformProvider
+internal sealed class CredentialTransformProvider(
+    PolicyTransform policy, HopCredentialTransform transform, UnauthorizedResponseTransform unauthorized, ToolListFilterTransform toolList) : ITransformProvider
 {
     public void ValidateRoute(TransformRouteValidationContext context)
     {
@@ -38,5 +40,9 @@ internal sealed class CredentialTransformProvider(PolicyTransform policy, HopCre
         context.RequestTransforms.Add(policy);
         context.RequestTransforms.Add(transform);
         context.ResponseTransforms.Add(unauthorized);
+        if (context.Route.Metadata?.TryGetValue(GatewayConfigLoader.RouteInspectMetadataKey, out var inspect) == true && inspect == nameof(BodyKind.Mcp))
+        {
+            context.ResponseTransforms.Add(toolList);
+        }
     }
 }

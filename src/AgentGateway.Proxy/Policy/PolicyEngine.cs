@@ -164,6 +164,10 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
                 (Stage.Body, Refusal.McpPromptDenied($"grant '{grant.Name}' does not allow prompt '{Printable(body.Target!)}'")),
             "resources/read" or "resources/subscribe" or "resources/unsubscribe" when !Grant.Matches(grant.Resources, body.Target!) =>
                 (Stage.Body, Refusal.McpResourceDenied($"grant '{grant.Name}' does not allow resource '{Printable(body.Target!)}'")),
+            // Its subscriptions name resources in a shape the gateway does not decide on yet: only
+            // a grant that leaves resources open allows it.
+            "subscriptions/listen" when grant.Resources is not null =>
+                (Stage.Body, Refusal.McpResourceDenied($"grant '{grant.Name}' restricts resources, and subscriptions/listen is not decided per resource")),
             _ => null,
         };
     }

@@ -20,20 +20,9 @@ namespace AgentGateway.FunctionalTests.Credentials;
 [Collection(GatewayCollection.Name)]
 public sealed class McpOAuthTests(GatewayFixture fx) : IAsyncLifetime
 {
-    private const string ClientId = "mcp-gateway";
-    private const string SecretVariable = "AGW_TEST_MCP_SECRET";
-    private static readonly string Secret = "mcp-secret-canary-" + Guid.NewGuid().ToString("N");
-    private static int s_registered;
+    private const string ClientId = Clients.McpGateway;
 
-    public async Task InitializeAsync()
-    {
-        await fx.ResetAsync();
-        Environment.SetEnvironmentVariable(SecretVariable, Secret);
-        if (Interlocked.Exchange(ref s_registered, 1) == 0)
-        {
-            await fx.Auth.RegisterClientAsync(ClientId, Secret, [fx.McpResource]);
-        }
-    }
+    public Task InitializeAsync() => fx.ResetAsync();
 
     public Task DisposeAsync() => Task.CompletedTask;
 
@@ -63,7 +52,7 @@ public sealed class McpOAuthTests(GatewayFixture fx) : IAsyncLifetime
         Assert.All(server.Requests.Where(r => r.PathAndQuery.StartsWith("/mcp", StringComparison.Ordinal)), r => Assert.Equal(ClientId, r.Subject));
         Assert.Contains(server.Requests, r => r.PathAndQuery == "/.well-known/oauth-protected-resource/mcp");
         server.AssertNeverSaw(agentToken);
-        server.AssertNeverSaw(Secret);
+        server.AssertNeverSaw(fx.McpSecret);
     }
 
     [Fact]
@@ -145,31 +134,5 @@ public sealed class McpOAuthTests(GatewayFixture fx) : IAsyncLifetime
         Encoding.UTF8,
         "application/json");
 
-    /// <summary>Route <c>mcp</c> (the MCP endpoint, path unchanged) to the tool server with credential
-    /// <c>mcp-tools</c>, granted to support-bot.</summary>
-    private JsonObject WithMcp(JsonObject config, string resource, string serverUrl)
-    {
-        var gateway = config["Gateway"]!;
-        gateway["Credentials"]!["mcp-tools"] = new JsonObject
-        {
-            ["Kind"] = "McpOAuth",
-            ["Resource"] = resource,
-            ["AuthorizationServers"] = new JsonArray(fx.Auth.Issuer),
-            ["ClientId"] = ClientId,
-            ["ClientSecret"] = "env:" + SecretVariable,
-        };
-        gateway["Grants"]!["tools"] = new JsonObject { ["Routes"] = new JsonArray("mcp") };
-        gateway["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("tools");
-        config["ReverseProxy"]!["Clusters"]!["mcp"] = new JsonObject
-        {
-            ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = serverUrl } },
-        };
-        config["ReverseProxy"]!["Routes"]!["mcp"] = new JsonObject
-        {
-            ["ClusterId"] = "mcp",
-            ["Match"] = new JsonObject { ["Path"] = "/mcp/{**rest}" },
-            ["Metadata"] = new JsonObject { ["Credential"] = "mcp-tools" },
-        };
-        return config;
-    }
+    private JsonObject WithMcp(JsonObject config, string resource, string serverUrl) => config.WithMcpHop(fx.Auth, resource, serverUrl);
 }

@@ -28,6 +28,8 @@ public sealed class GatewayFixture : IAsyncLifetime
 
     public string OboSecret { get; } = "obo-secret-canary-" + Guid.NewGuid().ToString("N");
 
+    public string McpSecret { get; } = "mcp-secret-canary-" + Guid.NewGuid().ToString("N");
+
     /// <summary>The port MCP tool servers listen on: fixed for the run, because the authorization
     /// server validates RFC 8707 resources against the list it was started with.</summary>
     public int McpPort { get; private set; }
@@ -42,6 +44,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         Environment.SetEnvironmentVariable(TestConfig.OpenAiKeyVariable, OpenAiKey);
         Environment.SetEnvironmentVariable(TestConfig.CrmSecretVariable, CrmSecret);
         Environment.SetEnvironmentVariable(TestConfig.OboSecretVariable, OboSecret);
+        Environment.SetEnvironmentVariable(TestConfig.McpSecretVariable, McpSecret);
         Environment.SetEnvironmentVariable(TestConfig.CacheKeyVariable, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
         await File.WriteAllTextAsync(AnthropicKeyFile, AnthropicKey + "\n");
         Redis = await RedisServer.StartAsync();
@@ -54,6 +57,7 @@ public sealed class GatewayFixture : IAsyncLifetime
             (Clients.CrmHop, CrmSecret, ["crm.read"]),
             (Clients.CrmHopSpare, CrmSecret, ["crm.read"]),
             (Clients.GatewayExchange, OboSecret, ["crm.read"]));
+        await Auth.RegisterClientAsync(Clients.McpGateway, McpSecret, [McpResource]);
         Llm = Upstream.Start();
         Crm = Upstream.Start();
     }

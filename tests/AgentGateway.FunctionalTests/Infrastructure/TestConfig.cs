@@ -10,6 +10,7 @@ public static class TestConfig
     public const string CrmSecretVariable = "AGW_TEST_CRM_SECRET";
     public const string CacheKeyVariable = "AGW_TEST_CACHE_KEY";
     public const string OboSecretVariable = "AGW_TEST_OBO_SECRET";
+    public const string McpSecretVariable = "AGW_TEST_MCP_SECRET";
 
     /// <param name="auth">The authorization server that issues agent and hop tokens.</param>
     /// <param name="llm">The LLM provider upstream.</param>
@@ -121,6 +122,37 @@ public static class TestConfig
         return config;
     }
 
+    /// <summary>Adds route <c>mcp</c> (the MCP endpoint, path kept, bodies inspected) to the tool
+    /// server at <paramref name="serverUrl"/> with credential <c>mcp-tools</c> (McpOAuth), opened
+    /// for support-bot by grant <c>tools</c> — which <paramref name="grant"/> may restrict.</summary>
+    public static JsonObject WithMcpHop(this JsonObject config, AuthorizationServer auth, string resource, string serverUrl, JsonObject? grant = null)
+    {
+        var gateway = config["Gateway"]!;
+        gateway["Credentials"]!["mcp-tools"] = new JsonObject
+        {
+            ["Kind"] = "McpOAuth",
+            ["Resource"] = resource,
+            ["AuthorizationServers"] = new JsonArray(auth.Issuer),
+            ["ClientId"] = Clients.McpGateway,
+            ["ClientSecret"] = "env:" + McpSecretVariable,
+        };
+        grant ??= new JsonObject();
+        grant["Routes"] = new JsonArray("mcp");
+        gateway["Grants"]!["tools"] = grant;
+        gateway["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("tools");
+        config["ReverseProxy"]!["Clusters"]!["mcp"] = new JsonObject
+        {
+            ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = serverUrl } },
+        };
+        config["ReverseProxy"]!["Routes"]!["mcp"] = new JsonObject
+        {
+            ["ClusterId"] = "mcp",
+            ["Match"] = new JsonObject { ["Path"] = "/mcp/{**rest}" },
+            ["Metadata"] = new JsonObject { ["Credential"] = "mcp-tools", ["Inspect"] = "Mcp" },
+        };
+        return config;
+    }
+
     /// <summary>Adds hop <paramref name="name"/>: credential <paramref name="name"/> and route
     /// <c>/{name}/…</c> (prefix removed) to <paramref name="cluster"/>, opened by <paramref name="grant"/>.</summary>
     public static JsonObject WithHop(this JsonObject config, string name, JsonObject credential, string cluster = "crm", string grant = "crm-read")
@@ -168,4 +200,7 @@ public static class Clients
     /// <summary>The gateway's client for token exchange. Its id is the gateway's audience: users'
     /// tokens are issued to the gateway, so the gateway may exchange them.</summary>
     public const string GatewayExchange = AuthorizationServer.GatewayAudience;
+
+    /// <summary>The gateway's client for MCP tool servers (allowed to ask for the MCP resource).</summary>
+    public const string McpGateway = "mcp-gateway";
 }
