@@ -75,7 +75,13 @@ public sealed class SecretIndex
             }
         }
 
-        if (_tokens.IsEmpty)
+        return ContainsToken(text);
+    }
+
+    /// <summary>Whether <paramref name="text"/> holds, as a whole token-shaped run, a hop token injected lately.</summary>
+    public bool ContainsToken(string text)
+    {
+        if (_tokens.IsEmpty || text.Length < MinimumLength)
         {
             return false;
         }
