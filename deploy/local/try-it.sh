@@ -8,7 +8,15 @@ cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 echo "demo-crm-client-secret" > "$work/crm-client-secret"
-sed "s#/run/secrets/crm-client-secret#$work/crm-client-secret#" config/gateway.example.json > "$work/gateway.json"
+# The example's MCP hop authenticates with a private key (private_key_jwt): make a throwaway one.
+if ! command -v openssl >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/tools-client-key.pem" 2>/dev/null
+sed -e "s#/run/secrets/crm-client-secret#$work/crm-client-secret#" \
+    -e "s#/run/secrets/tools-client-key.pem#$work/tools-client-key.pem#" \
+    config/gateway.example.json > "$work/gateway.json"
 export OPENAI_API_KEY="sk-demo-placeholder-key"
 
 echo "== Building"

@@ -344,6 +344,11 @@ public sealed class GatewayConfigLoader(
 
                 result[route.RouteId] = new GatewayRoute(route.RouteId, source.Name, source, inspect);
             }
+            else
+            {
+                // The credential failed to build (already reported); the route still exists for the grants that name it.
+                result[route.RouteId] = new GatewayRoute(route.RouteId, CredentialName.None, null, inspect);
+            }
         }
 
         return result.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);

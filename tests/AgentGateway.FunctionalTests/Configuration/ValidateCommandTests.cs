@@ -167,6 +167,61 @@ public sealed class ValidateCommandTests
         Assert.DoesNotContain("PRIVATE KEY", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Grants_and_policy_are_checked_at_load()
+    {
+        var file = await WriteAsync("""
+        {
+          "ReverseProxy": {
+            "Routes": {
+              "plain": { "ClusterId": "c", "Match": { "Path": "/p/{**rest}" }, "Metadata": { "Credential": "none" } },
+              "odd": { "ClusterId": "c", "Match": { "Path": "/o/{**rest}" }, "Metadata": { "Credential": "none", "Inspect": "Xml" } }
+            },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": {
+            "Grants": {
+              "g": {
+                "Routes": [ "plain" ],
+                "Methods": [ "get" ],
+                "Paths": [ "no-slash" ],
+                "Mcp": { "Tools": [ "bad tool" ], "Tolls": [] },
+                "Models": [ "gpt-*" ],
+                "RateLimit": { "Requests": 0 },
+                "Hours": [ { "From": "9:00", "To": "17:00", "TimeZone": "Mars/Olympus" } ]
+              }
+            },
+            "Policy": {
+              "MaxInspectedBodyBytes": 10,
+              "Separation": { "r": { "After": [ "nothing-by-this-name" ], "Deny": [ "g" ] } }
+            }
+          }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        string[] expected =
+        [
+            "ReverseProxy:Routes:odd:Metadata:Inspect: 'Xml' is not one of",
+            "Gateway:Grants:g:Methods:0: 'get' is not one of",
+            "Gateway:Grants:g:Paths:0: a path pattern starts with '/'",
+            "Gateway:Grants:g:Mcp:Tools:0: a tool pattern is a tool name",
+            "Gateway:Grants:g:Mcp:Tolls: unknown setting",
+            "Gateway:Grants:g:Mcp: route 'plain' does not inspect MCP bodies",
+            "Gateway:Grants:g:Models: route 'plain' does not inspect LLM bodies",
+            "Gateway:Grants:g:RateLimit: Requests must be at least 1",
+            "Gateway:Grants:g:Hours:0:From: must be HH:mm",
+            "Gateway:Grants:g:Hours:0:TimeZone: 'Mars/Olympus' is not a time zone",
+            "Gateway:Policy:MaxInspectedBodyBytes: must be between",
+            "Gateway:Policy:Separation:r:After:0: 'nothing-by-this-name' is neither a grant nor a grant label",
+        ];
+        foreach (var line in expected)
+        {
+            Assert.Contains(line, stderr, StringComparison.Ordinal);
+        }
+    }
+
     [Theory]
     [InlineData(null, "Gateway:Cache:EncryptionKey: is required when Gateway:Redis is set")]
     [InlineData("c2hvcnQ=", "Gateway:Cache:EncryptionKey: must hold exactly 32 bytes")]
