@@ -17,6 +17,7 @@ public static class GatewayCommand
         Usage:
           agentgateway [run] --config FILE [--urls URLS]   start the gateway (run is the default verb)
           agentgateway validate FILE                      check a configuration, list every problem
+          agentgateway audit verify FILE [--key REF]      check an audit log's hash chain; name the first broken record
           agentgateway --help                             this text
 
         Configuration: a JSON file with a ReverseProxy section (YARP's schema) and a Gateway
@@ -37,6 +38,8 @@ public static class GatewayCommand
                 return await RunGatewayAsync(rest, stdout, stderr);
             case "validate":
                 return await ValidateAsync(rest, stdout, stderr);
+            case "audit":
+                return await AuditAsync(rest, stdout, stderr);
             case "help":
                 await stdout.WriteLineAsync(Help);
                 return Ok;
@@ -134,6 +137,47 @@ public static class GatewayCommand
         }
 
         return ConfigInvalid;
+    }
+
+    /// <summary><c>audit verify FILE [--key env:NAME|file:PATH]</c>: exit 0 when the chain is intact,
+    /// 1 naming the first broken record otherwise.</summary>
+    private static async Task<int> AuditAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Length < 2 || args[0] != "verify")
+        {
+            await stderr.WriteLineAsync("Usage: agentgateway audit verify FILE [--key env:NAME|file:PATH]");
+            return Usage;
+        }
+
+        var file = args[1];
+        if (!File.Exists(file))
+        {
+            await stderr.WriteLineAsync($"Audit log '{file}' does not exist.");
+            return Usage;
+        }
+
+        byte[]? key = null;
+        if (OptionValue(args, "--key") is { } keyText)
+        {
+            if (!AgentGateway.Credentials.Secrets.SecretReference.TryParse(keyText, out var reference, out var error)
+                || !AgentGateway.Credentials.Secrets.SecretResolver.TryResolve(reference.Value, out var secret, out error))
+            {
+                await stderr.WriteLineAsync($"--key: {error}");
+                return Usage;
+            }
+
+            key = System.Text.Encoding.UTF8.GetBytes(secret!.Reveal());
+        }
+
+        var lines = File.ReadLines(file).ToList();
+        if (AgentGateway.Proxy.Audit.AuditChain.Verify(lines, key) is { } broken)
+        {
+            await stderr.WriteLineAsync($"{file}: broken at record {broken.Line} (line {broken.Line}): {broken.Reason}");
+            return ConfigInvalid;
+        }
+
+        await stdout.WriteLineAsync($"{file}: intact — {lines.Count} record(s), chain verified{(key is null ? "" : " with the key")}.");
+        return Ok;
     }
 
     private static string? OptionValue(string[] args, string name)

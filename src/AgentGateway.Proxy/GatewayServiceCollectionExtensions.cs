@@ -65,6 +65,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<AgentGateway.Proxy.Inspection.ToolListFilterTransform>();
         services.TryAddSingleton<PolicyEngine>();
         services.TryAddSingleton<RefusalWriter>();
+        services.TryAddSingleton<AgentGateway.Proxy.Audit.AuditLog>();
         services.TryAddSingleton<SecretIndex>();
         services.TryAddSingleton<InProcessPolicyStateStore>();
         services.TryAddSingleton<IPolicyStateStore>(static sp => sp.GetRequiredService<InProcessPolicyStateStore>());
@@ -82,9 +83,10 @@ public static class GatewayServiceCollectionExtensions
             .WithMetrics(static metrics => metrics
                 .AddMeter(GatewayTelemetry.Name)
                 .AddAspNetCoreInstrumentation());
-        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
+        if (!string.IsNullOrEmpty(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {
-            // Configured entirely by the standard OTEL_* variables.
+            // Configured entirely by the standard OTEL_* variables (environment, or any other
+            // configuration source: the exporter reads them through IConfiguration). Off, it costs nothing.
             telemetry.WithTracing(static t => t.AddOtlpExporter()).WithMetrics(static m => m.AddOtlpExporter());
         }
 

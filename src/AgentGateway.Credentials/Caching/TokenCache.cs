@@ -348,11 +348,20 @@ public sealed partial class TokenCache
         TState state,
         Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
     {
+        /// <summary>The span of the request that started the fill: HybridCache runs the factory
+        /// detached from the caller, and the token request should still appear under it.</summary>
+        private readonly System.Diagnostics.Activity? _parent = System.Diagnostics.Activity.Current;
+
         /// <summary>Where the token came from, when this fill ran; null when the caller joined another.</summary>
         public CredentialSource? Source { get; private set; }
 
         public async ValueTask<CachedToken> RunAsync(CancellationToken cancellationToken)
         {
+            if (System.Diagnostics.Activity.Current is null && _parent is not null)
+            {
+                System.Diagnostics.Activity.Current = _parent;
+            }
+
             var (token, source) = await owner.FillAsync(key, fetchTimeout, state, fetch, cancellationToken);
             Source = source;
             return token;

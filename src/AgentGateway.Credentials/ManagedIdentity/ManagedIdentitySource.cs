@@ -78,11 +78,13 @@ internal sealed partial class ManagedIdentitySource : ICredentialSource
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
+            CredentialTelemetry.RecordTokenRequest(Name, _time.GetElapsedTime(started), succeeded: false);
             Log.TokenRequestFailed(_logger, Name, _definition.Provider, "timed out");
             throw new CredentialFetchException($"the {_definition.Provider} identity endpoint for credential '{Name}' did not answer within {_definition.Timeout.TotalSeconds:0.#} s");
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            CredentialTelemetry.RecordTokenRequest(Name, _time.GetElapsedTime(started), succeeded: false);
             // SDK messages can quote endpoint responses; the agent and the log get the class only.
             Log.TokenRequestFailed(_logger, Name, _definition.Provider, ex.GetType().Name);
             throw new CredentialFetchException($"the {_definition.Provider} managed identity for credential '{Name}' is unavailable ({ex.GetType().Name})", ex);
@@ -98,6 +100,7 @@ internal sealed partial class ManagedIdentitySource : ICredentialSource
 
         var token = CachedToken.Create(issued.Token, now, lifetime, _definition.RefreshBeforeExpiry, _fingerprint.Of(issued.Token));
         var elapsed = _time.GetElapsedTime(started);
+        CredentialTelemetry.RecordTokenRequest(Name, elapsed, succeeded: true);
         Log.TokenFetched(_logger, Name, _definition.Provider, token.Fingerprint, token.ExpiresAt, elapsed.TotalMilliseconds);
         return token;
     }

@@ -78,12 +78,14 @@ internal sealed partial class TokenEndpointClient
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
+            CredentialTelemetry.RecordTokenRequest(_credentialName, _time.GetElapsedTime(started), succeeded: false);
             Log.TokenRequestFailed(_logger, _credentialName, "timed out");
             throw new CredentialFetchException($"the token endpoint of credential '{_credentialName}' did not answer within {_client.Timeout.TotalSeconds:0.#} s");
         }
 
         var elapsed = _time.GetElapsedTime(started);
         var failure = Classify(response);
+        CredentialTelemetry.RecordTokenRequest(_credentialName, elapsed, succeeded: failure is null);
         if (failure is not null)
         {
             Log.TokenRequestFailed(_logger, _credentialName, failure);

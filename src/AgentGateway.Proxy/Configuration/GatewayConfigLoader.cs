@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using AgentGateway.Credentials;
 using AgentGateway.Credentials.Configuration;
+using AgentGateway.Credentials.Secrets;
 using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Upstream;
@@ -31,7 +32,7 @@ public sealed class GatewayConfigLoader(
 
     public const string RouteInspectMetadataKey = "Inspect";
 
-    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy"];
+    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit"];
 
     private static readonly string[] DefaultAlgorithms = ["RS256", "PS256", "ES256"];
 
@@ -68,6 +69,7 @@ public sealed class GatewayConfigLoader(
         var gatewayRoutes = ReadRouteCredentials(routes, clusters, definitions, credentialSet, inbound.Policy.Delegation, problems);
         var grants = PolicyConfigReader.ReadGrants(gateway.GetSection("Grants"), gatewayRoutes, problems);
         var policy = PolicyConfigReader.ReadPolicy(gateway.GetSection("Policy"), grants, problems);
+        var audit = ReadAudit(gateway.GetSection("Audit"), problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
 
         if (problems.Any)
@@ -89,6 +91,7 @@ public sealed class GatewayConfigLoader(
                 Grants = grants,
                 Policy = policy,
                 Redis = string.IsNullOrWhiteSpace(redis) ? null : redis,
+                AuditPath = audit,
             },
             []);
     }
@@ -250,6 +253,33 @@ public sealed class GatewayConfigLoader(
 
         var keys = issuerKeys.Get(metadata, discovery, iss, s.KeyRefreshInterval);
         return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes!, clockSkew, keys);
+    }
+
+    private static string? ReadAudit(IConfigurationSection section, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<AuditSettings>(section, problems);
+        if (s.Path is { } path)
+        {
+            var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
+            if (string.IsNullOrWhiteSpace(path) || directory is null || !Directory.Exists(directory))
+            {
+                problems.Add(section.Path + ":Path", "must be a file in an existing directory");
+            }
+        }
+
+        if (s.Key is not null)
+        {
+            if (!SecretReference.TryParse(s.Key, out var reference, out var error))
+            {
+                problems.Add(section.Path + ":Key", error);
+            }
+            else if (!SecretResolver.TryResolve(reference.Value, out _, out var unresolved))
+            {
+                problems.Add(section.Path + ":Key", unresolved!);
+            }
+        }
+
+        return s.Path;
     }
 
     /// <summary>Cluster-level security: a client certificate goes only to the HTTPS destinations of

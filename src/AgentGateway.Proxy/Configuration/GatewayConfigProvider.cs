@@ -69,6 +69,10 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
             {
                 problems = [new ConfigProblem("Gateway:Redis", "changing the Redis connection needs a restart; the running connection is kept")];
             }
+            else if (result.Succeeded && !string.Equals(result.Revision!.AuditPath, current.AuditPath, StringComparison.Ordinal))
+            {
+                problems = [new ConfigProblem("Gateway:Audit:Path", "changing the audit file needs a restart; the running audit log is kept")];
+            }
 
             if (problems.Count > 0)
             {

@@ -37,6 +37,9 @@ public sealed class GatewayRevision
     public required PolicyOptions Policy { get; init; }
 
     public required string? Redis { get; init; }
+
+    /// <summary>The audit file (fixed for the process), or null.</summary>
+    public string? AuditPath { get; init; }
 }
 
 /// <summary>A proxied route as the gateway sees it: which credential its hop gets, which bodies it inspects.</summary>

@@ -41,9 +41,19 @@ internal sealed class GatewayMiddleware(
         }
 
         AuthenticationOutcome outcome;
-        using (GatewayTelemetry.Source.StartActivity("agentgateway.identify"))
+        using (var identify = GatewayTelemetry.Source.StartActivity("agentgateway.identify"))
         {
             outcome = await authenticator.AuthenticateAsync(context.Request, revision, context.RequestAborted);
+            if (outcome.Agent is { } identified)
+            {
+                GatewayTelemetry.Stamp(identify, identified.Agent.Id, user: null);
+                identify?.SetTag(GatewayTelemetry.Tags.AgentIssuer, identified.Issuer.Name);
+            }
+            else
+            {
+                identify?.SetStatus(ActivityStatusCode.Error, outcome.Refusal.Reason);
+                identify?.SetTag(GatewayTelemetry.Tags.ErrorType, outcome.Refusal.Reason);
+            }
         }
 
         if (outcome.Agent is not { } agent)
@@ -52,7 +62,7 @@ internal sealed class GatewayMiddleware(
             return;
         }
 
-        activity?.SetTag(GatewayTelemetry.Tags.AgentId, agent.Agent.Id);
+        GatewayTelemetry.Stamp(activity, agent.Agent.Id, user: null);
         activity?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Issuer.Name);
         if (!agent.Agent.RouteGrants.ContainsKey(routeId))
         {
@@ -84,6 +94,18 @@ internal sealed class GatewayMiddleware(
             feature.Retried = true;
             context.Response.Clear();
             await next(context);
+        }
+
+        if (feature.Decision is { Allowed: true } && (route.Credential is null || feature.Injected is not null))
+        {
+            // Counted once per request, whatever the retries.
+            var status = context.Response.StatusCode;
+            GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, "forwarded"));
+            GatewayTelemetry.UpstreamResponses.Add(
+                1,
+                new KeyValuePair<string, object?>(GatewayTelemetry.Tags.RouteId, route.RouteId),
+                new KeyValuePair<string, object?>(GatewayTelemetry.Tags.HttpStatusCode, status));
+            activity?.SetTag(GatewayTelemetry.Tags.Decision, "forwarded");
         }
     }
 
@@ -124,7 +146,7 @@ internal sealed class GatewayMiddleware(
 
         if (delegation.Delegation is { } user)
         {
-            Activity.Current?.SetTag(GatewayTelemetry.Tags.OnBehalfOf, user.Subject);
+            GatewayTelemetry.Stamp(Activity.Current, agent.Agent.Id, user.Subject);
         }
         else if (route.Credential?.RequiresDelegation == true)
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using AgentGateway.Credentials;
+using AgentGateway.Proxy.Audit;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Stripping;
@@ -16,7 +17,7 @@ namespace AgentGateway.Proxy.Pipeline;
 /// cannot supply it, the request is answered with 503 and never forwarded. Stateless; one instance
 /// serves every route.
 /// </summary>
-internal sealed partial class HopCredentialTransform(SecretIndex secrets, ILogger<HopCredentialTransform> logger) : RequestTransform
+internal sealed partial class HopCredentialTransform(SecretIndex secrets, RefusalWriter refusals, AuditLog audit, ILogger<HopCredentialTransform> logger) : RequestTransform
 {
     public override async ValueTask ApplyAsync(RequestTransformContext context)
     {
@@ -44,25 +45,70 @@ internal sealed partial class HopCredentialTransform(SecretIndex secrets, ILogge
             return;
         }
 
-        using var activity = GatewayTelemetry.Source.StartActivity("agentgateway.credential");
-        var result = await source.GetAsync(feature.CredentialRequest, context.CancellationToken);
+        CredentialResult result;
+        using (var acquire = GatewayTelemetry.Source.StartActivity("agentgateway.credential.acquire"))
+        {
+            Stamp(acquire, feature);
+            acquire?.SetTag(GatewayTelemetry.Tags.CredentialName, source.Name);
+            acquire?.SetTag(GatewayTelemetry.Tags.CredentialKind, source.Kind.ToString());
+            result = await source.GetAsync(feature.CredentialRequest, context.CancellationToken);
+            if (result.Credential is { } acquired)
+            {
+                acquire?.SetTag(GatewayTelemetry.Tags.CredentialSource, acquired.Source.ToString());
+                acquire?.SetTag(GatewayTelemetry.Tags.CredentialFingerprint, acquired.Fingerprint);
+                acquire?.SetTag(GatewayTelemetry.Tags.CredentialExpiresAt, acquired.ExpiresAt?.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+            }
+            else
+            {
+                acquire?.SetStatus(ActivityStatusCode.Error, "credential-unavailable");
+                acquire?.SetTag(GatewayTelemetry.Tags.ErrorType, "credential-unavailable");
+            }
+        }
+
         if (result.Credential is not { } credential)
         {
-            activity?.SetStatus(ActivityStatusCode.Error, "credential-unavailable");
             Log.CredentialUnavailable(logger, source.Name, feature.Agent.Agent.Id, result.Error!.Detail);
-            GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, "credential-unavailable"));
-            await ProblemResponse.WriteAsync(context.HttpContext, Refusal.CredentialUnavailable(result.Error.Detail));
+            await refusals.WriteAsync(context.HttpContext, Refusal.CredentialUnavailable(result.Error.Detail), feature.Route.RouteId, feature.Agent.Agent.Id);
             return;
         }
 
-        if (credential.HeaderName is { } header)
+        using (var inject = GatewayTelemetry.Source.StartActivity("agentgateway.credential.inject"))
         {
-            context.ProxyRequest.Headers.TryAddWithoutValidation(header, credential.HeaderValue);
+            Stamp(inject, feature);
+            if (credential.HeaderName is { } header)
+            {
+                context.ProxyRequest.Headers.TryAddWithoutValidation(header, credential.HeaderValue);
+            }
+
+            if (inject is not null)
+            {
+                inject.SetTag(GatewayTelemetry.Tags.CredentialName, credential.CredentialName);
+                inject.SetTag(GatewayTelemetry.Tags.CredentialKind, credential.Kind.ToString());
+                inject.SetTag(GatewayTelemetry.Tags.CredentialFingerprint, credential.Fingerprint);
+                inject.SetTag(GatewayTelemetry.Tags.CredentialHeader, credential.HeaderName);
+                if (Uri.TryCreate(context.DestinationPrefix, UriKind.Absolute, out var destination))
+                {
+                    inject.SetTag(GatewayTelemetry.Tags.ServerAddress, destination.Host);
+                    inject.SetTag(GatewayTelemetry.Tags.ServerPort, destination.Port);
+                }
+            }
         }
 
         feature.Injected = credential;
         secrets.Remember(credential);
-        Record(activity, credential, feature);
+        GatewayTelemetry.CredentialUses.Add(
+            1,
+            new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialKind, credential.Kind.ToString()),
+            new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialSource, credential.Source.ToString()));
+        await audit.CredentialUsedAsync(context.HttpContext, feature, credential, context.DestinationPrefix);
+    }
+
+    /// <summary>Who acts and where, on each of the gateway's spans.</summary>
+    private static void Stamp(Activity? activity, GatewayRequestFeature feature)
+    {
+        GatewayTelemetry.Stamp(activity, feature.Agent.Agent.Id, feature.Delegation?.Subject);
+        activity?.SetTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
+        activity?.SetTag(GatewayTelemetry.Tags.Grant, feature.Grant);
     }
 
     /// <param name="headers">The outgoing headers.</param>
@@ -109,35 +155,6 @@ internal sealed partial class HopCredentialTransform(SecretIndex secrets, ILogge
                 query.Remove(name);
             }
         }
-    }
-
-    private static void Record(Activity? activity, HopCredential credential, GatewayRequestFeature feature)
-    {
-        var kind = credential.Kind.ToString();
-        var source = credential.Source.ToString();
-        GatewayTelemetry.CredentialUses.Add(
-            1,
-            new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialKind, kind),
-            new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialSource, source));
-        GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, "forwarded"));
-        if (activity is null)
-        {
-            return;
-        }
-
-        activity.SetTag(GatewayTelemetry.Tags.AgentId, feature.Agent.Agent.Id);
-        activity.SetTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
-        activity.SetTag(GatewayTelemetry.Tags.Grant, feature.Grant);
-        if (feature.Delegation is { } delegation)
-        {
-            activity.SetTag(GatewayTelemetry.Tags.OnBehalfOf, delegation.Subject);
-        }
-
-        activity.SetTag(GatewayTelemetry.Tags.CredentialName, credential.CredentialName);
-        activity.SetTag(GatewayTelemetry.Tags.CredentialKind, kind);
-        activity.SetTag(GatewayTelemetry.Tags.CredentialSource, source);
-        activity.SetTag(GatewayTelemetry.Tags.CredentialFingerprint, credential.Fingerprint);
-        activity.SetTag(GatewayTelemetry.Tags.CredentialHeader, credential.HeaderName);
     }
 
     private static partial class Log

@@ -28,6 +28,8 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
         if (feature.Decision is null)
         {
             using var span = GatewayTelemetry.Source.StartActivity("agentgateway.policy");
+            GatewayTelemetry.Stamp(span, feature.Agent.Agent.Id, feature.Delegation?.Subject);
+            span?.SetTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
             var request = new PolicyRequest(
                 feature.Agent.Agent,
                 feature.Route.RouteId,
@@ -74,6 +76,10 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
             activity.SetTag(GatewayTelemetry.Tags.Grant, decision.Grant?.Name);
             activity.SetTag(GatewayTelemetry.Tags.PolicyRule, decision.Rule);
             activity.SetTag(GatewayTelemetry.Tags.PolicyDecision, decision.Refusal?.Reason ?? "allowed");
+            if (decision.Refusal is { } refused)
+            {
+                activity.SetStatus(ActivityStatusCode.Error, refused.Reason);
+            }
             if (decision.ShadowDenials.Count > 0)
             {
                 activity.SetTag(GatewayTelemetry.Tags.PolicyShadow, string.Join("; ", decision.ShadowDenials));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using AgentGateway.Proxy.Audit;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
@@ -8,7 +9,7 @@ namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>Answers a request with a refusal, the same way wherever in the pipeline it is refused:
 /// the decision on the span and in the metric, one log line, the problem body.</summary>
-internal sealed partial class RefusalWriter(ILogger<RefusalWriter> logger)
+internal sealed partial class RefusalWriter(AuditLog audit, ILogger<RefusalWriter> logger)
 {
     public async Task WriteAsync(HttpContext context, Refusal refusal, string routeId, string? agentId)
     {
@@ -25,6 +26,7 @@ internal sealed partial class RefusalWriter(ILogger<RefusalWriter> logger)
             Log.Refused(logger, refusal.Reason, agentId, routeId, refusal.Detail);
         }
 
+        await audit.RefusedAsync(context, refusal, routeId, agentId);
         await ProblemResponse.WriteAsync(context, refusal);
     }
 

@@ -16,8 +16,33 @@ public static class GatewayTelemetry
     /// <summary>Every decision the gateway takes on a request, by reason (<c>forwarded</c> or a refusal reason).</summary>
     public static readonly Counter<long> Decisions = Meter.CreateCounter<long>("agentgateway.decisions", unit: "{request}", description: "Requests by gateway decision");
 
-    /// <summary>Every hop credential injected, by kind and source.</summary>
-    public static readonly Counter<long> CredentialUses = Meter.CreateCounter<long>("agentgateway.credential.uses", unit: "{use}", description: "Hop credentials injected");
+    /// <summary>Every hop credential injected, by kind and source (<c>Static</c>, <c>LocalCache</c>,
+    /// <c>SharedCache</c>, <c>Fetched</c>): the cache hit ratio by level.</summary>
+    public static readonly Counter<long> CredentialUses = Meter.CreateCounter<long>("agentgateway.credential.uses", unit: "{use}", description: "Hop credentials injected, by kind and cache level");
+
+    /// <summary>Upstream answers to forwarded requests, by route and status code.</summary>
+    public static readonly Counter<long> UpstreamResponses = Meter.CreateCounter<long>("agentgateway.upstream.responses", unit: "{response}", description: "Upstream responses by route and status");
+
+    /// <summary>Agents revoked.</summary>
+    public static readonly Counter<long> Revocations = Meter.CreateCounter<long>("agentgateway.revocations", unit: "{revocation}", description: "Agent revocations");
+
+    /// <summary>Marks <paramref name="activity"/> with who acts: the agent and, when it acts for a
+    /// user, the user and the chain (user first, then each actor), so any one span answers
+    /// "who triggered this?".</summary>
+    public static void Stamp(Activity? activity, string agentId, string? user)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.SetTag(Tags.AgentId, agentId);
+        if (user is not null)
+        {
+            activity.SetTag(Tags.OnBehalfOf, user);
+            activity.SetTag(Tags.DelegationChain, new[] { user, agentId });
+        }
+    }
 
     public static class Tags
     {
@@ -26,6 +51,9 @@ public static class GatewayTelemetry
 
         /// <summary>The user (subject) the agent acts for, from a verified delegation.</summary>
         public const string OnBehalfOf = "agentgateway.delegation.user";
+
+        /// <summary>Who acts, outermost first: the user, then the agent acting for them.</summary>
+        public const string DelegationChain = "agentgateway.delegation.chain";
         public const string RouteId = "agentgateway.route.id";
         public const string Grant = "agentgateway.policy.grant";
         public const string Decision = "agentgateway.decision";
@@ -34,6 +62,13 @@ public static class GatewayTelemetry
         public const string CredentialSource = "agentgateway.credential.source";
         public const string CredentialFingerprint = "agentgateway.credential.fingerprint";
         public const string CredentialHeader = "agentgateway.credential.header";
+        public const string CredentialExpiresAt = "agentgateway.credential.expires_at";
+
+        // OpenTelemetry semantic conventions, where one fits.
+        public const string ServerAddress = "server.address";
+        public const string ServerPort = "server.port";
+        public const string ErrorType = "error.type";
+        public const string HttpStatusCode = "http.response.status_code";
         public const string ConfigRevision = "agentgateway.config.revision";
 
         /// <summary>The policy outcome: <c>allowed</c> or the refusal reason.</summary>
