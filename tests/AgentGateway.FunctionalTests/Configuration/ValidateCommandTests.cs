@@ -281,6 +281,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(AgentGateway.Credentials.Configuration.CacheSettings), "cache")]
     [InlineData(typeof(DelegationSettings), "delegation")]
     [InlineData(typeof(PolicySettings), "policy")]
+    [InlineData(typeof(AuditSettings), "audit")]
     public void The_schema_describes_every_setting_the_code_reads(Type settings, string definition)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
