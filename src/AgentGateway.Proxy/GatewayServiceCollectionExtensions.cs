@@ -7,6 +7,7 @@ using AgentGateway.Credentials.Caching;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 using StackExchange.Redis;
@@ -87,7 +88,9 @@ public static class GatewayServiceCollectionExtensions
         {
             // Configured entirely by the standard OTEL_* variables (environment, or any other
             // configuration source: the exporter reads them through IConfiguration). Off, it costs nothing.
-            telemetry.WithTracing(static t => t.AddOtlpExporter()).WithMetrics(static m => m.AddOtlpExporter());
+            telemetry.WithTracing(static t => t.AddOtlpExporter())
+                .WithMetrics(static m => m.AddOtlpExporter())
+                .WithLogging(static l => l.AddOtlpExporter());
         }
 
         return services;

@@ -41,7 +41,13 @@ public sealed class GatewayInstance : IAsyncDisposable
         var logs = new LogSink();
         var app = GatewayHost.Build(file, ["--urls", "http://127.0.0.1:0"], builder =>
         {
-            builder.Logging.ClearProviders();
+            // Quiet on the console, but keep every other sink (the OTLP log exporter, when on).
+            foreach (var console in builder.Services.Where(d => d.ServiceType == typeof(ILoggerProvider)
+                && d.ImplementationType?.Name is "ConsoleLoggerProvider" or "DebugLoggerProvider" or "EventSourceLoggerProvider").ToList())
+            {
+                builder.Services.Remove(console);
+            }
+
             builder.Logging.SetMinimumLevel(LogLevel.Debug);
             builder.Logging.AddProvider(logs);
         });

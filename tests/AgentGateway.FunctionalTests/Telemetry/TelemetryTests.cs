@@ -148,11 +148,12 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
         };
         foreach (var (path, body) in _otlp.Payloads)
         {
-            // Raw OTLP bytes (traces, metrics): strings travel as UTF-8 inside the protobuf.
+            // Raw OTLP bytes (traces, metrics, logs): strings travel as UTF-8 inside the protobuf.
             sinks["otlp " + path + " " + sinks.Count] = Encoding.UTF8.GetString(body);
         }
 
         Assert.Contains(_otlp.Payloads, p => p.Path == "/v1/metrics");
+        Assert.Contains(_otlp.Payloads, p => p.Path == "/v1/logs");
         foreach (var canary in canaries)
         {
             foreach (var form in Forms(canary))
