@@ -18,6 +18,9 @@ public static class GatewayCommand
           agentgateway [run] --config FILE [--urls URLS]   start the gateway (run is the default verb)
           agentgateway validate FILE                      check a configuration, list every problem
           agentgateway audit verify FILE [--key REF]      check an audit log's hash chain; name the first broken record
+          agentgateway agents list|show ID|revoke ID [--reason TEXT] --admin URL [--token TOKEN]
+                                                          the inventory, through the admin API (the token
+                                                          defaults to $AGENTGATEWAY_ADMIN_TOKEN)
           agentgateway --help                             this text
 
         Configuration: a JSON file with a ReverseProxy section (YARP's schema) and a Gateway
@@ -40,6 +43,8 @@ public static class GatewayCommand
                 return await ValidateAsync(rest, stdout, stderr);
             case "audit":
                 return await AuditAsync(rest, stdout, stderr);
+            case "agents":
+                return await AgentsCommand.RunAsync(rest, stdout, stderr);
             case "help":
                 await stdout.WriteLineAsync(Help);
                 return Ok;

@@ -67,6 +67,11 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<PolicyEngine>();
         services.TryAddSingleton<RefusalWriter>();
         services.TryAddSingleton<AgentGateway.Proxy.Audit.AuditLog>();
+        services.TryAddSingleton<AgentGateway.Proxy.Inventory.AgentActivity>();
+        services.TryAddSingleton<AgentGateway.Proxy.Inventory.RevocationStore>();
+        services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Inventory.RevocationStore>());
+        services.TryAddSingleton<AgentGateway.Proxy.Inventory.AdminServer>();
+        services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Inventory.AdminServer>());
         services.TryAddSingleton<SecretIndex>();
         services.TryAddSingleton<InProcessPolicyStateStore>();
         services.TryAddSingleton<IPolicyStateStore>(static sp => sp.GetRequiredService<InProcessPolicyStateStore>());

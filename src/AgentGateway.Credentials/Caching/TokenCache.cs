@@ -131,6 +131,16 @@ public sealed partial class TokenCache
         }
     }
 
+    /// <summary>Drops <paramref name="key"/> from both levels, whatever token it holds (an agent was revoked).</summary>
+    public async ValueTask RemoveAsync(string key, CancellationToken cancellationToken)
+    {
+        await _local.RemoveAsync(key, cancellationToken);
+        if (SharedUsable)
+        {
+            await _shared.RemoveAsync(key);
+        }
+    }
+
     /// <summary>Completes when every background refresh started so far has ended (for tests and shutdown).</summary>
     internal Task RefreshesSettledAsync() => Task.WhenAll(_refreshing.Values);
 

@@ -22,6 +22,8 @@ internal abstract class OAuthTokenSource(string name, string header, ClientAuthe
 
     public abstract ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken);
 
+    public virtual ValueTask ForgetAgentAsync(string agentId, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
     protected async ValueTask<CredentialResult> GetCachedAsync<TState>(
         string key,
         TState state,

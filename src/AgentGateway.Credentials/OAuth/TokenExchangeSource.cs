@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using AgentGateway.Credentials.Caching;
 using Duende.IdentityModel;
 using Duende.IdentityModel.Client;
@@ -17,6 +18,11 @@ internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definitio
     /// <summary>The key of everything configured; each (agent, user) key is derived from it per request.</summary>
     private readonly string _credentialKey = CredentialKeyFor(definition, authenticator.KeyMaterial);
 
+    /// <summary>The cache keys this replica used per agent, so a revoked agent's tokens can be purged.</summary>
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _keysByAgent = new(StringComparer.Ordinal);
+
+    private readonly TokenCache _cache = cache;
+
     public override CredentialKind Kind => CredentialKind.OAuthTokenExchange;
 
     public override bool RequiresDelegation => true;
@@ -34,7 +40,19 @@ internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definitio
         }
 
         var key = TokenCacheKey.Within(_credentialKey, request.AgentId, delegation.IssuerName, delegation.Subject);
+        _keysByAgent.GetOrAdd(request.AgentId, static _ => new(StringComparer.Ordinal)).TryAdd(key, 0);
         return GetCachedAsync(key, (Source: this, Request: request), static (s, ct) => s.Source.FetchAsync(s.Request, ct), cancellationToken);
+    }
+
+    public override async ValueTask ForgetAgentAsync(string agentId, CancellationToken cancellationToken)
+    {
+        if (_keysByAgent.TryRemove(agentId, out var keys))
+        {
+            foreach (var key in keys.Keys)
+            {
+                await _cache.RemoveAsync(key, cancellationToken);
+            }
+        }
     }
 
     public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>

@@ -115,6 +115,35 @@ public sealed partial class AuditLog : IAsyncDisposable
             Destination: null));
     }
 
+    /// <summary>An operator revoked an agent.</summary>
+    public ValueTask RevokedAsync(HttpContext context, string agentId, string by, string? reason)
+    {
+        if (_queue is null)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        return _queue.Writer.WriteAsync(new Entry(
+            "revocation",
+            _time.GetUtcNow(),
+            TraceId(),
+            agentId,
+            User: by,
+            Route: null,
+            Grant: null,
+            Task: null,
+            context.Request.Method,
+            Reason: "agent-revoked",
+            Status: null,
+            Detail: reason,
+            Credential: null,
+            Kind: null,
+            Source: null,
+            Fingerprint: null,
+            ExpiresAt: null,
+            Destination: null));
+    }
+
     public async ValueTask DisposeAsync()
     {
         _queue?.Writer.TryComplete();

@@ -32,7 +32,7 @@ public sealed class GatewayConfigLoader(
 
     public const string RouteInspectMetadataKey = "Inspect";
 
-    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit"];
+    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin"];
 
     private static readonly string[] DefaultAlgorithms = ["RS256", "PS256", "ES256"];
 
@@ -70,6 +70,7 @@ public sealed class GatewayConfigLoader(
         var grants = PolicyConfigReader.ReadGrants(gateway.GetSection("Grants"), gatewayRoutes, problems);
         var policy = PolicyConfigReader.ReadPolicy(gateway.GetSection("Policy"), grants, problems);
         var audit = ReadAudit(gateway.GetSection("Audit"), problems);
+        var admin = ReadAdmin(gateway.GetSection("Admin"), inbound.Names, problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
 
         if (problems.Any)
@@ -92,6 +93,7 @@ public sealed class GatewayConfigLoader(
                 Policy = policy,
                 Redis = string.IsNullOrWhiteSpace(redis) ? null : redis,
                 AuditPath = audit,
+                Admin = admin,
             },
             []);
     }
@@ -253,6 +255,31 @@ public sealed class GatewayConfigLoader(
 
         var keys = issuerKeys.Get(metadata, discovery, iss, s.KeyRefreshInterval);
         return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes!, clockSkew, keys);
+    }
+
+    private static AdminPolicy ReadAdmin(IConfigurationSection section, IReadOnlySet<string> issuers, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<AdminSettings>(section, problems);
+        if (s.Urls is not null)
+        {
+            // An admin API nobody can authenticate to would be either useless or open: refuse both.
+            if (s.Issuer is null || !issuers.Contains(s.Issuer))
+            {
+                problems.Add(section.Path + ":Issuer", "must name a Gateway:Inbound:Issuers entry whose tokens operators present");
+            }
+
+            if (s.Subjects.Length == 0)
+            {
+                problems.Add(section.Path + ":Subjects", "name at least one operator (a value of the issuer's agent claim)");
+            }
+        }
+
+        if (s.DormantAfter < TimeSpan.FromMinutes(1))
+        {
+            problems.Add(section.Path + ":DormantAfter", "must be at least 00:01:00");
+        }
+
+        return new AdminPolicy(s.Issuer, s.Subjects.ToFrozenSet(StringComparer.Ordinal), s.DormantAfter);
     }
 
     private static string? ReadAudit(IConfigurationSection section, ConfigProblems problems)
@@ -434,8 +461,7 @@ public sealed class GatewayConfigLoader(
                 }
             }
 
-            var agent = new Agent(entry.Key, s.Owner ?? string.Empty, s.Description, s.ExpiresAt, s.Grants, routeGrants.ToFrozenDictionary(e => e.Key, e => (IReadOnlyList<Grant>)e.Value, StringComparer.OrdinalIgnoreCase));
-            byId[entry.Key] = agent;
+            var identities = new List<AgentIdentityKey>();
             for (var i = 0; i < s.Identities.Length; i++)
             {
                 var identity = s.Identities[i];
@@ -453,12 +479,22 @@ public sealed class GatewayConfigLoader(
                 }
 
                 var key = new AgentIdentityKey(issuerName, identity.Subject);
-                if (byIdentity.TryGetValue(key, out var other))
+                if (byIdentity.TryGetValue(key, out var other) || identities.Contains(key))
                 {
-                    problems.Add(path, $"identity ({issuerName}, {identity.Subject}) already belongs to agent '{other.Id}'");
+                    problems.Add(path, $"identity ({issuerName}, {identity.Subject}) already belongs to agent '{other?.Id ?? entry.Key}'");
                     continue;
                 }
 
+                identities.Add(key);
+            }
+
+            var agent = new Agent(entry.Key, s.Owner ?? string.Empty, s.Description, s.ExpiresAt, s.Grants, routeGrants.ToFrozenDictionary(e => e.Key, e => (IReadOnlyList<Grant>)e.Value, StringComparer.OrdinalIgnoreCase))
+            {
+                Identities = identities,
+            };
+            byId[entry.Key] = agent;
+            foreach (var key in identities)
+            {
                 byIdentity[key] = agent;
             }
         }

@@ -38,6 +38,9 @@ public sealed class GatewayRevision
 
     public required string? Redis { get; init; }
 
+    /// <summary>Who may call the admin API, and when an agent counts as dormant.</summary>
+    public AdminPolicy Admin { get; init; } = AdminPolicy.None;
+
     /// <summary>The audit file (fixed for the process), or null.</summary>
     public string? AuditPath { get; init; }
 }
@@ -48,3 +51,9 @@ public sealed class GatewayRevision
 /// <param name="Credential">The source, or null when the hop needs none.</param>
 /// <param name="Inspect">Which bodies are read and decided on (<c>Metadata:Inspect</c>).</param>
 public sealed record GatewayRoute(string RouteId, string CredentialName, ICredentialSource? Credential, BodyKind Inspect);
+
+/// <summary>The admin API's callers (an issuer and its allowed subjects) and the dormancy period.</summary>
+public sealed record AdminPolicy(string? Issuer, FrozenSet<string> Subjects, TimeSpan DormantAfter)
+{
+    public static AdminPolicy None { get; } = new(null, FrozenSet<string>.Empty, TimeSpan.FromDays(7));
+}

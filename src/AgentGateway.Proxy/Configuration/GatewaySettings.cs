@@ -173,6 +173,26 @@ public sealed record TimeWindowSettings
     public string TimeZone { get; init; } = "UTC";
 }
 
+/// <summary><c>Gateway:Admin</c>: the inventory and revocation API, on its own listener.</summary>
+public sealed record AdminSettings
+{
+    /// <summary>Where the admin API listens (e.g. <c>http://127.0.0.1:9090</c>); absent means no admin API.
+    /// Fixed for the process.</summary>
+    public string? Urls { get; init; }
+
+    /// <summary>The <c>Gateway:Inbound:Issuers</c> name whose tokens operators present.</summary>
+    public string? Issuer { get; init; }
+
+    /// <summary>The operators: values of that issuer's agent claim allowed to call the admin API.</summary>
+    public string[] Subjects { get; init; } = [];
+
+    /// <summary>Agents not seen for this long are flagged dormant in the inventory.</summary>
+    public TimeSpan DormantAfter { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>Without Redis: a file revocations are appended to and read back at start.</summary>
+    public string? RevocationsFile { get; init; }
+}
+
 /// <summary><c>Gateway:Audit</c>: the hash-chained audit trail of every credential use and refusal.
 /// Fixed for the process (a reload that changes it is refused).</summary>
 public sealed record AuditSettings

@@ -194,6 +194,34 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
     }
 
     /// <summary>Validates a JWT access token against the trusted issuer its <c>iss</c> names.</summary>
+    /// <summary>An operator calling the admin API: a bearer token from the configured admin issuer,
+    /// validated by that issuer's rules, whose agent claim is one of the admin subjects.</summary>
+    public async ValueTask<(string? Caller, Refusal Refusal)> AuthenticateAdminAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)
+    {
+        var authorization = request.Headers.Authorization;
+        if (authorization.Count != 1 || authorization[0] is not { } value || !value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase)
+            || value.Length > revision.Inbound.MaxTokenBytes)
+        {
+            return (null, Refusal.Unauthenticated("the admin API needs 'Authorization: Bearer <token>'"));
+        }
+
+        var check = await ValidateAsync(value[BearerPrefix.Length..], revision, cancellationToken);
+        if (check.Jwt is not { } jwt)
+        {
+            return (null, check.Refusal);
+        }
+
+        var issuer = check.Issuer!;
+        if (!string.Equals(issuer.Name, revision.Admin.Issuer, StringComparison.OrdinalIgnoreCase)
+            || !jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject)
+            || subject is null || !revision.Admin.Subjects.Contains(subject))
+        {
+            return (null, Refusal.AdminForbidden("the token does not name an operator of this gateway (Gateway:Admin:Subjects)"));
+        }
+
+        return (subject, default);
+    }
+
     private async ValueTask<TokenCheck> ValidateAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
     {
         if (!_handler.CanReadToken(token))

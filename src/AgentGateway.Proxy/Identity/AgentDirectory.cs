@@ -17,7 +17,11 @@ public sealed record Agent(
     string? Description,
     DateTimeOffset? ExpiresAt,
     IReadOnlyList<string> Grants,
-    FrozenDictionary<string, IReadOnlyList<Grant>> RouteGrants);
+    FrozenDictionary<string, IReadOnlyList<Grant>> RouteGrants)
+{
+    /// <summary>The identities that prove to be this agent.</summary>
+    public IReadOnlyList<AgentIdentityKey> Identities { get; init; } = [];
+}
 
 /// <summary>The inventory: which verified identity is which agent.</summary>
 public sealed class AgentDirectory(FrozenDictionary<AgentIdentityKey, Agent> byIdentity, FrozenDictionary<string, Agent> byId)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Inventory;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Telemetry;
@@ -23,6 +24,8 @@ internal sealed class GatewayMiddleware(
     GatewayConfigProvider config,
     AgentAuthenticator authenticator,
     SecretIndex secrets,
+    RevocationStore revocations,
+    AgentActivity activityLog,
     RefusalWriter refusals)
 {
     public async Task InvokeAsync(HttpContext context)
@@ -64,6 +67,13 @@ internal sealed class GatewayMiddleware(
 
         GatewayTelemetry.Stamp(activity, agent.Agent.Id, user: null);
         activity?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Issuer.Name);
+        if (revocations.TryGet(agent.Agent.Id, out var revoked))
+        {
+            await refusals.WriteAsync(context, Refusal.AgentRevoked($"agent '{agent.Agent.Id}' was revoked at {revoked!.At:O}"), routeId, agent.Agent.Id);
+            return;
+        }
+
+        activityLog.Seen(agent.Agent.Id);
         if (!agent.Agent.RouteGrants.ContainsKey(routeId))
         {
             // Decided before anything else is read: an agent with no business here gets nothing more.

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using AgentGateway.Credentials;
 using AgentGateway.Proxy.Audit;
+using AgentGateway.Proxy.Inventory;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Stripping;
@@ -17,7 +18,8 @@ namespace AgentGateway.Proxy.Pipeline;
 /// cannot supply it, the request is answered with 503 and never forwarded. Stateless; one instance
 /// serves every route.
 /// </summary>
-internal sealed partial class HopCredentialTransform(SecretIndex secrets, RefusalWriter refusals, AuditLog audit, ILogger<HopCredentialTransform> logger) : RequestTransform
+internal sealed partial class HopCredentialTransform(
+    SecretIndex secrets, RefusalWriter refusals, AuditLog audit, AgentActivity activity, ILogger<HopCredentialTransform> logger) : RequestTransform
 {
     public override async ValueTask ApplyAsync(RequestTransformContext context)
     {
@@ -96,6 +98,7 @@ internal sealed partial class HopCredentialTransform(SecretIndex secrets, Refusa
 
         feature.Injected = credential;
         secrets.Remember(credential);
+        activity.Used(feature.Agent.Agent.Id, credential.Kind);
         GatewayTelemetry.CredentialUses.Add(
             1,
             new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialKind, credential.Kind.ToString()),

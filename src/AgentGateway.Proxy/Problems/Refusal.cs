@@ -20,10 +20,14 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
 
     public static Refusal AgentExpired(string detail) => new(401, "agent-expired", "The agent is past its expiry", detail);
 
+    public static Refusal AgentRevoked(string detail) => new(401, "agent-revoked", "The agent has been revoked", detail);
+
     public static Refusal DelegationInvalid(string detail) => new(401, "delegation-invalid", "The delegation the agent presented could not be verified", detail);
 
     // 403: policy
     public static Refusal DelegationRequired(string detail) => new(403, "delegation-required", "This hop acts on behalf of a user, and the request names none", detail);
+
+    public static Refusal AdminForbidden(string detail) => new(403, "admin-forbidden", "The caller may not use the admin API", detail);
 
     public static Refusal GrantMissing(string detail) => new(403, "grant-missing", "No grant of this agent opens this route", detail);
 
@@ -54,6 +58,8 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
         new(429, "rate-limited", "The agent's rate limit for this grant is used up", detail) { RetryAfter = retryAfter };
 
     // 404
+    public static Refusal AgentUnknownInInventory(string id) => new(404, "agent-not-found", "No agent of the inventory has this id", $"no agent '{id}' is configured");
+
     public static Refusal NoRoute() => new(404, "route-unknown", "No route matches this request", "the gateway forwards only configured routes");
 
     // 502/503: something the gateway depends on failed; never forwarded without its credential

@@ -54,6 +54,7 @@ public sealed class GatewayFixture : IAsyncLifetime
             (Clients.Alpha, AgentSecret, ["gateway", "other"]),
             (Clients.Beta, AgentSecret, ["gateway"]),
             (Clients.Stranger, AgentSecret, ["gateway"]),
+            (Clients.Operator, AgentSecret, ["gateway"]),
             (Clients.CrmHop, CrmSecret, ["crm.read"]),
             (Clients.CrmHopSpare, CrmSecret, ["crm.read"]),
             (Clients.GatewayExchange, OboSecret, ["crm.read"]));

@@ -34,6 +34,9 @@ public sealed class GatewayInstance : IAsyncDisposable
 
     public GatewayConfigProvider Config => _app.Services.GetRequiredService<GatewayConfigProvider>();
 
+    /// <summary>The admin API's address, when the configuration turns it on.</summary>
+    public Uri? AdminAddress => _app.Services.GetRequiredService<AgentGateway.Proxy.Inventory.AdminServer>().Addresses is [var first, ..] ? new Uri(first) : null;
+
     public static async Task<GatewayInstance> StartAsync(JsonObject config)
     {
         var file = Path.Combine(Path.GetTempPath(), $"agentgateway-test-{Guid.NewGuid():N}.json");

@@ -187,6 +187,9 @@ public static class Clients
     /// <summary>The agent retired-bot (expired in the inventory).</summary>
     public const string Beta = "agent-beta";
 
+    /// <summary>An operator's client: allowed on the admin API where a test configures it.</summary>
+    public const string Operator = "ops-cli";
+
     /// <summary>Known to the authorization server, unknown to the gateway's inventory.</summary>
     public const string Stranger = "agent-stranger";
 
