@@ -57,6 +57,7 @@ public static class GatewayServiceCollectionExtensions
             .ConfigurePrimaryHttpMessageHandler(OutboundHttp.CreateHandler)
             .ConfigureHttpClient(static client => client.Timeout = TimeSpan.FromSeconds(10));
         services.TryAddSingleton<IssuerKeySources>();
+        services.TryAddSingleton<DpopValidator>();
         services.TryAddSingleton<AgentAuthenticator>();
         services.TryAddSingleton<GatewayConfigLoader>();
         services.TryAddSingleton<GatewayConfigProvider>();

@@ -254,7 +254,7 @@ public sealed class GatewayConfigLoader(
         }
 
         var keys = issuerKeys.Get(metadata, discovery, iss, s.KeyRefreshInterval);
-        return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes!, clockSkew, keys);
+        return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes!, clockSkew, keys) { RequireDpop = s.RequireDpop };
     }
 
     private static AdminPolicy ReadAdmin(IConfigurationSection section, IReadOnlySet<string> issuers, ConfigProblems problems)
@@ -491,6 +491,7 @@ public sealed class GatewayConfigLoader(
             var agent = new Agent(entry.Key, s.Owner ?? string.Empty, s.Description, s.ExpiresAt, s.Grants, routeGrants.ToFrozenDictionary(e => e.Key, e => (IReadOnlyList<Grant>)e.Value, StringComparer.OrdinalIgnoreCase))
             {
                 Identities = identities,
+                RequireDpop = s.RequireDpop,
             };
             byId[entry.Key] = agent;
             foreach (var key in identities)

@@ -65,6 +65,9 @@ public sealed record IssuerSettings
     /// <summary>Accepted JOSE <c>typ</c> values. Default: <c>at+jwt</c> (RFC 9068); an ID token is not an access token.</summary>
     public string[]? TokenTypes { get; init; }
 
+    /// <summary>Tokens of this issuer must be DPoP-bound (RFC 9449) and come with a proof.</summary>
+    public bool RequireDpop { get; init; }
+
     /// <summary>Minimum time between key refreshes caused by an unknown <c>kid</c> (throttles unknown-kid floods).</summary>
     public TimeSpan KeyRefreshInterval { get; init; } = TimeSpan.FromMinutes(1);
 }
@@ -81,6 +84,9 @@ public sealed record AgentSettings
 
     /// <summary>After this instant the agent is refused (401 agent-expired).</summary>
     public DateTimeOffset? ExpiresAt { get; init; }
+
+    /// <summary>This agent's tokens must be DPoP-bound, whatever its issuer requires.</summary>
+    public bool RequireDpop { get; init; }
 
     /// <summary>Names of <c>Gateway:Grants</c> entries.</summary>
     public string[] Grants { get; init; } = [];

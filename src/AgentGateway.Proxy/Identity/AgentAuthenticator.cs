@@ -48,9 +48,10 @@ public readonly record struct AuthenticationOutcome(AuthenticatedAgent? Agent, R
 /// <c>iss</c>, applies the stricter rules the threat model asks for, and maps the verified
 /// claim to the inventory.
 /// </summary>
-public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentAuthenticator> logger)
+public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider time, ILogger<AgentAuthenticator> logger)
 {
     private const string BearerPrefix = "Bearer ";
+    private const string DpopPrefix = "DPoP ";
 
     private readonly JsonWebTokenHandler _handler = new()
     {
@@ -78,12 +79,13 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
             return Fail(Refusal.Unauthenticated("the Authorization header is empty or too large"));
         }
 
-        if (!value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
+        var proofScheme = value.StartsWith(DpopPrefix, StringComparison.OrdinalIgnoreCase);
+        if (!proofScheme && !value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
         {
-            return Fail(Refusal.Unauthenticated("only the Bearer scheme is accepted"));
+            return Fail(Refusal.Unauthenticated("only the Bearer and DPoP schemes are accepted"));
         }
 
-        var token = value[BearerPrefix.Length..];
+        var token = value[(proofScheme ? DpopPrefix.Length : BearerPrefix.Length)..];
         var check = await ValidateAsync(token, revision, cancellationToken);
         if (check.Jwt is not { } jwt)
         {
@@ -105,6 +107,29 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
         if (agent!.ExpiresAt is { } expiresAt && expiresAt <= now)
         {
             return Fail(Refusal.AgentExpired($"agent '{agent.Id}' expired at {expiresAt:O}"));
+        }
+
+        // RFC 9449: a key-bound token is worth nothing without proof of the key, and must never be
+        // accepted as a plain bearer token (§7.1); a token that is not bound cannot use DPoP.
+        var thumbprint = BoundThumbprint(jwt);
+        if (thumbprint is null && proofScheme)
+        {
+            return Fail(Refusal.Unauthenticated("the DPoP scheme needs a DPoP-bound token (cnf.jkt)"));
+        }
+
+        if (thumbprint is not null && !proofScheme)
+        {
+            return Fail(Refusal.Unauthenticated("this token is bound to a key: present it with the DPoP scheme and a DPoP proof"));
+        }
+
+        if (thumbprint is null && (issuer.RequireDpop || agent.RequireDpop))
+        {
+            return Fail(Refusal.Unauthenticated($"{(agent.RequireDpop ? $"agent '{agent.Id}'" : $"issuer '{issuer.Name}'")} requires DPoP-bound tokens"));
+        }
+
+        if (thumbprint is not null && await dpop.ValidateAsync(request, token, thumbprint, issuer.ClockSkew, cancellationToken) is { } badProof)
+        {
+            return Fail(badProof);
         }
 
         string? task = null;
@@ -193,7 +218,6 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
         return string.Equals(party, agent.Subject, StringComparison.Ordinal);
     }
 
-    /// <summary>Validates a JWT access token against the trusted issuer its <c>iss</c> names.</summary>
     /// <summary>An operator calling the admin API: a bearer token from the configured admin issuer,
     /// validated by that issuer's rules, whose agent claim is one of the admin subjects.</summary>
     public async ValueTask<(string? Caller, Refusal Refusal)> AuthenticateAdminAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)
@@ -222,6 +246,7 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
         return (subject, default);
     }
 
+    /// <summary>Validates a JWT access token against the trusted issuer its <c>iss</c> names.</summary>
     private async ValueTask<TokenCheck> ValidateAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
     {
         if (!_handler.CanReadToken(token))
@@ -284,6 +309,14 @@ public sealed partial class AgentAuthenticator(TimeProvider time, ILogger<AgentA
     }
 
     private static AuthenticationOutcome Fail(Refusal refusal) => AuthenticationOutcome.Fail(refusal);
+
+    /// <summary>The <c>cnf.jkt</c> the token is bound to, or null.</summary>
+    private static string? BoundThumbprint(JsonWebToken jwt) =>
+        jwt.TryGetPayloadValue<System.Text.Json.JsonElement>("cnf", out var cnf)
+        && cnf.ValueKind == System.Text.Json.JsonValueKind.Object
+        && cnf.TryGetProperty("jkt", out var jkt) && jkt.ValueKind == System.Text.Json.JsonValueKind.String
+            ? jkt.GetString()
+            : null;
 
     /// <summary>A short, safe explanation: the class of failure, never the token's content.</summary>
     private static string Explain(Exception? exception) => exception switch

@@ -21,6 +21,9 @@ public sealed record Agent(
 {
     /// <summary>The identities that prove to be this agent.</summary>
     public IReadOnlyList<AgentIdentityKey> Identities { get; init; } = [];
+
+    /// <summary>This agent's tokens must be DPoP-bound, whatever its issuer requires.</summary>
+    public bool RequireDpop { get; init; }
 }
 
 /// <summary>The inventory: which verified identity is which agent.</summary>

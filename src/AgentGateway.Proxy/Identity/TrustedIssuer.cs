@@ -60,6 +60,9 @@ public sealed class TrustedIssuer
 
     public string AgentClaim { get; }
 
+    /// <summary>Tokens of this issuer must be DPoP-bound (RFC 9449) and presented with a proof.</summary>
+    public bool RequireDpop { get; init; }
+
     public TimeSpan ClockSkew => _template.ClockSkew;
 
     /// <summary>The validation parameters for the issuer's current keys. Rebuilt only when the

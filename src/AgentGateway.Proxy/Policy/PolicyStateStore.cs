@@ -33,6 +33,11 @@ public interface IPolicyStateStore
     /// </summary>
     ValueTask<IReadOnlyList<TaskStep>> CheckAndRecordAsync(
         string taskKey, TaskStep step, IReadOnlyCollection<string> enforced, IReadOnlyCollection<string> shadowed, TimeSpan ttl, CancellationToken cancellationToken);
+
+    /// <summary>Claims <paramref name="key"/> for <paramref name="ttl"/>: true the first time, false
+    /// while it is claimed (replay detection). Throws <see cref="PolicyStateUnavailableException"/>
+    /// when the shared store cannot answer.</summary>
+    ValueTask<bool> TryClaimAsync(string key, TimeSpan ttl, CancellationToken cancellationToken);
 }
 
 public sealed class PolicyStateUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
@@ -42,7 +47,33 @@ public sealed class InProcessPolicyStateStore(TimeProvider time) : IPolicyStateS
 {
     private readonly ConcurrentDictionary<string, (long Window, int Count)> _counters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskHistory> _tasks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _claims = new(StringComparer.Ordinal);
     private int _operations;
+
+    public ValueTask<bool> TryClaimAsync(string key, TimeSpan ttl, CancellationToken cancellationToken)
+    {
+        Sweep();
+        var now = time.GetUtcNow();
+        var claimed = false;
+        _claims.AddOrUpdate(
+            key,
+            _ =>
+            {
+                claimed = true;
+                return now + ttl;
+            },
+            (_, until) =>
+            {
+                if (until > now)
+                {
+                    return until;
+                }
+
+                claimed = true;
+                return now + ttl;
+            });
+        return ValueTask.FromResult(claimed);
+    }
 
     public ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -99,6 +130,14 @@ public sealed class InProcessPolicyStateStore(TimeProvider time) : IPolicyStateS
             if (history.ExpiresAt < now)
             {
                 _tasks.TryRemove(key, out _);
+            }
+        }
+
+        foreach (var (key, until) in _claims)
+        {
+            if (until < now)
+            {
+                _claims.TryRemove(key, out _);
             }
         }
 
@@ -171,6 +210,19 @@ public sealed partial class RedisPolicyStateStore(
         }
     }
 
+    public async ValueTask<bool> TryClaimAsync(string key, TimeSpan ttl, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await redis.GetDatabase().StringSetAsync("agw:" + key, 1, ttl, When.NotExists).WaitAsync(CommandBudget, cancellationToken);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.ClaimsUnavailable(logger, ex.GetType().Name);
+            throw new PolicyStateUnavailableException("the shared replay store (Redis) is unreachable", ex);
+        }
+    }
+
     public async ValueTask<IReadOnlyList<TaskStep>> CheckAndRecordAsync(
         string taskKey, TaskStep step, IReadOnlyCollection<string> enforced, IReadOnlyCollection<string> shadowed, TimeSpan ttl, CancellationToken cancellationToken)
     {
@@ -206,5 +258,8 @@ public sealed partial class RedisPolicyStateStore(
 
         [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Redis is unavailable for task histories ({Reason}); requests that a separation rule must check are refused")]
         public static partial void TaskStateUnavailable(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 2403, Level = LogLevel.Warning, Message = "Redis is unavailable for replay detection ({Reason}); DPoP-bound requests are refused")]
+        public static partial void ClaimsUnavailable(ILogger logger, string reason);
     }
 }

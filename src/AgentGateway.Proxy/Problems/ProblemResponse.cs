@@ -34,7 +34,7 @@ public static class ProblemResponse
         if (refusal.Status == StatusCodes.Status401Unauthorized)
         {
             // RFC 6750 §3: tell a client which scheme the gateway expects.
-            response.Headers.WWWAuthenticate = "Bearer realm=\"agentgateway\"";
+            response.Headers.WWWAuthenticate = "Bearer realm=\"agentgateway\", DPoP algs=\"ES256 PS256 RS256\"";
         }
 
         var traceId = Activity.Current?.TraceId.ToHexString() ?? ActivityTraceId.CreateRandom().ToHexString();

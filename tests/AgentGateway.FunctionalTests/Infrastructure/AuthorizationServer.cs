@@ -194,14 +194,15 @@ public sealed class AuthorizationServer : IAsyncDisposable
 
     /// <summary>Mints a token with the server's real signing key but claims of the test's choosing
     /// (e.g. already expired), to test what the server itself would never issue.</summary>
-    public string Mint(string subject, string audience, DateTime notBefore, DateTime expires, DateTime? issuedAt = null, string type = "at+jwt")
+    public string Mint(string subject, string audience, DateTime notBefore, DateTime expires, DateTime? issuedAt = null, string type = "at+jwt", IDictionary<string, object>? claims = null)
     {
         var credentials = _app.Services.GetRequiredService<IOptionsMonitor<OpenIddictServerOptions>>().CurrentValue.SigningCredentials.First();
+        var payload = new Dictionary<string, object>(claims ?? new Dictionary<string, object>()) { ["sub"] = subject };
         return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
         {
             Issuer = Issuer,
             Audience = audience,
-            Claims = new Dictionary<string, object> { ["sub"] = subject },
+            Claims = payload,
             NotBefore = notBefore,
             Expires = expires,
             IssuedAt = issuedAt ?? notBefore,
