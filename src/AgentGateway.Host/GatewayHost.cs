@@ -19,6 +19,17 @@ public static class GatewayHost
         builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: true);
         builder.Configuration.AddEnvironmentVariables();
         builder.Configuration.AddCommandLine(args);
+        if (builder.Configuration.GetSection("Gateway:Inbound:ClientCertificates").Exists() || builder.Configuration["Gateway:Inbound:Spiffe:X509Bundle"] is not null)
+        {
+            // Agents may present a client certificate on https endpoints. Kestrel accepts any and
+            // the gateway checks it against its own trust (never the operating system's store).
+            builder.WebHost.ConfigureKestrel(static kestrel => kestrel.ConfigureHttpsDefaults(static https =>
+            {
+                https.ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.AllowCertificate;
+                https.ClientCertificateValidation = static (_, _, _) => true;
+            }));
+        }
+
         builder.Services.AddAgentGateway(builder.Configuration);
         configure?.Invoke(builder);
         return builder.Build();

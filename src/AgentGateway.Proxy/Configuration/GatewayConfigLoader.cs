@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using System.Collections.Frozen;
 using AgentGateway.Credentials;
 using AgentGateway.Credentials.Configuration;
@@ -154,7 +155,96 @@ public sealed class GatewayConfigLoader(
         }
 
         var delegation = ReadDelegation(section.Path + ":Delegation", settings.Delegation, names, problems);
-        return (new InboundPolicy(byIss.ToFrozenDictionary(StringComparer.Ordinal), settings.MaxTokenBytes, delegation), names);
+        var certificates = new CertificateTrust(
+            settings.ClientCertificates is { } client ? ReadPemBundle(section.Path + ":ClientCertificates:TrustBundle", client.TrustBundle, problems) : null,
+            settings.Spiffe is { } spiffe ? ReadSpiffe(section.Path + ":Spiffe", spiffe, problems) : null);
+        if (settings.StaticKeys.Enabled && (string.IsNullOrEmpty(settings.StaticKeys.Header) || !settings.StaticKeys.Header.All(c => char.IsAsciiLetterOrDigit(c) || c == '-')))
+        {
+            problems.Add(section.Path + ":StaticKeys:Header", "must be a header name of letters, digits and '-'");
+        }
+
+        var policy = new InboundPolicy(byIss.ToFrozenDictionary(StringComparer.Ordinal), settings.MaxTokenBytes, delegation)
+        {
+            Certificates = certificates,
+            StaticKeyHeader = settings.StaticKeys.Enabled ? settings.StaticKeys.Header : null,
+        };
+        return (policy, names);
+    }
+
+    private static X509Certificate2Collection? ReadPemBundle(string path, string? reference, ConfigProblems problems)
+    {
+        if (!SecretReference.TryParse(reference, out var parsed, out var error))
+        {
+            problems.Add(path, error);
+            return null;
+        }
+
+        if (!SecretResolver.TryResolve(parsed.Value, out var pem, out error))
+        {
+            problems.Add(path, error!);
+            return null;
+        }
+
+        var bundle = new X509Certificate2Collection();
+        try
+        {
+            bundle.ImportFromPem(pem!.Reveal());
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            problems.Add(path, "does not hold PEM certificates");
+            return null;
+        }
+
+        if (bundle.Count == 0)
+        {
+            problems.Add(path, "holds no PEM certificate");
+            return null;
+        }
+
+        return bundle;
+    }
+
+    private static SpiffeTrust? ReadSpiffe(string path, SpiffeSettings s, ConfigProblems problems)
+    {
+        if (s.TrustDomain is null || CertificateIdentity.CheckSpiffeId("spiffe://" + s.TrustDomain, out _) is not null)
+        {
+            problems.Add(path + ":TrustDomain", "must be a SPIFFE trust domain (lower-case letters, digits, '.', '-', '_')");
+            return null;
+        }
+
+        var roots = s.X509Bundle is null ? [] : ReadPemBundle(path + ":X509Bundle", s.X509Bundle, problems);
+        Microsoft.IdentityModel.Tokens.JsonWebKeySet? keys = null;
+        if (s.JwtBundle is not null)
+        {
+            if (!SecretReference.TryParse(s.JwtBundle, out var parsed, out var error) || !SecretResolver.TryResolve(parsed.Value, out var json, out error))
+            {
+                problems.Add(path + ":JwtBundle", error!);
+            }
+            else
+            {
+                try
+                {
+                    keys = new Microsoft.IdentityModel.Tokens.JsonWebKeySet(json!.Reveal());
+                }
+                catch (ArgumentException)
+                {
+                    problems.Add(path + ":JwtBundle", "is not a JWKS document");
+                }
+            }
+
+            if (s.Audiences.Length == 0)
+            {
+                problems.Add(path + ":Audiences", "JWT-SVIDs need at least one accepted audience");
+            }
+        }
+
+        if (s.X509Bundle is null && s.JwtBundle is null)
+        {
+            problems.Add(path, "set X509Bundle, JwtBundle or both");
+        }
+
+        return roots is null ? null : new SpiffeTrust(s.TrustDomain, roots, keys, s.Audiences);
     }
 
     private static DelegationPolicy ReadDelegation(string path, DelegationSettings settings, HashSet<string> issuerNames, ConfigProblems problems)
@@ -255,6 +345,79 @@ public sealed class GatewayConfigLoader(
 
         var keys = issuerKeys.Get(metadata, discovery, iss, s.KeyRefreshInterval);
         return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes!, clockSkew, keys) { RequireDpop = s.RequireDpop };
+    }
+
+    /// <summary>One identity, of exactly one kind: (issuer, subject), a SPIFFE ID, a certificate
+    /// thumbprint or SAN, or a static key's hash.</summary>
+    private static AgentIdentityKey? ReadIdentity(AgentIdentitySettings identity, string path, Dictionary<string, string> issuers, ConfigProblems problems)
+    {
+        var kinds = new[] { identity.Issuer ?? identity.Subject, identity.Spiffe, identity.CertificateThumbprint, identity.CertificateSan, identity.StaticKeySha256 }.Count(v => v is not null);
+        if (kinds != 1)
+        {
+            problems.Add(path, "an identity is one of: Issuer + Subject, Spiffe, CertificateThumbprint, CertificateSan, StaticKeySha256");
+            return null;
+        }
+
+        if (identity.Spiffe is { } spiffe)
+        {
+            if (CertificateIdentity.CheckSpiffeId(spiffe, out _) is { } why)
+            {
+                problems.Add(path + ":Spiffe", why);
+                return null;
+            }
+
+            return new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, spiffe);
+        }
+
+        if (identity.CertificateThumbprint is { } thumbprint)
+        {
+            var hex = thumbprint.Replace(":", "", StringComparison.Ordinal).ToUpperInvariant();
+            if (hex.Length != 64 || !hex.All(char.IsAsciiHexDigit))
+            {
+                problems.Add(path + ":CertificateThumbprint", "must be a SHA-256 thumbprint: 64 hex digits");
+                return null;
+            }
+
+            return new AgentIdentityKey(CertificateIdentity.ThumbprintIssuer, hex);
+        }
+
+        if (identity.CertificateSan is { } san)
+        {
+            var colon = san.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0 || san[..colon] is not ("dns" or "uri" or "email" or "ip") || colon == san.Length - 1)
+            {
+                problems.Add(path + ":CertificateSan", "must be dns:…, uri:…, email:… or ip:…");
+                return null;
+            }
+
+            return new AgentIdentityKey(CertificateIdentity.SanIssuer, san);
+        }
+
+        if (identity.StaticKeySha256 is { } hash)
+        {
+            var hex = hash.ToLowerInvariant();
+            if (hex.Length != 64 || !hex.All(char.IsAsciiHexDigit))
+            {
+                problems.Add(path + ":StaticKeySha256", "must be the key's SHA-256: 64 hex digits (e.g. printf %s \"$KEY\" | sha256sum)");
+                return null;
+            }
+
+            return new AgentIdentityKey(StaticKeys.Issuer, hex);
+        }
+
+        if (identity.Issuer is null || !issuers.TryGetValue(identity.Issuer, out var issuerName))
+        {
+            problems.Add(path + ":Issuer", $"names issuer '{identity.Issuer}', which is not configured under Gateway:Inbound:Issuers");
+            return null;
+        }
+
+        if (string.IsNullOrEmpty(identity.Subject))
+        {
+            problems.Add(path + ":Subject", "is required: the agent claim's value");
+            return null;
+        }
+
+        return new AgentIdentityKey(issuerName, identity.Subject);
     }
 
     private static AdminPolicy ReadAdmin(IConfigurationSection section, IReadOnlySet<string> issuers, ConfigProblems problems)
@@ -466,22 +629,15 @@ public sealed class GatewayConfigLoader(
             {
                 var identity = s.Identities[i];
                 var path = $"{entry.Path}:Identities:{i}";
-                if (identity.Issuer is null || !canonicalIssuer.TryGetValue(identity.Issuer, out var issuerName))
+                if (ReadIdentity(identity, path, canonicalIssuer, problems) is not { } key)
                 {
-                    problems.Add(path + ":Issuer", $"names issuer '{identity.Issuer}', which is not configured under Gateway:Inbound:Issuers");
                     continue;
                 }
 
-                if (string.IsNullOrEmpty(identity.Subject))
-                {
-                    problems.Add(path + ":Subject", "is required: the agent claim's value");
-                    continue;
-                }
-
-                var key = new AgentIdentityKey(issuerName, identity.Subject);
+                var (issuerName, subjectName) = (key.Issuer, key.Subject);
                 if (byIdentity.TryGetValue(key, out var other) || identities.Contains(key))
                 {
-                    problems.Add(path, $"identity ({issuerName}, {identity.Subject}) already belongs to agent '{other?.Id ?? entry.Key}'");
+                    problems.Add(path, $"identity ({issuerName}, {subjectName}) already belongs to agent '{other?.Id ?? entry.Key}'");
                     continue;
                 }
 

@@ -109,6 +109,12 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
         _state = new State(revision);
         _status = new ConfigStatus(revision.Number, revision.LoadedAt, null, []);
         Log.RevisionServing(_logger, revision.Number, revision.Routes.Count, revision.Agents.All.Count);
+        if (revision.Inbound.StaticKeyHeader is not null)
+        {
+            var weak = string.Join(", ", revision.Agents.All.Where(a => a.Identities.Any(i => i.Issuer == Identity.StaticKeys.Issuer)).Select(a => a.Id));
+            Log.StaticKeysEnabled(_logger, revision.Number, weak);
+        }
+
         // Tell YARP after the gateway's own view switched: a request routed by the new routes
         // then always finds their credentials.
         previous?.SignalChange();
@@ -145,5 +151,8 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
 
         [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Configuration reload failed unexpectedly; the current revision keeps serving")]
         public static partial void ReloadFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "STATIC API KEYS ARE ENABLED (revision {ConfigRevision}). They never expire and prove nothing about who holds them: use them for development only. Weak agents: {WeakAgents}")]
+        public static partial void StaticKeysEnabled(ILogger logger, long configRevision, string weakAgents);
     }
 }

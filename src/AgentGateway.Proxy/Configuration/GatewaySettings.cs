@@ -22,6 +22,50 @@ public sealed record InboundSettings
 
     /// <summary>How an agent shows which user it acts for (on-behalf-of hops).</summary>
     public DelegationSettings Delegation { get; init; } = new();
+
+    /// <summary>Agents that authenticate with a client certificate from a CA of their own (mTLS).</summary>
+    public ClientCertificateSettings? ClientCertificates { get; init; }
+
+    /// <summary>SPIFFE identities: X509-SVIDs on the TLS connection, JWT-SVIDs as bearer tokens.</summary>
+    public SpiffeSettings? Spiffe { get; init; }
+
+    /// <summary>Static API keys: a development switch, off unless enabled.</summary>
+    public StaticKeySettings StaticKeys { get; init; } = new();
+}
+
+/// <summary><c>Gateway:Inbound:ClientCertificates</c>. Needs an https listener (Kestrel endpoint);
+/// the gateway asks for a client certificate there and checks it itself.</summary>
+public sealed record ClientCertificateSettings
+{
+    /// <summary>Secret reference to the PEM CAs agents' certificates chain to; nothing else is trusted.</summary>
+    public string? TrustBundle { get; init; }
+}
+
+/// <summary><c>Gateway:Inbound:Spiffe</c>: one trust domain and its bundle.</summary>
+public sealed record SpiffeSettings
+{
+    /// <summary>e.g. <c>example.org</c>: only SPIFFE IDs in it are accepted.</summary>
+    public string? TrustDomain { get; init; }
+
+    /// <summary>Secret reference to the PEM X.509 roots of the trust domain (X509-SVIDs).</summary>
+    public string? X509Bundle { get; init; }
+
+    /// <summary>Secret reference to a JWKS with the trust domain's JWT-SVID keys.</summary>
+    public string? JwtBundle { get; init; }
+
+    /// <summary>Accepted <c>aud</c> values of JWT-SVIDs.</summary>
+    public string[] Audiences { get; init; } = [];
+}
+
+/// <summary><c>Gateway:Inbound:StaticKeys</c>: long-lived shared keys, for development only. Stored
+/// as SHA-256 hashes in agents' identities, compared in constant time; the gateway warns at every
+/// start and the inventory marks such agents weak.</summary>
+public sealed record StaticKeySettings
+{
+    public bool Enabled { get; init; }
+
+    /// <summary>The request header carrying the key (stripped before forwarding).</summary>
+    public string Header { get; init; } = "X-Agent-Key";
 }
 
 /// <summary><c>Gateway:Inbound:Delegation</c>: an agent acting for a user sends the user's access
@@ -99,6 +143,18 @@ public sealed record AgentIdentitySettings
     public string? Issuer { get; init; }
 
     public string? Subject { get; init; }
+
+    /// <summary>A SPIFFE ID (X509-SVID or JWT-SVID), e.g. <c>spiffe://example.org/agents/support</c>.</summary>
+    public string? Spiffe { get; init; }
+
+    /// <summary>A client certificate's SHA-256 thumbprint (hex).</summary>
+    public string? CertificateThumbprint { get; init; }
+
+    /// <summary>A client certificate SAN, as <c>dns:…</c>, <c>uri:…</c>, <c>email:…</c> or <c>ip:…</c>.</summary>
+    public string? CertificateSan { get; init; }
+
+    /// <summary>A static key's SHA-256 (hex), when <c>Inbound:StaticKeys:Enabled</c>.</summary>
+    public string? StaticKeySha256 { get; init; }
 }
 
 /// <summary><c>Gateway:Grants:{name}</c>: a named permission, re-checked on every request. Every

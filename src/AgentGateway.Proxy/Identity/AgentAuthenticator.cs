@@ -14,9 +14,15 @@ namespace AgentGateway.Proxy.Identity;
 /// <param name="Subject">The agent claim's value.</param>
 /// <param name="Token">The agent's verified access token: the actor token of on-behalf-of exchanges. Never printed.</param>
 /// <param name="Task">The task named by the token's task claim (<c>Gateway:Policy:Task:Claim</c>), if any.</param>
-public sealed record AuthenticatedAgent(Agent Agent, TrustedIssuer Issuer, string Subject, string Token, string? Task = null)
+/// <param name="IdentityKind">How it proved itself: the issuer's name for tokens, or <c>spiffe</c>,
+/// <c>x509-sha256</c>, <c>x509-san</c>, <c>static-key</c>.</param>
+public sealed record AuthenticatedAgent(Agent Agent, TrustedIssuer? Issuer, string Subject, string Token, string? Task = null, string? IdentityKind = null)
 {
-    public override string ToString() => $"agent {Agent.Id} ({Issuer.Name}:{Subject})";
+    public string Kind => IdentityKind ?? Issuer?.Name ?? "unknown";
+
+    public IdentityStrength Strength => IdentityKind == StaticKeys.Issuer ? IdentityStrength.Weak : IdentityStrength.Strong;
+
+    public override string ToString() => $"agent {Agent.Id} ({Kind}:{Subject})";
 }
 
 /// <summary>A delegation check: none presented (both null), a verified delegation, or why not.</summary>
@@ -64,7 +70,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
         var authorization = request.Headers.Authorization;
         if (authorization.Count == 0)
         {
-            return Fail(Refusal.Unauthenticated("no access token; send 'Authorization: Bearer <token>'"));
+            return await AuthenticateWithoutTokenAsync(request, revision);
         }
 
         if (authorization.Count > 1)
@@ -86,6 +92,11 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
         }
 
         var token = value[(proofScheme ? DpopPrefix.Length : BearerPrefix.Length)..];
+        if (!proofScheme && await TryJwtSvidAsync(token, revision) is { } svid)
+        {
+            return svid;
+        }
+
         var check = await ValidateAsync(token, revision, cancellationToken);
         if (check.Jwt is not { } jwt)
         {
@@ -309,6 +320,113 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
     }
 
     private static AuthenticationOutcome Fail(Refusal refusal) => AuthenticationOutcome.Fail(refusal);
+
+    /// <summary>No bearer token: a static key (when the development switch is on), else the TLS
+    /// connection's client certificate (mTLS, X509-SVID).</summary>
+    private async ValueTask<AuthenticationOutcome> AuthenticateWithoutTokenAsync(HttpRequest request, GatewayRevision revision)
+    {
+        var inbound = revision.Inbound;
+        if (inbound.StaticKeyHeader is { } header && request.Headers[header] is { Count: > 0 } keys)
+        {
+            if (keys.Count > 1 || string.IsNullOrEmpty(keys[0]))
+            {
+                return Fail(Refusal.BadRequest($"exactly one {header} header"));
+            }
+
+            return StaticKeys.Match(keys[0]!, revision.Agents.IdentitiesOf(StaticKeys.Issuer)) is { } key
+                ? Admit(revision, key, StaticKeys.Issuer)
+                : Fail(Refusal.AgentUnknown("no agent of the inventory has this key"));
+        }
+
+        if (inbound.Certificates.Enabled && await request.HttpContext.Connection.GetClientCertificateAsync(request.HttpContext.RequestAborted) is { } certificate)
+        {
+            var (candidates, refusal) = CertificateIdentity.Identify(certificate, inbound.Certificates, time.GetUtcNow());
+            if (refusal is { } refused)
+            {
+                return Fail(refused);
+            }
+
+            foreach (var key in candidates)
+            {
+                if (revision.Agents.TryFind(key, out _))
+                {
+                    return Admit(revision, key, key.Issuer);
+                }
+            }
+
+            return Fail(Refusal.AgentUnknown("no agent of the inventory has this certificate's identity"));
+        }
+
+        return Fail(Refusal.Unauthenticated("no access token; send 'Authorization: Bearer <token>'"));
+    }
+
+    private static readonly HashSet<string> SvidAlgorithms = new(StringComparer.Ordinal) { "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512" };
+
+    /// <summary>A JWT-SVID: a token without a trusted issuer whose <c>sub</c> is a SPIFFE ID, signed by a
+    /// key of the trust domain's JWT bundle, for one of the accepted audiences. Null when the token
+    /// is not one (it is then validated as an issuer's token).</summary>
+    private async ValueTask<AuthenticationOutcome?> TryJwtSvidAsync(string token, GatewayRevision revision)
+    {
+        if (revision.Inbound.Certificates.Spiffe is not { JwtKeys: { } keys } spiffe || !_handler.CanReadToken(token))
+        {
+            return null;
+        }
+
+        JsonWebToken jwt;
+        try
+        {
+            jwt = _handler.ReadJsonWebToken(token);
+        }
+        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException)
+        {
+            return null;
+        }
+
+        if ((!string.IsNullOrEmpty(jwt.Issuer) && revision.Inbound.TryGetIssuer(jwt.Issuer, out _))
+            || !jwt.TryGetPayloadValue<string>(JwtRegisteredClaimNames.Sub, out var subject) || subject?.StartsWith("spiffe://", StringComparison.Ordinal) != true)
+        {
+            return null;
+        }
+
+        var why = CertificateIdentity.CheckSpiffeId(subject, out var trustDomain);
+        if (why is not null || trustDomain != spiffe.TrustDomain)
+        {
+            return Fail(Refusal.Unauthenticated("the JWT-SVID's SPIFFE ID is invalid or outside this trust domain" + (why is null ? "" : ": " + why)));
+        }
+
+        var result = await _handler.ValidateTokenAsync(jwt, new TokenValidationParameters
+        {
+            IssuerSigningKeys = keys.GetSigningKeys(),
+            ValidateIssuer = false,
+            ValidAudiences = spiffe.Audiences,
+            ValidAlgorithms = SvidAlgorithms,
+            RequireExpirationTime = true,
+            ClockSkew = TimeSpan.FromSeconds(30),
+        });
+        return result.IsValid
+            ? Admit(revision, new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, subject), "spiffe-jwt")
+            : Fail(Refusal.Unauthenticated("the JWT-SVID is invalid: " + Explain(result.Exception)));
+    }
+
+    private AuthenticationOutcome Admit(GatewayRevision revision, AgentIdentityKey key, string kind)
+    {
+        if (!revision.Agents.TryFind(key, out var agent))
+        {
+            return Fail(Refusal.AgentUnknown("no agent of the inventory has this identity"));
+        }
+
+        if (agent!.ExpiresAt is { } expiresAt && expiresAt <= time.GetUtcNow())
+        {
+            return Fail(Refusal.AgentExpired($"agent '{agent.Id}' expired at {expiresAt:O}"));
+        }
+
+        if (agent.RequireDpop)
+        {
+            return Fail(Refusal.Unauthenticated($"agent '{agent.Id}' requires DPoP-bound tokens"));
+        }
+
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, null, key.Subject, string.Empty, null, kind));
+    }
 
     /// <summary>The <c>cnf.jkt</c> the token is bound to, or null.</summary>
     private static string? BoundThumbprint(JsonWebToken jwt) =>

@@ -34,6 +34,9 @@ public sealed class AgentDirectory(FrozenDictionary<AgentIdentityKey, Agent> byI
     public bool TryFind(AgentIdentityKey identity, out Agent? agent) => byIdentity.TryGetValue(identity, out agent);
 
     public bool TryGet(string id, out Agent? agent) => byId.TryGetValue(id, out agent);
+
+    /// <summary>The identities of one kind (e.g. every static key's hash).</summary>
+    public IEnumerable<AgentIdentityKey> IdentitiesOf(string kind) => byIdentity.Keys.Where(k => k.Issuer == kind);
 }
 
 /// <summary>An identity as proven: the issuer's configured name and the agent claim's value.</summary>

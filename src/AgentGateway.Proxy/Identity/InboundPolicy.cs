@@ -6,6 +6,12 @@ namespace AgentGateway.Proxy.Identity;
 /// and how agents present the users they act for.</summary>
 public sealed class InboundPolicy(FrozenDictionary<string, TrustedIssuer> issuersByIss, int maxTokenBytes, DelegationPolicy delegation)
 {
+    /// <summary>Client certificates and SPIFFE identities.</summary>
+    public CertificateTrust Certificates { get; init; } = CertificateTrust.None;
+
+    /// <summary>The static-key header, or null when static keys are off (the default).</summary>
+    public string? StaticKeyHeader { get; init; }
+
     public int MaxTokenBytes { get; } = maxTokenBytes;
 
     public IReadOnlyCollection<TrustedIssuer> Issuers => issuersByIss.Values;

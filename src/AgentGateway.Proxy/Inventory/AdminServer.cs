@@ -163,7 +163,7 @@ public sealed partial class AdminServer(
             agent.ExpiresAt,
             agent.ExpiresAt is { } expires && expires <= now,
             revocation is null ? null : new RevocationView(revocation.At, revocation.By, revocation.Reason),
-            "strong",
+            agent.Identities.Any(i => i.Issuer == StaticKeys.Issuer) ? "weak" : "strong",
             lastSeen,
             lastSeen is null || now - lastSeen > revision.Admin.DormantAfter,
             uses.ToDictionary(u => u.Key.ToString(), u => u.Value));

@@ -50,7 +50,7 @@ internal sealed class GatewayMiddleware(
             if (outcome.Agent is { } identified)
             {
                 GatewayTelemetry.Stamp(identify, identified.Agent.Id, user: null);
-                identify?.SetTag(GatewayTelemetry.Tags.AgentIssuer, identified.Issuer.Name);
+                identify?.SetTag(GatewayTelemetry.Tags.AgentIssuer, identified.Kind);
             }
             else
             {
@@ -66,7 +66,7 @@ internal sealed class GatewayMiddleware(
         }
 
         GatewayTelemetry.Stamp(activity, agent.Agent.Id, user: null);
-        activity?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Issuer.Name);
+        activity?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Kind);
         if (revocations.TryGet(agent.Agent.Id, out var revoked))
         {
             await refusals.WriteAsync(context, Refusal.AgentRevoked($"agent '{agent.Agent.Id}' was revoked at {revoked!.At:O}"), routeId, agent.Agent.Id);

@@ -30,7 +30,7 @@ internal sealed partial class HopCredentialTransform(
             return;
         }
 
-        string[] control = [feature.Revision.Inbound.Delegation.Header, feature.Revision.Policy.TaskHeader];
+        string[] control = [feature.Revision.Inbound.Delegation.Header, feature.Revision.Policy.TaskHeader, feature.Revision.Inbound.StaticKeyHeader ?? feature.Revision.Policy.TaskHeader];
         StripHeaders(context.ProxyRequest.Headers, feature.Route.Credential?.HeaderName, control);
         if (context.ProxyRequest.Content is { } content)
         {
@@ -125,6 +125,7 @@ internal sealed partial class HopCredentialTransform(
             if (InboundCredentials.IsCredentialHeader(header.Key)
                 || InboundCredentials.SameHeader(header.Key, control[0])
                 || InboundCredentials.SameHeader(header.Key, control[1])
+                || InboundCredentials.SameHeader(header.Key, control[2])
                 || (inject is not null && InboundCredentials.SameHeader(header.Key, inject)))
             {
                 (remove ??= []).Add(header.Key);

@@ -30,6 +30,9 @@ public sealed class GatewayInstance : IAsyncDisposable
 
     public Uri Address { get; }
 
+    /// <summary>Every address the gateway listens on (e.g. http and https endpoints).</summary>
+    public IReadOnlyList<Uri> Addresses => [.. _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Select(a => new Uri(a))];
+
     public HttpClient Client { get; }
 
     public GatewayConfigProvider Config => _app.Services.GetRequiredService<GatewayConfigProvider>();
@@ -56,7 +59,8 @@ public sealed class GatewayInstance : IAsyncDisposable
         });
         await app.MapAgentGatewayAsync();
         await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        var address = addresses.FirstOrDefault(a => a.StartsWith("http://", StringComparison.Ordinal)) ?? addresses.First();
         return new GatewayInstance(app, file, logs, new Uri(address));
     }
 

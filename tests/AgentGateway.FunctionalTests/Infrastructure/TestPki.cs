@@ -37,6 +37,26 @@ public sealed class TestPki : IDisposable
     public X509Certificate2 IssueClient(string name, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null) =>
         Issue($"CN={name}", "1.3.6.1.5.5.7.3.2", notBefore ?? DateTimeOffset.UtcNow.AddMinutes(-5), notAfter ?? DateTimeOffset.UtcNow.AddDays(1), san => san.AddDnsName(name));
 
+    /// <summary>An X509-SVID-shaped certificate: the given URI SANs, and the basic constraints and key
+    /// usage a test wants to get right or wrong.</summary>
+    public X509Certificate2 IssueSvid(string[] uris, bool certificateAuthority = false, X509KeyUsageFlags usage = X509KeyUsageFlags.DigitalSignature)
+    {
+        var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=svid", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(usage, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+        var san = new SubjectAlternativeNameBuilder();
+        foreach (var uri in uris)
+        {
+            san.AddUri(new Uri(uri));
+        }
+
+        request.CertificateExtensions.Add(san.Build());
+        using var issued = request.Create(Authority, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(16));
+        return issued.CopyWithPrivateKey(key);
+    }
+
     /// <summary>Writes the certificate and its key as two PEM files; returns their paths.</summary>
     public (string Certificate, string Key) WritePem(X509Certificate2 certificate, string? certificatePath = null, string? keyPath = null)
     {

@@ -1,0 +1,222 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json.Nodes;
+using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace AgentGateway.FunctionalTests.Identity;
+
+/// <summary>
+/// Agent identity beyond bearer tokens, with certificates made in the test: plain mTLS (by
+/// thumbprint and by SAN), SPIFFE X509-SVIDs (valid, and bad of each kind), JWT-SVIDs against the
+/// trust domain's JWT bundle, and static keys behind their development switch.
+/// </summary>
+[Collection(GatewayCollection.Name)]
+public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
+{
+    private const string TrustDomain = "example.org";
+    private const string SpiffeId = "spiffe://example.org/agents/support";
+    private readonly TestPki _serverCa = TestPki.Create("gateway server CA");
+    private readonly TestPki _agentCa = TestPki.Create("agent CA");
+    private readonly TestPki _spiffeCa = TestPki.Create("example.org SPIFFE CA");
+    private readonly TestPki _strangerCa = TestPki.Create("someone else's CA");
+    private readonly ECDsa _jwtKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+
+    public Task InitializeAsync() => fx.ResetAsync();
+
+    public Task DisposeAsync()
+    {
+        _serverCa.Dispose();
+        _agentCa.Dispose();
+        _spiffeCa.Dispose();
+        _strangerCa.Dispose();
+        _jwtKey.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task An_mtls_agent_is_known_by_its_thumbprint_or_its_san_and_a_foreign_ca_is_refused()
+    {
+        var byThumbprint = _agentCa.IssueClient("bot-one.agents.example");
+        var bySan = _agentCa.IssueClient("bot-two.agents.example");
+        var foreign = _strangerCa.IssueClient("bot-two.agents.example");
+        var config = WithHttps(fx.Config(withRedis: false));
+        config["Gateway"]!["Inbound"]!["ClientCertificates"] = new JsonObject { ["TrustBundle"] = "file:" + _agentCa.WriteAuthorityPem() };
+        var identities = config["Gateway"]!["Agents"]!["support-bot"]!["Identities"]!.AsArray();
+        identities.Add(new JsonObject { ["CertificateThumbprint"] = Convert.ToHexString(byThumbprint.GetCertHash(HashAlgorithmName.SHA256)) });
+        identities.Add(new JsonObject { ["CertificateSan"] = "dns:bot-two.agents.example" });
+        await using var gateway = await GatewayInstance.StartAsync(config);
+
+        using var first = await SendAsync(gateway, byThumbprint, "/crm/accounts");
+        using var second = await SendAsync(gateway, bySan, "/crm/accounts");
+        using var stranger = await SendAsync(gateway, foreign, "/crm/accounts");
+        using var forged = await SendAsync(gateway, null, "/crm/accounts", ("X-Client-Cert", Convert.ToBase64String(byThumbprint.RawData)));
+
+        Assert.True(first.StatusCode == HttpStatusCode.OK, await first.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        await ProblemAssert.IsProblemAsync(stranger, HttpStatusCode.Unauthorized, "unauthenticated");
+        await ProblemAssert.IsProblemAsync(forged, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Equal(2, fx.Crm.Received.Count);
+        Assert.Null(fx.Crm.Header(0, "X-Client-Cert"));
+    }
+
+    [Fact]
+    public async Task A_valid_x509_svid_maps_to_its_agent()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(WithSpiffe(fx.Config(withRedis: false)));
+
+        using var response = await SendAsync(gateway, _spiffeCa.IssueSvid([SpiffeId]), "/crm/accounts");
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        Assert.Single(fx.Crm.Received);
+    }
+
+    public static TheoryData<string, string> BadSvids => new()
+    {
+        { "two URI SANs", "exactly one URI SAN" },
+        { "CA leaf", "must not be a CA" },
+        { "certifies", "never certifies" },
+        { "other trust domain", "trust domain" },
+        { "port in the trust domain", "SPIFFE ID is invalid" },
+        { "query in the path", "SPIFFE ID is invalid" },
+        { "foreign CA", "does not chain" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSvids))]
+    public async Task Bad_x509_svids_are_refused(string variant, string expected)
+    {
+        await using var gateway = await GatewayInstance.StartAsync(WithSpiffe(fx.Config(withRedis: false)));
+        var certificate = variant switch
+        {
+            "two URI SANs" => _spiffeCa.IssueSvid([SpiffeId, "spiffe://example.org/agents/other"]),
+            "CA leaf" => _spiffeCa.IssueSvid([SpiffeId], certificateAuthority: true),
+            "certifies" => _spiffeCa.IssueSvid([SpiffeId], usage: X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyCertSign),
+            "other trust domain" => _spiffeCa.IssueSvid(["spiffe://evil.example/agents/support"]),
+            "port in the trust domain" => _spiffeCa.IssueSvid(["spiffe://example.org:8443/agents/support"]),
+            "query in the path" => _spiffeCa.IssueSvid(["spiffe://example.org/agents/support?admin=1"]),
+            "foreign CA" => _strangerCa.IssueSvid([SpiffeId]),
+            _ => throw new ArgumentOutOfRangeException(nameof(variant)),
+        };
+
+        using var response = await SendAsync(gateway, certificate, "/crm/accounts");
+
+        var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Contains(expected, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Empty(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task A_jwt_svid_is_checked_against_the_trust_domains_jwt_bundle()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(WithSpiffe(fx.Config(withRedis: false)));
+        using var otherKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+
+        using var valid = await gateway.GetAsAgentAsync("/crm/accounts", JwtSvid(_jwtKey, SpiffeId, "agentgateway"));
+        using var wrongAudience = await gateway.GetAsAgentAsync("/crm/accounts", JwtSvid(_jwtKey, SpiffeId, "somebody-else"));
+        using var wrongKey = await gateway.GetAsAgentAsync("/crm/accounts", JwtSvid(otherKey, SpiffeId, "agentgateway"));
+        using var wrongDomain = await gateway.GetAsAgentAsync("/crm/accounts", JwtSvid(_jwtKey, "spiffe://evil.example/agents/support", "agentgateway"));
+
+        Assert.True(valid.StatusCode == HttpStatusCode.OK, await valid.Content.ReadAsStringAsync());
+        await ProblemAssert.IsProblemAsync(wrongAudience, HttpStatusCode.Unauthorized, "unauthenticated");
+        await ProblemAssert.IsProblemAsync(wrongKey, HttpStatusCode.Unauthorized, "unauthenticated");
+        await ProblemAssert.IsProblemAsync(wrongDomain, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Single(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task Static_keys_work_only_behind_their_switch_warn_loudly_and_never_reach_the_upstream()
+    {
+        const string key = "dev-static-key-canary-0123456789";
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+        var config = fx.Config(withRedis: false);
+        config["Gateway"]!["Agents"]!["support-bot"]!["Identities"]!.AsArray().Add(new JsonObject { ["StaticKeySha256"] = hash });
+
+        await using (var off = await GatewayInstance.StartAsync(config))
+        {
+            using var refused = await SendAsync(off, null, "/crm/accounts", ("X-Agent-Key", key));
+            await ProblemAssert.IsProblemAsync(refused, HttpStatusCode.Unauthorized, "unauthenticated");
+        }
+
+        config["Gateway"]!["Inbound"]!["StaticKeys"] = new JsonObject { ["Enabled"] = true };
+        await using var on = await GatewayInstance.StartAsync(config);
+        using var accepted = await SendAsync(on, null, "/crm/accounts", ("X-Agent-Key", key));
+        using var wrong = await SendAsync(on, null, "/crm/accounts", ("X-Agent-Key", key + "x"));
+
+        Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+        await ProblemAssert.IsProblemAsync(wrong, HttpStatusCode.Unauthorized, "agent-unknown");
+        Assert.Contains(on.Logs.Lines, l => l.Contains("STATIC API KEYS ARE ENABLED", StringComparison.Ordinal) && l.Contains("support-bot", StringComparison.Ordinal));
+        Assert.Single(fx.Crm.Received);
+        fx.Crm.AssertNeverSaw(key);
+    }
+
+    private JsonObject WithHttps(JsonObject config)
+    {
+        var (certificate, key) = _serverCa.WritePem(_serverCa.IssueServer());
+        config["Kestrel"] = new JsonObject
+        {
+            ["Endpoints"] = new JsonObject
+            {
+                ["Http"] = new JsonObject { ["Url"] = "http://127.0.0.1:0" },
+                ["Agents"] = new JsonObject
+                {
+                    ["Url"] = "https://127.0.0.1:0",
+                    ["Certificate"] = new JsonObject { ["Path"] = certificate, ["KeyPath"] = key },
+                },
+            },
+        };
+        return config;
+    }
+
+    private JsonObject WithSpiffe(JsonObject config)
+    {
+        var jwks = Path.Combine(Path.GetTempPath(), $"agentgateway-jwks-{Guid.NewGuid():N}.json");
+        var p = _jwtKey.ExportParameters(false);
+        File.WriteAllText(jwks, $$"""{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","x":"{{Base64UrlEncoder.Encode(p.Q.X!)}}","y":"{{Base64UrlEncoder.Encode(p.Q.Y!)}}"}]}""");
+        config = WithHttps(config);
+        config["Gateway"]!["Inbound"]!["Spiffe"] = new JsonObject
+        {
+            ["TrustDomain"] = TrustDomain,
+            ["X509Bundle"] = "file:" + _spiffeCa.WriteAuthorityPem(),
+            ["JwtBundle"] = "file:" + jwks,
+            ["Audiences"] = new JsonArray("agentgateway"),
+        };
+        config["Gateway"]!["Agents"]!["support-bot"]!["Identities"]!.AsArray().Add(new JsonObject { ["Spiffe"] = SpiffeId });
+        return config;
+    }
+
+    private static string JwtSvid(ECDsa key, string subject, string audience) =>
+        new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Subject = new System.Security.Claims.ClaimsIdentity([new System.Security.Claims.Claim("sub", subject)]),
+            Audience = audience,
+            Expires = DateTime.UtcNow.AddMinutes(5),
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key) { KeyId = "k1" }, SecurityAlgorithms.EcdsaSha256),
+        });
+
+    /// <summary>A request over the gateway's https endpoint, presenting <paramref name="certificate"/>.</summary>
+    private async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, X509Certificate2? certificate, string path, params (string Name, string Value)[] headers)
+    {
+        var https = gateway.Addresses.FirstOrDefault(a => a.Scheme == Uri.UriSchemeHttps);
+        var handler = new SocketsHttpHandler();
+        // The gateway's own certificate is from the test's server CA, and only that CA is trusted.
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => server is X509Certificate2 c && _serverCa.Issued(c);
+        if (certificate is not null)
+        {
+            handler.SslOptions.ClientCertificates = [certificate];
+        }
+
+        using var http = new HttpClient(handler) { BaseAddress = https ?? gateway.Address };
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        return await http.SendAsync(request);
+    }
+}
