@@ -83,7 +83,7 @@ public sealed class CredentialSetFactory(
             sealer = new TokenSealer(current, previous);
         }
 
-        return new TokenCache(localCache, sharedCache, sealer, time, loggers.CreateLogger<TokenCache>());
+        return new TokenCache(localCache, sharedCache, sealer, time, loggers.CreateLogger<TokenCache>()) { MaxLifetime = definition.MaxTokenLifetime };
     }
 
     private static byte[]? ResolveKey(SecretReference reference, string path, ConfigProblems problems)

@@ -2,6 +2,7 @@ using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Health;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Pipeline;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -24,6 +25,13 @@ public static class GatewayApplicationExtensions
     private static void MapEndpoints(IEndpointRouteBuilder endpoints)
     {
         HealthEndpoints.Map(endpoints);
+        // The keys that verify provenance assertions (public halves only).
+        endpoints.MapGet("/.well-known/jwks.json", static (HttpContext context) =>
+        {
+            var signer = context.RequestServices.GetRequiredService<GatewayConfigProvider>().Current.Provenance;
+            context.Response.Headers.CacheControl = "public, max-age=300";
+            return Results.Text(signer.Jwks, "application/jwk-set+json");
+        });
         endpoints.MapReverseProxy(static proxy => proxy.UseMiddleware<GatewayMiddleware>());
         // Anything no route matches gets a problem body too, not an empty 404.
         endpoints.MapFallback(static context => ProblemResponse.WriteAsync(context, Refusal.NoRoute()));

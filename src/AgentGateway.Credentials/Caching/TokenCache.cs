@@ -68,6 +68,9 @@ public sealed partial class TokenCache
 
     private bool SharedUsable => _sealer is not null && _shared.IsAvailable;
 
+    /// <summary>The longest any hop token is kept (<c>Gateway:Cache:MaxTokenLifetime</c>).</summary>
+    public TimeSpan MaxLifetime { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>Gets the token for <paramref name="key"/>: from process memory, else the shared
     /// store, else fetched (once across replicas).</summary>
     /// <param name="key">Must be derived from every parameter that shapes the token.</param>
@@ -276,9 +279,18 @@ public sealed partial class TokenCache
     private async ValueTask<CachedToken> FetchCheckedAsync<TState>(TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch, CancellationToken cancellationToken)
     {
         var token = await fetch(state, cancellationToken);
-        if (token.ExpiresAt <= _time.GetUtcNow())
+        var now = _time.GetUtcNow();
+        if (token.ExpiresAt <= now)
         {
             throw new CredentialFetchException("the issuer returned a token that is already expired");
+        }
+
+        // Whatever the issuer grants, no hop token is kept past the configured maximum.
+        if (token.UseUntil > now + MaxLifetime)
+        {
+            var useUntil = now + MaxLifetime;
+            var refreshAfter = token.RefreshAfter < useUntil ? token.RefreshAfter : now + (MaxLifetime * 0.8);
+            token = token with { UseUntil = useUntil, RefreshAfter = refreshAfter };
         }
 
         return token;

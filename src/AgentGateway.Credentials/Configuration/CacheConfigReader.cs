@@ -9,6 +9,9 @@ namespace AgentGateway.Credentials.Configuration;
 public sealed record CacheDefinition(SecretReference? EncryptionKey, IReadOnlyList<SecretReference> PreviousEncryptionKeys)
 {
     public static CacheDefinition LocalOnly { get; } = new(null, []);
+
+    /// <summary>No hop token is kept longer than this, whatever its issuer says.</summary>
+    public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
 }
 
 public static class CacheConfigReader
@@ -50,6 +53,11 @@ public static class CacheConfigReader
             }
         }
 
-        return new CacheDefinition(current, previous);
+        if (settings.MaxTokenLifetime < TimeSpan.FromMinutes(1) || settings.MaxTokenLifetime > TimeSpan.FromDays(1))
+        {
+            problems.Add(section.Path + ":MaxTokenLifetime", "must be between 00:01:00 and 1.00:00:00");
+        }
+
+        return new CacheDefinition(current, previous) { MaxTokenLifetime = settings.MaxTokenLifetime };
     }
 }

@@ -149,4 +149,7 @@ public sealed record CacheSettings
     /// <summary>Secret references to keys being rotated out: entries sealed with them still open
     /// (until they expire), new entries use <see cref="EncryptionKey"/>.</summary>
     public string[] PreviousEncryptionKeys { get; init; } = [];
+
+    /// <summary>No hop token is kept longer than this, whatever its issuer grants (default one hour).</summary>
+    public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
 }

@@ -5,6 +5,7 @@ using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.Secrets;
 using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Policy;
+using AgentGateway.Proxy.Provenance;
 using AgentGateway.Proxy.Upstream;
 using AgentGateway.Proxy.Identity;
 using Microsoft.Extensions.Configuration;
@@ -33,7 +34,12 @@ public sealed class GatewayConfigLoader(
 
     public const string RouteInspectMetadataKey = "Inspect";
 
-    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin"];
+    public const string RouteProvenanceMetadataKey = "Provenance";
+
+    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin", "Provenance"];
+
+    /// <summary>Without a configured key: one generated per process, so a reload keeps it.</summary>
+    private static readonly Lazy<Microsoft.IdentityModel.Tokens.SecurityKey> EphemeralProvenanceKey = new(ProvenanceSigner.Ephemeral);
 
     private static readonly string[] DefaultAlgorithms = ["RS256", "PS256", "ES256"];
 
@@ -72,6 +78,7 @@ public sealed class GatewayConfigLoader(
         var policy = PolicyConfigReader.ReadPolicy(gateway.GetSection("Policy"), grants, problems);
         var audit = ReadAudit(gateway.GetSection("Audit"), problems);
         var admin = ReadAdmin(gateway.GetSection("Admin"), inbound.Names, problems);
+        var provenance = ReadProvenance(gateway.GetSection("Provenance"), problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
 
         if (problems.Any)
@@ -95,6 +102,7 @@ public sealed class GatewayConfigLoader(
                 Redis = string.IsNullOrWhiteSpace(redis) ? null : redis,
                 AuditPath = audit,
                 Admin = admin,
+                Provenance = provenance!,
             },
             []);
     }
@@ -132,6 +140,11 @@ public sealed class GatewayConfigLoader(
             problems.Add(section.Path + ":ClockSkew", "must be between 00:00:00 and 00:05:00");
         }
 
+        if (settings.MaxTokenLifetime < TimeSpan.FromMinutes(1) || settings.MaxTokenLifetime > TimeSpan.FromDays(1))
+        {
+            problems.Add(section.Path + ":MaxTokenLifetime", "must be between 00:01:00 and 1.00:00:00");
+        }
+
         if (settings.MaxTokenBytes is < 512 or > 256 * 1024)
         {
             problems.Add(section.Path + ":MaxTokenBytes", "must be between 512 and 262144");
@@ -167,6 +180,7 @@ public sealed class GatewayConfigLoader(
         {
             Certificates = certificates,
             StaticKeyHeader = settings.StaticKeys.Enabled ? settings.StaticKeys.Header : null,
+            MaxTokenLifetime = settings.MaxTokenLifetime,
         };
         return (policy, names);
     }
@@ -420,6 +434,66 @@ public sealed class GatewayConfigLoader(
         return new AgentIdentityKey(issuerName, identity.Subject);
     }
 
+    private ProvenanceSigner? ReadProvenance(IConfigurationSection section, ConfigProblems problems)
+    {
+        var s = SectionReader.Read<ProvenanceSettings>(section, problems);
+        if (string.IsNullOrEmpty(s.Header) || !s.Header.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+        {
+            problems.Add(section.Path + ":Header", "must be a header name of letters, digits and '-'");
+        }
+
+        if (s.Lifetime < TimeSpan.FromSeconds(5) || s.Lifetime > TimeSpan.FromMinutes(10))
+        {
+            problems.Add(section.Path + ":Lifetime", "must be between 00:00:05 and 00:10:00: the assertion covers one request");
+        }
+
+        var current = s.SigningKey is null ? EphemeralProvenanceKey.Value : ReadSigningKey(section.Path + ":SigningKey", s.SigningKey, problems);
+        var previous = new List<Microsoft.IdentityModel.Tokens.SecurityKey>();
+        for (var i = 0; i < s.PreviousKeys.Length; i++)
+        {
+            if (ReadSigningKey($"{section.Path}:PreviousKeys:{i}", s.PreviousKeys[i], problems) is { } old)
+            {
+                previous.Add(old);
+            }
+        }
+
+        return current is null ? null : new ProvenanceSigner(new ProvenanceOptions(s.Header, s.Issuer, s.Lifetime), current, previous, time);
+    }
+
+    private static Microsoft.IdentityModel.Tokens.AsymmetricSecurityKey? ReadSigningKey(string path, string reference, ConfigProblems problems)
+    {
+        if (!SecretReference.TryParse(reference, out var parsed, out var error) || !SecretResolver.TryResolve(parsed.Value, out var pem, out error))
+        {
+            problems.Add(path, error!);
+            return null;
+        }
+
+        Microsoft.IdentityModel.Tokens.AsymmetricSecurityKey key;
+        try
+        {
+            var ec = System.Security.Cryptography.ECDsa.Create();
+            ec.ImportFromPem(pem!.Reveal());
+            key = new Microsoft.IdentityModel.Tokens.ECDsaSecurityKey(ec);
+        }
+        catch (Exception ex) when (ex is ArgumentException or System.Security.Cryptography.CryptographicException)
+        {
+            try
+            {
+                var rsa = System.Security.Cryptography.RSA.Create();
+                rsa.ImportFromPem(pem!.Reveal());
+                key = new Microsoft.IdentityModel.Tokens.RsaSecurityKey(rsa);
+            }
+            catch (Exception inner) when (inner is ArgumentException or System.Security.Cryptography.CryptographicException)
+            {
+                problems.Add(path, "does not hold a PEM EC or RSA private key");
+                return null;
+            }
+        }
+
+        key.KeyId = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(Microsoft.IdentityModel.Tokens.JsonWebKeyConverter.ConvertFromSecurityKey(key).ComputeJwkThumbprint());
+        return key;
+    }
+
     private static AdminPolicy ReadAdmin(IConfigurationSection section, IReadOnlySet<string> issuers, ConfigProblems problems)
     {
         var s = SectionReader.Read<AdminSettings>(section, problems);
@@ -568,6 +642,22 @@ public sealed class GatewayConfigLoader(
             {
                 // The credential failed to build (already reported); the route still exists for the grants that name it.
                 result[route.RouteId] = new GatewayRoute(route.RouteId, CredentialName.None, null, inspect);
+            }
+        }
+
+        // Provenance is a per-route switch, whatever the route's credential.
+        foreach (var route in routes)
+        {
+            if (route.Metadata?.TryGetValue(RouteProvenanceMetadataKey, out var flag) == true && result.TryGetValue(route.RouteId, out var compiled))
+            {
+                if (bool.TryParse(flag, out var on))
+                {
+                    result[route.RouteId] = compiled with { Provenance = on };
+                }
+                else
+                {
+                    problems.Add($"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteProvenanceMetadataKey}", "must be true or false");
+                }
             }
         }
 

@@ -3,6 +3,7 @@ using AgentGateway.Credentials;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Policy;
+using AgentGateway.Proxy.Provenance;
 using Yarp.ReverseProxy.Configuration;
 
 namespace AgentGateway.Proxy.Configuration;
@@ -38,6 +39,9 @@ public sealed class GatewayRevision
 
     public required string? Redis { get; init; }
 
+    /// <summary>Signs provenance assertions and publishes its keys.</summary>
+    public required ProvenanceSigner Provenance { get; init; }
+
     /// <summary>Who may call the admin API, and when an agent counts as dormant.</summary>
     public AdminPolicy Admin { get; init; } = AdminPolicy.None;
 
@@ -50,7 +54,11 @@ public sealed class GatewayRevision
 /// <param name="CredentialName">The hop credential's name, or <see cref="CredentialName.None"/>.</param>
 /// <param name="Credential">The source, or null when the hop needs none.</param>
 /// <param name="Inspect">Which bodies are read and decided on (<c>Metadata:Inspect</c>).</param>
-public sealed record GatewayRoute(string RouteId, string CredentialName, ICredentialSource? Credential, BodyKind Inspect);
+public sealed record GatewayRoute(string RouteId, string CredentialName, ICredentialSource? Credential, BodyKind Inspect)
+{
+    /// <summary>Send the upstream a signed provenance assertion (<c>Metadata:Provenance = true</c>).</summary>
+    public bool Provenance { get; init; }
+}
 
 /// <summary>The admin API's callers (an issuer and its allowed subjects) and the dormancy period.</summary>
 public sealed record AdminPolicy(string? Issuer, FrozenSet<string> Subjects, TimeSpan DormantAfter)

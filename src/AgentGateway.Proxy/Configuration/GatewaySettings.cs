@@ -17,6 +17,9 @@ public sealed record InboundSettings
     /// <summary>Longer Authorization values are refused before any parsing.</summary>
     public int MaxTokenBytes { get; init; } = 16 * 1024;
 
+    /// <summary>Agent tokens that live longer than this (exp − iat) are refused: minutes, not days.</summary>
+    public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>Trusted issuers of agent access tokens, by a name agents' identities refer to.</summary>
     public Dictionary<string, IssuerSettings> Issuers { get; init; } = [];
 
@@ -233,6 +236,25 @@ public sealed record TimeWindowSettings
 
     /// <summary>IANA time zone id. Default UTC.</summary>
     public string TimeZone { get; init; } = "UTC";
+}
+
+/// <summary><c>Gateway:Provenance</c>: the signed assertion routes with <c>Metadata:Provenance = true</c>
+/// send upstream, and the key that signs it.</summary>
+public sealed record ProvenanceSettings
+{
+    /// <summary>Secret reference to a PEM private key (EC P-256 or RSA). Absent: a key generated at
+    /// start — fine for one replica; replicas behind one load balancer need a shared key.</summary>
+    public string? SigningKey { get; init; }
+
+    /// <summary>Secret references to keys rotated out: still published, no longer signing.</summary>
+    public string[] PreviousKeys { get; init; } = [];
+
+    public string Header { get; init; } = "AgentGateway-Provenance";
+
+    /// <summary>The assertions' <c>iss</c>.</summary>
+    public string Issuer { get; init; } = "agentgateway";
+
+    public TimeSpan Lifetime { get; init; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary><c>Gateway:Admin</c>: the inventory and revocation API, on its own listener.</summary>

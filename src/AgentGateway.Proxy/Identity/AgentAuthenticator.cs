@@ -20,6 +20,9 @@ public sealed record AuthenticatedAgent(Agent Agent, TrustedIssuer? Issuer, stri
 {
     public string Kind => IdentityKind ?? Issuer?.Name ?? "unknown";
 
+    /// <summary>For an agent class: which instance of it this is (its identity's subject).</summary>
+    public string? Instance { get; init; }
+
     public IdentityStrength Strength => IdentityKind == StaticKeys.Issuer ? IdentityStrength.Weak : IdentityStrength.Strong;
 
     public override string ToString() => $"agent {Agent.Id} ({Kind}:{Subject})";
@@ -105,6 +108,20 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
 
         var issuer = check.Issuer!;
         var now = time.GetUtcNow();
+        // A long-lived agent token is a static key with extra steps: lifetime is exp − iat (or nbf).
+        var issued = jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) ? DateTimeOffset.FromUnixTimeSeconds(iat)
+            : jwt.ValidFrom != DateTime.MinValue ? new DateTimeOffset(jwt.ValidFrom, TimeSpan.Zero) : (DateTimeOffset?)null;
+        if (issued is null)
+        {
+            return Fail(Refusal.Unauthenticated("the token says neither when it was issued (iat) nor from when it is valid (nbf)"));
+        }
+
+        var lifetime = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) - issued.Value;
+        if (lifetime > revision.Inbound.MaxTokenLifetime)
+        {
+            return Fail(Refusal.TokenLifetimeTooLong($"the token lives {lifetime.TotalMinutes:0} minutes; at most {revision.Inbound.MaxTokenLifetime.TotalMinutes:0} are accepted (Gateway:Inbound:MaxTokenLifetime)"));
+        }
+
         if (!jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject) || string.IsNullOrEmpty(subject))
         {
             return Fail(Refusal.AgentUnknown($"the token has no '{issuer.AgentClaim}' claim naming the agent"));

@@ -9,6 +9,9 @@ public sealed class InboundPolicy(FrozenDictionary<string, TrustedIssuer> issuer
     /// <summary>Client certificates and SPIFFE identities.</summary>
     public CertificateTrust Certificates { get; init; } = CertificateTrust.None;
 
+    /// <summary>Agent tokens living longer than this are refused.</summary>
+    public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>The static-key header, or null when static keys are off (the default).</summary>
     public string? StaticKeyHeader { get; init; }
 

@@ -30,7 +30,14 @@ internal sealed partial class HopCredentialTransform(
             return;
         }
 
-        string[] control = [feature.Revision.Inbound.Delegation.Header, feature.Revision.Policy.TaskHeader, feature.Revision.Inbound.StaticKeyHeader ?? feature.Revision.Policy.TaskHeader];
+        string[] control =
+        [
+            feature.Revision.Inbound.Delegation.Header,
+            feature.Revision.Policy.TaskHeader,
+            feature.Revision.Inbound.StaticKeyHeader ?? feature.Revision.Policy.TaskHeader,
+            // The agent can neither supply nor influence the provenance assertion.
+            feature.Revision.Provenance.Options.Header,
+        ];
         StripHeaders(context.ProxyRequest.Headers, feature.Route.Credential?.HeaderName, control);
         if (context.ProxyRequest.Content is { } content)
         {
@@ -44,6 +51,7 @@ internal sealed partial class HopCredentialTransform(
 
         if (feature.Route.Credential is not { } source)
         {
+            AddProvenance(context, feature, credentialName: null);
             return;
         }
 
@@ -97,6 +105,7 @@ internal sealed partial class HopCredentialTransform(
         }
 
         feature.Injected = credential;
+        AddProvenance(context, feature, credential.CredentialName);
         secrets.Remember(credential);
         activity.Used(feature.Agent.Agent.Id, credential.Kind);
         GatewayTelemetry.CredentialUses.Add(
@@ -104,6 +113,19 @@ internal sealed partial class HopCredentialTransform(
             new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialKind, credential.Kind.ToString()),
             new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialSource, credential.Source.ToString()));
         await audit.CredentialUsedAsync(context.HttpContext, feature, credential, context.DestinationPrefix);
+    }
+
+    private static void AddProvenance(RequestTransformContext context, GatewayRequestFeature feature, string? credentialName)
+    {
+        if (!feature.Route.Provenance)
+        {
+            return;
+        }
+
+        var signer = feature.Revision.Provenance;
+        var assertion = signer.Sign(feature, credentialName, Activity.Current?.TraceId.ToHexString());
+        context.ProxyRequest.Headers.Remove(signer.Options.Header);
+        context.ProxyRequest.Headers.TryAddWithoutValidation(signer.Options.Header, assertion);
     }
 
     /// <summary>Who acts and where, on each of the gateway's spans.</summary>
@@ -126,6 +148,7 @@ internal sealed partial class HopCredentialTransform(
                 || InboundCredentials.SameHeader(header.Key, control[0])
                 || InboundCredentials.SameHeader(header.Key, control[1])
                 || InboundCredentials.SameHeader(header.Key, control[2])
+                || InboundCredentials.SameHeader(header.Key, control[3])
                 || (inject is not null && InboundCredentials.SameHeader(header.Key, inject)))
             {
                 (remove ??= []).Add(header.Key);

@@ -20,6 +20,8 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
 
     public static Refusal AgentExpired(string detail) => new(401, "agent-expired", "The agent is past its expiry", detail);
 
+    public static Refusal TokenLifetimeTooLong(string detail) => new(401, "token-lifetime-too-long", "The agent's token lives longer than this gateway accepts", detail);
+
     public static Refusal AgentRevoked(string detail) => new(401, "agent-revoked", "The agent has been revoked", detail);
 
     public static Refusal DelegationInvalid(string detail) => new(401, "delegation-invalid", "The delegation the agent presented could not be verified", detail);

@@ -141,6 +141,31 @@ public sealed class TokenCacheTests
         Assert.Equal(now + TimeSpan.FromSeconds(lifetimeSeconds), token.ExpiresAt);
     }
 
+    [Fact]
+    public async Task A_token_the_issuer_grants_for_days_is_kept_no_longer_than_the_configured_maximum()
+    {
+        var capped = new TokenCache(Hybrid(), NoSharedCacheStore.Instance, null, _time, NullLogger<TokenCache>.Instance) { MaxLifetime = TimeSpan.FromMinutes(10) };
+        var fetches = 0;
+        ValueTask<CachedToken> Fetch(int _, CancellationToken __) =>
+            ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromDays(2), TimeSpan.FromMinutes(1), "fp", jitter: 0.99));
+
+        var first = await capped.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        _time.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1));
+        var second = await capped.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        await capped.RefreshesSettledAsync();
+
+        Assert.Equal(_time.GetUtcNow() - TimeSpan.FromMinutes(10) - TimeSpan.FromSeconds(1) + TimeSpan.FromMinutes(10), first.Token.UseUntil);
+        Assert.Equal(("token-2", CredentialSource.Fetched), (second.Token.AccessToken, second.Source));
+    }
+
+    private HybridCache Hybrid()
+    {
+        var services = new ServiceCollection();
+        services.AddHybridCache();
+        services.AddSingleton<TimeProvider>(_time);
+        return services.BuildServiceProvider().GetRequiredService<HybridCache>();
+    }
+
     private TokenCache NewCache()
     {
         var services = new ServiceCollection();

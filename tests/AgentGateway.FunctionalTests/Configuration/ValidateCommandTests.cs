@@ -283,6 +283,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(PolicySettings), "policy")]
     [InlineData(typeof(AuditSettings), "audit")]
     [InlineData(typeof(AdminSettings), "admin")]
+    [InlineData(typeof(ProvenanceSettings), "provenance")]
     public void The_schema_describes_every_setting_the_code_reads(Type settings, string definition)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
