@@ -9,7 +9,7 @@ namespace AgentGateway.Host;
 /// the admin API, printed for people.</summary>
 internal static class AgentsCommand
 {
-    private const string Usage = "Usage: agentgateway agents list|show ID|revoke ID [--reason TEXT] --admin URL [--token TOKEN]";
+    private const string Usage = "Usage: agentgateway agents list|show ID|revoke ID [--instance INSTANCE] [--reason TEXT] --admin URL [--token TOKEN]";
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -29,7 +29,11 @@ internal static class AgentsCommand
         {
             "list" => new HttpRequestMessage(HttpMethod.Get, "/admin/agents"),
             "show" => new HttpRequestMessage(HttpMethod.Get, $"/admin/agents/{Uri.EscapeDataString(id!)}"),
-            _ => new HttpRequestMessage(HttpMethod.Post, $"/admin/agents/{Uri.EscapeDataString(id!)}/revoke")
+            _ => new HttpRequestMessage(
+                HttpMethod.Post,
+                Option(args, "--instance") is { } instance
+                    ? $"/admin/agents/{Uri.EscapeDataString(id!)}/instances/{Uri.EscapeDataString(instance)}/revoke"
+                    : $"/admin/agents/{Uri.EscapeDataString(id!)}/revoke")
             {
                 Content = new StringContent(JsonSerializer.Serialize(new Dictionary<string, string?> { ["reason"] = Option(args, "--reason") }), Encoding.UTF8, "application/json"),
             },
@@ -67,6 +71,12 @@ internal static class AgentsCommand
                     await stdout.WriteAsync(Details(json.RootElement));
                     break;
                 default:
+                    if (Option(args, "--instance") is { } revokedInstance)
+                    {
+                        await stdout.WriteLineAsync($"{id} instance {revokedInstance} revoked; every replica refuses it now, the class's other instances go on.");
+                        break;
+                    }
+
                     var revoked = json.RootElement.GetProperty("revoked");
                     await stdout.WriteLineAsync($"{id} revoked by {revoked.GetProperty("by").GetString()} at {revoked.GetProperty("at").GetString()}; every replica refuses it now.");
                     break;
@@ -78,16 +88,17 @@ internal static class AgentsCommand
 
     private static string Table(JsonElement agents)
     {
-        string[] header = ["AGENT", "OWNER", "STATE", "GRANTS", "LAST SEEN", "EXPIRES"];
-        var rows = agents.EnumerateArray().Select(a => new[]
+        string[] header = ["AGENT", "KIND", "OWNER", "STATE", "GRANTS", "LAST SEEN", "EXPIRES"];
+        var rows = agents.EnumerateArray().SelectMany(a => Instances(a).Prepend(new[]
         {
             a.GetProperty("id").GetString()!,
+            Text(a, "kind") ?? "configured",
             a.GetProperty("owner").GetString()!,
             State(a),
             string.Join(",", a.GetProperty("grants").EnumerateArray().Select(g => g.GetString())),
             Text(a, "lastSeen") ?? "never",
             Text(a, "expiresAt") ?? "-",
-        }).ToList();
+        })).ToList();
         var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
         var output = new StringBuilder();
         foreach (var row in rows.Prepend(header))
@@ -97,6 +108,21 @@ internal static class AgentsCommand
 
         return output.ToString();
     }
+
+    /// <summary>A class's instances, as indented rows under it.</summary>
+    private static IEnumerable<string[]> Instances(JsonElement agent) =>
+        agent.TryGetProperty("instances", out var instances) && instances.ValueKind == JsonValueKind.Array
+            ? instances.EnumerateArray().Select(i => new[]
+            {
+                "  " + i.GetProperty("id").GetString(),
+                "instance",
+                "",
+                i.TryGetProperty("revoked", out _) ? "revoked" : "active",
+                "",
+                Text(i, "lastSeen") ?? "never",
+                "",
+            })
+            : [];
 
     private static string Details(JsonElement agent)
     {

@@ -71,6 +71,9 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<AgentGateway.Proxy.Inventory.AgentActivity>();
         services.TryAddSingleton<AgentGateway.Proxy.Inventory.RevocationStore>();
         services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Inventory.RevocationStore>());
+        services.TryAddSingleton<AgentGateway.Proxy.Inventory.EphemeralAgentStore>();
+        services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Inventory.EphemeralAgentStore>());
+        services.TryAddSingleton<AgentGateway.Proxy.Inventory.AgentResolver>();
         services.TryAddSingleton<AgentGateway.Proxy.Inventory.AdminServer>();
         services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Inventory.AdminServer>());
         services.TryAddSingleton<SecretIndex>();

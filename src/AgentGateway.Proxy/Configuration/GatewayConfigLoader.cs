@@ -77,7 +77,7 @@ public sealed class GatewayConfigLoader(
         var grants = PolicyConfigReader.ReadGrants(gateway.GetSection("Grants"), gatewayRoutes, problems);
         var policy = PolicyConfigReader.ReadPolicy(gateway.GetSection("Policy"), grants, problems);
         var audit = ReadAudit(gateway.GetSection("Audit"), problems);
-        var admin = ReadAdmin(gateway.GetSection("Admin"), inbound.Names, problems);
+        var admin = ReadAdmin(gateway.GetSection("Admin"), inbound.Names, grants, problems);
         var provenance = ReadProvenance(gateway.GetSection("Provenance"), problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
 
@@ -361,6 +361,39 @@ public sealed class GatewayConfigLoader(
         return new TrustedIssuer(entry.Key, iss, s.Audiences, s.AgentClaim, s.Algorithms, s.TokenTypes!, clockSkew, keys) { RequireDpop = s.RequireDpop };
     }
 
+    private static AgentClass? ReadClass(string path, AgentClassSettings s, Agent agent, Dictionary<string, string> issuers, ConfigProblems problems)
+    {
+        if (s.InstanceIdleTimeout < TimeSpan.FromMinutes(1))
+        {
+            problems.Add(path + ":InstanceIdleTimeout", "must be at least 00:01:00");
+        }
+
+        if (s.SpiffePrefix is { } prefix)
+        {
+            if (s.Issuer is not null || s.SubjectPattern is not null || !prefix.EndsWith('/') || CertificateIdentity.CheckSpiffeId(prefix.TrimEnd('/'), out _) is not null)
+            {
+                problems.Add(path + ":SpiffePrefix", "must be a SPIFFE ID ending with '/', and alone (no Issuer, no SubjectPattern)");
+                return null;
+            }
+
+            return new AgentClass(agent, CertificateIdentity.SpiffeIssuer, null, prefix, s.InstanceIdleTimeout);
+        }
+
+        if (s.Issuer is null || !issuers.TryGetValue(s.Issuer, out var issuer))
+        {
+            problems.Add(path + ":Issuer", $"names issuer '{s.Issuer}', which is not configured under Gateway:Inbound:Issuers");
+            return null;
+        }
+
+        if (string.IsNullOrEmpty(s.SubjectPattern) || s.SubjectPattern == "*")
+        {
+            problems.Add(path + ":SubjectPattern", "is required, and narrower than '*': a class is a family of agents, not the whole issuer");
+            return null;
+        }
+
+        return new AgentClass(agent, issuer, GlobPattern.ForName(s.SubjectPattern), null, s.InstanceIdleTimeout);
+    }
+
     /// <summary>One identity, of exactly one kind: (issuer, subject), a SPIFFE ID, a certificate
     /// thumbprint or SAN, or a static key's hash.</summary>
     private static AgentIdentityKey? ReadIdentity(AgentIdentitySettings identity, string path, Dictionary<string, string> issuers, ConfigProblems problems)
@@ -494,7 +527,7 @@ public sealed class GatewayConfigLoader(
         return key;
     }
 
-    private static AdminPolicy ReadAdmin(IConfigurationSection section, IReadOnlySet<string> issuers, ConfigProblems problems)
+    private static AdminPolicy ReadAdmin(IConfigurationSection section, IReadOnlySet<string> issuers, FrozenDictionary<string, Grant> grants, ConfigProblems problems)
     {
         var s = SectionReader.Read<AdminSettings>(section, problems);
         if (s.Urls is not null)
@@ -516,7 +549,42 @@ public sealed class GatewayConfigLoader(
             problems.Add(section.Path + ":DormantAfter", "must be at least 00:01:00");
         }
 
-        return new AdminPolicy(s.Issuer, s.Subjects.ToFrozenSet(StringComparer.Ordinal), s.DormantAfter);
+        var templates = new Dictionary<string, AgentTemplate>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, template) in s.Templates)
+        {
+            var path = $"{section.Path}:Templates:{name}";
+            for (var i = 0; i < template.Grants.Length; i++)
+            {
+                if (!grants.ContainsKey(template.Grants[i]))
+                {
+                    problems.Add($"{path}:Grants:{i}", $"names grant '{template.Grants[i]}', which is not configured under Gateway:Grants");
+                }
+            }
+
+            for (var i = 0; i < template.Issuers.Length; i++)
+            {
+                if (!issuers.Contains(template.Issuers[i]))
+                {
+                    problems.Add($"{path}:Issuers:{i}", $"names issuer '{template.Issuers[i]}', which is not configured under Gateway:Inbound:Issuers");
+                }
+            }
+
+            if (template.MaxTimeToLive < TimeSpan.FromMinutes(1) || template.MaxTimeToLive > TimeSpan.FromDays(1))
+            {
+                problems.Add(path + ":MaxTimeToLive", "must be between 00:01:00 and 1.00:00:00: ephemeral agents are short-lived");
+            }
+
+            templates[name] = new AgentTemplate(
+                name,
+                template.Grants.ToFrozenSet(StringComparer.OrdinalIgnoreCase),
+                template.Issuers.ToFrozenSet(StringComparer.OrdinalIgnoreCase),
+                template.MaxTimeToLive);
+        }
+
+        return new AdminPolicy(s.Issuer, s.Subjects.ToFrozenSet(StringComparer.Ordinal), s.DormantAfter)
+        {
+            Templates = templates.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
+        };
     }
 
     private static string? ReadAudit(IConfigurationSection section, ConfigProblems problems)
@@ -674,6 +742,7 @@ public sealed class GatewayConfigLoader(
     {
         var byIdentity = new Dictionary<AgentIdentityKey, Agent>();
         var byId = new Dictionary<string, Agent>(StringComparer.OrdinalIgnoreCase);
+        var classes = new List<AgentClass>();
         var canonicalIssuer = issuerNames.ToDictionary(n => n, n => n, StringComparer.OrdinalIgnoreCase);
         foreach (var entry in section.GetChildren())
         {
@@ -689,7 +758,7 @@ public sealed class GatewayConfigLoader(
                 problems.Add(entry.Path + ":Owner", "is required: every agent has someone who answers for it");
             }
 
-            if (s.Identities.Length == 0)
+            if (s.Identities.Length == 0 && s.Class is null)
             {
                 problems.Add(entry.Path + ":Identities", "at least one identity is required, or the agent can never be recognised");
             }
@@ -744,8 +813,13 @@ public sealed class GatewayConfigLoader(
             {
                 byIdentity[key] = agent;
             }
+
+            if (s.Class is { } agentClass && ReadClass(entry.Path + ":Class", agentClass, agent, canonicalIssuer, problems) is { } compiled)
+            {
+                classes.Add(compiled);
+            }
         }
 
-        return new AgentDirectory(byIdentity.ToFrozenDictionary(), byId.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
+        return new AgentDirectory(byIdentity.ToFrozenDictionary(), byId.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase)) { Classes = classes };
     }
 }

@@ -64,4 +64,10 @@ public sealed record GatewayRoute(string RouteId, string CredentialName, ICreden
 public sealed record AdminPolicy(string? Issuer, FrozenSet<string> Subjects, TimeSpan DormantAfter)
 {
     public static AdminPolicy None { get; } = new(null, FrozenSet<string>.Empty, TimeSpan.FromDays(7));
+
+    /// <summary>Templates for just-in-time registration, by name.</summary>
+    public FrozenDictionary<string, AgentTemplate> Templates { get; init; } = FrozenDictionary<string, AgentTemplate>.Empty;
 }
+
+/// <summary>The most an ephemeral agent registered from this template may get.</summary>
+public sealed record AgentTemplate(string Name, FrozenSet<string> Grants, FrozenSet<string> Issuers, TimeSpan MaxTimeToLive);

@@ -135,8 +135,29 @@ public sealed record AgentSettings
     /// <summary>This agent's tokens must be DPoP-bound, whatever its issuer requires.</summary>
     public bool RequireDpop { get; init; }
 
+    /// <summary>Makes this entry a class: every identity matching it is an instance of this agent,
+    /// tracked (and revocable) on its own.</summary>
+    public AgentClassSettings? Class { get; init; }
+
     /// <summary>Names of <c>Gateway:Grants</c> entries.</summary>
     public string[] Grants { get; init; } = [];
+}
+
+/// <summary><c>Agents:{id}:Class</c>: which identities are instances of the agent: tokens of
+/// <see cref="Issuer"/> whose agent claim matches <see cref="SubjectPattern"/>, or SPIFFE IDs under
+/// <see cref="SpiffePrefix"/>.</summary>
+public sealed record AgentClassSettings
+{
+    public string? Issuer { get; init; }
+
+    /// <summary>A pattern with <c>*</c>, e.g. <c>worker-*</c>.</summary>
+    public string? SubjectPattern { get; init; }
+
+    /// <summary>e.g. <c>spiffe://example.org/workers/</c> (ends with '/').</summary>
+    public string? SpiffePrefix { get; init; }
+
+    /// <summary>An instance not seen for this long is forgotten.</summary>
+    public TimeSpan InstanceIdleTimeout { get; init; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>An identity that maps to an agent: a token from <see cref="Issuer"/> (a name under
@@ -275,6 +296,22 @@ public sealed record AdminSettings
 
     /// <summary>Without Redis: a file revocations are appended to and read back at start.</summary>
     public string? RevocationsFile { get; init; }
+
+    /// <summary>What just-in-time registered agents may be given, by template name.</summary>
+    public Dictionary<string, AgentTemplateSettings> Templates { get; init; } = [];
+}
+
+/// <summary><c>Admin:Templates:{name}</c>: the most an ephemeral agent registered from it may get.</summary>
+public sealed record AgentTemplateSettings
+{
+    /// <summary>Grants a registration may pick from.</summary>
+    public string[] Grants { get; init; } = [];
+
+    /// <summary>Issuers the agent's identities may come from.</summary>
+    public string[] Issuers { get; init; } = [];
+
+    /// <summary>The longest time to live a registration may ask for.</summary>
+    public TimeSpan MaxTimeToLive { get; init; } = TimeSpan.FromHours(1);
 }
 
 /// <summary><c>Gateway:Audit</c>: the hash-chained audit trail of every credential use and refusal.

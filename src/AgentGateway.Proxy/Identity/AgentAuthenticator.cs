@@ -1,5 +1,6 @@
 using AgentGateway.Credentials;
 using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Inventory;
 using AgentGateway.Proxy.Problems;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -57,7 +58,7 @@ public readonly record struct AuthenticationOutcome(AuthenticatedAgent? Agent, R
 /// <c>iss</c>, applies the stricter rules the threat model asks for, and maps the verified
 /// claim to the inventory.
 /// </summary>
-public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider time, ILogger<AgentAuthenticator> logger)
+public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver resolver, TimeProvider time, ILogger<AgentAuthenticator> logger)
 {
     private const string BearerPrefix = "Bearer ";
     private const string DpopPrefix = "DPoP ";
@@ -127,7 +128,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
             return Fail(Refusal.AgentUnknown($"the token has no '{issuer.AgentClaim}' claim naming the agent"));
         }
 
-        if (!revision.Agents.TryFind(new AgentIdentityKey(issuer.Name, subject), out var agent))
+        if (!resolver.TryResolve(revision, new AgentIdentityKey(issuer.Name, subject), out var agent, out var instance))
         {
             return Fail(Refusal.AgentUnknown("no agent of the inventory has this identity"));
         }
@@ -166,7 +167,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
             task = named;
         }
 
-        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject, token, task));
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject, token, task) { Instance = instance });
     }
 
     /// <summary>
@@ -365,7 +366,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
 
             foreach (var key in candidates)
             {
-                if (revision.Agents.TryFind(key, out _))
+                if (resolver.TryResolve(revision, key, out _, out _))
                 {
                     return Admit(revision, key, key.Issuer);
                 }
@@ -427,7 +428,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
 
     private AuthenticationOutcome Admit(GatewayRevision revision, AgentIdentityKey key, string kind)
     {
-        if (!revision.Agents.TryFind(key, out var agent))
+        if (!resolver.TryResolve(revision, key, out var agent, out var instance))
         {
             return Fail(Refusal.AgentUnknown("no agent of the inventory has this identity"));
         }
@@ -442,7 +443,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, TimeProvider 
             return Fail(Refusal.Unauthenticated($"agent '{agent.Id}' requires DPoP-bound tokens"));
         }
 
-        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, null, key.Subject, string.Empty, null, kind));
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, null, key.Subject, string.Empty, null, kind) { Instance = instance });
     }
 
     /// <summary>The <c>cnf.jkt</c> the token is bound to, or null.</summary>

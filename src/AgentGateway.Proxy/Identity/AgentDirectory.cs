@@ -26,9 +26,46 @@ public sealed record Agent(
     public bool RequireDpop { get; init; }
 }
 
+/// <summary>A class of agents: identities of <see cref="Issuer"/> matching <see cref="Pattern"/> (a
+/// subject pattern, or a SPIFFE ID prefix) are instances of <see cref="Agent"/>.</summary>
+public sealed record AgentClass(Agent Agent, string Issuer, GlobPattern? Pattern, string? Prefix, TimeSpan IdleTimeout)
+{
+    public bool Matches(AgentIdentityKey key) =>
+        string.Equals(key.Issuer, Issuer, StringComparison.OrdinalIgnoreCase)
+        && (Pattern?.IsMatch(key.Subject) ?? key.Subject.StartsWith(Prefix!, StringComparison.Ordinal));
+}
+
 /// <summary>The inventory: which verified identity is which agent.</summary>
 public sealed class AgentDirectory(FrozenDictionary<AgentIdentityKey, Agent> byIdentity, FrozenDictionary<string, Agent> byId)
 {
+    /// <summary>Agent classes, tried in order after the exact identities.</summary>
+    public IReadOnlyList<AgentClass> Classes { get; init; } = [];
+
+    /// <summary>The class an agent id defines, if it is one.</summary>
+    public AgentClass? ClassOf(string agentId) => Classes.FirstOrDefault(c => string.Equals(c.Agent.Id, agentId, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>An exact identity, else the first class it is an instance of (the instance is its subject).</summary>
+    public bool TryResolve(AgentIdentityKey identity, out Agent? agent, out string? instance)
+    {
+        instance = null;
+        if (byIdentity.TryGetValue(identity, out agent))
+        {
+            return true;
+        }
+
+        foreach (var agentClass in Classes)
+        {
+            if (agentClass.Matches(identity))
+            {
+                agent = agentClass.Agent;
+                instance = identity.Subject;
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public IReadOnlyCollection<Agent> All => byId.Values;
 
     public bool TryFind(AgentIdentityKey identity, out Agent? agent) => byIdentity.TryGetValue(identity, out agent);

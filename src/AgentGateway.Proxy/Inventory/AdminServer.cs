@@ -53,6 +53,8 @@ public sealed partial class AdminServer(
         _app.MapGet("/admin/agents", (Delegate)ListAsync);
         _app.MapGet("/admin/agents/{id}", (Delegate)ShowAsync);
         _app.MapPost("/admin/agents/{id}/revoke", (Delegate)RevokeAsync);
+        _app.MapPost("/admin/agents/{id}/instances/{instance}/revoke", (Delegate)RevokeInstanceAsync);
+        _app.MapPost("/admin/agents", (Delegate)RegisterAsync);
         _app.MapGet("/admin/config/status", (Delegate)StatusAsync);
         _app.MapFallback(static context => ProblemResponse.WriteAsync(context, Refusal.NoRoute()));
         await _app.StartAsync(cancellationToken);
@@ -95,21 +97,23 @@ public sealed partial class AdminServer(
     private Task<IResult> ListAsync(HttpContext context)
     {
         var revision = Revision();
-        return Task.FromResult(Results.Json(revision.Agents.All.OrderBy(a => a.Id, StringComparer.Ordinal).Select(a => View(a, revision)).ToList(), Json));
+        var configured = revision.Agents.All.Select(a => View(a, revision));
+        var ephemeral = Ephemeral.All.Select(e => View(Compile(e, revision)!, revision));
+        return Task.FromResult(Results.Json(configured.Concat(ephemeral).OrderBy(a => a.Id, StringComparer.Ordinal).ToList(), Json));
     }
 
     private Task<IResult> ShowAsync(string id, HttpContext context)
     {
         var revision = Revision();
-        return Task.FromResult(revision.Agents.TryGet(id, out var agent)
-            ? Results.Json(View(agent!, revision), Json)
+        return Task.FromResult(Find(id, revision) is { } agent
+            ? Results.Json(View(agent, revision), Json)
             : (IResult)Problem(Refusal.AgentUnknownInInventory(id)));
     }
 
     private async Task<IResult> RevokeAsync(string id, HttpContext context)
     {
         var revision = Revision();
-        if (!revision.Agents.TryGet(id, out var agent))
+        if (Find(id, revision) is not { } agent)
         {
             return Problem(Refusal.AgentUnknownInInventory(id));
         }
@@ -139,6 +143,125 @@ public sealed partial class AdminServer(
         return Results.Json(View(agent, revision), Json);
     }
 
+    /// <summary>Revokes one instance of an agent class; the class and its other instances go on.</summary>
+    private async Task<IResult> RevokeInstanceAsync(string id, string instance, HttpContext context)
+    {
+        var revision = Revision();
+        if (revision.Agents.ClassOf(id) is not { } agentClass)
+        {
+            return Problem(Refusal.AgentUnknownInInventory(id));
+        }
+
+        var caller = (string)context.Items[typeof(AdminServer)]!;
+        var key = RevocationStore.InstanceKey(agentClass.Agent.Id, instance);
+        var revocations = gateway.GetRequiredService<RevocationStore>();
+        if (!revocations.TryGet(key, out _))
+        {
+            await revocations.RevokeAsync(key, caller, await ReasonAsync(context), context.RequestAborted);
+            await gateway.GetRequiredService<AuditLog>().RevokedAsync(context, key, caller, null);
+        }
+
+        return Results.Json(View(agentClass.Agent, revision), Json);
+    }
+
+    /// <summary>Just-in-time registration of an ephemeral agent from a template. Configured agents
+    /// stay read-only: an id they use cannot be registered.</summary>
+    private async Task<IResult> RegisterAsync(HttpContext context)
+    {
+        var revision = Revision();
+        Registration? registration;
+        try
+        {
+            registration = await JsonSerializer.DeserializeAsync<Registration>(context.Request.Body, Json, context.RequestAborted);
+        }
+        catch (JsonException)
+        {
+            registration = null;
+        }
+
+        if (registration is not { Id: { } id, Owner: { } owner, Template: { } templateName, TimeToLive: { } ttl } || !AgentGateway.Credentials.CredentialName.IsValid(id))
+        {
+            return Problem(Refusal.BadRequest("a registration needs id (letters, digits, '-', '_', '.'), owner, template, timeToLive (hh:mm:ss), grants and identities"));
+        }
+
+        if (Find(id, revision) is not null)
+        {
+            return Problem(Refusal.Conflict($"agent '{id}' exists; configured agents are read-only through the API"));
+        }
+
+        if (!revision.Admin.Templates.TryGetValue(templateName, out var template))
+        {
+            return Problem(Refusal.BadRequest($"no template '{templateName}' (Gateway:Admin:Templates)"));
+        }
+
+        var grants = registration.Grants ?? [];
+        if (grants.Length == 0)
+        {
+            return Problem(Refusal.BadRequest("name at least one grant"));
+        }
+
+        if (grants.FirstOrDefault(g => !template.Grants.Contains(g)) is { } extra)
+        {
+            return Problem(Refusal.BadRequest($"template '{template.Name}' does not allow grant '{extra}'"));
+        }
+
+        if (ttl <= TimeSpan.Zero || ttl > template.MaxTimeToLive)
+        {
+            return Problem(Refusal.BadRequest($"timeToLive must be above zero and at most {template.MaxTimeToLive} (template '{template.Name}')"));
+        }
+
+        var identities = registration.Identities ?? [];
+        if (identities.Length == 0 || identities.Any(i => i.Issuer is null || string.IsNullOrEmpty(i.Subject) || !template.Issuers.Contains(i.Issuer)))
+        {
+            return Problem(Refusal.BadRequest($"identities must come from the template's issuers ({string.Join(", ", template.Issuers)})"));
+        }
+
+        foreach (var identity in identities)
+        {
+            var key = new AgentIdentityKey(identity.Issuer, identity.Subject);
+            if (revision.Agents.TryResolve(key, out var holder, out _) || Ephemeral.Owns(key))
+            {
+                return Problem(Refusal.Conflict($"identity ({identity.Issuer}, {identity.Subject}) already belongs to an agent{(holder is null ? "" : $" ('{holder.Id}')")}"));
+            }
+        }
+
+        var now = gateway.GetRequiredService<TimeProvider>().GetUtcNow();
+        var agent = new EphemeralAgent(id, owner, registration.Description, template.Name, grants, identities, now, now + ttl, (string)context.Items[typeof(AdminServer)]!);
+        await Ephemeral.RegisterAsync(agent);
+        return Results.Json(View(Compile(agent, revision)!, revision), Json, statusCode: StatusCodes.Status201Created);
+    }
+
+    private static async Task<string?> ReasonAsync(HttpContext context)
+    {
+        if (context.Request.ContentLength is null or 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+            return body.RootElement.TryGetProperty("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private EphemeralAgentStore Ephemeral => gateway.GetRequiredService<EphemeralAgentStore>();
+
+    /// <summary>A configured agent (or class), else a live ephemeral one.</summary>
+    private Agent? Find(string id, GatewayRevision revision) =>
+        revision.Agents.TryGet(id, out var agent) ? agent
+        : Ephemeral.TryGet(id, out var ephemeral) && ephemeral!.ExpiresAt > gateway.GetRequiredService<TimeProvider>().GetUtcNow() ? Compile(ephemeral, revision)
+        : null;
+
+    private Agent? Compile(EphemeralAgent ephemeral, GatewayRevision revision) =>
+        ephemeral.Identities.Count > 0 && Ephemeral.TryResolve(revision, new AgentIdentityKey(ephemeral.Identities[0].Issuer, ephemeral.Identities[0].Subject), out var agent)
+            ? agent
+            : null;
+
     private Task<IResult> StatusAsync(HttpContext context)
     {
         var status = gateway.GetRequiredService<GatewayConfigProvider>().Status;
@@ -151,9 +274,24 @@ public sealed partial class AdminServer(
 
     private AgentView View(Agent agent, GatewayRevision revision)
     {
-        var (lastSeen, uses) = gateway.GetRequiredService<AgentActivity>().Of(agent.Id);
+        var activity = gateway.GetRequiredService<AgentActivity>();
+        var seen = activity.Of(agent.Id);
+        var (lastSeen, uses) = (seen.LastSeen, seen.Uses);
         var now = gateway.GetRequiredService<TimeProvider>().GetUtcNow();
-        gateway.GetRequiredService<RevocationStore>().TryGet(agent.Id, out var revocation);
+        var revocations = gateway.GetRequiredService<RevocationStore>();
+        revocations.TryGet(agent.Id, out var revocation);
+        var agentClass = revision.Agents.ClassOf(agent.Id);
+        IReadOnlyList<InstanceView>? instances = agentClass is null ? null :
+        [
+            .. activity.InstancesOf(agent.Id, agentClass.IdleTimeout).Select(i => new InstanceView(
+                i.Id,
+                i.FirstSeen,
+                i.LastSeen,
+                i.Requests,
+                i.Uses.ToDictionary(u => u.Key.ToString(), u => u.Value),
+                revocations.TryGet(RevocationStore.InstanceKey(agent.Id, i.Id), out var r) ? new RevocationView(r!.At, r.By, r.Reason) : null)),
+        ];
+        Ephemeral.TryGet(agent.Id, out var ephemeral);
         return new AgentView(
             agent.Id,
             agent.Owner,
@@ -166,7 +304,14 @@ public sealed partial class AdminServer(
             agent.Identities.Any(i => i.Issuer == StaticKeys.Issuer) ? "weak" : "strong",
             lastSeen,
             lastSeen is null || now - lastSeen > revision.Admin.DormantAfter,
-            uses.ToDictionary(u => u.Key.ToString(), u => u.Value));
+            uses.ToDictionary(u => u.Key.ToString(), u => u.Value))
+        {
+            Kind = agentClass is not null ? "class" : ephemeral is not null ? "ephemeral" : "configured",
+            Class = agentClass is null ? null : agentClass.Prefix ?? $"{agentClass.Issuer}:{agentClass.Pattern}",
+            Instances = instances,
+            Template = ephemeral?.Template,
+            CreatedBy = ephemeral?.CreatedBy,
+        };
     }
 
     /// <summary>The same problem body as every other refusal (reason, trace id).</summary>
@@ -193,7 +338,24 @@ public sealed partial class AdminServer(
         string IdentityStrength,
         DateTimeOffset? LastSeen,
         bool Dormant,
-        IReadOnlyDictionary<string, long> CredentialUses);
+        IReadOnlyDictionary<string, long> CredentialUses)
+    {
+        /// <summary><c>configured</c>, <c>class</c> or <c>ephemeral</c>.</summary>
+        public string Kind { get; init; } = "configured";
+
+        public string? Class { get; init; }
+
+        public IReadOnlyList<InstanceView>? Instances { get; init; }
+
+        public string? Template { get; init; }
+
+        public string? CreatedBy { get; init; }
+    }
+
+    private sealed record InstanceView(string Id, DateTimeOffset? FirstSeen, DateTimeOffset? LastSeen, long Requests, IReadOnlyDictionary<string, long> CredentialUses, RevocationView? Revoked);
+
+    private sealed record Registration(
+        string? Id, string? Owner, string? Description, string? Template, string[]? Grants, EphemeralIdentity[]? Identities, TimeSpan? TimeToLive);
 
     private sealed record ConfigStatusView(long Revision, DateTimeOffset LoadedAt, DateTimeOffset? LastReloadFailedAt, IReadOnlyList<string> LastReloadProblems);
 

@@ -46,6 +46,9 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
 
     public IReadOnlyCollection<Revocation> All => [.. _revoked.Values];
 
+    /// <summary>The revocation id of one instance of an agent class.</summary>
+    public static string InstanceKey(string agentId, string instance) => agentId + "/" + instance;
+
     public bool TryGet(string agentId, out Revocation? revocation) => _revoked.TryGetValue(agentId, out revocation);
 
     public async Task StartAsync(CancellationToken cancellationToken)

@@ -67,13 +67,14 @@ internal sealed class GatewayMiddleware(
 
         GatewayTelemetry.Stamp(activity, agent.Agent.Id, user: null);
         activity?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Kind);
-        if (revocations.TryGet(agent.Agent.Id, out var revoked))
+        if (revocations.TryGet(agent.Agent.Id, out var revoked)
+            || (agent.Instance is { } instance && revocations.TryGet(RevocationStore.InstanceKey(agent.Agent.Id, instance), out revoked)))
         {
-            await refusals.WriteAsync(context, Refusal.AgentRevoked($"agent '{agent.Agent.Id}' was revoked at {revoked!.At:O}"), routeId, agent.Agent.Id);
+            await refusals.WriteAsync(context, Refusal.AgentRevoked($"agent '{revoked!.AgentId}' was revoked at {revoked.At:O}"), routeId, agent.Agent.Id);
             return;
         }
 
-        activityLog.Seen(agent.Agent.Id);
+        activityLog.Seen(agent.Agent.Id, agent.Instance);
         if (!agent.Agent.RouteGrants.ContainsKey(routeId))
         {
             // Decided before anything else is read: an agent with no business here gets nothing more.

@@ -107,7 +107,7 @@ internal sealed partial class HopCredentialTransform(
         feature.Injected = credential;
         AddProvenance(context, feature, credential.CredentialName);
         secrets.Remember(credential);
-        activity.Used(feature.Agent.Agent.Id, credential.Kind);
+        activity.Used(feature.Agent.Agent.Id, feature.Agent.Instance, credential.Kind);
         GatewayTelemetry.CredentialUses.Add(
             1,
             new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialKind, credential.Kind.ToString()),

@@ -59,6 +59,9 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
     public static Refusal RateLimited(string detail, TimeSpan retryAfter) =>
         new(429, "rate-limited", "The agent's rate limit for this grant is used up", detail) { RetryAfter = retryAfter };
 
+    // 409 (admin API)
+    public static Refusal Conflict(string detail) => new(409, "conflict", "The registration conflicts with an existing agent or identity", detail);
+
     // 404
     public static Refusal AgentUnknownInInventory(string id) => new(404, "agent-not-found", "No agent of the inventory has this id", $"no agent '{id}' is configured");
 

@@ -104,7 +104,7 @@ public sealed class AuthorizationServer : IAsyncDisposable
 
     /// <summary>Registers a confidential client with a secret, after start, allowed to ask for
     /// <paramref name="resources"/> (RFC 8707).</summary>
-    public async Task RegisterClientAsync(string clientId, string secret, IReadOnlyList<string> resources)
+    public async Task RegisterClientAsync(string clientId, string secret, IReadOnlyList<string> resources, params string[] scopes)
     {
         var descriptor = new OpenIddictApplicationDescriptor
         {
@@ -116,6 +116,11 @@ public sealed class AuthorizationServer : IAsyncDisposable
         foreach (var resource in resources)
         {
             descriptor.Permissions.Add(Permissions.Prefixes.Resource + resource);
+        }
+
+        foreach (var allowed in scopes)
+        {
+            descriptor.Permissions.Add(Permissions.Prefixes.Scope + allowed);
         }
 
         await using var scope = _app.Services.CreateAsyncScope();

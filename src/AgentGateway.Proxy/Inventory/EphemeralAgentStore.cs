@@ -1,0 +1,297 @@
+using System.Collections.Concurrent;
+using System.Collections.Frozen;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Identity;
+using AgentGateway.Proxy.Policy;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace AgentGateway.Proxy.Inventory;
+
+/// <summary>An identity of an ephemeral agent: an issuer's name and the agent claim's value.</summary>
+public sealed record EphemeralIdentity(string Issuer, string Subject);
+
+/// <summary>An agent registered just in time through the admin API, from a template, for a time to live.</summary>
+public sealed record EphemeralAgent(
+    string Id,
+    string Owner,
+    string? Description,
+    string Template,
+    IReadOnlyList<string> Grants,
+    IReadOnlyList<EphemeralIdentity> Identities,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset ExpiresAt,
+    string CreatedBy);
+
+/// <summary>
+/// Ephemeral agents, on every replica: registered in a Redis hash and announced on a channel (and
+/// re-read every few seconds), or kept in process without Redis. An agent is refused the moment
+/// its time to live ends (its expiry is checked on every request), and at that moment each
+/// replica purges the tokens it cached for it and forgets it.
+/// </summary>
+public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
+{
+    private const string HashKey = "agw:ephemeral";
+    private static readonly RedisChannel Channel = RedisChannel.Literal("agw:ephemeral");
+    private static readonly TimeSpan ReconcileInterval = TimeSpan.FromSeconds(3);
+
+    private readonly ConcurrentDictionary<string, Registered> _byId = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<AgentIdentityKey, string> _byIdentity = new();
+    private readonly IConnectionMultiplexer? _redis;
+    private readonly GatewayConfigProvider _config;
+    private readonly TimeProvider _time;
+    private readonly ILogger<EphemeralAgentStore> _logger;
+    private ITimer? _reconcile;
+
+    public EphemeralAgentStore(IServiceProvider services, GatewayConfigProvider config, TimeProvider time, ILogger<EphemeralAgentStore> logger)
+    {
+        _redis = services.GetService<IConnectionMultiplexer>();
+        _config = config;
+        _time = time;
+        _logger = logger;
+    }
+
+    public IReadOnlyCollection<EphemeralAgent> All => [.. _byId.Values.Select(r => r.Agent).Where(a => a.ExpiresAt > _time.GetUtcNow())];
+
+    public bool TryGet(string id, out EphemeralAgent? agent)
+    {
+        agent = _byId.TryGetValue(id, out var registered) ? registered.Agent : null;
+        return agent is not null;
+    }
+
+    /// <summary>The ephemeral agent an identity belongs to, compiled against <paramref name="revision"/>'s grants.</summary>
+    public bool TryResolve(GatewayRevision revision, AgentIdentityKey identity, out Agent? agent)
+    {
+        agent = null;
+        if (!_byIdentity.TryGetValue(identity, out var id) || !_byId.TryGetValue(id, out var registered))
+        {
+            return false;
+        }
+
+        agent = registered.For(revision);
+        return true;
+    }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_redis is null)
+        {
+            return;
+        }
+
+        await _redis.GetSubscriber().SubscribeAsync(Channel, (channel, message) => _ = LoadAsync(message!));
+        await ReconcileAsync();
+        _reconcile = _time.CreateTimer(_ => _ = ReconcileAsync(), null, ReconcileInterval, ReconcileInterval);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _reconcile?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        _reconcile?.Dispose();
+        foreach (var registered in _byId.Values)
+        {
+            registered.Expiry?.Dispose();
+        }
+    }
+
+    /// <summary>Registers <paramref name="agent"/> on every replica.</summary>
+    public async Task RegisterAsync(EphemeralAgent agent)
+    {
+        if (_redis is not null)
+        {
+            await _redis.GetDatabase().HashSetAsync(HashKey, agent.Id, JsonSerializer.Serialize(agent, EphemeralJsonContext.Default.EphemeralAgent));
+            await _redis.GetSubscriber().PublishAsync(Channel, agent.Id);
+        }
+
+        Apply(agent);
+    }
+
+    /// <summary>Whether an identity is already taken by an ephemeral agent.</summary>
+    public bool Owns(AgentIdentityKey identity) => _byIdentity.ContainsKey(identity);
+
+    private async Task LoadAsync(string id)
+    {
+        try
+        {
+            var json = await _redis!.GetDatabase().HashGetAsync(HashKey, id);
+            if (json.HasValue && Parse(json!) is { } agent)
+            {
+                Apply(agent);
+            }
+        }
+        catch (RedisException ex)
+        {
+            Log.ReadFailed(_logger, ex.GetType().Name);
+        }
+    }
+
+    private async Task ReconcileAsync()
+    {
+        try
+        {
+            var database = _redis!.GetDatabase();
+            foreach (var entry in await database.HashGetAllAsync(HashKey))
+            {
+                if (Parse(entry.Value!) is not { } agent)
+                {
+                    continue;
+                }
+
+                if (agent.ExpiresAt <= _time.GetUtcNow() - TimeSpan.FromMinutes(5))
+                {
+                    // Long expired: nobody needs the record any more.
+                    await database.HashDeleteAsync(HashKey, agent.Id);
+                }
+                else if (!_byId.ContainsKey(agent.Id))
+                {
+                    Apply(agent);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            Log.ReadFailed(_logger, ex.GetType().Name);
+        }
+    }
+
+    private void Apply(EphemeralAgent agent)
+    {
+        var remaining = agent.ExpiresAt - _time.GetUtcNow();
+        if (remaining <= TimeSpan.Zero || _byId.ContainsKey(agent.Id))
+        {
+            return;
+        }
+
+        var registered = new Registered(agent);
+        if (!_byId.TryAdd(agent.Id, registered))
+        {
+            return;
+        }
+
+        foreach (var identity in agent.Identities)
+        {
+            _byIdentity[new AgentIdentityKey(identity.Issuer, identity.Subject)] = agent.Id;
+        }
+
+        registered.Expiry = _time.CreateTimer(_ => _ = ExpireAsync(agent.Id), null, remaining, Timeout.InfiniteTimeSpan);
+        Log.Registered(_logger, agent.Id, agent.Template, agent.ExpiresAt);
+    }
+
+    private async Task ExpireAsync(string id)
+    {
+        if (!_byId.TryRemove(id, out var registered))
+        {
+            return;
+        }
+
+        registered.Expiry?.Dispose();
+        foreach (var identity in registered.Agent.Identities)
+        {
+            _byIdentity.TryRemove(new AgentIdentityKey(identity.Issuer, identity.Subject), out _);
+        }
+
+        // Its permissions end with it, and so do the tokens cached for it alone.
+        foreach (var source in _config.Current.Credentials.Sources)
+        {
+            await source.ForgetAgentAsync(id, CancellationToken.None);
+        }
+
+        Log.Expired(_logger, id);
+    }
+
+    private static EphemeralAgent? Parse(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, EphemeralJsonContext.Default.EphemeralAgent);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>An ephemeral agent and its compiled form for the serving revision.</summary>
+    private sealed class Registered(EphemeralAgent agent)
+    {
+        private (long Revision, Agent Agent)? _compiled;
+
+        public EphemeralAgent Agent { get; } = agent;
+
+        public ITimer? Expiry { get; set; }
+
+        public Agent For(GatewayRevision revision)
+        {
+            if (_compiled is { } compiled && compiled.Revision == revision.Number)
+            {
+                return compiled.Agent;
+            }
+
+            var routeGrants = new Dictionary<string, List<Grant>>(StringComparer.OrdinalIgnoreCase);
+            foreach (var name in Agent.Grants)
+            {
+                if (!revision.Grants.TryGetValue(name, out var grant))
+                {
+                    continue; // a grant removed by a reload is simply gone
+                }
+
+                foreach (var route in grant.Routes)
+                {
+                    (routeGrants.TryGetValue(route, out var list) ? list : routeGrants[route] = []).Add(grant);
+                }
+            }
+
+            var result = new Agent(
+                Agent.Id,
+                Agent.Owner,
+                Agent.Description,
+                Agent.ExpiresAt,
+                Agent.Grants,
+                routeGrants.ToFrozenDictionary(e => e.Key, e => (IReadOnlyList<Grant>)e.Value, StringComparer.OrdinalIgnoreCase))
+            {
+                Identities = [.. Agent.Identities.Select(i => new AgentIdentityKey(i.Issuer, i.Subject))],
+            };
+            _compiled = (revision.Number, result);
+            return result;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2901, Level = LogLevel.Information, Message = "Ephemeral agent {AgentId} registered from template {Template}, until {ExpiresAt:O}")]
+        public static partial void Registered(ILogger logger, string agentId, string template, DateTimeOffset expiresAt);
+
+        [LoggerMessage(EventId = 2902, Level = LogLevel.Information, Message = "Ephemeral agent {AgentId} expired: refused from now on, its cached tokens purged")]
+        public static partial void Expired(ILogger logger, string agentId);
+
+        [LoggerMessage(EventId = 2903, Level = LogLevel.Warning, Message = "Ephemeral agents could not be read from Redis ({Reason})")]
+        public static partial void ReadFailed(ILogger logger, string reason);
+    }
+}
+
+/// <summary>Resolves a proven identity to an agent: configured agents, agent classes, then ephemeral agents.</summary>
+public sealed class AgentResolver(EphemeralAgentStore ephemeral)
+{
+    public bool TryResolve(GatewayRevision revision, AgentIdentityKey identity, out Agent? agent, out string? instance)
+    {
+        if (revision.Agents.TryResolve(identity, out agent, out instance))
+        {
+            return true;
+        }
+
+        instance = null;
+        return ephemeral.TryResolve(revision, identity, out agent);
+    }
+}
+
+[JsonSerializable(typeof(EphemeralAgent))]
+internal sealed partial class EphemeralJsonContext : JsonSerializerContext;
