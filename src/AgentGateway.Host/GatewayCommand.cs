@@ -16,6 +16,9 @@ public static class GatewayCommand
     private const string Help = """
         Usage:
           agentgateway [run] --config FILE [--urls URLS]   start the gateway (run is the default verb)
+          agentgateway sandbox [--serve] [--redis]         the whole product in one process: a demo identity
+                                                          provider, upstreams, and an agent task played
+                                                          through the real gateway
           agentgateway validate FILE                      check a configuration, list every problem
           agentgateway audit verify FILE [--key REF]      check an audit log's hash chain; name the first broken record
           agentgateway agents list|show ID|revoke ID [--reason TEXT] --admin URL [--token TOKEN]
@@ -45,6 +48,8 @@ public static class GatewayCommand
                 return await AuditAsync(rest, stdout, stderr);
             case "agents":
                 return await AgentsCommand.RunAsync(rest, stdout, stderr);
+            case "sandbox":
+                return await Sandbox.SandboxCommand.RunAsync(rest, stdout, stderr);
             case "help":
                 await stdout.WriteLineAsync(Help);
                 return Ok;

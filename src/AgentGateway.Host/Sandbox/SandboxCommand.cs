@@ -1,0 +1,402 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AgentGateway.Proxy.Inventory;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ModelContextProtocol.Client;
+
+namespace AgentGateway.Host.Sandbox;
+
+/// <summary>
+/// <c>agentgateway sandbox</c>: the whole product in one process, with nothing outside it — a demo
+/// identity provider, an upstream for each hop kind, and the real gateway (the same host, the same
+/// pipeline) on its embedded default. It plays a short agent task through the gateway and prints
+/// each step the way a person wants to read it; what it prints about decisions and injected
+/// credentials comes from the gateway's own audit trail. Exit code 0 only if every step behaved.
+/// </summary>
+internal static class SandboxCommand
+{
+    private const string AgentId = "sandbox-agent";
+    private const string AgentSecret = "sandbox-agent-secret";
+    private const string Operator = "sandbox-operator";
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var serve = args.Contains("--serve");
+        var redis = args.Contains("--redis") ? "127.0.0.1:6379" : null;
+        var work = Directory.CreateTempSubdirectory("agentgateway-sandbox-");
+        var llmKey = "sk-sandbox-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+        Environment.SetEnvironmentVariable("AGW_SANDBOX_LLM_KEY", llmKey);
+        Environment.SetEnvironmentVariable("AGW_SANDBOX_CRM_SECRET", "sandbox-crm-secret");
+        Environment.SetEnvironmentVariable("AGW_SANDBOX_TOOLS_SECRET", "sandbox-tools-secret");
+        Environment.SetEnvironmentVariable("AGW_SANDBOX_CACHE_KEY", Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
+
+        await using var idp = new DemoIdentityProvider();
+        await idp.StartAsync();
+        idp.AddClient(AgentId, AgentSecret, "agentgateway");
+        idp.AddClient(Operator, "sandbox-operator-secret", "agentgateway");
+        idp.AddClient("crm-gateway", "sandbox-crm-secret", "crm-api");
+        idp.AddClient("tools-gateway", "sandbox-tools-secret", "tools");
+        // The managed identity SDK finds "this machine's" identity endpoint through its own override.
+        Environment.SetEnvironmentVariable("AZURE_POD_IDENTITY_AUTHORITY_HOST", idp.Url.TrimEnd('/'));
+        await using var upstreams = new DemoUpstreams(idp, llmKey);
+        await upstreams.StartAsync();
+
+        var configFile = Path.Combine(work.FullName, "gateway.json");
+        var auditFile = Path.Combine(work.FullName, "audit.jsonl");
+        await File.WriteAllTextAsync(configFile, Config(idp, upstreams, auditFile, redis).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        await using var gateway = GatewayHost.Build(configFile, ["--urls", serve ? "http://127.0.0.1:5080" : "http://127.0.0.1:0"], builder => builder.Logging.ClearProviders());
+        await gateway.MapAgentGatewayAsync();
+        await gateway.StartAsync();
+        var address = new Uri(gateway.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        var admin = new Uri(gateway.Services.GetRequiredService<AdminServer>().Addresses[0]);
+
+        await stdout.WriteLineAsync("AgentGateway sandbox — everything runs in this process; nothing outside it is needed.");
+        await stdout.WriteLineAsync($"  identity provider  {idp.Url}");
+        await stdout.WriteLineAsync($"  upstreams          {upstreams.ApiUrl} (LLM, CRM, database, e-mail), MCP tools {upstreams.McpUrl}mcp");
+        await stdout.WriteLineAsync($"  gateway            {address} (admin API {admin}), configuration {configFile}");
+        await stdout.WriteLineAsync($"  shared cache       {(redis is null ? "none: in process (embedded default)" : "Redis at " + redis)}");
+        await stdout.WriteLineAsync();
+
+        using var story = new Story(stdout, address, auditFile, upstreams);
+        await story.RunAsync(idp, admin);
+        await story.PrintSummaryAsync();
+
+        if (serve)
+        {
+            var token = await story.AgentTokenAsync(idp);
+            await stdout.WriteLineAsync();
+            await stdout.WriteLineAsync("Serving until Ctrl+C. Try (a fresh agent token, valid 15 minutes):");
+            await stdout.WriteLineAsync($"  TOKEN={token}");
+            await stdout.WriteLineAsync($"  curl -s {address}llm/v1/chat/completions -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"model\":\"sandbox-small\",\"messages\":[]}}'");
+            await stdout.WriteLineAsync($"  curl -s {address}crm/accounts/42 -H \"Authorization: Bearer $TOKEN\" -H 'Agent-Task: my-task'");
+            await stdout.WriteLineAsync($"  curl -s -X POST {address}email/send -H \"Authorization: Bearer $TOKEN\" -H 'Agent-Task: my-task'   # refused: toxic combination");
+            await stdout.WriteLineAsync($"  curl -s {address}crm/accounts/42   # refused: no identity");
+            await stdout.WriteLineAsync($"  audit trail: {auditFile}");
+            var stop = new TaskCompletionSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                stop.TrySetResult();
+            };
+            await stop.Task;
+        }
+
+        await gateway.StopAsync();
+        return story.AllBehaved ? GatewayCommand.Ok : GatewayCommand.ConfigInvalid;
+    }
+
+    /// <summary>The embedded default, plus what the story needs: one agent, its grants, a separation
+    /// rule, one credential per hop kind, the admin API and the audit trail.</summary>
+    private static JsonObject Config(DemoIdentityProvider idp, DemoUpstreams upstreams, string auditFile, string? redis)
+    {
+        JsonObject Route(string path, string credential, string? inspect = null, string cluster = "api")
+        {
+            var metadata = new JsonObject { ["Credential"] = credential };
+            if (inspect is not null)
+            {
+                metadata["Inspect"] = inspect;
+            }
+
+            return new JsonObject { ["ClusterId"] = cluster, ["Match"] = new JsonObject { ["Path"] = path }, ["Metadata"] = metadata };
+        }
+
+        var gateway = new JsonObject
+        {
+            ["Inbound"] = new JsonObject
+            {
+                ["Issuers"] = new JsonObject
+                {
+                    ["sandbox"] = new JsonObject
+                    {
+                        ["Issuer"] = idp.Url,
+                        ["JwksUri"] = idp.Url + "jwks",
+                        ["Audiences"] = new JsonArray("agentgateway"),
+                        ["Algorithms"] = new JsonArray("ES256"),
+                    },
+                },
+            },
+            ["Agents"] = new JsonObject
+            {
+                [AgentId] = new JsonObject
+                {
+                    ["Owner"] = "support-team@sandbox.test",
+                    ["Description"] = "Answers customer tickets",
+                    ["Identities"] = new JsonArray(new JsonObject { ["Issuer"] = "sandbox", ["Subject"] = AgentId }),
+                    ["Grants"] = new JsonArray("llm", "crm-read", "database", "tools", "email"),
+                },
+            },
+            ["Grants"] = new JsonObject
+            {
+                ["llm"] = new JsonObject { ["Routes"] = new JsonArray("llm"), ["Models"] = new JsonArray("sandbox-*") },
+                ["crm-read"] = new JsonObject { ["Routes"] = new JsonArray("crm"), ["Methods"] = new JsonArray("GET"), ["Labels"] = new JsonArray("reads-customer-data") },
+                ["database"] = new JsonObject { ["Routes"] = new JsonArray("db") },
+                ["tools"] = new JsonObject { ["Routes"] = new JsonArray("mcp"), ["Mcp"] = new JsonObject { ["Tools"] = new JsonArray("lookup_*") } },
+                ["email"] = new JsonObject { ["Routes"] = new JsonArray("email") },
+            },
+            ["Policy"] = new JsonObject
+            {
+                ["Separation"] = new JsonObject
+                {
+                    ["no-exfiltration"] = new JsonObject { ["After"] = new JsonArray("reads-customer-data"), ["Deny"] = new JsonArray("email") },
+                },
+            },
+            ["Credentials"] = new JsonObject
+            {
+                ["llm"] = new JsonObject { ["Kind"] = "ApiKey", ["Secret"] = "env:AGW_SANDBOX_LLM_KEY" },
+                ["crm"] = new JsonObject { ["Kind"] = "OAuthClientCredentials", ["TokenEndpoint"] = idp.Url + "token", ["ClientId"] = "crm-gateway", ["ClientSecret"] = "env:AGW_SANDBOX_CRM_SECRET" },
+                ["database"] = new JsonObject { ["Kind"] = "ManagedIdentity", ["Provider"] = "Azure", ["Scopes"] = new JsonArray("https://database.sandbox/.default") },
+                ["tools"] = new JsonObject
+                {
+                    ["Kind"] = "McpOAuth",
+                    ["Resource"] = upstreams.McpUrl + "mcp",
+                    ["AuthorizationServers"] = new JsonArray(idp.Url),
+                    ["ClientId"] = "tools-gateway",
+                    ["ClientSecret"] = "env:AGW_SANDBOX_TOOLS_SECRET",
+                },
+            },
+            ["Admin"] = new JsonObject { ["Urls"] = "http://127.0.0.1:0", ["Issuer"] = "sandbox", ["Subjects"] = new JsonArray(Operator) },
+            ["Audit"] = new JsonObject { ["Path"] = auditFile },
+        };
+        if (redis is not null)
+        {
+            gateway["Redis"] = redis;
+            gateway["Cache"] = new JsonObject { ["EncryptionKey"] = "env:AGW_SANDBOX_CACHE_KEY" };
+        }
+
+        return new JsonObject
+        {
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject
+                {
+                    ["llm"] = Route("/llm/{**rest}", "llm", "Llm"),
+                    ["crm"] = Route("/crm/{**rest}", "crm"),
+                    ["db"] = Route("/db/{**rest}", "database"),
+                    ["email"] = Route("/email/{**rest}", "none"),
+                    ["mcp"] = Route("/mcp/{**rest}", "tools", "Mcp", cluster: "tools"),
+                },
+                ["Clusters"] = new JsonObject
+                {
+                    ["api"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = upstreams.ApiUrl } } },
+                    ["tools"] = new JsonObject { ["Destinations"] = new JsonObject { ["d"] = new JsonObject { ["Address"] = upstreams.McpUrl } } },
+                },
+            },
+            ["Gateway"] = gateway,
+        };
+    }
+
+    /// <summary>The agent task, step by step, with what each step should come to.</summary>
+    private sealed class Story(TextWriter output, Uri gateway, string auditFile, DemoUpstreams upstreams) : IDisposable
+    {
+        private readonly HttpClient _http = new() { BaseAddress = gateway };
+        private readonly List<(string Step, string Expected, string Got, bool Ok)> _results = [];
+        private int _auditLines;
+        private string _token = "";
+
+        public bool AllBehaved => _results.Count > 0 && _results.All(r => r.Ok);
+
+        public void Dispose() => _http.Dispose();
+
+        public async Task<string> AgentTokenAsync(DemoIdentityProvider idp)
+        {
+            using var response = await new HttpClient().PostAsync(idp.Url + "token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials",
+                ["client_id"] = AgentId,
+                ["client_secret"] = AgentSecret,
+            }));
+            var token = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("access_token").GetString()!;
+            upstreams.AgentTokens.Add(token);
+            return token;
+        }
+
+        public async Task RunAsync(DemoIdentityProvider idp, Uri admin)
+        {
+            _token = await AgentTokenAsync(idp);
+            await Heading(1, "The agent proves who it is", $"client credentials at the demo identity provider: its own token, for the gateway only (aud agentgateway), 15 minutes");
+            await output.WriteLineAsync($"  agent        {AgentId}, owned by support-team@sandbox.test");
+            Record("own identity", "a token", "a token", _token.Length > 0);
+
+            await SendAsync(2, "Ask the LLM for a draft", HttpMethod.Post, "/llm/v1/chat/completions", """{"model":"sandbox-small","messages":[{"role":"user","content":"Draft a reply"}]}""",
+                task: "ticket-1", expected: 200, extra: ("x-api-key", "sk-an-old-key-the-agent-should-not-have"));
+            await SendAsync(3, "Read the customer from the CRM", HttpMethod.Get, "/crm/accounts/42", null, task: "ticket-1", expected: 200);
+            await SendAsync(4, "Read it again (the hop token comes from cache)", HttpMethod.Get, "/crm/accounts/42", null, task: "ticket-1", expected: 200);
+            await SendAsync(5, "Query the ticket database", HttpMethod.Post, "/db/query", """{"sql":"select 1"}""", task: "ticket-1", expected: 200);
+            await McpAsync(6, "Call an MCP tool it is granted (lookup_customer)", "lookup_customer", expectAllowed: true);
+            await McpAsync(7, "Call an MCP tool it is not granted (delete_customer)", "delete_customer", expectAllowed: false);
+            await SendAsync(8, "E-mail the customer data in the same task", HttpMethod.Post, "/email/send", "{}", task: "ticket-1", expected: 403, reason: "toxic-combination");
+            await SendAsync(9, "E-mail in a fresh task", HttpMethod.Post, "/email/send", "{}", task: "ticket-2", expected: 200);
+
+            await Heading(10, "An operator revokes the agent", $"POST {admin}admin/agents/{AgentId}/revoke with an operator's token");
+            using var revoke = new HttpRequestMessage(HttpMethod.Post, new Uri(admin, $"/admin/agents/{AgentId}/revoke")) { Content = new StringContent("""{"reason":"sandbox demonstration"}""", Encoding.UTF8, "application/json") };
+            revoke.Headers.Authorization = new AuthenticationHeaderValue("Bearer", idp.Mint(Operator, "agentgateway", TimeSpan.FromMinutes(5)));
+            using (var revoked = await _http.SendAsync(revoke))
+            {
+                await output.WriteLineAsync($"  admin API    {(int)revoked.StatusCode}");
+                Record("revoke", "200", ((int)revoked.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture), revoked.StatusCode == HttpStatusCode.OK);
+            }
+
+            await SendAsync(11, "The revoked agent tries again", HttpMethod.Post, "/llm/v1/chat/completions", """{"model":"sandbox-small","messages":[]}""", task: "ticket-3", expected: 401, reason: "agent-revoked");
+        }
+
+        public async Task PrintSummaryAsync()
+        {
+            await output.WriteLineAsync();
+            await output.WriteLineAsync("Summary");
+            var width = _results.Max(r => r.Step.Length);
+            foreach (var (step, expected, got, ok) in _results)
+            {
+                await output.WriteLineAsync($"  {(ok ? "ok  " : "FAIL")}  {step.PadRight(width)}  expected {expected,-24} got {got}");
+            }
+
+            await output.WriteLineAsync(AllBehaved ? "Every step behaved as expected." : "Some steps did not behave as expected.");
+        }
+
+        private async Task SendAsync(int number, string title, HttpMethod method, string path, string? body, string task, int expected, string? reason = null, (string Name, string Value)? extra = null)
+        {
+            await Heading(number, title, $"{method} {path}  (task {task})");
+            using var request = new HttpRequestMessage(method, path);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
+            request.Headers.Add("Agent-Task", task);
+            if (extra is { } header)
+            {
+                request.Headers.Add(header.Name, header.Value);
+            }
+
+            if (body is not null)
+            {
+                request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+            }
+
+            await output.WriteLineAsync($"  presented    Authorization: Bearer <the agent's own token>{(extra is { } e ? $", {e.Name}: <a key it should not hold>" : "")}");
+            using var response = await _http.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+            await ReportAsync(response, text);
+            var gotReason = ProblemReason(text);
+            var ok = (int)response.StatusCode == expected && (reason is null || gotReason == reason);
+            Record(title, reason is null ? expected.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{expected} {reason}", $"{(int)response.StatusCode}{(gotReason is null ? "" : " " + gotReason)}", ok);
+        }
+
+        private async Task McpAsync(int number, string title, string tool, bool expectAllowed)
+        {
+            await Heading(number, title, "a real MCP client (Streamable HTTP) through the gateway");
+            await output.WriteLineAsync("  presented    Authorization: Bearer <the agent's own token>");
+            string got;
+            try
+            {
+                var transport = new HttpClientTransport(new HttpClientTransportOptions
+                {
+                    Endpoint = new Uri(gateway, "/mcp"),
+                    TransportMode = HttpTransportMode.StreamableHttp,
+                    AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + _token, ["Agent-Task"] = "ticket-1" },
+                });
+                await using var client = await McpClient.CreateAsync(transport);
+                var result = await client.CallToolAsync(tool, new Dictionary<string, object?> { ["id"] = "42" });
+                got = result.IsError == true ? "tool error" : "allowed";
+                await output.WriteLineAsync($"  tool result  {string.Join(" ", result.Content.OfType<ModelContextProtocol.Protocol.TextContentBlock>().Select(c => c.Text))}");
+            }
+            catch (Exception ex) when (ex is HttpRequestException or ModelContextProtocol.McpException)
+            {
+                got = ex.Message.Contains("mcp-tool-denied", StringComparison.Ordinal) ? "403 mcp-tool-denied" : "failed: " + ex.GetType().Name;
+            }
+
+            await AuditAsync();
+            var executed = upstreams.ToolCalls.Any(c => c.StartsWith(tool, StringComparison.Ordinal));
+            await output.WriteLineAsync($"  server       {(executed ? $"executed {tool}" : $"never executed {tool}")}; agent token seen: {(upstreams.ToolCalls.Contains("AGENT TOKEN ARRIVED") ? "YES" : "no")}");
+            var ok = expectAllowed ? got == "allowed" && executed : got == "403 mcp-tool-denied" && !executed;
+            Record(title, expectAllowed ? "allowed" : "403 mcp-tool-denied", got, ok && !upstreams.ToolCalls.Contains("AGENT TOKEN ARRIVED"));
+        }
+
+        private async Task ReportAsync(HttpResponseMessage response, string text)
+        {
+            await AuditAsync();
+            var credential = response.Headers.TryGetValues("X-Sandbox-Credential", out var c) ? c.First() : null;
+            var seen = response.Headers.TryGetValues("X-Sandbox-Agent-Token-Seen", out var s) ? s.First() : null;
+            await output.WriteLineAsync(credential is null
+                ? $"  answer       {(int)response.StatusCode} {Shorten(text)}"
+                : $"  upstream     {(int)response.StatusCode}: credential {credential}; agent token seen: {seen}; {Shorten(text)}");
+        }
+
+        /// <summary>Prints what the gateway's audit trail recorded for the last request(s).</summary>
+        private async Task AuditAsync()
+        {
+            string[] lines = [];
+            for (var i = 0; i < 40; i++)
+            {
+                lines = File.Exists(auditFile) ? await ReadSharedAsync(auditFile) : [];
+                if (lines.Length > _auditLines)
+                {
+                    break;
+                }
+
+                await Task.Delay(25);
+            }
+
+            var fresh = lines.Skip(_auditLines).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            _auditLines = lines.Length;
+            if (fresh.LastOrDefault(r => r.GetProperty("event").GetString() == "refusal") is { ValueKind: JsonValueKind.Object } refusal)
+            {
+                await output.WriteLineAsync($"  stripped     everything the agent brought (never forwarded)");
+                await output.WriteLineAsync($"  decision     refused: {refusal.GetProperty("reason").GetString()} — {refusal.GetProperty("detail").GetString()}");
+                await output.WriteLineAsync($"  trace        {refusal.GetProperty("traceId").GetString()}");
+            }
+            else if (fresh.LastOrDefault(r => r.GetProperty("event").GetString() == "credential-use") is { ValueKind: JsonValueKind.Object } use)
+            {
+                await output.WriteLineAsync($"  stripped     Authorization and every credential the agent brought");
+                await output.WriteLineAsync($"  decision     allowed by grant '{use.GetProperty("grant").GetString()}'");
+                var source = use.GetProperty("source").GetString() switch
+                {
+                    "Fetched" => "fresh from its issuer",
+                    "LocalCache" => "from the in-process cache",
+                    "SharedCache" => "from the shared cache (Redis)",
+                    _ => "configured key",
+                };
+                await output.WriteLineAsync($"  injected     {use.GetProperty("kind").GetString()} '{use.GetProperty("credential").GetString()}' {use.GetProperty("fingerprint").GetString()}, {source}");
+                await output.WriteLineAsync($"  trace        {use.GetProperty("traceId").GetString()}");
+            }
+            else
+            {
+                await output.WriteLineAsync("  stripped     Authorization and every credential the agent brought");
+                await output.WriteLineAsync("  decision     allowed; this hop needs no credential");
+            }
+        }
+
+        private static async Task<string[]> ReadSharedAsync(string path)
+        {
+            await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var reader = new StreamReader(stream);
+            return (await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        }
+
+        private async Task Heading(int number, string title, string how)
+        {
+            await output.WriteLineAsync();
+            await output.WriteLineAsync($"Step {number}. {title}");
+            await output.WriteLineAsync($"  request      {how}");
+        }
+
+        private void Record(string step, string expected, string got, bool ok) => _results.Add((step, expected, got, ok));
+
+        private static string? ProblemReason(string text)
+        {
+            try
+            {
+                return JsonDocument.Parse(text).RootElement.TryGetProperty("reason", out var reason) ? reason.GetString() : null;
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
+
+        private static string Shorten(string text) => text.Length <= 110 ? text : text[..107] + "...";
+    }
+}

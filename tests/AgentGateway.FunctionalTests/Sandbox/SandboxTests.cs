@@ -1,0 +1,36 @@
+using System.Diagnostics;
+
+namespace AgentGateway.FunctionalTests.Sandbox;
+
+/// <summary>The README's first command: the sandbox plays its whole story through the real gateway
+/// and exits 0 only if every step behaved. Run as its own process, exactly as a newcomer runs it
+/// (it sets process-wide SDK variables, such as the managed identity endpoint).</summary>
+public sealed class SandboxTests
+{
+    [Fact]
+    public async Task The_sandbox_story_behaves_and_says_so()
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "agentgateway.dll"), "sandbox" },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        var text = await output;
+
+        Assert.True(process.ExitCode == 0, text + await errors);
+        Assert.Contains("Every step behaved as expected.", text, StringComparison.Ordinal);
+        foreach (var expected in new[] { "ApiKey 'llm'", "OAuthClientCredentials 'crm'", "from the in-process cache", "ManagedIdentity 'database'", "McpOAuth 'tools'", "refused: mcp-tool-denied", "refused: toxic-combination", "refused: agent-revoked" })
+        {
+            Assert.Contains(expected, text, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("agent token seen: YES", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("agent token seen: yes", text, StringComparison.Ordinal);
+    }
+}
