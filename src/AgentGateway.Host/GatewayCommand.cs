@@ -125,6 +125,8 @@ public static class GatewayCommand
             return ConfigInvalid;
         }
 
+        var shape = await SchemaCheck.CheckAsync(file);
+
         // The same services and loader as `run`, so validate accepts exactly what run accepts.
         var services = new ServiceCollection()
             .AddLogging(static logging => logging.SetMinimumLevel(LogLevel.Warning))
@@ -133,17 +135,22 @@ public static class GatewayCommand
         await using var provider = services.BuildServiceProvider();
         var loader = provider.GetRequiredService<AgentGateway.Proxy.Configuration.GatewayConfigLoader>();
         var result = await loader.LoadAsync(configuration, 1, CancellationToken.None);
-        if (result.Succeeded)
+        if (result.Succeeded && shape.Count == 0)
         {
             var revision = result.Revision!;
             await stdout.WriteLineAsync($"{file}: valid — {revision.Routes.Count} route(s), {revision.Clusters.Count} cluster(s), {revision.Agents.All.Count} agent(s), {revision.Credentials.Names.Count} credential(s).");
             return Ok;
         }
 
-        await stderr.WriteLineAsync($"{file}: {result.Problems.Count} problem(s):");
+        await stderr.WriteLineAsync($"{file}: {result.Problems.Count + shape.Count} problem(s):");
         foreach (var problem in result.Problems)
         {
             await stderr.WriteLineAsync($"  - {problem.Path}: {problem.Message}");
+        }
+
+        foreach (var problem in shape)
+        {
+            await stderr.WriteLineAsync($"  - {problem} (schema)");
         }
 
         return ConfigInvalid;

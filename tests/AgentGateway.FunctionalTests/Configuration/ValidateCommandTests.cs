@@ -79,6 +79,27 @@ public sealed class ValidateCommandTests
     }
 
     [Fact]
+    public async Task Validate_also_checks_the_file_against_the_schema_editors_use()
+    {
+        var file = await WriteAsync("""
+        {
+          // comments are allowed, as in every configuration file
+          "ReverseProxy": {
+            "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r/{**rest}" }, "Metadata": { "Credential": "none", "Inspect": "Xml" } } },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": { "Inbound": { "ClockSkew": "soon" } }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        Assert.Contains("Gateway:Inbound:ClockSkew: does not have the expected format (schema)", stderr, StringComparison.Ordinal);
+        // The semantic rules still run and go further.
+        Assert.Contains("ReverseProxy:Routes:r:Metadata:Inspect: 'Xml' is not one of", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Validate_reports_a_secret_reference_that_does_not_resolve()
     {
         var file = await WriteAsync("""
@@ -287,7 +308,7 @@ public sealed class ValidateCommandTests
     public void The_schema_describes_every_setting_the_code_reads(Type settings, string definition)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
-        var properties = schema.RootElement.GetProperty("$defs").GetProperty(definition).GetProperty("properties");
+        var properties = schema.RootElement.GetProperty("definitions").GetProperty(definition).GetProperty("properties");
         var names = properties.EnumerateObject().Select(p => p.Name).ToHashSet();
 
         Assert.Equal(PropertyNames(settings), names);
@@ -303,7 +324,7 @@ public sealed class ValidateCommandTests
     public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, int branch)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
-        var properties = schema.RootElement.GetProperty("$defs").GetProperty("credential").GetProperty("allOf")[branch]
+        var properties = schema.RootElement.GetProperty("definitions").GetProperty("credential").GetProperty("allOf")[branch]
             .GetProperty("then").GetProperty("properties");
 
         Assert.Equal(PropertyNames(settings), properties.EnumerateObject().Select(p => p.Name).ToHashSet());
