@@ -57,92 +57,54 @@ public sealed partial class AuditLog : IAsyncDisposable
     public string? Path { get; }
 
     /// <summary>A hop credential was injected into a request about to be forwarded.</summary>
-    public ValueTask CredentialUsedAsync(HttpContext context, GatewayRequestFeature feature, HopCredential credential, string? destination)
-    {
-        if (_queue is null)
+    public ValueTask CredentialUsedAsync(HttpContext context, GatewayRequestFeature feature, HopCredential credential, string? destination) =>
+        EnqueueAsync(new Entry("credential-use", _time.GetUtcNow(), TraceId())
         {
-            return ValueTask.CompletedTask;
-        }
-
-        return _queue.Writer.WriteAsync(new Entry(
-            "credential-use",
-            _time.GetUtcNow(),
-            TraceId(),
-            feature.Agent.Agent.Id,
-            feature.Delegation?.Subject,
-            feature.Route.RouteId,
-            feature.Grant,
-            feature.Task,
-            context.Request.Method,
-            Reason: null,
-            Status: null,
-            Detail: null,
-            credential.CredentialName,
-            credential.Kind.ToString(),
-            credential.Source.ToString(),
-            credential.Fingerprint,
-            credential.ExpiresAt,
-            destination));
-    }
+            Agent = feature.Agent.Agent.Id,
+            User = feature.Delegation?.Subject,
+            Route = feature.Route.RouteId,
+            Grant = feature.Grant,
+            Task = feature.Task,
+            Method = context.Request.Method,
+            Credential = credential.CredentialName,
+            Kind = credential.Kind.ToString(),
+            Source = credential.Source.ToString(),
+            Fingerprint = credential.Fingerprint,
+            ExpiresAt = credential.ExpiresAt,
+            Destination = destination,
+        });
 
     /// <summary>A request was refused.</summary>
     public ValueTask RefusedAsync(HttpContext context, Refusal refusal, string routeId, string? agentId)
     {
-        if (_queue is null)
-        {
-            return ValueTask.CompletedTask;
-        }
-
         var feature = context.Features.Get<GatewayRequestFeature>();
-        return _queue.Writer.WriteAsync(new Entry(
-            "refusal",
-            _time.GetUtcNow(),
-            TraceId(),
-            agentId,
-            feature?.Delegation?.Subject,
-            routeId,
-            feature?.Grant,
-            feature?.Task,
-            context.Request.Method,
-            refusal.Reason,
-            refusal.Status,
-            refusal.Detail,
-            Credential: null,
-            Kind: null,
-            Source: null,
-            Fingerprint: null,
-            ExpiresAt: null,
-            Destination: null));
-    }
-
-    /// <summary>An operator revoked an agent.</summary>
-    public ValueTask RevokedAsync(HttpContext context, string agentId, string by, string? reason)
-    {
-        if (_queue is null)
+        return EnqueueAsync(new Entry("refusal", _time.GetUtcNow(), TraceId())
         {
-            return ValueTask.CompletedTask;
-        }
-
-        return _queue.Writer.WriteAsync(new Entry(
-            "revocation",
-            _time.GetUtcNow(),
-            TraceId(),
-            agentId,
-            User: by,
-            Route: null,
-            Grant: null,
-            Task: null,
-            context.Request.Method,
-            Reason: "agent-revoked",
-            Status: null,
-            Detail: reason,
-            Credential: null,
-            Kind: null,
-            Source: null,
-            Fingerprint: null,
-            ExpiresAt: null,
-            Destination: null));
+            Agent = agentId,
+            User = feature?.Delegation?.Subject,
+            Route = routeId,
+            Grant = feature?.Grant,
+            Task = feature?.Task,
+            Method = context.Request.Method,
+            Reason = refusal.Reason,
+            Status = refusal.Status,
+            Detail = refusal.Detail,
+        });
     }
+
+    /// <summary>An operator revoked an agent (or an instance of a class).</summary>
+    public ValueTask RevokedAsync(HttpContext context, string agentId, string by, string? reason) =>
+        EnqueueAsync(new Entry("revocation", _time.GetUtcNow(), TraceId())
+        {
+            Agent = agentId,
+            User = by,
+            Method = context.Request.Method,
+            Reason = "agent-revoked",
+            Detail = reason,
+        });
+
+    /// <summary>Off: nothing. On: queued in order; a full queue makes the caller wait, never drops.</summary>
+    private ValueTask EnqueueAsync(Entry entry) => _queue is null ? ValueTask.CompletedTask : _queue.Writer.WriteAsync(entry);
 
     public async ValueTask DisposeAsync()
     {
@@ -245,25 +207,39 @@ public sealed partial class AuditLog : IAsyncDisposable
         }
     }
 
-    private sealed record Entry(
-        string Event,
-        DateTimeOffset Time,
-        string TraceId,
-        string? Agent,
-        string? User,
-        string? Route,
-        string? Grant,
-        string? Task,
-        string? Method,
-        string? Reason,
-        int? Status,
-        string? Detail,
-        string? Credential,
-        string? Kind,
-        string? Source,
-        string? Fingerprint,
-        DateTimeOffset? ExpiresAt,
-        string? Destination);
+    /// <summary>One audit record before it is sealed; absent members are not written.</summary>
+    private sealed record Entry(string Event, DateTimeOffset Time, string TraceId)
+    {
+        public string? Agent { get; init; }
+
+        public string? User { get; init; }
+
+        public string? Route { get; init; }
+
+        public string? Grant { get; init; }
+
+        public string? Task { get; init; }
+
+        public string? Method { get; init; }
+
+        public string? Reason { get; init; }
+
+        public int? Status { get; init; }
+
+        public string? Detail { get; init; }
+
+        public string? Credential { get; init; }
+
+        public string? Kind { get; init; }
+
+        public string? Source { get; init; }
+
+        public string? Fingerprint { get; init; }
+
+        public DateTimeOffset? ExpiresAt { get; init; }
+
+        public string? Destination { get; init; }
+    }
 
     private static partial class Log
     {
