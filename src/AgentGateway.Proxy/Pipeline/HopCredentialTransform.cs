@@ -145,6 +145,7 @@ internal sealed partial class HopCredentialTransform(
         foreach (var header in headers)
         {
             if (InboundCredentials.IsCredentialHeader(header.Key)
+                || UntrustedHeaders.IsUntrusted(header.Key)
                 || InboundCredentials.SameHeader(header.Key, control[0])
                 || InboundCredentials.SameHeader(header.Key, control[1])
                 || InboundCredentials.SameHeader(header.Key, control[2])
