@@ -63,6 +63,8 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
     private const string BearerPrefix = "Bearer ";
     private const string DpopPrefix = "DPoP ";
 
+    private readonly ValidationCache _validated = new();
+
     private readonly JsonWebTokenHandler _handler = new()
     {
         // Claim names as issued: the agent claim is looked up by its real name.
@@ -277,6 +279,29 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
 
     /// <summary>Validates a JWT access token against the trusted issuer its <c>iss</c> names.</summary>
     private async ValueTask<TokenCheck> ValidateAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
+    {
+        // An agent sends the same token on every call of a task: verifying its signature once per
+        // minute, not once per request, is most of what identity costs. Only successes are kept,
+        // keyed by the token's hash (the token itself is not retained), per revision, never past
+        // the token's expiry; everything decided per request (DPoP, revocation, policy) still is.
+        var key = ValidationCache.Key(token, revision.Number);
+        var now = time.GetUtcNow();
+        if (_validated.TryGet(key, now, out var cached))
+        {
+            return cached;
+        }
+
+        var check = await ValidateUncachedAsync(token, revision, cancellationToken);
+        if (check.Jwt is { } valid)
+        {
+            var until = new DateTimeOffset(valid.ValidTo, TimeSpan.Zero);
+            _validated.Add(key, check, until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
+        }
+
+        return check;
+    }
+
+    private async ValueTask<TokenCheck> ValidateUncachedAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
     {
         if (!_handler.CanReadToken(token))
         {

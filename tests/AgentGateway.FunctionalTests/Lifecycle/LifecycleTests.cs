@@ -33,6 +33,30 @@ public sealed class LifecycleTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_token_validated_once_is_not_accepted_past_its_expiry()
+    {
+        var config = fx.Config(withRedis: false);
+        config["Gateway"]!["Inbound"]!["ClockSkew"] = "00:00:00";
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        // Warm the issuer's signing keys first, so the short token's life is not spent fetching them.
+        using var warm = await gateway.GetAsAgentAsync("/crm/accounts", await fx.AgentTokenAsync());
+        var expiry = DateTime.UtcNow.AddSeconds(3);
+        var shortLived = fx.Auth.Mint(Clients.Alpha, AuthorizationServer.GatewayAudience, DateTime.UtcNow.AddSeconds(-1), expiry);
+
+        using var first = await gateway.GetAsAgentAsync("/crm/accounts", shortLived);
+        using var second = await gateway.GetAsAgentAsync("/crm/accounts", shortLived);
+        await Task.Delay(expiry - DateTime.UtcNow + TimeSpan.FromSeconds(1.1));
+        using var expired = await gateway.GetAsAgentAsync("/crm/accounts", shortLived);
+
+        Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        Assert.True(first.StatusCode == HttpStatusCode.OK, await first.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        var problem = await ProblemAssert.IsProblemAsync(expired, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Contains("expired", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(3, fx.Crm.Received.Count);
+    }
+
+    [Fact]
     public async Task The_upstream_verifies_a_provenance_assertion_naming_agent_user_task_and_trace()
     {
         var config = fx.Config(withRedis: false);
