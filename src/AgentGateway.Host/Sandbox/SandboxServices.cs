@@ -27,14 +27,19 @@ namespace AgentGateway.Host.Sandbox;
 internal sealed class DemoIdentityProvider : IAsyncDisposable
 {
     private readonly ECDsaSecurityKey _key = new(ECDsa.Create(ECCurve.NamedCurves.nistP256)) { KeyId = "sandbox-1" };
-    private readonly Dictionary<string, (string Secret, string Audience)> _clients = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Secret, string Audience, TimeSpan Lifetime)> _clients = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _tokenRequests = new(StringComparer.Ordinal);
     private WebApplication? _app;
 
     public string Url { get; private set; } = "";
 
     public SecurityKey PublicKey => _key;
 
-    public void AddClient(string clientId, string secret, string audience) => _clients[clientId] = (secret, audience);
+    public void AddClient(string clientId, string secret, string audience, TimeSpan? lifetime = null) =>
+        _clients[clientId] = (secret, audience, lifetime ?? TimeSpan.FromMinutes(15));
+
+    /// <summary>Token requests received from a client, granted or not.</summary>
+    public int TokenRequests(string clientId) => _tokenRequests.GetValueOrDefault(clientId);
 
     public async Task StartAsync()
     {
@@ -69,14 +74,20 @@ internal sealed class DemoIdentityProvider : IAsyncDisposable
     }
 
     /// <summary>A token as the provider would issue it (for the story's agent and operator).</summary>
-    public string Mint(string subject, string audience, TimeSpan lifetime)
+    public string Mint(string subject, string audience, TimeSpan lifetime, string? authorizedParty = null, string? actor = null)
     {
         var now = DateTime.UtcNow;
+        var claims = new Dictionary<string, object> { ["sub"] = subject, ["client_id"] = authorizedParty ?? subject, ["jti"] = Guid.NewGuid().ToString("N") };
+        if (actor is not null)
+        {
+            claims["act"] = new Dictionary<string, object> { ["sub"] = actor };
+        }
+
         return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
         {
             Issuer = Url,
             Audience = audience,
-            Claims = new Dictionary<string, object> { ["sub"] = subject, ["client_id"] = subject, ["jti"] = Guid.NewGuid().ToString("N") },
+            Claims = claims,
             IssuedAt = now,
             NotBefore = now,
             Expires = now + lifetime,
@@ -96,16 +107,38 @@ internal sealed class DemoIdentityProvider : IAsyncDisposable
     private async Task<IResult> IssueAsync(HttpContext context)
     {
         var form = await context.Request.ReadFormAsync();
-        if (form["grant_type"] != "client_credentials"
-            || !_clients.TryGetValue(form["client_id"].ToString(), out var client)
+        var clientId = form["client_id"].ToString();
+        _tokenRequests.AddOrUpdate(clientId, 1, (_, n) => n + 1);
+        if (!_clients.TryGetValue(clientId, out var client)
             || !CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(client.Secret), System.Text.Encoding.UTF8.GetBytes(form["client_secret"].ToString())))
         {
             return Results.Json(new { error = "invalid_client" }, statusCode: 401);
         }
 
         var audience = form["resource"].Count > 0 ? form["resource"].ToString() : client.Audience;
-        return Results.Json(new { access_token = Mint(form["client_id"]!, audience, TimeSpan.FromMinutes(15)), token_type = "Bearer", expires_in = 900 });
+        switch (form["grant_type"].ToString())
+        {
+            case "client_credentials":
+                return Results.Json(new { access_token = Mint(clientId, audience, client.Lifetime), token_type = "Bearer", expires_in = (int)client.Lifetime.TotalSeconds });
+            case "urn:ietf:params:oauth:grant-type:token-exchange":
+                // RFC 8693 on-behalf-of: the user's token must be one this provider signed; the
+                // issued token names the user as subject and the acting party in `act`.
+                var subject = await OwnTokenAsync(form["subject_token"].ToString());
+                var actor = form["actor_token"].Count > 0 ? await OwnTokenAsync(form["actor_token"].ToString()) : null;
+                if (!subject.IsValid || actor is { IsValid: false })
+                {
+                    return Results.Json(new { error = "invalid_grant" }, statusCode: 400);
+                }
+
+                var token = Mint((string)subject.Claims["sub"], audience, client.Lifetime, clientId, actor: actor is null ? clientId : (string)actor.Claims["sub"]);
+                return Results.Json(new { access_token = token, issued_token_type = "urn:ietf:params:oauth:token-type:access_token", token_type = "Bearer", expires_in = (int)client.Lifetime.TotalSeconds });
+            default:
+                return Results.Json(new { error = "unsupported_grant_type" }, statusCode: 400);
+        }
     }
+
+    private Task<TokenValidationResult> OwnTokenAsync(string token) =>
+        new JsonWebTokenHandler().ValidateTokenAsync(token, new TokenValidationParameters { ValidIssuer = Url, ValidateAudience = false, IssuerSigningKey = _key });
 
     private string Jwks()
     {

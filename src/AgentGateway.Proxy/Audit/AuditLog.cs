@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -117,9 +118,12 @@ public sealed partial class AuditLog : IAsyncDisposable
     private async Task WriteAsync()
     {
         var (seq, previous) = ReadTail(Path!);
-        await using var file = new FileStream(Path!, FileMode.Append, FileAccess.Write, FileShare.Read);
-        await using var text = new StreamWriter(file, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+        await using var file = new FileStream(Path!, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 64 * 1024);
         Log.Opened(_logger, Path!, seq);
+        // One reader, so one buffer and one JSON writer serve every record: a record costs its
+        // formatting and its hash, not a string, a stream and a parse.
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using var json = new Utf8JsonWriter(buffer, WriterOptions);
         var reader = _queue!.Reader;
         while (await reader.WaitToReadAsync())
         {
@@ -128,13 +132,14 @@ public sealed partial class AuditLog : IAsyncDisposable
                 while (reader.TryRead(out var entry))
                 {
                     seq++;
-                    var line = AuditChain.Seal(Format(entry, seq, previous), _key);
-                    AuditChain.TryReadTail(line, out _, out previous);
-                    await text.WriteAsync(line);
-                    await text.WriteAsync('\n');
+                    buffer.ResetWrittenCount();
+                    json.Reset(buffer);
+                    Format(json, entry, seq, previous);
+                    previous = AuditChain.Hash(buffer.WrittenSpan, _key);
+                    AuditChain.WriteSealed(file, buffer.WrittenSpan, previous);
                 }
 
-                await text.FlushAsync();
+                await file.FlushAsync();
             }
             catch (IOException ex)
             {
@@ -163,40 +168,44 @@ public sealed partial class AuditLog : IAsyncDisposable
         return last is not null && AuditChain.TryReadTail(last, out var seq, out var hash) ? (seq, hash) : (0, AuditChain.Genesis);
     }
 
-    private static string Format(Entry e, long seq, string previous)
+    private static void Format(Utf8JsonWriter json, Entry e, long seq, string previous)
     {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, WriterOptions))
+        Span<char> time = stackalloc char[40];
+        json.WriteStartObject();
+        json.WriteNumber("seq", seq);
+        json.WriteString("prev", previous);
+        json.WriteString("time", Round(e.Time, time));
+        json.WriteString("event", e.Event);
+        json.WriteString("traceId", e.TraceId);
+        Optional(json, "agent", e.Agent);
+        Optional(json, "user", e.User);
+        Optional(json, "route", e.Route);
+        Optional(json, "grant", e.Grant);
+        Optional(json, "task", e.Task);
+        Optional(json, "method", e.Method);
+        Optional(json, "reason", e.Reason);
+        if (e.Status is { } status)
         {
-            json.WriteStartObject();
-            json.WriteNumber("seq", seq);
-            json.WriteString("prev", previous);
-            json.WriteString("time", e.Time.ToString("O", CultureInfo.InvariantCulture));
-            json.WriteString("event", e.Event);
-            json.WriteString("traceId", e.TraceId);
-            Optional(json, "agent", e.Agent);
-            Optional(json, "user", e.User);
-            Optional(json, "route", e.Route);
-            Optional(json, "grant", e.Grant);
-            Optional(json, "task", e.Task);
-            Optional(json, "method", e.Method);
-            Optional(json, "reason", e.Reason);
-            if (e.Status is { } status)
-            {
-                json.WriteNumber("status", status);
-            }
-
-            Optional(json, "detail", e.Detail);
-            Optional(json, "credential", e.Credential);
-            Optional(json, "kind", e.Kind);
-            Optional(json, "source", e.Source);
-            Optional(json, "fingerprint", e.Fingerprint);
-            Optional(json, "expiresAt", e.ExpiresAt?.ToString("O", CultureInfo.InvariantCulture));
-            Optional(json, "destination", e.Destination);
-            json.WriteEndObject();
+            json.WriteNumber("status", status);
         }
 
-        return Encoding.UTF8.GetString(buffer.ToArray());
+        Optional(json, "detail", e.Detail);
+        Optional(json, "credential", e.Credential);
+        Optional(json, "kind", e.Kind);
+        Optional(json, "source", e.Source);
+        Optional(json, "fingerprint", e.Fingerprint);
+        if (e.ExpiresAt is { } expiresAt)
+        {
+            json.WriteString("expiresAt", Round(expiresAt, time));
+        }
+
+        Optional(json, "destination", e.Destination);
+        json.WriteEndObject();
+        json.Flush();
+
+        // ISO 8601 round-trip form, as "O" writes it.
+        static ReadOnlySpan<char> Round(DateTimeOffset value, Span<char> destination) =>
+            value.TryFormat(destination, out var written, "O", CultureInfo.InvariantCulture) ? destination[..written] : value.ToString("O", CultureInfo.InvariantCulture);
     }
 
     private static void Optional(Utf8JsonWriter json, string name, string? value)

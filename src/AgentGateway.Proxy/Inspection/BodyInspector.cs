@@ -65,7 +65,7 @@ public static class BodyInspector
             return (null, Refusal.BodyTooLarge($"inspected bodies are limited to {limit} bytes"));
         }
 
-        var (bytes, tooLarge) = await ReadAsync(request.Body, limit, cancellationToken);
+        var (bytes, tooLarge) = await ReadAsync(request.Body, request.ContentLength, limit, cancellationToken);
         if (tooLarge)
         {
             return (null, Refusal.BodyTooLarge($"inspected bodies are limited to {limit} bytes"));
@@ -85,7 +85,9 @@ public static class BodyInspector
         }
 
         // The forwarder sends exactly these bytes, and no more.
-        request.Body = new MemoryStream(bytes.ToArray(), writable: false);
+        request.Body = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var array)
+            ? new MemoryStream(array.Array!, array.Offset, array.Count, writable: false)
+            : new MemoryStream(bytes.ToArray(), writable: false);
         request.ContentLength = bytes.Length;
         request.Headers.TransferEncoding = default;
         return (body, default);
@@ -112,20 +114,27 @@ public static class BodyInspector
         return true;
     }
 
-    private static async ValueTask<(ReadOnlyMemory<byte> Bytes, bool TooLarge)> ReadAsync(Stream body, int limit, CancellationToken cancellationToken)
+    private static async ValueTask<(ReadOnlyMemory<byte> Bytes, bool TooLarge)> ReadAsync(Stream body, long? declared, int limit, CancellationToken cancellationToken)
     {
-        var buffer = new ArrayBufferWriter<byte>(Math.Min(limit + 1, 16 * 1024));
+        // Sized by the declared length when there is one (plus a byte, to see a body longer than
+        // declared end), else grown by doubling; one array, which then becomes the forwarded body.
+        var buffer = new byte[(int)Math.Min(limit + 1L, declared is { } length ? length + 1 : 4096)];
+        var count = 0;
         while (true)
         {
-            var memory = buffer.GetMemory(Math.Min(16 * 1024, limit + 1 - buffer.WrittenCount));
-            var read = await body.ReadAsync(memory, cancellationToken);
-            if (read == 0)
+            if (count == buffer.Length)
             {
-                return (buffer.WrittenMemory, false);
+                Array.Resize(ref buffer, (int)Math.Min(limit + 1L, buffer.Length * 2L));
             }
 
-            buffer.Advance(read);
-            if (buffer.WrittenCount > limit)
+            var read = await body.ReadAsync(buffer.AsMemory(count), cancellationToken);
+            if (read == 0)
+            {
+                return (buffer.AsMemory(0, count), false);
+            }
+
+            count += read;
+            if (count > limit)
             {
                 return (default, true);
             }

@@ -142,7 +142,7 @@ internal sealed partial class HopCredentialTransform(
     private static void StripHeaders(HttpHeaders headers, string? inject, string[] control)
     {
         List<string>? remove = null;
-        foreach (var header in headers)
+        foreach (var header in headers.NonValidated)
         {
             if (InboundCredentials.IsCredentialHeader(header.Key)
                 || UntrustedHeaders.IsUntrusted(header.Key)

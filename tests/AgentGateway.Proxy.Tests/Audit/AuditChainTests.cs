@@ -20,6 +20,23 @@ public sealed class AuditChainTests
         Assert.Equal(2, AuditChain.Verify([lines[0], forged[1], lines[2]], Key)?.Line);
     }
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData("audit-key")]
+    public void The_writer_seals_bytes_exactly_as_verify_reads_them(string? key)
+    {
+        var keyBytes = key is null ? null : Encoding.UTF8.GetBytes(key);
+        var body = Encoding.UTF8.GetBytes($$"""{"seq":1,"prev":"{{AuditChain.Genesis}}","detail":"naïve \u00e9 ✓"}""");
+        using var line = new MemoryStream();
+
+        AuditChain.WriteSealed(line, body, AuditChain.Hash(body, keyBytes));
+
+        var written = Encoding.UTF8.GetString(line.ToArray());
+        Assert.EndsWith("\n", written, StringComparison.Ordinal);
+        Assert.Equal(AuditChain.Seal(Encoding.UTF8.GetString(body), keyBytes), written.TrimEnd('\n'));
+        Assert.Null(AuditChain.Verify([written.TrimEnd('\n')], keyBytes));
+    }
+
     [Fact]
     public void Reordered_and_duplicated_records_break_the_chain()
     {

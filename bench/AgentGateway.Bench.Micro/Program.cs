@@ -1,0 +1,64 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using AgentGateway.Bench;
+using AgentGateway.Bench.Micro;
+using AgentGateway.Host;
+using AgentGateway.Host.Sandbox;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Forwarder;
+
+// Per-request cost of the identity layer, in process and without sockets: one request through
+// bare YARP and the same through AgentGateway, both forwarding to an in-memory upstream. The
+// difference in time and bytes allocated is the gateway's own code.
+//   dotnet run -c Release --project bench/AgentGateway.Bench.Micro [-- --loop get|tool SECONDS, for a profiler]
+if (args is ["--loop", var scenario, var secondsText])
+{
+    // For a profiler to attach to: one benchmark method in a loop, nothing else.
+    using var rig = new PerRequest();
+    rig.Setup();
+    var until = DateTime.UtcNow.AddSeconds(int.Parse(secondsText, CultureInfo.InvariantCulture));
+    while (DateTime.UtcNow < until)
+    {
+        await (scenario == "tool" ? rig.GatewayToolCall() : rig.GatewayGet());
+    }
+
+    return 0;
+}
+
+var summary = BenchmarkRunner.Run<PerRequest>(DefaultConfig.Instance
+    .AddJob(Job.Default.WithWarmupCount(3).WithIterationCount(15).WithToolchain(InProcessEmitToolchain.Instance))
+    .WithOptions(ConfigOptions.DisableOptimizationsValidator), args);
+
+double Allocated(string method) => summary.Reports
+    .Where(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method)
+    .Select(r => r.GcStats.GetBytesAllocatedPerOperation(r.BenchmarkCase) ?? 0)
+    .Single();
+
+double Mean(string method) => summary.Reports
+    .Where(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method)
+    .Select(r => r.ResultStatistics?.Mean ?? double.NaN)
+    .Single();
+
+Console.WriteLine();
+foreach (var (yarp, gateway, what) in new[] { ("YarpGet", "GatewayGet", "GET with an OAuth hop token"), ("YarpToolCall", "GatewayToolCall", "MCP tools/call, body inspected") })
+{
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{what}: the gateway's own code adds {Allocated(gateway) - Allocated(yarp):0} bytes and {(Mean(gateway) - Mean(yarp)) / 1000:0.0} µs per request ({Allocated(gateway):0} B against bare YARP's {Allocated(yarp):0} B)"));
+}
+
+return 0;
+
