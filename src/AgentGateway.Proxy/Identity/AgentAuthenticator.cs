@@ -323,6 +323,11 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
             return TokenCheck.Fail(Refusal.Unauthenticated("the token's issuer is not trusted"));
         }
 
+        if (JwsHeader.NamesCriticalExtensions(jwt))
+        {
+            return TokenCheck.Fail(Refusal.Unauthenticated("the token names critical header extensions (crit) the gateway does not understand"));
+        }
+
         TokenValidationResult result;
         try
         {
@@ -429,6 +434,11 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
             || !jwt.TryGetPayloadValue<string>(JwtRegisteredClaimNames.Sub, out var subject) || subject?.StartsWith("spiffe://", StringComparison.Ordinal) != true)
         {
             return null;
+        }
+
+        if (JwsHeader.NamesCriticalExtensions(jwt))
+        {
+            return Fail(Refusal.Unauthenticated("the JWT-SVID names critical header extensions (crit) the gateway does not understand"));
         }
 
         var why = CertificateIdentity.CheckSpiffeId(subject, out var trustDomain);

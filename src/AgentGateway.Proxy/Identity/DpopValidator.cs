@@ -50,6 +50,11 @@ public sealed class DpopValidator(IPolicyStateStore replay, TimeProvider time)
             return Invalid("its typ is not dpop+jwt");
         }
 
+        if (JwsHeader.NamesCriticalExtensions(proof))
+        {
+            return Invalid("it names critical header extensions (crit) the gateway does not understand");
+        }
+
         if (!Algorithms.Contains(proof.Alg))
         {
             return Invalid("its algorithm is not an allowed asymmetric one");

@@ -46,8 +46,12 @@ public sealed class TrustedIssuer
             RequireSignedTokens = true,
             ValidateLifetime = true,
             ValidateIssuerSigningKey = true,
-            // Only keys from this issuer's own key set; the token's header may not point elsewhere.
-            TryAllIssuerSigningKeys = true,
+            // Only keys from this issuer's own key set; the token's header may not point elsewhere
+            // (jku, x5u and jwk are never read). A token naming a kid must be signed by that key:
+            // trying every key for a made-up kid would let one request cost a signature check per
+            // published key, and accept tokens the issuer's own tooling would call malformed.
+            TryAllIssuerSigningKeys = false,
+            IssuerSigningKeyResolver = (_, _, kid, parameters) => KeysNamed(kid, parameters.IssuerSigningKeys),
             SaveSigninToken = false,
         };
     }
@@ -85,6 +89,24 @@ public sealed class TrustedIssuer
     /// <summary>Asks for fresh keys (a token named a key we do not have). The key source
     /// throttles this to its refresh interval, so a flood of unknown kids costs one fetch.</summary>
     public void RequestKeyRefresh() => _keys.RequestRefresh();
+
+    /// <summary>The key the token names; every key of the set only for a token naming none (an
+    /// issuer with a single unnamed key). Empty for an unknown kid, which the caller treats as a
+    /// possible rotation.</summary>
+    private static IEnumerable<SecurityKey> KeysNamed(string? kid, IEnumerable<SecurityKey>? keys)
+    {
+        if (keys is null)
+        {
+            return [];
+        }
+
+        if (string.IsNullOrEmpty(kid))
+        {
+            return keys;
+        }
+
+        return keys.Where(key => string.Equals(key.KeyId, kid, StringComparison.Ordinal));
+    }
 
     private bool AllOurs(IEnumerable<string> tokenAudiences)
     {
