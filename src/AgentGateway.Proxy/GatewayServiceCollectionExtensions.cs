@@ -80,6 +80,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<InProcessPolicyStateStore>();
         services.TryAddSingleton<IPolicyStateStore>(static sp => sp.GetRequiredService<InProcessPolicyStateStore>());
         services.TryAddSingleton<UnauthorizedResponseTransform>();
+        services.TryAddSingleton<ResponseGuardTransform>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
         services.AddReverseProxy();
         // After AddReverseProxy, so it replaces YARP's default client factory.

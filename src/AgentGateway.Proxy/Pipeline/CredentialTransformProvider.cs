@@ -12,7 +12,7 @@ namespace AgentGateway.Proxy.Pipeline;
 /// a request-time surprise; the transform object is built once per route per revision.
 /// </summary>
 internal sealed class CredentialTransformProvider(
-    PolicyTransform policy, HopCredentialTransform transform, UnauthorizedResponseTransform unauthorized, ToolListFilterTransform toolList) : ITransformProvider
+    PolicyTransform policy, HopCredentialTransform transform, ResponseGuardTransform guard, UnauthorizedResponseTransform unauthorized, ToolListFilterTransform toolList) : ITransformProvider
 {
     public void ValidateRoute(TransformRouteValidationContext context)
     {
@@ -39,6 +39,8 @@ internal sealed class CredentialTransformProvider(
         // survives the strip.
         context.RequestTransforms.Add(policy);
         context.RequestTransforms.Add(transform);
+        // First, so the body is guarded before any later transform writes to it.
+        context.ResponseTransforms.Add(guard);
         context.ResponseTransforms.Add(unauthorized);
         if (context.Route.Metadata?.TryGetValue(GatewayConfigLoader.RouteInspectMetadataKey, out var inspect) == true && inspect == nameof(BodyKind.Mcp))
         {

@@ -1,3 +1,4 @@
+using Yarp.ReverseProxy.Forwarder;
 using System.Diagnostics;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
@@ -35,6 +36,14 @@ internal sealed class GatewayMiddleware(
         var activity = Activity.Current;
         activity?.SetTag(GatewayTelemetry.Tags.RouteId, routeId);
         activity?.SetTag(GatewayTelemetry.Tags.ConfigRevision, revision.Number);
+
+        if (IsEchoMethod(context.Request.Method))
+        {
+            // TRACE/TRACK make the upstream send the request back, with the credential the
+            // gateway would inject in it. Refused before anything else; no grant can open them.
+            await refusals.WriteAsync(context, Refusal.MethodNotAllowed($"{Printable(context.Request.Method)} echoes the request, and with it the hop credential"), routeId, agentId: null);
+            return;
+        }
 
         if (!revision.GatewayRoutes.TryGetValue(routeId, out var route))
         {
@@ -96,15 +105,34 @@ internal sealed class GatewayMiddleware(
 
         var feature = new GatewayRequestFeature(revision, agent, route, delegation, body, task);
         context.Features.Set(feature);
-        await next(context);
-        if (feature.RetryWithFreshCredential && !context.Response.HasStarted)
+        var agentBody = context.Response.Body;
+        try
         {
-            // The upstream refused a cached credential, which is now dropped; its 401 was held
-            // back. Send once more: the transform fetches a fresh credential.
-            feature.RetryWithFreshCredential = false;
-            feature.Retried = true;
-            context.Response.Clear();
             await next(context);
+            if (feature.RetryWithFreshCredential && !context.Response.HasStarted)
+            {
+                // The upstream refused a cached credential, which is now dropped; its 401 was held
+                // back. Send once more: the transform fetches a fresh credential.
+                feature.RetryWithFreshCredential = false;
+                feature.Retried = true;
+                context.Response.Clear();
+                await next(context);
+            }
+
+            if (context.Response.Body is SecretMaskingStream masking)
+            {
+                await masking.CompleteAsync(context.RequestAborted);
+            }
+        }
+        finally
+        {
+            context.Response.Body = agentBody;
+        }
+
+        if (context.Features.Get<IForwarderErrorFeature>() is { } failure && !context.Response.HasStarted)
+        {
+            await refusals.WriteAsync(context, UpstreamFailure(failure.Error, route.RouteId), routeId, agent.Agent.Id);
+            return;
         }
 
         if (feature.Decision is { Allowed: true } && (route.Credential is null || feature.Injected is not null))
@@ -119,6 +147,19 @@ internal sealed class GatewayMiddleware(
             activity?.SetTag(GatewayTelemetry.Tags.Decision, "forwarded");
         }
     }
+
+    private static bool IsEchoMethod(string method) =>
+        HttpMethods.IsTrace(method) || method.Equals("TRACK", StringComparison.OrdinalIgnoreCase);
+
+    private static string Printable(string text) => new([.. text.Take(32).Select(c => char.IsControl(c) ? '?' : c)]);
+
+    /// <summary>A forwarding failure as a problem, never the exception's text (it can name hosts and addresses).</summary>
+    private static Refusal UpstreamFailure(ForwarderError error, string routeId) => error switch
+    {
+        ForwarderError.RequestTimedOut => Refusal.UpstreamTimeout($"the upstream of route '{routeId}' did not answer within the cluster's activity timeout"),
+        ForwarderError.RequestCanceled or ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyClient => Refusal.BadRequest("the agent's side of the connection failed while forwarding"),
+        _ => Refusal.UpstreamUnavailable($"forwarding to the upstream of route '{routeId}' failed ({error})"),
+    };
 
     /// <summary>A gateway secret in a header or the query string (raw or decoded), or null.</summary>
     private Refusal? SecretInHeadersOrQuery(GatewayRevision revision, HttpRequest request)

@@ -44,6 +44,15 @@ internal sealed partial class HopCredentialTransform(
             StripHeaders(content.Headers, feature.Route.Credential?.HeaderName, control);
         }
 
+        if (context.HttpContext.Request.Headers.Connection.Count > 0)
+        {
+            foreach (var nominated in UntrustedHeaders.NominatedHopByHop(context.HttpContext.Request.Headers.Connection))
+            {
+                context.ProxyRequest.Headers.Remove(nominated);
+                context.ProxyRequest.Content?.Headers.Remove(nominated);
+            }
+        }
+
         if (context.HttpContext.Request.QueryString.HasValue)
         {
             StripQuery(context.Query.Collection);

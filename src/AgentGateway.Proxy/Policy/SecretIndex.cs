@@ -20,33 +20,43 @@ public sealed class SecretIndex
 
     private readonly ConcurrentDictionary<string, byte> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _order = new();
-    private StaticSecrets _static = new(0, []);
+    private StaticSecrets _static = new(0, [], []);
 
     /// <summary>The configured secrets of <paramref name="revision"/>, collected once per revision.</summary>
-    private string[] Static(GatewayRevision revision)
+    private StaticSecrets Configured(GatewayRevision revision)
     {
         var cached = Volatile.Read(ref _static);
         if (cached.Revision == revision.Number)
         {
-            return cached.Secrets;
+            return cached;
         }
 
         string[] secrets = [.. revision.Credentials.Sources.SelectMany(s => s.Secrets).Select(s => s.Reveal()).Where(s => s.Length >= MinimumLength).Distinct(StringComparer.Ordinal)];
-        Volatile.Write(ref _static, new StaticSecrets(revision.Number, secrets));
-        return secrets;
+        cached = new StaticSecrets(revision.Number, secrets, [.. secrets.Select(System.Text.Encoding.UTF8.GetBytes)]);
+        Volatile.Write(ref _static, cached);
+        return cached;
+    }
+
+    /// <summary>The configured secrets of <paramref name="revision"/> as UTF-8, for searching bytes.</summary>
+    public IReadOnlyList<byte[]> ConfiguredUtf8(GatewayRevision revision) => Configured(revision).Utf8;
+
+    /// <summary>The token part of an injected header value (after the scheme), or null when too short to search for.</summary>
+    public static string? TokenOf(string? headerValue)
+    {
+        if (headerValue is null)
+        {
+            return null;
+        }
+
+        var space = headerValue.LastIndexOf(' ');
+        var token = space >= 0 ? headerValue[(space + 1)..] : headerValue;
+        return token.Length >= MinimumLength ? token : null;
     }
 
     /// <summary>Remembers a hop credential the gateway injected (its token part, without the scheme).</summary>
     public void Remember(HopCredential credential)
     {
-        if (credential.HeaderValue is not { } value)
-        {
-            return;
-        }
-
-        var space = value.LastIndexOf(' ');
-        var token = space >= 0 ? value[(space + 1)..] : value;
-        if (token.Length < MinimumLength || !_tokens.TryAdd(token, 0))
+        if (TokenOf(credential.HeaderValue) is not { } token || !_tokens.TryAdd(token, 0))
         {
             return;
         }
@@ -67,7 +77,7 @@ public sealed class SecretIndex
             return false;
         }
 
-        foreach (var secret in Static(revision))
+        foreach (var secret in Configured(revision).Secrets)
         {
             if (text.Contains(secret, StringComparison.Ordinal))
             {
@@ -112,5 +122,5 @@ public sealed class SecretIndex
     /// <summary>The characters of JWTs and opaque tokens (base64url, plus '.', '~', '+', '/').</summary>
     private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~' or '+' or '/';
 
-    private sealed record StaticSecrets(long Revision, string[] Secrets);
+    private sealed record StaticSecrets(long Revision, string[] Secrets, byte[][] Utf8);
 }

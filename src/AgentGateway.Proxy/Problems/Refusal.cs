@@ -13,6 +13,12 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
     // 400
     public static Refusal BadRequest(string detail) => new(400, "bad-request", "The request cannot be forwarded as sent", detail);
 
+    public static Refusal MethodNotAllowed(string detail) => new(405, "method-not-allowed", "The gateway never forwards this method", detail);
+
+    public static Refusal UpstreamUnavailable(string detail) => new(502, "upstream-unavailable", "The upstream could not be reached or gave no valid answer", detail);
+
+    public static Refusal UpstreamTimeout(string detail) => new(504, "upstream-timeout", "The upstream did not answer in time", detail);
+
     // 401: the agent's identity
     public static Refusal Unauthenticated(string detail) => new(401, "unauthenticated", "The agent's identity could not be verified", detail);
 

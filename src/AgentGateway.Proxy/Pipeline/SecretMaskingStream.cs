@@ -1,0 +1,117 @@
+using System.Buffers;
+
+namespace AgentGateway.Proxy.Pipeline;
+
+/// <summary>
+/// Sits in front of the agent's response body and overwrites every occurrence of a gateway
+/// secret with asterisks of the same length, so the body's length (and any Content-Length) is
+/// unchanged. A secret split across two writes is still found: bytes at the end of a write that
+/// could be the start of a secret are held back until the next write shows whether they are —
+/// and only those, so a stream of server-sent events is not delayed by more than a partial match.
+/// </summary>
+internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> secrets, Action onMasked) : Stream
+{
+    private byte[] _held = [];
+    private bool _masked;
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Write(byte[] buffer, int offset, int count) =>
+        WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var length = _held.Length + buffer.Length;
+        var work = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            _held.CopyTo(work, 0);
+            buffer.Span.CopyTo(work.AsSpan(_held.Length));
+            var span = work.AsSpan(0, length);
+            Mask(span);
+            var keep = PartialMatchAtEnd(span);
+            _held = span[(length - keep)..].ToArray();
+            await inner.WriteAsync(work.AsMemory(0, length - keep), cancellationToken);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(work);
+        }
+    }
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+    public override void Flush() => inner.Flush();
+
+    /// <summary>Writes what was held back: the body ended, so it was not a secret after all.</summary>
+    public async Task CompleteAsync(CancellationToken cancellationToken)
+    {
+        if (_held.Length > 0)
+        {
+            await inner.WriteAsync(_held, cancellationToken);
+            _held = [];
+        }
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    private void Mask(Span<byte> span)
+    {
+        foreach (var secret in secrets)
+        {
+            int at;
+            while ((at = span.IndexOf(secret)) >= 0)
+            {
+                span.Slice(at, secret.Length).Fill((byte)'*');
+                if (!_masked)
+                {
+                    _masked = true;
+                    onMasked();
+                }
+            }
+        }
+    }
+
+    /// <summary>The length of the longest end of <paramref name="span"/> that begins some secret.</summary>
+    private int PartialMatchAtEnd(ReadOnlySpan<byte> span)
+    {
+        var longest = 0;
+        foreach (var secret in secrets)
+        {
+            var window = span[Math.Max(0, span.Length - (secret.Length - 1))..];
+            var from = 0;
+            int at;
+            // Only where the secret's first byte occurs: a token is hundreds of bytes, and this
+            // runs on every write.
+            while (window.Length - from > longest && (at = window[from..].IndexOf(secret[0])) >= 0)
+            {
+                var start = from + at;
+                var tail = window[start..];
+                if (tail.SequenceEqual(secret.AsSpan(0, tail.Length)))
+                {
+                    longest = Math.Max(longest, tail.Length);
+                    break;
+                }
+
+                from = start + 1;
+            }
+        }
+
+        return longest;
+    }
+}
