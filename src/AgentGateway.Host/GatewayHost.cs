@@ -27,12 +27,19 @@ public static class GatewayHost
                 ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
                 ["Logging:LogLevel:Microsoft.Extensions.Http"] = "Warning",
                 ["Logging:LogLevel:Yarp"] = "Warning",
+                // A client gets 10 s, not Kestrel's 30 s, to send its request headers: an agent
+                // has no reason to be slow, and a slowloris holds a connection for this long.
+                ["Kestrel:Limits:RequestHeadersTimeout"] = "00:00:10",
             },
         });
         // File first, then environment variables (Gateway__Redis=…) and arguments, which win.
         builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: true);
         builder.Configuration.AddEnvironmentVariables();
         builder.Configuration.AddCommandLine(args);
+        // Kestrel reads only endpoints and certificates from its section; its limits (header and
+        // body sizes, the header timeout that ends a slowloris) are bound here, so operators set
+        // them in the same file as everything else.
+        builder.WebHost.ConfigureKestrel(static (context, kestrel) => context.Configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits));
         if (builder.Configuration.GetSection("Gateway:Inbound:ClientCertificates").Exists() || builder.Configuration["Gateway:Inbound:Spiffe:X509Bundle"] is not null)
         {
             // Agents may present a client certificate on https endpoints. Kestrel accepts any and

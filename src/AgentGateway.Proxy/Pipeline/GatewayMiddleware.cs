@@ -131,7 +131,7 @@ internal sealed class GatewayMiddleware(
 
         if (context.Features.Get<IForwarderErrorFeature>() is { } failure && !context.Response.HasStarted)
         {
-            await refusals.WriteAsync(context, UpstreamFailure(failure.Error, route.RouteId), routeId, agent.Agent.Id);
+            await refusals.WriteAsync(context, UpstreamFailure(failure, route.RouteId), routeId, agent.Agent.Id);
             return;
         }
 
@@ -154,11 +154,14 @@ internal sealed class GatewayMiddleware(
     private static string Printable(string text) => new([.. text.Take(32).Select(c => char.IsControl(c) ? '?' : c)]);
 
     /// <summary>A forwarding failure as a problem, never the exception's text (it can name hosts and addresses).</summary>
-    private static Refusal UpstreamFailure(ForwarderError error, string routeId) => error switch
+    private static Refusal UpstreamFailure(IForwarderErrorFeature failure, string routeId) => failure.Error switch
     {
+        ForwarderError.RequestBodyClient when failure.Exception?.InnerException is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: 413 }
+            || failure.Exception is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: 413 }
+            => Refusal.BodyTooLarge($"the body is larger than route '{routeId}' accepts (MaxRequestBodySize)"),
         ForwarderError.RequestTimedOut => Refusal.UpstreamTimeout($"the upstream of route '{routeId}' did not answer within the cluster's activity timeout"),
         ForwarderError.RequestCanceled or ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyClient => Refusal.BadRequest("the agent's side of the connection failed while forwarding"),
-        _ => Refusal.UpstreamUnavailable($"forwarding to the upstream of route '{routeId}' failed ({error})"),
+        var error => Refusal.UpstreamUnavailable($"forwarding to the upstream of route '{routeId}' failed ({error})"),
     };
 
     /// <summary>A gateway secret in a header or the query string (raw or decoded), or null.</summary>

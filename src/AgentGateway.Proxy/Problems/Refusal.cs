@@ -60,7 +60,7 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
     public static Refusal SecretInRequest(string detail) => new(403, "secret-in-request", "The request carries a secret the gateway holds", detail);
 
     // 413 / 429
-    public static Refusal BodyTooLarge(string detail) => new(413, "body-too-large", "The body is larger than the gateway inspects", detail);
+    public static Refusal BodyTooLarge(string detail) => new(413, "body-too-large", "The body is larger than the gateway accepts on this route", detail);
 
     public static Refusal RateLimited(string detail, TimeSpan retryAfter) =>
         new(429, "rate-limited", "The agent's rate limit for this grant is used up", detail) { RetryAfter = retryAfter };
