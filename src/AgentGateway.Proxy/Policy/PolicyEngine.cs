@@ -258,9 +258,12 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
             return "matrix parameter";
         }
 
-        if (path.Contains("%2f", StringComparison.OrdinalIgnoreCase) || path.Contains("%5c", StringComparison.OrdinalIgnoreCase) || path.Contains("%2e", StringComparison.OrdinalIgnoreCase) || path.Contains("%25", StringComparison.Ordinal))
+        // The path is already percent-decoded (Kestrel keeps only %2F encoded), so any '%' left is
+        // an encoded slash or a second layer of encoding: %2500 reaches the upstream as %00, which a
+        // C-based server reads as the end of the path. Found by the fuzz target for path rules.
+        if (path.Contains('%'))
         {
-            return "encoded separator, dot or percent";
+            return "percent-encoding left after decoding (an encoded slash, or double encoding)";
         }
 
         if (path.Any(char.IsControl))

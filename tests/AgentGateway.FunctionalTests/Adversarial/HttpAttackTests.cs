@@ -59,6 +59,8 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
     [InlineData("/llm/openai/v1/models/..;/admin/keys")]
     [InlineData("/llm/openai//v1/admin/keys")]
     [InlineData("/llm/openai/v1/models/%00/../../admin/keys")]
+    [InlineData("/llm/openai/v1/models/..%2500admin")]
+    [InlineData("/llm/openai/v1/models/x%2500/../../admin/keys")]
     [InlineData("/llm/openai/v1/models/%c0%ae%c0%ae/admin/keys")]
     [InlineData("/llm/openai/./v1/./admin/keys")]
     [InlineData("/llm/openai/v1/MODELS/../admin/keys")]

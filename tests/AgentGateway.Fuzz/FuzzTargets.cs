@@ -1,0 +1,242 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Policy;
+using AgentGateway.Proxy.Stripping;
+using Microsoft.AspNetCore.Http;
+
+namespace AgentGateway.Fuzz;
+
+/// <summary>
+/// The request-inspection code under fuzzing. Each target takes arbitrary bytes and throws
+/// <see cref="FuzzFindingException"/> when an invariant breaks; any other exception escaping is a finding
+/// too (a crash). The invariants are differential: what the gateway decided on must be what a
+/// second, independent reader sees in the same bytes.
+/// </summary>
+public static class FuzzTargets
+{
+    public const int InspectionLimit = 64 * 1024;
+
+    public static readonly IReadOnlyDictionary<string, Action<byte[]>> All = new Dictionary<string, Action<byte[]>>(StringComparer.Ordinal)
+    {
+        ["mcp"] = McpBody,
+        ["llm"] = LlmBody,
+        ["header"] = HeaderName,
+        ["path"] = PathRule,
+    };
+
+    /// <summary>A JSON-RPC body on an MCP route: if the inspector accepts it, the method and target
+    /// it decided on are exactly what System.Text.Json.Nodes reads, and the message has no
+    /// duplicate member anywhere (a duplicate is two answers to one question).</summary>
+    public static void McpBody(byte[] input)
+    {
+        if (Inspect(input, BodyKind.Mcp) is { } body)
+        {
+            CheckMcp(body, input);
+        }
+    }
+
+    /// <summary>The MCP oracle alone: what was decided against what a second reader sees.</summary>
+    public static void CheckMcp(InspectedBody body, byte[] input)
+    {
+        var root = SecondReader(input);
+        if (root is not JsonObject message)
+        {
+            throw new FuzzFindingException("an accepted MCP body is not a JSON object to a second reader");
+        }
+
+        var method = message["method"]?.GetValue<string>();
+        Same("method", body.Method, method);
+        var parameters = message["params"] as JsonObject;
+        var expectedTarget = method switch
+        {
+            "tools/call" or "prompts/get" => parameters?["name"]?.GetValue<string>(),
+            "resources/read" or "resources/subscribe" or "resources/unsubscribe" => parameters?["uri"]?.GetValue<string>(),
+            _ => null,
+        };
+        Same("target", body.Target, expectedTarget);
+        if (method == "tools/call" && !McpNames.IsToolName(body.Target))
+        {
+            throw new FuzzFindingException("an accepted tools/call names a tool outside the MCP character set");
+        }
+    }
+
+    /// <summary>A body on an LLM route: the model decided on is the model a second reader sees.</summary>
+    public static void LlmBody(byte[] input)
+    {
+        if (Inspect(input, BodyKind.Llm) is { } body)
+        {
+            CheckLlm(body, input);
+        }
+    }
+
+    /// <summary>The LLM oracle alone.</summary>
+    public static void CheckLlm(InspectedBody body, byte[] input)
+    {
+        if (SecondReader(input) is not JsonObject request)
+        {
+            throw new FuzzFindingException("an accepted LLM body is not a JSON object to a second reader");
+        }
+
+        Same("model", body.Model, request["model"]?.GetValue<string>());
+    }
+
+    /// <summary>A header name: whether it is stripped as a credential cannot depend on case or on
+    /// '_' against '-' (servers behind CGI-style gateways read them as one), and a name the
+    /// gateway would inject must be recognised in every such spelling.</summary>
+    public static void HeaderName(byte[] input)
+    {
+        var name = Encoding.Latin1.GetString(input);
+        if (name.Length is 0 or > 256)
+        {
+            return;
+        }
+
+        var stripped = InboundCredentials.IsCredentialHeader(name);
+        foreach (var variant in new[] { name.ToUpperInvariant(), name.ToLowerInvariant(), name.Replace('-', '_'), name.Replace('_', '-') })
+        {
+            if (InboundCredentials.IsCredentialHeader(variant) != stripped)
+            {
+                throw new FuzzFindingException($"'{Printable(name)}' and '{Printable(variant)}' are stripped differently");
+            }
+
+            if (!InboundCredentials.SameHeader(variant, name) && variant.Length == name.Length)
+            {
+                throw new FuzzFindingException($"'{Printable(variant)}' is not recognised as the same header as '{Printable(name)}'");
+            }
+        }
+    }
+
+    private static readonly GlobPattern Models = GlobPattern.ForPath("/v1/models/*");
+
+    /// <summary>A forwarded path: if policy decides on it at all (it is not ambiguous) and a path
+    /// rule matches it, then what a lenient upstream makes of it matches the rule too.</summary>
+    public static void PathRule(byte[] input)
+    {
+        var path = "/v1/models/" + Encoding.UTF8.GetString(input);
+        if (PolicyEngine.AmbiguousPath(path) is not null || !Models.IsMatch(path))
+        {
+            return;
+        }
+
+        var lenient = LenientPath.Normalise(path);
+        if (!Models.IsMatch(lenient) && lenient != "/v1/models")
+        {
+            throw new FuzzFindingException($"'{Printable(path)}' matched /v1/models/* but a lenient upstream reads '{Printable(lenient)}'");
+        }
+    }
+
+    private static InspectedBody? Inspect(byte[] input, BodyKind kind)
+    {
+        if (input.Length == 0)
+        {
+            // No body at all: nothing to decide on, and nothing forwarded but the headers.
+            return null;
+        }
+
+        var context = new DefaultHttpContext();
+        context.Request.Method = HttpMethods.Post;
+        context.Request.ContentType = "application/json";
+        context.Request.ContentLength = input.Length;
+        context.Request.Body = new MemoryStream(input, writable: false);
+        var (body, _) = BodyInspector.InspectAsync(context.Request, kind, InspectionLimit, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        return body;
+    }
+
+    /// <summary>System.Text.Json.Nodes with duplicate members made an error: the second opinion.</summary>
+    private static JsonNode? SecondReader(byte[] input)
+    {
+        try
+        {
+            var node = JsonNode.Parse(input, documentOptions: new JsonDocumentOptions { MaxDepth = 256 });
+            CheckNoDuplicates(node);
+            return node;
+        }
+        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException)
+        {
+            throw new FuzzFindingException($"the inspector accepted a body a second reader refuses: {ex.GetType().Name}");
+        }
+    }
+
+    private static void CheckNoDuplicates(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                // Enumerating materialises the object; JsonObject throws on a repeated name.
+                foreach (var (_, value) in obj)
+                {
+                    CheckNoDuplicates(value);
+                }
+
+                break;
+            case JsonArray array:
+                foreach (var item in array)
+                {
+                    CheckNoDuplicates(item);
+                }
+
+                break;
+        }
+    }
+
+    private static void Same(string what, string? decided, string? seen)
+    {
+        if (!string.Equals(decided, seen, StringComparison.Ordinal))
+        {
+            throw new FuzzFindingException($"the {what} decided on ('{Printable(decided)}') is not the {what} a second reader sees ('{Printable(seen)}')");
+        }
+    }
+
+    private static string Printable(string? text) =>
+        text is null ? "<none>" : new([.. text.Take(80).Select(c => char.IsControl(c) ? '?' : c)]);
+}
+
+/// <summary>An invariant of the inspection code broke on this input.</summary>
+public sealed class FuzzFindingException(string message) : Exception(message);
+
+/// <summary>What a lenient upstream might make of a path: percent-decoded until stable,
+/// backslashes as slashes, matrix parameters and NULs cut, empty and dot segments resolved.</summary>
+public static class LenientPath
+{
+    public static string Normalise(string path)
+    {
+        var decoded = path;
+        for (var i = 0; i < 5; i++)
+        {
+            var next = Uri.UnescapeDataString(decoded);
+            if (next == decoded)
+            {
+                break;
+            }
+
+            decoded = next;
+        }
+
+        decoded = decoded.Replace('\\', '/').Replace("\uFFFD\uFFFD", "..", StringComparison.Ordinal);
+        var segments = new List<string>();
+        foreach (var raw in decoded.Split('/'))
+        {
+            var segment = raw.Split(';')[0].Split('\0')[0];
+            if (segment is "" or ".")
+            {
+                continue;
+            }
+
+            if (segment == "..")
+            {
+                if (segments.Count > 0)
+                {
+                    segments.RemoveAt(segments.Count - 1);
+                }
+
+                continue;
+            }
+
+            segments.Add(segment);
+        }
+
+        return "/" + string.Join('/', segments);
+    }
+}
