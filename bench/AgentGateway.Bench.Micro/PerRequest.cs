@@ -140,7 +140,7 @@ public class PerRequest : IDisposable
         await sinkApp.StartAsync();
         var otlp = sinkApp.Urls.First() + "/";
         var config = Path.Combine(_directory, "gateway.json");
-        await File.WriteAllTextAsync(config, BenchConfig.Gateway(_idp.Url, InMemoryUpstream.Address, redis: null, Environment.GetEnvironmentVariable("NO_OTLP") is null ? otlp : null, Environment.GetEnvironmentVariable("NO_AUDIT") is null ? Path.Combine(_directory, "audit.jsonl") : null, "crm-gateway", "AGW_BENCH_CRM_SECRET").ToJsonString());
+        await File.WriteAllTextAsync(config, BenchConfig.Gateway(_idp.Url, InMemoryUpstream.Address, redis: null, Environment.GetEnvironmentVariable("AGW_BENCH_NO_OTLP") is null ? otlp : null, Environment.GetEnvironmentVariable("AGW_BENCH_NO_AUDIT") is null ? Path.Combine(_directory, "audit.jsonl") : null, "crm-gateway", "AGW_BENCH_CRM_SECRET").ToJsonString());
         _gateway = GatewayHost.Build(config, [], builder =>
         {
             builder.WebHost.UseTestServer();
