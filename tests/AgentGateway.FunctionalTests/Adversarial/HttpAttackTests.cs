@@ -31,7 +31,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
     {
         await using var gateway = await GatewayInstance.StartAsync(Config());
 
-        var response = await SendAsync(gateway, Get("/llm/openai/v1/models"));
+        var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models"));
 
         Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
         var received = Assert.Single(_upstream.Received);
@@ -71,12 +71,12 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
     {
         await using var gateway = await GatewayInstance.StartAsync(Config());
 
-        var response = await SendAsync(gateway, Get(target));
+        var response = await RawHttp.SendAsync(gateway, Get(target));
 
         foreach (var received in _upstream.Received)
         {
             var path = received.Target.Split('?')[0];
-            var normalised = Normalise(path);
+            var normalised = AgentGateway.Fuzz.LenientPath.Normalise(path).ToLowerInvariant();
             Assert.True(normalised is "/v1/models" or "/v1/chat/completions" || normalised.StartsWith("/v1/models/", StringComparison.Ordinal) && !normalised[11..].Contains('/'),
                 $"forwarded '{received.Target}', which normalises to '{normalised}'");
             Assert.DoesNotContain("admin", received.Target, StringComparison.OrdinalIgnoreCase);
@@ -105,7 +105,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         config["Gateway"]!["Grants"]!["llm"]!.AsObject().Remove("Paths");
         await using var gateway = await GatewayInstance.StartAsync(config);
 
-        var response = await SendAsync(gateway, Get("/llm/openai/v1/models").Replace("GET ", method + " ", StringComparison.Ordinal));
+        var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models").Replace("GET ", method + " ", StringComparison.Ordinal));
 
         Assert.Matches("^HTTP/1.1 (400|405) ", response);
         Assert.DoesNotContain(fx.OpenAiKey, response, StringComparison.Ordinal);
@@ -132,7 +132,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         };
         await using var gateway = await GatewayInstance.StartAsync(Config());
 
-        var response = await SendAsync(gateway, Get("/llm/openai/v1/models"));
+        var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models"));
 
         Assert.StartsWith("HTTP/1.1 ", response, StringComparison.Ordinal);
         Assert.DoesNotContain(fx.OpenAiKey, response, StringComparison.Ordinal);
@@ -149,7 +149,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         _upstream.Respond = _ => RawUpstream.Ok("ok", "Connection: keep-alive, X-Upstream-Session\r\nX-Upstream-Session: internal-42\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic realm=\"internal\"\r\nX-Kept: yes\r\n");
         await using var gateway = await GatewayInstance.StartAsync(Config());
 
-        var response = await SendAsync(gateway, Get("/llm/openai/v1/models"));
+        var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models"));
 
         Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
         var head = response[..response.IndexOf("\r\n\r\n", StringComparison.Ordinal)];
@@ -166,7 +166,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
     {
         await using var gateway = await GatewayInstance.StartAsync(Config());
 
-        var response = await SendAsync(gateway, Get("/llm/openai/v1/models", "Connection: keep-alive, X-Agent-Hop\r\nX-Agent-Hop: for-the-gateway-only\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic YWdlbnQ6cHc=\r\nTE: trailers\r\nUpgrade: h2c\r\n"));
+        var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models", "Connection: keep-alive, X-Agent-Hop\r\nX-Agent-Hop: for-the-gateway-only\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic YWdlbnQ6cHc=\r\nTE: trailers\r\nUpgrade: h2c\r\n"));
 
         Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
         var received = Assert.Single(_upstream.Received);
@@ -189,7 +189,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         await using var gateway = await GatewayInstance.StartAsync(Config());
 
         var request = Get("/llm/openai/v1/models").Replace($"Host: {gateway.Address.Authority}\r\n", hostHeaders, StringComparison.Ordinal);
-        var response = await SendAsync(gateway, request);
+        var response = await RawHttp.SendAsync(gateway, request);
 
         foreach (var received in _upstream.Received)
         {
@@ -208,10 +208,10 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         await using var gateway = await GatewayInstance.StartAsync(Config());
 
         var started = DateTime.UtcNow;
-        var response = await SendAsync(gateway, Get("/llm/openai/v1/models"), TimeSpan.FromSeconds(20));
+        var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models"), TimeSpan.FromSeconds(20));
         var waited = DateTime.UtcNow - started;
         hang = false;
-        var next = await SendAsync(gateway, Get("/llm/openai/v1/models"));
+        var next = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models"));
 
         Assert.StartsWith("HTTP/1.1 504", response, StringComparison.Ordinal);
         Assert.Contains("application/problem+json", response, StringComparison.Ordinal);
@@ -232,7 +232,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         config["ReverseProxy"]!["Clusters"]!["llm"]!["Destinations"]!["d1"]!["Address"] = $"http://127.0.0.1:{port}";
         await using var gateway = await GatewayInstance.StartAsync(config);
 
-        var response = await SendAsync(gateway, Get("/llm/openai/v1/models"));
+        var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models"));
 
         Assert.StartsWith("HTTP/1.1 502", response, StringComparison.Ordinal);
         Assert.Contains("application/problem+json", response, StringComparison.Ordinal);
@@ -256,17 +256,6 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         extraHeaders +
         "Connection: close\r\n\r\n";
 
-    private static async Task<string> SendAsync(GatewayInstance gateway, string request, TimeSpan? timeout = null)
-    {
-        using var client = new TcpClient();
-        using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
-        await client.ConnectAsync(gateway.Address.Host, gateway.Address.Port, cancel.Token);
-        await using var stream = client.GetStream();
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cancel.Token);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return await reader.ReadToEndAsync(cancel.Token);
-    }
-
     private static byte[] Chunked(string[] chunks)
     {
         var body = new StringBuilder("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -276,48 +265,5 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         }
 
         return Encoding.UTF8.GetBytes(body.Append("0\r\n\r\n").ToString());
-    }
-
-    /// <summary>What a lenient upstream might make of a path: decoded until stable, backslashes as
-    /// slashes, matrix parameters dropped, empty and dot segments resolved.</summary>
-    private static string Normalise(string path)
-    {
-        var decoded = path;
-        for (var i = 0; i < 5; i++)
-        {
-            var next = Uri.UnescapeDataString(decoded);
-            if (next == decoded)
-            {
-                break;
-            }
-
-            decoded = next;
-        }
-
-        // Overlong UTF-8 dots (%c0%ae) decode to replacement characters; a lenient server reads dots.
-        decoded = decoded.Replace('\\', '/').Replace("\uFFFD\uFFFD", "..", StringComparison.Ordinal);
-        var segments = new List<string>();
-        foreach (var raw in decoded.Split('/'))
-        {
-            var segment = raw.Split(';')[0].Split('\0')[0];
-            if (segment is "" or ".")
-            {
-                continue;
-            }
-
-            if (segment == "..")
-            {
-                if (segments.Count > 0)
-                {
-                    segments.RemoveAt(segments.Count - 1);
-                }
-
-                continue;
-            }
-
-            segments.Add(segment.ToLowerInvariant());
-        }
-
-        return "/" + string.Join('/', segments);
     }
 }

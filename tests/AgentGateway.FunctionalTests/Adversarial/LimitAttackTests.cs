@@ -84,7 +84,7 @@ public sealed class LimitAttackTests(GatewayFixture fx) : IAsyncLifetime
             _ => Request("GET", "/llm/openai/v1/models", string.Concat(Enumerable.Range(0, 150).Select(i => $"X-H{i}: v\r\n"))),
         };
 
-        var response = await SendAsync(gateway, request);
+        var response = await RawHttp.SendAsync(gateway, request);
 
         Assert.StartsWith(expected, response, StringComparison.Ordinal);
         Assert.Empty(_upstream.Received);
@@ -104,7 +104,7 @@ public sealed class LimitAttackTests(GatewayFixture fx) : IAsyncLifetime
             : $"Content-Length: {body.Length}\r\nContent-Type: {contentType}\r\n\r\n{body}";
         var request = $"POST /llm/openai/v1/files HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer {_token}\r\nConnection: close\r\n{framed}";
 
-        var response = await SendAsync(gateway, request);
+        var response = await RawHttp.SendAsync(gateway, request);
 
         Assert.StartsWith("HTTP/1.1 413", response, StringComparison.Ordinal);
         Assert.Contains("application/problem+json", response, StringComparison.Ordinal);
@@ -119,7 +119,7 @@ public sealed class LimitAttackTests(GatewayFixture fx) : IAsyncLifetime
         var body = "{\"purpose\":\"fine-tune\",\"bytes\":\"" + new string('x', 512) + "\"}";
         var request = $"POST /llm/openai/v1/files HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer {_token}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\n\r\n{body}";
 
-        var response = await SendAsync(gateway, request);
+        var response = await RawHttp.SendAsync(gateway, request);
 
         Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
         var received = Assert.Single(_upstream.Received);
@@ -142,30 +142,4 @@ public sealed class LimitAttackTests(GatewayFixture fx) : IAsyncLifetime
     private string Request(string method, string target, string extraHeaders) =>
         $"{method} {target} HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer {_token}\r\n{extraHeaders}Connection: close\r\n\r\n";
 
-    private static async Task<string> SendAsync(GatewayInstance gateway, string request)
-    {
-        using var client = new TcpClient();
-        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await client.ConnectAsync(gateway.Address.Host, gateway.Address.Port, cancel.Token);
-        await using var stream = client.GetStream();
-        try
-        {
-            await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cancel.Token);
-        }
-        catch (IOException)
-        {
-            // The server may answer and close before the whole oversized request is written.
-        }
-
-        var answer = new MemoryStream();
-        try
-        {
-            await stream.CopyToAsync(answer, cancel.Token);
-        }
-        catch (IOException)
-        {
-        }
-
-        return Encoding.UTF8.GetString(answer.ToArray());
-    }
 }

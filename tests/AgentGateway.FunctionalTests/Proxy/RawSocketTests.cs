@@ -24,7 +24,7 @@ public sealed class RawSocketTests(GatewayFixture fx) : IAsyncLifetime
             "Authorization: Bearer second-agent-token\r\n" +
             "Connection: close\r\n\r\n";
 
-        var response = await SendRawAsync(gateway, request);
+        var response = await RawHttp.SendAsync(gateway, request);
 
         Assert.StartsWith("HTTP/1.1 400", response, StringComparison.Ordinal);
         Assert.Contains("application/problem+json", response, StringComparison.Ordinal);
@@ -52,7 +52,7 @@ public sealed class RawSocketTests(GatewayFixture fx) : IAsyncLifetime
             "X-Forwarded-For: 10.0.0.1\r\n" +
             "Connection: close\r\n\r\n";
 
-        var response = await SendRawAsync(gateway, request);
+        var response = await RawHttp.SendAsync(gateway, request);
 
         Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
         foreach (var header in new[] { "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-Method-Override", "X_Method_Override", "Forwarded", "X-Real-IP", "True-Client-IP" })
@@ -85,7 +85,7 @@ public sealed class RawSocketTests(GatewayFixture fx) : IAsyncLifetime
             "GET /crm/smuggled HTTP/1.1\r\n" +
             $"Host: {gateway.Address.Authority}\r\n\r\n";
 
-        var response = await SendRawAsync(gateway, request);
+        var response = await RawHttp.SendAsync(gateway, request);
 
         Assert.StartsWith("HTTP/1.1 ", response, StringComparison.Ordinal);
         // Whatever Kestrel made of it, the upstream never got a request with two framings, and the
@@ -100,14 +100,4 @@ public sealed class RawSocketTests(GatewayFixture fx) : IAsyncLifetime
         fx.Crm.AssertNeverSaw(token);
     }
 
-    private static async Task<string> SendRawAsync(GatewayInstance gateway, string request)
-    {
-        using var client = new TcpClient();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await client.ConnectAsync(gateway.Address.Host, gateway.Address.Port, timeout.Token);
-        await using var stream = client.GetStream();
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(request), timeout.Token);
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return await reader.ReadToEndAsync(timeout.Token);
-    }
 }
