@@ -68,6 +68,27 @@ public sealed class DeployFilesTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Every_secret_key_the_deployment_reads_is_created_by_the_script_and_none_is_in_the_repository()
+    {
+        var deployment = await File.ReadAllTextAsync(Path.Combine(Root, "deploy", "kubernetes", "deployment.yaml"));
+        var script = await File.ReadAllTextAsync(Path.Combine(Root, "deploy", "kubernetes", "create-secret.sh"));
+        var keys = Regex.Matches(deployment, @"secretKeyRef: \{ name: agentgateway-secrets, key: (\S+) \}").Select(m => m.Groups[1].Value)
+            .Concat(Regex.Matches(deployment, @"- \{ key: (\S+), path:").Select(m => m.Groups[1].Value))
+            .ToList();
+
+        Assert.Equal(6, keys.Count);
+        foreach (var key in keys)
+        {
+            Assert.Matches($@"--from-(literal|file)={Regex.Escape(key)}=", script);
+        }
+
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(Root, "deploy"), "*", SearchOption.AllDirectories))
+        {
+            Assert.DoesNotContain("PRIVATE KEY-----", await File.ReadAllTextAsync(file), StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>Validates a shipped configuration with its secret references pointed at stand-ins.</summary>
     private async Task<(int Code, string Stderr)> ValidateAsync(string json)
     {
