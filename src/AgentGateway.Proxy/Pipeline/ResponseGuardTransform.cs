@@ -22,7 +22,7 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
     public override ValueTask ApplyAsync(ResponseTransformContext context)
     {
         var response = context.HttpContext.Response;
-        if (context.ProxyResponse is { } proxied)
+        if (context.ProxyResponse is { } proxied && proxied.Headers.Connection.Count > 0)
         {
             foreach (var nominated in UntrustedHeaders.NominatedHopByHop(string.Join(", ", proxied.Headers.Connection)))
             {
@@ -66,8 +66,8 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
         var encoding = context.ProxyResponse?.Content.Headers.ContentEncoding;
         if (response.Body is not SecretMaskingStream && (encoding is null || encoding.Count == 0 || encoding.All(e => e.Equals("identity", StringComparison.OrdinalIgnoreCase))))
         {
-            IReadOnlyList<byte[]> search = injected is null ? configured : [.. configured, System.Text.Encoding.UTF8.GetBytes(injected)];
-            response.Body = new SecretMaskingStream(response.Body, search, () => Log.EchoedInBody(logger, routeId));
+            var injectedUtf8 = injected is null ? null : System.Text.Encoding.UTF8.GetBytes(injected);
+            response.Body = new SecretMaskingStream(response.Body, configured, injectedUtf8, () => Log.EchoedInBody(logger, routeId));
         }
 
         return ValueTask.CompletedTask;

@@ -9,8 +9,14 @@ namespace AgentGateway.Proxy.Pipeline;
 /// could be the start of a secret are held back until the next write shows whether they are —
 /// and only those, so a stream of server-sent events is not delayed by more than a partial match.
 /// </summary>
-internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> secrets, Action onMasked) : Stream
+internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> configured, byte[]? injected, Action onMasked) : Stream
 {
+    /// <summary>The configured secrets (shared per revision), then this request's injected token:
+    /// indexed rather than concatenated, so no list is built per request or per write.</summary>
+    private int SecretCount => configured.Count + (injected is null ? 0 : 1);
+
+    private byte[] SecretAt(int index) => index < configured.Count ? configured[index] : injected!;
+
     private byte[] _held = [];
     private bool _masked;
 
@@ -72,8 +78,9 @@ internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> se
 
     private void Mask(Span<byte> span)
     {
-        foreach (var secret in secrets)
+        for (var i = 0; i < SecretCount; i++)
         {
+            var secret = SecretAt(i);
             int at;
             while ((at = span.IndexOf(secret)) >= 0)
             {
@@ -91,8 +98,9 @@ internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> se
     private int PartialMatchAtEnd(ReadOnlySpan<byte> span)
     {
         var longest = 0;
-        foreach (var secret in secrets)
+        for (var i = 0; i < SecretCount; i++)
         {
+            var secret = SecretAt(i);
             var window = span[Math.Max(0, span.Length - (secret.Length - 1))..];
             var from = 0;
             int at;
