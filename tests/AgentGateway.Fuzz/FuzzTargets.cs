@@ -88,7 +88,9 @@ public static class FuzzTargets
     public static void HeaderName(byte[] input)
     {
         var name = Encoding.Latin1.GetString(input);
-        if (name.Length is 0 or > 256)
+        // Only names HTTP allows (RFC 9110 token characters): Kestrel refuses any other name
+        // before the gateway sees it, and only ASCII has one upper and one lower case.
+        if (name.Length is 0 or > 256 || !name.All(IsTokenChar))
         {
             return;
         }
@@ -107,6 +109,8 @@ public static class FuzzTargets
             }
         }
     }
+
+    private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
 
     private static readonly GlobPattern Models = GlobPattern.ForPath("/v1/models/*");
 
@@ -205,7 +209,8 @@ public static class LenientPath
         var decoded = path;
         for (var i = 0; i < 5; i++)
         {
-            var next = Uri.UnescapeDataString(decoded);
+            // Overlong UTF-8 for '.' (%c0%ae): invalid, but old servers decode it as a dot.
+            var next = Uri.UnescapeDataString(decoded.Replace("%c0%ae", ".", StringComparison.OrdinalIgnoreCase));
             if (next == decoded)
             {
                 break;
@@ -214,7 +219,7 @@ public static class LenientPath
             decoded = next;
         }
 
-        decoded = decoded.Replace('\\', '/').Replace("\uFFFD\uFFFD", "..", StringComparison.Ordinal);
+        decoded = decoded.Replace('\\', '/');
         var segments = new List<string>();
         foreach (var raw in decoded.Split('/'))
         {
