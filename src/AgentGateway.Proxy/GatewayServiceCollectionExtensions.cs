@@ -64,6 +64,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<IProxyConfigProvider>(static sp => sp.GetRequiredService<GatewayConfigProvider>());
         services.TryAddSingleton<HopCredentialTransform>();
         services.TryAddSingleton<PolicyTransform>();
+        services.TryAddSingleton<AgentGateway.Proxy.Inspection.McpServerStreamTransform>();
         services.TryAddSingleton<AgentGateway.Proxy.Inspection.ToolListFilterTransform>();
         services.TryAddSingleton<PolicyEngine>();
         services.TryAddSingleton<RefusalWriter>();

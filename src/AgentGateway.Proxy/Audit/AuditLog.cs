@@ -93,6 +93,20 @@ public sealed partial class AuditLog : IAsyncDisposable
         });
     }
 
+    /// <summary>An MCP server's request to the agent (sampling, elicitation, ...) was refused by policy and kept from the agent.</summary>
+    public ValueTask ServerRequestRefusedAsync(HttpContext context, GatewayRequestFeature feature, string serverMethod) =>
+        EnqueueAsync(new Entry("server-request-refusal", _time.GetUtcNow(), TraceId())
+        {
+            Agent = feature.Agent.Agent.Id,
+            User = feature.Delegation?.Subject,
+            Route = feature.Route.RouteId,
+            Grant = feature.Grant,
+            Task = feature.Task,
+            Method = context.Request.Method,
+            Reason = "mcp-server-request-denied",
+            Detail = $"the MCP server asked for '{serverMethod}', which grant '{feature.Grant}' does not allow",
+        });
+
     /// <summary>An operator revoked an agent (or an instance of a class).</summary>
     public ValueTask RevokedAsync(HttpContext context, string agentId, string by, string? reason) =>
         EnqueueAsync(new Entry("revocation", _time.GetUtcNow(), TraceId())

@@ -231,6 +231,11 @@ public sealed record McpGrantSettings
     /// <summary><c>resources/read</c> and <c>resources/subscribe</c> by <c>params.uri</c>.</summary>
     public string[]? Resources { get; init; }
 
+    /// <summary>The requests the MCP server may send the agent on this grant's streams
+    /// (<c>sampling/createMessage</c>, <c>elicitation/create</c>, <c>roots/list</c>, ...). When the
+    /// grant restricts MCP, anything not listed is kept from the agent and refused to the server.</summary>
+    public string[]? ServerRequests { get; init; }
+
     /// <summary>Remove the tools this grant does not allow from <c>tools/list</c> answers (default on).</summary>
     public bool FilterToolList { get; init; } = true;
 }
@@ -330,6 +335,10 @@ public sealed record PolicySettings
 {
     /// <summary>Largest MCP or LLM body inspected; larger bodies are refused (413) on inspected routes, never forwarded uninspected.</summary>
     public int MaxInspectedBodyBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>Largest server-sent event read from an MCP stream on a grant that restricts MCP; a
+    /// larger event ends the stream, since it can be neither inspected nor passed on uninspected.</summary>
+    public int MaxServerEventBytes { get; init; } = 4 * 1024 * 1024;
 
     /// <summary>How requests name the task they belong to.</summary>
     public TaskSettings Task { get; init; } = new();

@@ -142,7 +142,7 @@ public static class BodyInspector
     }
 
     /// <summary>Null when the body is one strict JSON value, else why not.</summary>
-    private static string? CheckStrict(ReadOnlySpan<byte> json)
+    internal static string? CheckStrict(ReadOnlySpan<byte> json)
     {
         if (json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
         {

@@ -12,7 +12,7 @@ namespace AgentGateway.Proxy.Pipeline;
 /// a request-time surprise; the transform object is built once per route per revision.
 /// </summary>
 internal sealed class CredentialTransformProvider(
-    PolicyTransform policy, HopCredentialTransform transform, ResponseGuardTransform guard, UnauthorizedResponseTransform unauthorized, ToolListFilterTransform toolList) : ITransformProvider
+    PolicyTransform policy, HopCredentialTransform transform, ResponseGuardTransform guard, UnauthorizedResponseTransform unauthorized, McpServerStreamTransform mcpStream, ToolListFilterTransform toolList) : ITransformProvider
 {
     public void ValidateRoute(TransformRouteValidationContext context)
     {
@@ -44,6 +44,10 @@ internal sealed class CredentialTransformProvider(
         context.ResponseTransforms.Add(unauthorized);
         if (context.Route.Metadata?.TryGetValue(GatewayConfigLoader.RouteInspectMetadataKey, out var inspect) == true && inspect == nameof(BodyKind.Mcp))
         {
+            // A compressed answer could be neither inspected nor searched for echoed secrets.
+            context.RequestTransforms.Add(new RequestHeaderRemoveTransform("Accept-Encoding"));
+            // Before the tool-list filter, so what it writes is judged like everything else.
+            context.ResponseTransforms.Add(mcpStream);
             context.ResponseTransforms.Add(toolList);
         }
     }

@@ -116,11 +116,15 @@ internal sealed class GatewayMiddleware(
                 feature.RetryWithFreshCredential = false;
                 feature.Retried = true;
                 context.Response.Clear();
+                // The response transforms wrap the body afresh for the new attempt.
+                context.Response.Body = agentBody;
+                feature.Masking = null;
                 await next(context);
             }
 
-            if (context.Response.Body is SecretMaskingStream masking)
+            if (feature.Masking is { } masking)
             {
+                // Other streams may sit in front of it; what it holds back is the tail of the body.
                 await masking.CompleteAsync(context.RequestAborted);
             }
         }

@@ -42,5 +42,8 @@ public sealed class GatewayRequestFeature(
     /// <summary>Whether the one retry has been used.</summary>
     public bool Retried { get; set; }
 
+    /// <summary>The stream masking echoed secrets in the agent's response body, once the response guard has put it there.</summary>
+    internal SecretMaskingStream? Masking { get; set; }
+
     public CredentialRequest CredentialRequest => new(Agent.Agent.Id, Agent.Token, Delegation);
 }

@@ -64,10 +64,10 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
         }
 
         var encoding = context.ProxyResponse?.Content.Headers.ContentEncoding;
-        if (response.Body is not SecretMaskingStream && (encoding is null || encoding.Count == 0 || encoding.All(e => e.Equals("identity", StringComparison.OrdinalIgnoreCase))))
+        if (feature.Masking is null && (encoding is null || encoding.Count == 0 || encoding.All(e => e.Equals("identity", StringComparison.OrdinalIgnoreCase))))
         {
             var injectedUtf8 = injected is null ? null : System.Text.Encoding.UTF8.GetBytes(injected);
-            response.Body = new SecretMaskingStream(response.Body, configured, injectedUtf8, () => Log.EchoedInBody(logger, routeId));
+            response.Body = feature.Masking = new SecretMaskingStream(response.Body, configured, injectedUtf8, () => Log.EchoedInBody(logger, routeId));
         }
 
         return ValueTask.CompletedTask;

@@ -15,6 +15,7 @@ public sealed record Grant(
     IReadOnlyList<GlobPattern>? Prompts,
     IReadOnlyList<GlobPattern>? Resources,
     bool FilterToolList,
+    FrozenSet<string>? ServerRequests,
     IReadOnlyList<GlobPattern>? Models,
     RateLimit? RateLimit,
     bool RequireDelegation,
@@ -22,6 +23,18 @@ public sealed record Grant(
     bool Shadow,
     FrozenSet<string> Labels)
 {
+    /// <summary>
+    /// Whether the grant restricts MCP at all. Then only the client methods MCP defines are
+    /// allowed, and a server-to-client request on one of its streams (sampling, elicitation,
+    /// roots) reaches the agent only when <see cref="ServerRequests"/> lists it.
+    /// </summary>
+    public bool RestrictsMcp => Tools is not null || Prompts is not null || Resources is not null || ServerRequests is not null;
+
+    /// <summary>Whether the MCP server may send the agent a request for <paramref name="method"/>
+    /// on a stream this grant opened. <c>ping</c> asks nothing of the agent and always may.</summary>
+    public bool AllowsServerRequest(string method) =>
+        !RestrictsMcp || method == "ping" || ServerRequests?.Contains(method) == true;
+
     /// <summary>Whether <paramref name="name"/> (a separation rule's entry) names this grant or one of its labels.</summary>
     public bool IsNamed(string name) => string.Equals(name, Name, StringComparison.OrdinalIgnoreCase) || Labels.Contains(name);
 
@@ -53,10 +66,11 @@ public sealed record SeparationRule(string Name, IReadOnlyList<string> After, IR
 /// <summary>Everything the <c>Gateway:Policy</c> section compiles to.</summary>
 public sealed record PolicyOptions(
     int MaxInspectedBodyBytes,
+    int MaxServerEventBytes,
     string TaskHeader,
     string? TaskClaim,
     TimeSpan TaskTtl,
     IReadOnlyList<SeparationRule> Separation)
 {
-    public static PolicyOptions Default { get; } = new(1024 * 1024, "Agent-Task", null, TimeSpan.FromHours(1), []);
+    public static PolicyOptions Default { get; } = new(1024 * 1024, 4 * 1024 * 1024, "Agent-Task", null, TimeSpan.FromHours(1), []);
 }

@@ -60,6 +60,7 @@ internal static class PolicyConfigReader
             var tools = Patterns(entry, "Mcp:Tools", List(entry, "Mcp:Tools", s.Mcp?.Tools), GlobPattern.ForName, problems, McpNames.CheckToolPattern);
             var prompts = Patterns(entry, "Mcp:Prompts", List(entry, "Mcp:Prompts", s.Mcp?.Prompts), GlobPattern.ForName, problems, _ => null);
             var resources = Patterns(entry, "Mcp:Resources", List(entry, "Mcp:Resources", s.Mcp?.Resources), GlobPattern.ForName, problems, _ => null);
+            var serverRequests = ServerRequests(entry, List(entry, "Mcp:ServerRequests", s.Mcp?.ServerRequests), problems);
             var models = Patterns(entry, "Models", List(entry, "Models", s.Models), GlobPattern.ForName, problems, _ => null);
 
             // A restriction on bodies the route does not inspect would be silently void.
@@ -70,7 +71,7 @@ internal static class PolicyConfigReader
                     continue;
                 }
 
-                if ((tools ?? prompts ?? resources) is not null && route.Inspect != BodyKind.Mcp)
+                if (((tools ?? prompts ?? resources) is not null || serverRequests is not null) && route.Inspect != BodyKind.Mcp)
                 {
                     problems.Add(entry.Path + ":Mcp", $"route '{routeId}' does not inspect MCP bodies; set its Metadata:Inspect to Mcp");
                 }
@@ -112,6 +113,7 @@ internal static class PolicyConfigReader
                 prompts,
                 resources,
                 s.Mcp?.FilterToolList ?? true,
+                serverRequests,
                 models,
                 rate,
                 s.RequireDelegation,
@@ -129,6 +131,11 @@ internal static class PolicyConfigReader
         if (s.MaxInspectedBodyBytes is < 1024 or > 64 * 1024 * 1024)
         {
             problems.Add(section.Path + ":MaxInspectedBodyBytes", "must be between 1024 and 67108864");
+        }
+
+        if (s.MaxServerEventBytes is < 1024 or > 64 * 1024 * 1024)
+        {
+            problems.Add(section.Path + ":MaxServerEventBytes", "must be between 1024 and 67108864");
         }
 
         if (string.IsNullOrEmpty(s.Task.Header) || !s.Task.Header.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
@@ -165,7 +172,27 @@ internal static class PolicyConfigReader
             rules.Add(new SeparationRule(entry.Key, rule.After, rule.Deny, rule.Shadow));
         }
 
-        return new PolicyOptions(s.MaxInspectedBodyBytes, s.Task.Header, s.Task.Claim, s.Task.Ttl, rules);
+        return new PolicyOptions(s.MaxInspectedBodyBytes, s.MaxServerEventBytes, s.Task.Header, s.Task.Claim, s.Task.Ttl, rules);
+    }
+
+    private static FrozenSet<string>? ServerRequests(IConfigurationSection entry, string[]? methods, ConfigProblems problems)
+    {
+        if (methods is null)
+        {
+            return null;
+        }
+
+        for (var i = 0; i < methods.Length; i++)
+        {
+            if (!ServerMessage.KnownServerRequests.Contains(methods[i]))
+            {
+                problems.Add(
+                    $"{entry.Path}:Mcp:ServerRequests:{i}",
+                    $"'{methods[i]}' is not a request an MCP server sends a client; one of: {string.Join(", ", ServerMessage.KnownServerRequests.Order(StringComparer.Ordinal))}");
+            }
+        }
+
+        return methods.ToFrozenSet(StringComparer.Ordinal);
     }
 
     /// <summary>The list at <paramref name="key"/> when the key is present — even as an empty list,

@@ -146,7 +146,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 
     private static (Stage, Refusal)? CheckMcp(Grant grant, InspectedBody body)
     {
-        if ((grant.Tools ?? grant.Prompts ?? grant.Resources) is null || body.Method is not { } method || method.StartsWith("notifications/", StringComparison.Ordinal))
+        if (!grant.RestrictsMcp || body.Method is not { } method || method.StartsWith("notifications/", StringComparison.Ordinal))
         {
             return null;
         }

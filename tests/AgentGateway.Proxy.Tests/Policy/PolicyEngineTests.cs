@@ -84,8 +84,8 @@ public sealed class PolicyEngineTests
 
     private static InspectedBody Mcp(string method, string? target) => new(BodyKind.Mcp, method, target, null, ReadOnlyMemory<byte>.Empty);
 
-    private static Grant Grant(string name) => new(
-        name, FrozenSet.ToFrozenSet([name], StringComparer.OrdinalIgnoreCase), null, null, null, null, null, true, null, null, false, null, false,
+    internal static Grant Grant(string name) => new(
+        name, FrozenSet.ToFrozenSet([name], StringComparer.OrdinalIgnoreCase), null, null, null, null, null, true, null, null, null, false, null, false,
         FrozenSet<string>.Empty);
 
     private static FrozenDictionary<string, Grant> Grants(params Grant[] grants) => grants.ToFrozenDictionary(g => g.Name, StringComparer.OrdinalIgnoreCase);

@@ -1,0 +1,142 @@
+using System.Buffers;
+using AgentGateway.Proxy.Policy;
+
+namespace AgentGateway.Proxy.Inspection;
+
+/// <summary>What an <see cref="McpServerStream"/> reports to, per stream.</summary>
+internal interface IMcpServerStreamObserver
+{
+    /// <summary>The server sent a request the grant does not allow; it was kept from the agent,
+    /// and the server must be told, or it waits for an answer that never comes.</summary>
+    ValueTask RefusedAsync(ServerMessage request, CancellationToken cancellationToken);
+
+    /// <summary>The stream could not be read one way only, and ends here.</summary>
+    void Broken(string why);
+}
+
+/// <summary>
+/// Sits in front of the agent's response body on an MCP server-sent event stream and lets
+/// through only what policy allows (THREATS.md §3: server-to-client traffic is traffic too).
+/// Each event is read as a spec-following client reads it and written on in canonical form;
+/// its data must be one strict JSON-RPC message. Responses to the agent's own calls and
+/// notifications pass; a server request (sampling, elicitation, roots) passes only when the
+/// grant lists it, else it is dropped and refused to the server. Anything that cannot be read one
+/// way only — a batch, duplicate keys, an oversized event, an absolute legacy endpoint — ends the
+/// stream: passing it on would let the agent act on what the gateway never judged.
+/// </summary>
+internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventBytes, IMcpServerStreamObserver observer) : Stream
+{
+    private readonly ServerSentEventReader _reader = new(maxEventBytes);
+    private readonly List<ServerSentEvent> _items = [];
+    private readonly ArrayBufferWriter<byte> _output = new();
+    private bool _broken;
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Write(byte[] buffer, int offset, int count) =>
+        WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_broken)
+        {
+            throw new InvalidDataException("the MCP event stream was ended by the gateway");
+        }
+
+        _items.Clear();
+        _output.ResetWrittenCount();
+        var within = _reader.Feed(buffer.Span, _items);
+        string? why = null;
+        foreach (var item in _items)
+        {
+            why = await JudgeAsync(item, cancellationToken);
+            if (why is not null)
+            {
+                break;
+            }
+        }
+
+        if (why is null && !within)
+        {
+            why = $"an event is larger than {maxEventBytes} bytes (Gateway:Policy:MaxServerEventBytes)";
+        }
+
+        // What was judged before the break still reaches the agent, in order.
+        if (_output.WrittenCount > 0)
+        {
+            await inner.WriteAsync(_output.WrittenMemory, cancellationToken);
+        }
+
+        if (why is not null)
+        {
+            _broken = true;
+            observer.Broken(why);
+            throw new InvalidDataException("the MCP event stream was ended by the gateway: " + why);
+        }
+    }
+
+    /// <summary>Null when the item was written on or rightly dropped; else why the stream ends.</summary>
+    private async ValueTask<string?> JudgeAsync(ServerSentEvent item, CancellationToken cancellationToken)
+    {
+        if (item.IsComment || item.Data is not { Length: > 0 } data)
+        {
+            // Keep-alives, and events with an id but no message (resumption priming).
+            ServerSentEventReader.Write(item, _output);
+            return null;
+        }
+
+        if (item.Type == "endpoint")
+        {
+            // The 2024-11-05 HTTP+SSE transport names where the client posts its messages. Only a
+            // path on this gateway: an absolute URL would send the agent, with its own credential,
+            // wherever the server chose.
+            if (!IsLocalPath(data))
+            {
+                return "a legacy 'endpoint' event that is not a path on this gateway";
+            }
+
+            ServerSentEventReader.Write(item, _output);
+            return null;
+        }
+
+        var (message, unreadable) = ServerMessage.Read(data);
+        if (message is null)
+        {
+            return "an event that is not one strict JSON-RPC message: " + unreadable;
+        }
+
+        if (message.Kind == ServerMessageKind.Request && !grant.AllowsServerRequest(message.Method!))
+        {
+            await observer.RefusedAsync(message, cancellationToken);
+            return null;
+        }
+
+        ServerSentEventReader.Write(item, _output);
+        return null;
+    }
+
+    private static bool IsLocalPath(ReadOnlySpan<byte> data) =>
+        data.Length > 0 && data[0] == (byte)'/' && (data.Length == 1 || (data[1] != (byte)'/' && data[1] != (byte)'\\'))
+        && !data.ContainsAnyInRange((byte)0, (byte)0x20) && !data.Contains((byte)0x7F) && !data.Contains((byte)'\\');
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+    public override void Flush() => inner.Flush();
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+}

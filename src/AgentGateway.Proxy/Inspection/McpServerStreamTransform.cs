@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using AgentGateway.Proxy.Audit;
+using AgentGateway.Proxy.Pipeline;
+using AgentGateway.Proxy.Problems;
+using AgentGateway.Proxy.Telemetry;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Transforms;
+
+namespace AgentGateway.Proxy.Inspection;
+
+/// <summary>
+/// Puts an <see cref="McpServerStream"/> in front of the agent on every server-sent event stream
+/// an MCP route returns under a grant that restricts MCP — the stream of a <c>POST</c>, where a
+/// server asks for sampling or elicitation in the middle of a tool call, and the standalone
+/// <c>GET</c> stream alike. A refused server request is answered to the server with a JSON-RPC
+/// error, sent as the agent's own answer would be (same URL, same hop credential and session), so
+/// the tool call it belongs to ends with an error instead of waiting for an answer. A compressed
+/// stream cannot be read as it passes, so it is not passed: 502.
+/// </summary>
+internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvider time, ILogger<McpServerStreamTransform> logger) : ResponseTransform
+{
+    /// <summary>The headers of the forwarded request that make an answer the server will accept
+    /// as the client's: its session, the protocol version. The hop credential's header is added per request.</summary>
+    private static readonly string[] AnswerHeaders = ["Mcp-Session-Id", "MCP-Protocol-Version"];
+
+    private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(10);
+
+    public const string Refused = "mcp-server-request-denied";
+
+    public override async ValueTask ApplyAsync(ResponseTransformContext context)
+    {
+        if (context.ProxyResponse is not { } response
+            || response.Content.Headers.ContentType?.MediaType is not "text/event-stream"
+            || context.HttpContext.Features.Get<GatewayRequestFeature>() is not { Decision.Grant: { RestrictsMcp: true } grant } feature)
+        {
+            return;
+        }
+
+        var encoding = response.Content.Headers.ContentEncoding;
+        if (encoding.Count > 0 && !encoding.All(e => e.Equals("identity", StringComparison.OrdinalIgnoreCase)))
+        {
+            Log.CompressedStream(logger, feature.Route.RouteId);
+            context.SuppressResponseBody = true;
+            await ProblemResponse.WriteAsync(context.HttpContext, Refusal.UpstreamUnavailable(
+                "the MCP server sent a compressed event stream, which the gateway cannot inspect as it passes"));
+            return;
+        }
+
+        var observer = new Observer(audit, time, logger, context.HttpContext, feature, response.RequestMessage, context.HttpContext.GetReverseProxyFeature().Cluster?.HttpClient, Activity.Current);
+        var http = context.HttpContext.Response;
+        http.Body = new McpServerStream(http.Body, grant, feature.Revision.Policy.MaxServerEventBytes, observer);
+    }
+
+    /// <summary>The JSON-RPC error the server gets in the agent's place.</summary>
+    internal static byte[] RefusalAnswer(ServerMessage request)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("jsonrpc", "2.0");
+            json.WritePropertyName("id");
+            json.WriteRawValue(request.Id!, skipInputValidation: false);
+            json.WriteStartObject("error");
+            // -32601: as far as this server is concerned, the client does not offer the method.
+            json.WriteNumber("code", -32601);
+            json.WriteString("message", $"The agent gateway's policy does not allow '{request.Method}' from this server.");
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
+    private sealed class Observer(
+        AuditLog audit, TimeProvider time, ILogger logger, HttpContext http, GatewayRequestFeature feature, HttpRequestMessage? sent, HttpMessageInvoker? invoker, Activity? activity)
+        : IMcpServerStreamObserver
+    {
+        public async ValueTask RefusedAsync(ServerMessage request, CancellationToken cancellationToken)
+        {
+            var method = request.Method!;
+            Log.ServerRequestRefused(logger, method, feature.Route.RouteId, feature.Agent.Agent.Id, feature.Grant);
+            activity?.AddEvent(new ActivityEvent("agentgateway.mcp.server_request", time.GetUtcNow(), new ActivityTagsCollection
+            {
+                ["agentgateway.mcp.method"] = method,
+                [GatewayTelemetry.Tags.Decision] = Refused,
+            }));
+            GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, Refused));
+            await audit.ServerRequestRefusedAsync(http, feature, method);
+            await AnswerAsync(request, cancellationToken);
+        }
+
+        public void Broken(string why)
+        {
+            Log.StreamEnded(logger, feature.Route.RouteId, feature.Agent.Agent.Id, why);
+            activity?.SetTag(GatewayTelemetry.Tags.ErrorType, "mcp-stream-unreadable");
+        }
+
+        private async ValueTask AnswerAsync(ServerMessage request, CancellationToken cancellationToken)
+        {
+            if (sent?.RequestUri is not { } uri || invoker is null)
+            {
+                return;
+            }
+
+            using var answer = new HttpRequestMessage(HttpMethod.Post, uri)
+            {
+                Version = sent.Version,
+                VersionPolicy = sent.VersionPolicy,
+                Content = new ByteArrayContent(RefusalAnswer(request)),
+            };
+            answer.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            answer.Headers.Accept.ParseAdd("application/json, text/event-stream");
+            foreach (var name in feature.Injected?.HeaderName is { } hop ? [.. AnswerHeaders, hop] : AnswerHeaders)
+            {
+                if (sent.Headers.TryGetValues(name, out var values))
+                {
+                    answer.Headers.TryAddWithoutValidation(name, values);
+                }
+            }
+
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(AnswerTimeout);
+            try
+            {
+                using var response = await invoker.SendAsync(answer, timeout.Token);
+                if (!response.IsSuccessStatusCode)
+                {
+                    Log.AnswerRefused(logger, request.Method!, feature.Route.RouteId, (int)response.StatusCode);
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                Log.AnswerFailed(logger, request.Method!, feature.Route.RouteId, ex.GetType().Name);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2510, Level = LogLevel.Warning, Message = "The MCP server of route {RouteId} asked agent {AgentId} for {Method}, which grant {Grant} does not allow; kept from the agent and refused to the server")]
+        public static partial void ServerRequestRefused(ILogger logger, string method, string routeId, string agentId, string? grant);
+
+        [LoggerMessage(EventId = 2511, Level = LogLevel.Warning, Message = "The MCP event stream of route {RouteId} to agent {AgentId} was ended: {Why}")]
+        public static partial void StreamEnded(ILogger logger, string routeId, string agentId, string why);
+
+        [LoggerMessage(EventId = 2512, Level = LogLevel.Warning, Message = "The MCP server of route {RouteId} was sent the refusal of its {Method} request and answered {Status}")]
+        public static partial void AnswerRefused(ILogger logger, string method, string routeId, int status);
+
+        [LoggerMessage(EventId = 2513, Level = LogLevel.Warning, Message = "The refusal of a {Method} request could not be sent to the MCP server of route {RouteId} ({Error}); the server may wait for its own timeout")]
+        public static partial void AnswerFailed(ILogger logger, string method, string routeId, string error);
+
+        [LoggerMessage(EventId = 2514, Level = LogLevel.Warning, Message = "The MCP server of route {RouteId} sent a compressed event stream, which cannot be inspected; answered 502")]
+        public static partial void CompressedStream(ILogger logger, string routeId);
+    }
+}

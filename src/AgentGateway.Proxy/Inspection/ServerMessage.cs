@@ -1,0 +1,93 @@
+using System.Text.Json;
+
+namespace AgentGateway.Proxy.Inspection;
+
+/// <summary>What one JSON-RPC message from an MCP server is.</summary>
+public enum ServerMessageKind
+{
+    /// <summary>The server asks the client something (sampling, elicitation, roots, ping): it has a method and an id.</summary>
+    Request,
+
+    /// <summary>A method without an id (progress, logging, list changes): nothing is asked of the client.</summary>
+    Notification,
+
+    /// <summary>The answer to one of the client's own requests.</summary>
+    Response,
+}
+
+/// <summary>
+/// A message an MCP server sent on a stream, read as strictly as the gateway reads the agent's
+/// bodies (THREATS.md §3): one JSON-RPC 2.0 object, strict UTF-8 JSON without duplicate keys,
+/// well-typed id and method. A message that a lenient client might read differently from the
+/// gateway is not classified at all, so it can never be passed on as something it is not.
+/// </summary>
+/// <param name="Kind">Request, notification or response.</param>
+/// <param name="Method">The JSON-RPC method (requests and notifications).</param>
+/// <param name="Id">The id as JSON text (requests and responses), for answering in the client's place.</param>
+public sealed record ServerMessage(ServerMessageKind Kind, string? Method, string? Id)
+{
+    /// <summary>The requests MCP lets a server send a client (2025-11-25): what a grant's <c>Mcp:ServerRequests</c> may list.</summary>
+    public static readonly IReadOnlySet<string> KnownServerRequests = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "ping", "sampling/createMessage", "elicitation/create", "roots/list", "tasks/get", "tasks/result", "tasks/list", "tasks/cancel",
+    };
+
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+
+    /// <summary>The message in <paramref name="json"/>, or null and why it cannot be read one way only.</summary>
+    public static (ServerMessage? Message, string? Why) Read(ReadOnlySpan<byte> json)
+    {
+        if (BodyInspector.CheckStrict(json) is { } notStrict)
+        {
+            return (null, notStrict.Replace("the body", "the message", StringComparison.Ordinal));
+        }
+
+        // CheckStrict has seen every token, so this parse cannot fail.
+        using var document = JsonDocument.Parse(json.ToArray(), DocumentOptions);
+        var root = document.RootElement;
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            return (null, "a batch; each server message must be decided on alone");
+        }
+
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return (null, "not a JSON-RPC message object");
+        }
+
+        if (!root.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String || version.GetString() != "2.0")
+        {
+            return (null, "'jsonrpc' is not \"2.0\"");
+        }
+
+        var hasId = root.TryGetProperty("id", out var id);
+        if (hasId && !(id.ValueKind == JsonValueKind.String || (id.ValueKind == JsonValueKind.Number && id.TryGetInt64(out _))))
+        {
+            return (null, "'id' is neither a string nor an integer");
+        }
+
+        if (root.TryGetProperty("method", out var method))
+        {
+            if (method.ValueKind != JsonValueKind.String || method.GetString() is not { Length: > 0 } name)
+            {
+                return (null, "'method' is not a non-empty string");
+            }
+
+            if (root.TryGetProperty("result", out _) || root.TryGetProperty("error", out _))
+            {
+                return (null, "both a request and a response");
+            }
+
+            return hasId
+                ? (new ServerMessage(ServerMessageKind.Request, name, id.GetRawText()), null)
+                : (new ServerMessage(ServerMessageKind.Notification, name, null), null);
+        }
+
+        if (hasId && (root.TryGetProperty("result", out _) ^ root.TryGetProperty("error", out _)))
+        {
+            return (new ServerMessage(ServerMessageKind.Response, null, id.GetRawText()), null);
+        }
+
+        return (null, "neither a request, a notification nor a response");
+    }
+}
