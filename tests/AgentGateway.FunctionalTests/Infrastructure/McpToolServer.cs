@@ -11,7 +11,13 @@ using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.Tokens;
 using ModelContextProtocol.AspNetCore.Authentication;
 using ModelContextProtocol.Authentication;
+using ModelContextProtocol;
+using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
+
+// Sampling is deprecated from MCP 2026-07-28 (SEP-2577) but works for a year after, and servers
+// speaking 2025-11-25 use it today: the gateway must still decide on it.
+#pragma warning disable MCP9005
 
 namespace AgentGateway.FunctionalTests.Infrastructure;
 
@@ -79,7 +85,8 @@ public sealed class McpToolServer : IAsyncDisposable
         builder.Services.AddAuthorization();
         McpToolServer? server = null;
         builder.Services.AddMcpServer()
-            .WithHttpTransport()
+            // Stateful: a tool can then ask the client things on its own stream (sampling, elicitation).
+            .WithHttpTransport(options => options.Stateless = false)
             .WithTools(
             [
                 McpServerTool.Create(
@@ -96,6 +103,56 @@ public sealed class McpToolServer : IAsyncDisposable
                         return $"customer {id} deleted";
                     },
                     new McpServerToolCreateOptions { Name = "delete_customer", Description = "Deletes a customer." }),
+                // Tools that ask the client something in the middle of the call, on the call's own
+                // event stream: the server-to-client traffic a gateway must also decide on.
+                McpServerTool.Create(
+                    async (McpServer mcp, string question, CancellationToken cancellationToken) =>
+                    {
+                        try
+                        {
+                            var answer = await mcp.SampleAsync(
+                                new CreateMessageRequestParams
+                                {
+                                    Messages = [new SamplingMessage { Role = Role.User, Content = [new TextContentBlock { Text = question }] }],
+                                    MaxTokens = 50,
+                                },
+                                cancellationToken);
+                            var text = string.Concat(answer.Content.OfType<TextContentBlock>().Select(c => c.Text));
+                            server!._toolCalls.Enqueue($"ask_model({question}) = {text}");
+                            return "the model said: " + text;
+                        }
+                        catch (Exception ex)
+                        {
+                            server!._toolCalls.Enqueue($"ask_model({question}) failed: {ex.GetType().Name}: {ex.Message}");
+                            throw;
+                        }
+                    },
+                    new McpServerToolCreateOptions { Name = "ask_model", Description = "Asks the client's model (MCP sampling)." }),
+                McpServerTool.Create(
+                    async (McpServer mcp, string question, CancellationToken cancellationToken) =>
+                    {
+                        try
+                        {
+                            var answer = await mcp.ElicitAsync(
+                                new ElicitRequestParams
+                                {
+                                    Message = question,
+                                    RequestedSchema = new ElicitRequestParams.RequestSchema
+                                    {
+                                        Properties = { ["answer"] = new ElicitRequestParams.StringSchema() },
+                                    },
+                                },
+                                cancellationToken);
+                            server!._toolCalls.Enqueue($"ask_user({question}) = {answer.Action}");
+                            return "the user chose: " + answer.Action;
+                        }
+                        catch (Exception ex)
+                        {
+                            server!._toolCalls.Enqueue($"ask_user({question}) failed: {ex.GetType().Name}: {ex.Message}");
+                            throw;
+                        }
+                    },
+                    new McpServerToolCreateOptions { Name = "ask_user", Description = "Asks the client's user (MCP elicitation)." }),
             ]);
 
         var app = builder.Build();
@@ -103,11 +160,15 @@ public sealed class McpToolServer : IAsyncDisposable
         app.Use(async (context, next) =>
         {
             var result = await context.AuthenticateAsync();
+            context.Request.EnableBuffering();
+            var body = await new StreamReader(context.Request.Body, leaveOpen: true).ReadToEndAsync();
+            context.Request.Body.Position = 0;
             server._requests.Enqueue(new SeenRequest(
                 context.Request.Method,
                 context.Request.Path + context.Request.QueryString,
                 context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
-                result.Succeeded ? result.Principal!.FindFirst("sub")?.Value : null));
+                result.Succeeded ? result.Principal!.FindFirst("sub")?.Value : null,
+                body));
             await next(context);
         });
         app.UseAuthentication();
@@ -119,7 +180,7 @@ public sealed class McpToolServer : IAsyncDisposable
 
     /// <summary>Asserts nothing the server received contains <paramref name="secret"/>.</summary>
     public void AssertNeverSaw(string secret) =>
-        Canary.AssertAbsent(secret, Requests.Select(r => (r.PathAndQuery, r.Headers)));
+        Canary.AssertAbsent(secret, Requests.Select(r => (r.PathAndQuery + "\n" + r.Body, r.Headers)));
 
     public async ValueTask DisposeAsync()
     {
@@ -135,5 +196,6 @@ public sealed class McpToolServer : IAsyncDisposable
     }
 
     /// <param name="Subject">The <c>sub</c> of a token the server accepted, or null.</param>
-    public sealed record SeenRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, string? Subject);
+    /// <param name="Body">The request body as text.</param>
+    public sealed record SeenRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, string? Subject, string Body);
 }
