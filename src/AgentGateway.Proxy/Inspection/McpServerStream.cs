@@ -6,9 +6,10 @@ namespace AgentGateway.Proxy.Inspection;
 /// <summary>What an <see cref="McpServerStream"/> reports to, per stream.</summary>
 internal interface IMcpServerStreamObserver
 {
-    /// <summary>The server sent a request the grant does not allow; it was kept from the agent,
-    /// and the server must be told, or it waits for an answer that never comes.</summary>
-    ValueTask RefusedAsync(ServerMessage request, CancellationToken cancellationToken);
+    /// <summary>The server asked the agent for <paramref name="method"/>, which the grant does not
+    /// allow. A request was kept from the agent, and the server must be told, or it waits for an
+    /// answer that never comes; an answer carrying input requests was replaced by an error.</summary>
+    ValueTask RefusedAsync(ServerMessage message, string method, CancellationToken cancellationToken);
 
     /// <summary>The stream could not be read one way only, and ends here.</summary>
     void Broken(string why);
@@ -20,7 +21,8 @@ internal interface IMcpServerStreamObserver
 /// Each event is read as a spec-following client reads it and written on in canonical form;
 /// its data must be one strict JSON-RPC message. Responses to the agent's own calls and
 /// notifications pass; a server request (sampling, elicitation, roots) passes only when the
-/// grant lists it, else it is dropped and refused to the server. Anything that cannot be read one
+/// grant lists it, else it is dropped and refused to the server; an answer whose input requests
+/// (MCP 2026-07-28) ask for something the grant does not list becomes an error. Anything that cannot be read one
 /// way only — a batch, duplicate keys, an oversized event, an absolute legacy endpoint — ends the
 /// stream: passing it on would let the agent act on what the gateway never judged.
 /// </summary>
@@ -116,9 +118,16 @@ internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventByt
             return "an event that is not one strict JSON-RPC message: " + unreadable;
         }
 
-        if (message.Kind == ServerMessageKind.Request && !grant.AllowsServerRequest(message.Method!))
+        if (message.FirstRefused(grant.AllowsServerRequest) is { } refused)
         {
-            await observer.RefusedAsync(message, cancellationToken);
+            await observer.RefusedAsync(message, refused, cancellationToken);
+            if (message.Kind == ServerMessageKind.Response)
+            {
+                // A multi round-trip answer ends its exchange: the agent gets an error in its
+                // place, and the server waits for nothing.
+                ServerSentEventReader.Write(item with { Data = McpServerStreamTransform.InputRefusedError(message.Id, refused) }, _output);
+            }
+
             return null;
         }
 

@@ -17,8 +17,10 @@ namespace AgentGateway.Proxy.Inspection;
 /// server asks for sampling or elicitation in the middle of a tool call, and the standalone
 /// <c>GET</c> stream alike. A refused server request is answered to the server with a JSON-RPC
 /// error, sent as the agent's own answer would be (same URL, same hop credential and session), so
-/// the tool call it belongs to ends with an error instead of waiting for an answer. A compressed
-/// stream cannot be read as it passes, so it is not passed: 502.
+/// the tool call it belongs to ends with an error instead of waiting for an answer. A JSON answer
+/// is judged the same way, whole: its input requests (MCP 2026-07-28 multi round-trip requests,
+/// where the server's questions travel inside its answer) must be ones the grant lists. A
+/// compressed stream cannot be read as it passes, so it is not passed: 502.
 /// </summary>
 internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvider time, ILogger<McpServerStreamTransform> logger) : ResponseTransform
 {
@@ -32,8 +34,9 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
 
     public override async ValueTask ApplyAsync(ResponseTransformContext context)
     {
-        if (context.ProxyResponse is not { } response
-            || response.Content.Headers.ContentType?.MediaType is not "text/event-stream"
+        var mediaType = context.ProxyResponse?.Content.Headers.ContentType?.MediaType;
+        if (context.ProxyResponse is not { IsSuccessStatusCode: true } response
+            || mediaType is not ("text/event-stream" or "application/json")
             || context.HttpContext.Features.Get<GatewayRequestFeature>() is not { Decision.Grant: { RestrictsMcp: true } grant } feature)
         {
             return;
@@ -51,11 +54,67 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
 
         var observer = new Observer(audit, time, logger, context.HttpContext, feature, response.RequestMessage, context.HttpContext.GetReverseProxyFeature().Cluster?.HttpClient, Activity.Current);
         var http = context.HttpContext.Response;
-        http.Body = new McpServerStream(http.Body, grant, feature.Revision.Policy.MaxServerEventBytes, observer);
+        if (mediaType == "text/event-stream")
+        {
+            http.Body = new McpServerStream(http.Body, grant, feature.Revision.Policy.MaxServerEventBytes, observer);
+        }
+        else if (feature.Body is not { Method: "tools/list" } || grant.Tools is null || !grant.FilterToolList)
+        {
+            // A tools/list answer the filter rewrites is read (and, if unreadable, replaced) there.
+            await JudgeJsonAnswerAsync(context, response, grant, feature, observer);
+        }
+    }
+
+    /// <summary>
+    /// A JSON answer is one message, read whole (up to the event bound): passed on byte for byte
+    /// when it is one strict JSON-RPC message asking nothing the grant refuses, else replaced by a
+    /// JSON-RPC error, since the agent's client waits for an answer to its call either way.
+    /// </summary>
+    private static async Task JudgeJsonAnswerAsync(ResponseTransformContext context, HttpResponseMessage response, Policy.Grant grant, GatewayRequestFeature feature, Observer observer)
+    {
+        var limit = feature.Revision.Policy.MaxServerEventBytes;
+        var bytes = await BoundedContent.ReadAsync(response.Content, limit, context.CancellationToken);
+        var output = bytes;
+        if (bytes is null)
+        {
+            observer.Broken($"an answer larger than {limit} bytes (Gateway:Policy:MaxServerEventBytes)");
+            output = UnreadableError(feature.Body?.Id);
+        }
+        else if (bytes.Length > 0)
+        {
+            var (message, why) = ServerMessage.Read(bytes);
+            if (message is null)
+            {
+                observer.Broken("an answer that is not one strict JSON-RPC message: " + why);
+                output = UnreadableError(feature.Body?.Id);
+            }
+            else if (message.FirstRefused(grant.AllowsServerRequest) is { } refused)
+            {
+                await observer.RefusedAsync(message, refused, context.CancellationToken);
+                output = InputRefusedError(message.Kind == ServerMessageKind.Response ? message.Id : feature.Body?.Id, refused);
+            }
+        }
+
+        context.SuppressResponseBody = true;
+        var http = context.HttpContext.Response;
+        http.ContentLength = output!.Length;
+        await http.Body.WriteAsync(output, context.CancellationToken);
     }
 
     /// <summary>The JSON-RPC error the server gets in the agent's place.</summary>
-    internal static byte[] RefusalAnswer(ServerMessage request)
+    internal static byte[] RefusalAnswer(ServerMessage request) =>
+        // -32601: as far as this server is concerned, the client does not offer the method.
+        JsonRpcError(request.Id, -32601, $"The agent gateway's policy does not allow '{request.Method}' from this server.");
+
+    /// <summary>What the agent gets instead of an answer whose input requests policy refuses.</summary>
+    internal static byte[] InputRefusedError(string? id, string method) =>
+        JsonRpcError(id, -32000, $"The MCP server asked for '{method}' to complete this call, which the agent gateway's policy does not allow.");
+
+    /// <summary>What the agent gets instead of an answer the gateway could not read one way only.</summary>
+    internal static byte[] UnreadableError(string? id) =>
+        JsonRpcError(id, -32603, "The agent gateway could not inspect the MCP server's answer, so it was not passed on.");
+
+    private static byte[] JsonRpcError(string? id, int code, string message)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
@@ -63,11 +122,10 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             json.WriteStartObject();
             json.WriteString("jsonrpc", "2.0");
             json.WritePropertyName("id");
-            json.WriteRawValue(request.Id!, skipInputValidation: false);
+            json.WriteRawValue(id ?? "null", skipInputValidation: false);
             json.WriteStartObject("error");
-            // -32601: as far as this server is concerned, the client does not offer the method.
-            json.WriteNumber("code", -32601);
-            json.WriteString("message", $"The agent gateway's policy does not allow '{request.Method}' from this server.");
+            json.WriteNumber("code", code);
+            json.WriteString("message", message);
             json.WriteEndObject();
             json.WriteEndObject();
         }
@@ -79,9 +137,8 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
         AuditLog audit, TimeProvider time, ILogger logger, HttpContext http, GatewayRequestFeature feature, HttpRequestMessage? sent, HttpMessageInvoker? invoker, Activity? activity)
         : IMcpServerStreamObserver
     {
-        public async ValueTask RefusedAsync(ServerMessage request, CancellationToken cancellationToken)
+        public async ValueTask RefusedAsync(ServerMessage message, string method, CancellationToken cancellationToken)
         {
-            var method = request.Method!;
             Log.ServerRequestRefused(logger, method, feature.Route.RouteId, feature.Agent.Agent.Id, feature.Grant);
             activity?.AddEvent(new ActivityEvent("agentgateway.mcp.server_request", time.GetUtcNow(), new ActivityTagsCollection
             {
@@ -90,7 +147,10 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             }));
             GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, Refused));
             await audit.ServerRequestRefusedAsync(http, feature, method);
-            await AnswerAsync(request, cancellationToken);
+            if (message.Kind == ServerMessageKind.Request)
+            {
+                await AnswerAsync(message, cancellationToken);
+            }
         }
 
         public void Broken(string why)

@@ -24,7 +24,9 @@ public enum ServerMessageKind
 /// <param name="Kind">Request, notification or response.</param>
 /// <param name="Method">The JSON-RPC method (requests and notifications).</param>
 /// <param name="Id">The id as JSON text (requests and responses), for answering in the client's place.</param>
-public sealed record ServerMessage(ServerMessageKind Kind, string? Method, string? Id)
+/// <param name="InputRequests">A response's <c>result.inputRequests</c> methods (MCP 2026-07-28 multi
+/// round-trip requests: the server's questions to the client travel inside its answer).</param>
+public sealed record ServerMessage(ServerMessageKind Kind, string? Method, string? Id, IReadOnlyList<string>? InputRequests = null)
 {
     /// <summary>The requests MCP lets a server send a client (2025-11-25): what a grant's <c>Mcp:ServerRequests</c> may list.</summary>
     public static readonly IReadOnlySet<string> KnownServerRequests = new HashSet<string>(StringComparer.Ordinal)
@@ -83,11 +85,51 @@ public sealed record ServerMessage(ServerMessageKind Kind, string? Method, strin
                 : (new ServerMessage(ServerMessageKind.Notification, name, null), null);
         }
 
-        if (hasId && (root.TryGetProperty("result", out _) ^ root.TryGetProperty("error", out _)))
+        var hasResult = root.TryGetProperty("result", out var result);
+        if (hasId && (hasResult ^ root.TryGetProperty("error", out _)))
         {
+            if (hasResult && result.ValueKind == JsonValueKind.Object && result.TryGetProperty("inputRequests", out var inputs))
+            {
+                // Judged whatever resultType says: a client that acts on inputRequests without
+                // checking it would otherwise be asked things no policy saw.
+                var (methods, why) = ReadInputRequests(inputs);
+                return methods is null ? (null, why) : (new ServerMessage(ServerMessageKind.Response, null, id.GetRawText(), methods), null);
+            }
+
             return (new ServerMessage(ServerMessageKind.Response, null, id.GetRawText()), null);
         }
 
         return (null, "neither a request, a notification nor a response");
+    }
+
+    /// <summary>The method of the first thing this message asks of the client that
+    /// <paramref name="allows"/> refuses: a server request's method, or one of a response's input requests.</summary>
+    public string? FirstRefused(Func<string, bool> allows) => Kind switch
+    {
+        ServerMessageKind.Request when !allows(Method!) => Method,
+        ServerMessageKind.Response => InputRequests?.FirstOrDefault(m => !allows(m)),
+        _ => null,
+    };
+
+    private static (IReadOnlyList<string>? Methods, string? Why) ReadInputRequests(JsonElement inputs)
+    {
+        if (inputs.ValueKind != JsonValueKind.Object)
+        {
+            return (null, "'result.inputRequests' is not an object of named requests");
+        }
+
+        var methods = new List<string>();
+        foreach (var input in inputs.EnumerateObject())
+        {
+            if (input.Value.ValueKind != JsonValueKind.Object || !input.Value.TryGetProperty("method", out var method)
+                || method.ValueKind != JsonValueKind.String || method.GetString() is not { Length: > 0 } name)
+            {
+                return (null, $"input request '{input.Name}' has no method");
+            }
+
+            methods.Add(name);
+        }
+
+        return (methods, null);
     }
 }

@@ -34,7 +34,7 @@ internal sealed partial class ToolListFilterTransform(ILogger<ToolListFilterTran
         }
 
         var error = """{"jsonrpc":"2.0","id":ID,"error":{"code":-32603,"message":"the gateway could not read the tool list"}}""".Replace("ID", request.Id ?? "null", StringComparison.Ordinal);
-        var bytes = await ReadBoundedAsync(response.Content, context.CancellationToken);
+        var bytes = await BoundedContent.ReadAsync(response.Content, MaxAnswerBytes, context.CancellationToken);
         string rewritten;
         var removed = 0;
         if (bytes is null)
@@ -53,24 +53,6 @@ internal sealed partial class ToolListFilterTransform(ILogger<ToolListFilterTran
         var http = context.HttpContext.Response;
         http.Headers.ContentLength = output.Length;
         await http.Body.WriteAsync(output, context.CancellationToken);
-    }
-
-    private static async Task<byte[]?> ReadBoundedAsync(HttpContent content, CancellationToken cancellationToken)
-    {
-        await using var stream = await content.ReadAsStreamAsync(cancellationToken);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            buffer.Write(chunk, 0, read);
-            if (buffer.Length > MaxAnswerBytes)
-            {
-                return null;
-            }
-        }
-
-        return buffer.ToArray();
     }
 
     /// <summary>The JSON-RPC message with <c>result.tools</c> filtered; other messages unchanged; null if unreadable.</summary>
