@@ -85,6 +85,20 @@ public sealed class McpServerStreamTests
     }
 
     [Fact]
+    public async Task An_answer_whose_input_requests_the_grant_refuses_is_replaced_by_an_error_for_the_same_id()
+    {
+        const string asking = """{"jsonrpc":"2.0","id":3,"result":{"resultType":"input_required","inputRequests":{"a":{"method":"sampling/createMessage"},"b":{"method":"roots/list"}}}}""";
+
+        var (events, observer) = await RunAsync(AllowsSampling, $"id: 9\ndata: {asking}\n\n");
+
+        var error = System.Text.Json.Nodes.JsonNode.Parse(Assert.Single(events).Data)!;
+        Assert.Equal(3, error["id"]!.GetValue<int>());
+        Assert.Contains("'roots/list'", error["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("9", events[0].EventId);
+        Assert.Single(observer.Refused);
+    }
+
+    [Fact]
     public async Task CR_LF_and_CRLF_are_all_line_ends_even_when_a_CRLF_is_split_across_writes()
     {
         var stream = $"data: {Progress}\r\n\r\ndata: {Result}\r\rdata: {Progress}\n\n";
@@ -191,9 +205,9 @@ public sealed class McpServerStreamTests
 
         public string? Broken { get; private set; }
 
-        public ValueTask RefusedAsync(ServerMessage request, CancellationToken cancellationToken)
+        public ValueTask RefusedAsync(ServerMessage message, string method, CancellationToken cancellationToken)
         {
-            Refused.Add(request);
+            Refused.Add(message);
             return ValueTask.CompletedTask;
         }
 
