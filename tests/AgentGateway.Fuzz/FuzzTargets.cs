@@ -1,3 +1,5 @@
+using System.Collections.Frozen;
+using System.Net.ServerSentEvents;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -24,6 +26,7 @@ public static class FuzzTargets
         ["llm"] = LlmBody,
         ["header"] = HeaderName,
         ["path"] = PathRule,
+        ["sse"] = ServerStream,
     };
 
     /// <summary>A JSON-RPC body on an MCP route: if the inspector accepts it, the method and target
@@ -128,6 +131,91 @@ public static class FuzzTargets
         if (!Models.IsMatch(lenient) && lenient != "/v1/models")
         {
             throw new FuzzFindingException($"'{Printable(path)}' matched /v1/models/* but a lenient upstream reads '{Printable(lenient)}'");
+        }
+    }
+
+    /// <summary>A grant that restricts MCP and lets the server ask for sampling only.</summary>
+    private static readonly Grant SamplingOnly = new(
+        "fuzz", FrozenSet<string>.Empty, null, null, [GlobPattern.ForName("*")], null, null, true,
+        FrozenSet.ToFrozenSet(["sampling/createMessage"], StringComparer.Ordinal), null, null, false, null, false, FrozenSet<string>.Empty);
+
+    /// <summary>An event stream from a hostile MCP server, under <see cref="SamplingOnly"/>: whatever
+    /// the guard passes on, a real client parser (System.Net.ServerSentEvents, which the MCP C# SDK
+    /// uses) with a second JSON reader finds in it no server request and no input request other
+    /// than sampling and ping, no batch, and no legacy endpoint off this gateway. The stream is fed
+    /// in three pieces, so lines and CRLFs are cut across writes.</summary>
+    public static void ServerStream(byte[] input)
+    {
+        using var sink = new MemoryStream();
+        var guard = new McpServerStream(sink, SamplingOnly, InspectionLimit, new IgnoringObserver());
+        try
+        {
+            var third = input.Length / 3;
+            guard.Write(input, 0, third);
+            guard.Write(input, third, third);
+            guard.Write(input, 2 * third, input.Length - (2 * third));
+        }
+        catch (InvalidDataException)
+        {
+            // The guard ended the stream; what it wrote before is still judged below.
+        }
+
+        sink.Position = 0;
+        foreach (var item in SseParser.Create(sink).Enumerate())
+        {
+            CheckServerEvent(item.EventType, item.Data);
+        }
+    }
+
+    /// <summary>The server-stream oracle alone: one event as the client reads it.</summary>
+    public static void CheckServerEvent(string type, string data)
+    {
+        if (data.Length == 0)
+        {
+            return;
+        }
+
+        if (type == "endpoint" && !data.StartsWith('{') && !data.StartsWith('['))
+        {
+            if (!data.StartsWith('/') || data.StartsWith("//", StringComparison.Ordinal) || data.Contains('\\'))
+            {
+                throw new FuzzFindingException($"a legacy endpoint off this gateway reached the agent: '{Printable(data)}'");
+            }
+
+            return;
+        }
+
+        var node = SecondReader(Encoding.UTF8.GetBytes(data));
+        if (node is not JsonObject message)
+        {
+            throw new FuzzFindingException("an event that is not one JSON-RPC object reached the agent");
+        }
+
+        var method = message["method"] is JsonValue m && m.TryGetValue<string>(out var text) ? text : null;
+        if (method is not null && message.ContainsKey("id") && method is not ("ping" or "sampling/createMessage"))
+        {
+            throw new FuzzFindingException($"a server request for '{Printable(method)}' reached the agent");
+        }
+
+        if (message["result"]?["inputRequests"] is JsonObject inputs)
+        {
+            foreach (var (_, request) in inputs)
+            {
+                var asked = request?["method"] is JsonValue v && v.TryGetValue<string>(out var name) ? name : null;
+                if (asked is not ("ping" or "sampling/createMessage"))
+                {
+                    throw new FuzzFindingException($"an input request for '{Printable(asked)}' reached the agent");
+                }
+            }
+        }
+    }
+
+    private sealed class IgnoringObserver : IMcpServerStreamObserver
+    {
+        public ValueTask RefusedAsync(ServerMessage message, string method, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public void Broken(string why)
+        {
         }
     }
 

@@ -206,7 +206,7 @@ public sealed class ValidateCommandTests
                 "Routes": [ "plain" ],
                 "Methods": [ "get" ],
                 "Paths": [ "no-slash" ],
-                "Mcp": { "Tools": [ "bad tool" ], "Tolls": [] },
+                "Mcp": { "Tools": [ "bad tool" ], "Tolls": [], "ServerRequests": [ "sampling/createMessage", "sampling/create" ] },
                 "Models": [ "gpt-*" ],
                 "RateLimit": { "Requests": 0 },
                 "Hours": [ { "From": "9:00", "To": "17:00", "TimeZone": "Mars/Olympus" } ]
@@ -214,6 +214,7 @@ public sealed class ValidateCommandTests
             },
             "Policy": {
               "MaxInspectedBodyBytes": 10,
+              "MaxServerEventBytes": 0,
               "Separation": { "r": { "After": [ "nothing-by-this-name" ], "Deny": [ "g" ] } }
             }
           }
@@ -229,12 +230,14 @@ public sealed class ValidateCommandTests
             "Gateway:Grants:g:Paths:0: a path pattern starts with '/'",
             "Gateway:Grants:g:Mcp:Tools:0: a tool pattern is a tool name",
             "Gateway:Grants:g:Mcp:Tolls: unknown setting",
+            "Gateway:Grants:g:Mcp:ServerRequests:1: 'sampling/create' is not a request an MCP server sends a client",
             "Gateway:Grants:g:Mcp: route 'plain' does not inspect MCP bodies",
             "Gateway:Grants:g:Models: route 'plain' does not inspect LLM bodies",
             "Gateway:Grants:g:RateLimit: Requests must be at least 1",
             "Gateway:Grants:g:Hours:0:From: must be HH:mm",
             "Gateway:Grants:g:Hours:0:TimeZone: 'Mars/Olympus' is not a time zone",
             "Gateway:Policy:MaxInspectedBodyBytes: must be between",
+            "Gateway:Policy:MaxServerEventBytes: must be between",
             "Gateway:Policy:Separation:r:After:0: 'nothing-by-this-name' is neither a grant nor a grant label",
         ];
         foreach (var line in expected)

@@ -21,6 +21,7 @@ public sealed class FuzzCorpusTests
             "\"", "\\", "\\u0000", "\\u00", "\\ud800", "}", "{", "]", "[", ",", ":", "\"method\"", "\"name\"", "\"model\"",
             "\"params\"", "\"tools/call\"", "\"jsonrpc\":\"2.0\"", "/*", "//", "\ufeff", "%2f", "%2e", "%25", "..", "/", ";", "\\", "%00",
             "-", "_", "\t", " ", "\u00a0", "1e999", "null", "true",
+            "\r", "\n", "\r\n", "\n\n", "data: ", "event: endpoint\n", "\"id\":2,", "\"elicitation/create\"", "\"inputRequests\"",
         }.Select(Encoding.UTF8.GetBytes),
     ];
 
@@ -83,6 +84,12 @@ public sealed class FuzzCorpusTests
         // The lenient reader does resolve what a path rule must not be fooled by.
         Assert.Equal("/v1/admin", LenientPath.Normalise("/v1/models/..%2fadmin"));
         Assert.Equal("/v1/admin", LenientPath.Normalise("/v1/models\\..\\admin"));
+        // A guard that passed a refused server request, a refused input request, a batch, or an
+        // absolute legacy endpoint on to the agent.
+        Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("message", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"elicitation/create\"}"));
+        Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("message", "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"inputRequests\":{\"a\":{\"method\":\"roots/list\"}}}}"));
+        Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("message", "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]"));
+        Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("endpoint", "https://elsewhere.example/messages"));
     }
 
     private static void Run(Action<byte[]> target, byte[] input, string what)
