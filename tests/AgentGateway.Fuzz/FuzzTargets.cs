@@ -115,7 +115,11 @@ public static class FuzzTargets
 
     private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
 
-    private static readonly GlobPattern Models = GlobPattern.ForPath("/v1/models/*");
+    // Built on first use, not in the static constructor: under AFL the instrumented proxy code
+    // must not run before SharpFuzz has set up the coverage map (it crashes the fork server).
+    private static GlobPattern? _models;
+
+    private static GlobPattern Models => _models ??= GlobPattern.ForPath("/v1/models/*");
 
     /// <summary>A forwarded path: if policy decides on it at all (it is not ambiguous) and a path
     /// rule matches it, then what a lenient upstream makes of it matches the rule too.</summary>
@@ -135,7 +139,9 @@ public static class FuzzTargets
     }
 
     /// <summary>A grant that restricts MCP and lets the server ask for sampling only.</summary>
-    private static readonly Grant SamplingOnly = new(
+    private static Grant? _samplingOnly;
+
+    private static Grant SamplingOnly => _samplingOnly ??= new(
         "fuzz", FrozenSet<string>.Empty, null, null, [GlobPattern.ForName("*")], null, null, true,
         FrozenSet.ToFrozenSet(["sampling/createMessage"], StringComparer.Ordinal), null, null, false, null, false, FrozenSet<string>.Empty);
 
