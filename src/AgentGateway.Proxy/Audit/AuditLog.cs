@@ -59,14 +59,8 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     /// <summary>A hop credential was injected into a request about to be forwarded.</summary>
     public ValueTask CredentialUsedAsync(HttpContext context, GatewayRequestFeature feature, HopCredential credential, string? destination) =>
-        EnqueueAsync(new Entry("credential-use", _time.GetUtcNow(), TraceId())
+        EnqueueAsync(ForRequest("credential-use", context, feature) with
         {
-            Agent = feature.Agent.Agent.Id,
-            User = feature.Delegation?.Subject,
-            Route = feature.Route.RouteId,
-            Grant = feature.Grant,
-            Task = feature.Task,
-            Method = context.Request.Method,
             Credential = credential.CredentialName,
             Kind = credential.Kind.ToString(),
             Source = credential.Source.ToString(),
@@ -95,14 +89,8 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     /// <summary>An MCP server's request to the agent (sampling, elicitation, ...) was refused by policy and kept from the agent.</summary>
     public ValueTask ServerRequestRefusedAsync(HttpContext context, GatewayRequestFeature feature, string serverMethod) =>
-        EnqueueAsync(new Entry("server-request-refusal", _time.GetUtcNow(), TraceId())
+        EnqueueAsync(ForRequest("server-request-refusal", context, feature) with
         {
-            Agent = feature.Agent.Agent.Id,
-            User = feature.Delegation?.Subject,
-            Route = feature.Route.RouteId,
-            Grant = feature.Grant,
-            Task = feature.Task,
-            Method = context.Request.Method,
             Reason = "mcp-server-request-denied",
             Detail = $"the MCP server asked for '{serverMethod}', which grant '{feature.Grant}' does not allow",
         });
@@ -117,6 +105,18 @@ public sealed partial class AuditLog : IAsyncDisposable
             Reason = "agent-revoked",
             Detail = reason,
         });
+
+    /// <summary>An entry with what is known of a request that passed identification and policy.</summary>
+    private Entry ForRequest(string kind, HttpContext context, GatewayRequestFeature feature) =>
+        new(kind, _time.GetUtcNow(), TraceId())
+        {
+            Agent = feature.Agent.Agent.Id,
+            User = feature.Delegation?.Subject,
+            Route = feature.Route.RouteId,
+            Grant = feature.Grant,
+            Task = feature.Task,
+            Method = context.Request.Method,
+        };
 
     /// <summary>Off: nothing. On: queued in order; a full queue makes the caller wait, never drops.</summary>
     private ValueTask EnqueueAsync(Entry entry) => _queue is null ? ValueTask.CompletedTask : _queue.Writer.WriteAsync(entry);

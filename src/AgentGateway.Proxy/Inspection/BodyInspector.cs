@@ -278,7 +278,7 @@ public static class BodyInspector
         return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, id.ValueKind == JsonValueKind.Undefined ? null : id.GetRawText()), null);
     }
 
-    private static bool IsValidId(JsonElement id) =>
+    internal static bool IsValidId(JsonElement id) =>
         id.ValueKind == JsonValueKind.String || (id.ValueKind == JsonValueKind.Number && id.TryGetInt64(out _));
 
     private static (InspectedBody?, string?) ReadLlm(JsonElement root, ReadOnlyMemory<byte> bytes)

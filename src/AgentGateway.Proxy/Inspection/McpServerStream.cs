@@ -1,4 +1,5 @@
 using System.Buffers;
+using AgentGateway.Proxy.Pipeline;
 using AgentGateway.Proxy.Policy;
 
 namespace AgentGateway.Proxy.Inspection;
@@ -26,28 +27,12 @@ internal interface IMcpServerStreamObserver
 /// way only — a batch, duplicate keys, an oversized event, an absolute legacy endpoint — ends the
 /// stream: passing it on would let the agent act on what the gateway never judged.
 /// </summary>
-internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventBytes, IMcpServerStreamObserver observer) : Stream
+internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventBytes, IMcpServerStreamObserver observer) : ResponseFilterStream(inner)
 {
     private readonly ServerSentEventReader _reader = new(maxEventBytes);
     private readonly List<ServerSentEvent> _items = [];
     private readonly ArrayBufferWriter<byte> _output = new();
     private bool _broken;
-
-    public override bool CanRead => false;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override void Write(byte[] buffer, int offset, int count) =>
-        WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -77,7 +62,7 @@ internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventByt
         // What was judged before the break still reaches the agent, in order.
         if (_output.WrittenCount > 0)
         {
-            await inner.WriteAsync(_output.WrittenMemory, cancellationToken);
+            await Inner.WriteAsync(_output.WrittenMemory, cancellationToken);
         }
 
         if (why is not null)
@@ -138,14 +123,4 @@ internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventByt
     private static bool IsLocalPath(ReadOnlySpan<byte> data) =>
         data.Length > 0 && data[0] == (byte)'/' && (data.Length == 1 || (data[1] != (byte)'/' && data[1] != (byte)'\\'))
         && !data.ContainsAnyInRange((byte)0, (byte)0x20) && !data.Contains((byte)0x7F) && !data.Contains((byte)'\\');
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-    public override void Flush() => inner.Flush();
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 }

@@ -63,7 +63,7 @@ public sealed record ServerMessage(ServerMessageKind Kind, string? Method, strin
         }
 
         var hasId = root.TryGetProperty("id", out var id);
-        if (hasId && !(id.ValueKind == JsonValueKind.String || (id.ValueKind == JsonValueKind.Number && id.TryGetInt64(out _))))
+        if (hasId && !BodyInspector.IsValidId(id))
         {
             return (null, "'id' is neither a string nor an integer");
         }

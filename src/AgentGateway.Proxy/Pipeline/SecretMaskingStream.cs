@@ -9,7 +9,7 @@ namespace AgentGateway.Proxy.Pipeline;
 /// could be the start of a secret are held back until the next write shows whether they are —
 /// and only those, so a stream of server-sent events is not delayed by more than a partial match.
 /// </summary>
-internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> configured, byte[]? injected, Action onMasked) : Stream
+internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> configured, byte[]? injected, Action onMasked) : ResponseFilterStream(inner)
 {
     /// <summary>The configured secrets (shared per revision), then this request's injected token:
     /// indexed rather than concatenated, so no list is built per request or per write.</summary>
@@ -19,22 +19,6 @@ internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> co
 
     private byte[] _held = [];
     private bool _masked;
-
-    public override bool CanRead => false;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override void Write(byte[] buffer, int offset, int count) =>
-        WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -48,7 +32,7 @@ internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> co
             Mask(span);
             var keep = PartialMatchAtEnd(span);
             _held = span[(length - keep)..].ToArray();
-            await inner.WriteAsync(work.AsMemory(0, length - keep), cancellationToken);
+            await Inner.WriteAsync(work.AsMemory(0, length - keep), cancellationToken);
         }
         finally
         {
@@ -56,25 +40,15 @@ internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> co
         }
     }
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-
-    public override void Flush() => inner.Flush();
-
     /// <summary>Writes what was held back: the body ended, so it was not a secret after all.</summary>
     public async Task CompleteAsync(CancellationToken cancellationToken)
     {
         if (_held.Length > 0)
         {
-            await inner.WriteAsync(_held, cancellationToken);
+            await Inner.WriteAsync(_held, cancellationToken);
             _held = [];
         }
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     private void Mask(Span<byte> span)
     {
