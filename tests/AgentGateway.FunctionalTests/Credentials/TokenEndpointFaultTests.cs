@@ -77,10 +77,7 @@ public sealed class TokenEndpointFaultTests(GatewayFixture fx) : IAsyncLifetime,
     [Fact]
     public async Task A_token_endpoint_nobody_listens_on_gives_503()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
+        var closedPort = Loopback.FreePort();
         await using var gateway = await GatewayInstance.StartAsync(WithFaultyHop(fx.Config(withRedis: false), $"http://127.0.0.1:{closedPort}/token"));
         var agentToken = await fx.AgentTokenAsync();
 

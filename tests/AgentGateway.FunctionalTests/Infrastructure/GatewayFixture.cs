@@ -48,7 +48,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         Environment.SetEnvironmentVariable(TestConfig.CacheKeyVariable, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
         await File.WriteAllTextAsync(AnthropicKeyFile, AnthropicKey + "\n");
         Redis = await RedisServer.StartAsync();
-        McpPort = McpToolServer.FreePort();
+        McpPort = Loopback.FreePort();
         Auth = await AuthorizationServer.StartAsync(
             [McpResource],
             (Clients.Alpha, AgentSecret, ["gateway", "other"]),

@@ -188,12 +188,6 @@ public sealed class McpToolServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <param name="Subject">The <c>sub</c> of a token the server accepted, or null.</param>
     /// <param name="Body">The request body as text.</param>

@@ -24,7 +24,7 @@ public sealed class RedisServer : IAsyncDisposable
     {
         var executable = new[] { "/usr/bin/redis-server", "/usr/local/bin/redis-server" }.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("redis-server is not installed; run the README's test command, which installs it.");
-        port ??= FreePort();
+        port ??= Loopback.FreePort();
         var start = new ProcessStartInfo(executable)
         {
             ArgumentList = { "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--enable-debug-command", "local" },
@@ -74,10 +74,4 @@ public sealed class RedisServer : IAsyncDisposable
         _process.Dispose();
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
