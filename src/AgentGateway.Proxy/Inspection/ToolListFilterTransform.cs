@@ -44,7 +44,11 @@ internal sealed partial class ToolListFilterTransform(ILogger<ToolListFilterTran
         else
         {
             var text = Encoding.UTF8.GetString(bytes);
-            rewritten = mediaType == "application/json" ? FilterJson(text, tools, ref removed) ?? error : FilterEvents(text, tools, error, ref removed);
+            rewritten = mediaType != "application/json" ? FilterEvents(text, tools, error, ref removed)
+                // Read as strictly as every other MCP answer: only a plain response is an answer to
+                // tools/list. (Events go through the stream guard after this filter.)
+                : ServerMessage.Read(bytes) is ({ Kind: ServerMessageKind.Response, InputRequests: null }, _) ? FilterJson(text, tools, ref removed) ?? error
+                : error;
         }
 
         Log.Filtered(logger, grant.Name, removed);
