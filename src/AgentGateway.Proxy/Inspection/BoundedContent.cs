@@ -12,6 +12,15 @@ internal static class BoundedContent
         }
 
         await using var stream = await content.ReadAsStreamAsync(cancellationToken);
+        if (content.Headers.ContentLength is { } length)
+        {
+            // The usual case: one array of the declared size, no growing and no final copy.
+            // HttpClient holds the upstream to its Content-Length, so a short body throws.
+            var exact = new byte[length];
+            await stream.ReadExactlyAsync(exact, cancellationToken);
+            return exact;
+        }
+
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
         int read;

@@ -103,8 +103,10 @@ internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventByt
             return "an event that is not one strict JSON-RPC message: " + unreadable;
         }
 
-        if (message.FirstRefused(grant.AllowsServerRequest) is { } refused)
+        if (message.FirstRefused(grant.AllowsServerRequest) is { } asked)
         {
+            // The server chose this string: only a short, plain form goes to logs, audit and answers.
+            var refused = PolicyEngine.Printable(asked);
             await observer.RefusedAsync(message, refused, cancellationToken);
             if (message.Kind == ServerMessageKind.Response)
             {

@@ -88,8 +88,9 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
                 observer.Broken("an answer that is not one strict JSON-RPC message: " + why);
                 output = UnreadableError(feature.Body?.Id);
             }
-            else if (message.FirstRefused(grant.AllowsServerRequest) is { } refused)
+            else if (message.FirstRefused(grant.AllowsServerRequest) is { } asked)
             {
+                var refused = Policy.PolicyEngine.Printable(asked);
                 await observer.RefusedAsync(message, refused, context.CancellationToken);
                 output = InputRefusedError(message.Kind == ServerMessageKind.Response ? message.Id : feature.Body?.Id, refused);
             }
@@ -104,7 +105,7 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
     /// <summary>The JSON-RPC error the server gets in the agent's place.</summary>
     internal static byte[] RefusalAnswer(ServerMessage request) =>
         // -32601: as far as this server is concerned, the client does not offer the method.
-        JsonRpcError(request.Id, -32601, $"The agent gateway's policy does not allow '{request.Method}' from this server.");
+        JsonRpcError(request.Id, -32601, $"The agent gateway's policy does not allow '{Policy.PolicyEngine.Printable(request.Method!)}' from this server.");
 
     /// <summary>What the agent gets instead of an answer whose input requests policy refuses.</summary>
     internal static byte[] InputRefusedError(string? id, string method) =>

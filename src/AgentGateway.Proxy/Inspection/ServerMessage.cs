@@ -1,4 +1,5 @@
 using System.Text.Json;
+using AgentGateway.Proxy.Policy;
 
 namespace AgentGateway.Proxy.Inspection;
 
@@ -37,15 +38,15 @@ public sealed record ServerMessage(ServerMessageKind Kind, string? Method, strin
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
 
     /// <summary>The message in <paramref name="json"/>, or null and why it cannot be read one way only.</summary>
-    public static (ServerMessage? Message, string? Why) Read(ReadOnlySpan<byte> json)
+    public static (ServerMessage? Message, string? Why) Read(ReadOnlyMemory<byte> json)
     {
-        if (BodyInspector.CheckStrict(json) is { } notStrict)
+        if (BodyInspector.CheckStrict(json.Span) is { } notStrict)
         {
             return (null, notStrict.Replace("the body", "the message", StringComparison.Ordinal));
         }
 
         // CheckStrict has seen every token, so this parse cannot fail.
-        using var document = JsonDocument.Parse(json.ToArray(), DocumentOptions);
+        using var document = JsonDocument.Parse(json, DocumentOptions);
         var root = document.RootElement;
         if (root.ValueKind == JsonValueKind.Array)
         {
@@ -124,7 +125,7 @@ public sealed record ServerMessage(ServerMessageKind Kind, string? Method, strin
             if (input.Value.ValueKind != JsonValueKind.Object || !input.Value.TryGetProperty("method", out var method)
                 || method.ValueKind != JsonValueKind.String || method.GetString() is not { Length: > 0 } name)
             {
-                return (null, $"input request '{input.Name}' has no method");
+                return (null, $"input request '{PolicyEngine.Printable(input.Name)}' has no method");
             }
 
             methods.Add(name);

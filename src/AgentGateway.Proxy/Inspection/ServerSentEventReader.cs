@@ -87,17 +87,18 @@ public sealed class ServerSentEventReader(int maxEventBytes)
             }
         }
 
-        _eventBytes += line.Length + 1;
         if (line.IsEmpty)
         {
             Dispatch(items);
         }
         else if (line[0] == (byte)':')
         {
+            // Passed on at once and not kept: keep-alives never count toward an event's size.
             items.Add(ServerSentEvent.Comment);
         }
         else
         {
+            _eventBytes += line.Length + 1;
             var colon = line.IndexOf((byte)':');
             var field = colon < 0 ? line : line[..colon];
             var value = colon < 0 ? [] : line[(colon + 1)..];

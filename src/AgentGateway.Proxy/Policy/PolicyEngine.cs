@@ -284,7 +284,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 
     private static PolicyDecision Deny(Refusal refusal, IReadOnlyList<string>? shadow = null) => new(null, refusal, shadow ?? [], null);
 
-    /// <summary>Agent-supplied names go into problem bodies and logs: short and plain.</summary>
-    private static string Printable(string text) =>
+    /// <summary>Names an agent or upstream supplied go into problem bodies, logs and audit records: short and plain.</summary>
+    internal static string Printable(string text) =>
         new([.. text.Take(128).Select(c => char.IsControl(c) ? '?' : c)]);
 }

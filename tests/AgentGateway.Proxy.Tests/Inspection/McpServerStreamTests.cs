@@ -145,6 +145,17 @@ public sealed class McpServerStreamTests
     }
 
     [Fact]
+    public async Task Keep_alive_comments_are_passed_on_and_never_count_toward_the_event_bound()
+    {
+        var keepAlives = string.Concat(Enumerable.Repeat(": ping\n", 1000));
+
+        var (events, observer) = await RunAsync(Restricting(), $"{keepAlives}data: {Progress}\n\n", maxEventBytes: 2048);
+
+        Assert.Equal([Progress], events.Select(e => e.Data));
+        Assert.Null(observer.Broken);
+    }
+
+    [Fact]
     public async Task A_relative_legacy_endpoint_passes()
     {
         var (events, observer) = await RunAsync(Restricting(), "event: endpoint\ndata: /messages?sessionId=abc\n\n");
