@@ -30,7 +30,8 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
 
     private static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(10);
 
-    public const string Refused = "mcp-server-request-denied";
+    /// <summary>The decision recorded for a refused server request (metric, span, audit).</summary>
+    internal const string Refused = "mcp-server-request-denied";
 
     public override async ValueTask ApplyAsync(ResponseTransformContext context)
     {
