@@ -19,6 +19,11 @@ public static class GatewayCommand
           agentgateway sandbox [--serve] [--redis]         the whole product in one process: a demo identity
                                                           provider, upstreams, and an agent task played
                                                           through the real gateway
+          agentgateway sandbox --upstreams --out DIR [--host NAME] [--bind ADDRESS] [--port N]
+                                                          only the demo identity provider (port N) and
+                                                          upstreams (N+1, MCP N+2) over TLS, for gateways
+                                                          elsewhere (deploy/compose.yaml); writes the CA
+                                                          certificate and the hop secrets to DIR
           agentgateway validate FILE                      check a configuration, list every problem
           agentgateway audit verify FILE [--key REF]      check an audit log's hash chain; name the first broken record
           agentgateway agents list|show ID|revoke ID [--reason TEXT] --admin URL [--token TOKEN]
@@ -197,7 +202,7 @@ public static class GatewayCommand
         return Ok;
     }
 
-    private static string? OptionValue(string[] args, string name)
+    internal static string? OptionValue(string[] args, string name)
     {
         var index = Array.IndexOf(args, name);
         return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;

@@ -23,11 +23,25 @@ namespace AgentGateway.Host.Sandbox;
 /// </summary>
 internal static class SandboxCommand
 {
-    private const string AgentId = "sandbox-agent";
-    private const string AgentSecret = "sandbox-agent-secret";
-    private const string Operator = "sandbox-operator";
+    internal const string AgentId = "sandbox-agent";
+    internal const string AgentSecret = "sandbox-agent-secret";
+    internal const string Operator = "sandbox-operator";
+    internal const string OperatorSecret = "sandbox-operator-secret";
 
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr) =>
+        args.Contains("--upstreams") ? SandboxUpstreamsCommand.RunAsync(args, stdout, stderr) : RunStoryAsync(args, stdout);
+
+    /// <summary>The story's parties: the agent and an operator (demo secrets: they hold nothing but
+    /// their own demo identity), and the gateway's clients for the CRM and the MCP hop.</summary>
+    internal static void AddClients(DemoIdentityProvider idp, string crmSecret, string toolsSecret)
+    {
+        idp.AddAgent(AgentId, AgentSecret, "agentgateway");
+        idp.AddClient(Operator, OperatorSecret, "agentgateway");
+        idp.AddClient("crm-gateway", crmSecret, "crm-api");
+        idp.AddClient("tools-gateway", toolsSecret, "tools");
+    }
+
+    private static async Task<int> RunStoryAsync(string[] args, TextWriter stdout)
     {
         var serve = args.Contains("--serve");
         var redis = args.Contains("--redis") ? "127.0.0.1:6379" : null;
@@ -39,15 +53,12 @@ internal static class SandboxCommand
         Environment.SetEnvironmentVariable("AGW_SANDBOX_CACHE_KEY", Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
 
         await using var idp = new DemoIdentityProvider();
-        await idp.StartAsync();
-        idp.AddClient(AgentId, AgentSecret, "agentgateway");
-        idp.AddClient(Operator, "sandbox-operator-secret", "agentgateway");
-        idp.AddClient("crm-gateway", "sandbox-crm-secret", "crm-api");
-        idp.AddClient("tools-gateway", "sandbox-tools-secret", "tools");
+        AddClients(idp, crmSecret: "sandbox-crm-secret", toolsSecret: "sandbox-tools-secret");
+        await idp.StartAsync(SandboxListener.Loopback);
         // The managed identity SDK finds "this machine's" identity endpoint through its own override.
         Environment.SetEnvironmentVariable("AZURE_POD_IDENTITY_AUTHORITY_HOST", idp.Url.TrimEnd('/'));
         await using var upstreams = new DemoUpstreams(idp, llmKey);
-        await upstreams.StartAsync();
+        await upstreams.StartAsync(SandboxListener.Loopback);
 
         var configFile = Path.Combine(work.FullName, "gateway.json");
         var auditFile = Path.Combine(work.FullName, "audit.jsonl");
@@ -71,7 +82,7 @@ internal static class SandboxCommand
 
         if (serve)
         {
-            var token = await story.AgentTokenAsync(idp);
+            var token = await Story.AgentTokenAsync(idp);
             await stdout.WriteLineAsync();
             await stdout.WriteLineAsync("Serving until Ctrl+C. Try (a fresh agent token, valid 15 minutes):");
             await stdout.WriteLineAsync($"  TOKEN={token}");
@@ -80,17 +91,26 @@ internal static class SandboxCommand
             await stdout.WriteLineAsync($"  curl -s -X POST {address}email/send -H \"Authorization: Bearer $TOKEN\" -H 'Agent-Task: my-task'   # refused: toxic combination");
             await stdout.WriteLineAsync($"  curl -s {address}crm/accounts/42   # refused: no identity");
             await stdout.WriteLineAsync($"  audit trail: {auditFile}");
-            var stop = new TaskCompletionSource();
-            Console.CancelKeyPress += (_, e) =>
-            {
-                e.Cancel = true;
-                stop.TrySetResult();
-            };
-            await stop.Task;
+            await UntilStoppedAsync();
         }
 
         await gateway.StopAsync();
         return story.AllBehaved ? GatewayCommand.Ok : GatewayCommand.ConfigInvalid;
+    }
+
+    /// <summary>Waits for Ctrl+C or, in a container, SIGTERM.</summary>
+    internal static async Task UntilStoppedAsync()
+    {
+        var stop = new TaskCompletionSource();
+        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
+        using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
+        await stop.Task;
+
+        void Stop(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.TrySetResult();
+        }
     }
 
     /// <summary>The embedded default, plus what the story needs: one agent, its grants, a separation
@@ -205,7 +225,7 @@ internal static class SandboxCommand
 
         public void Dispose() => _http.Dispose();
 
-        public async Task<string> AgentTokenAsync(DemoIdentityProvider idp)
+        public static async Task<string> AgentTokenAsync(DemoIdentityProvider idp)
         {
             using var response = await new HttpClient().PostAsync(idp.Url + "token", new FormUrlEncodedContent(new Dictionary<string, string>
             {
@@ -213,9 +233,7 @@ internal static class SandboxCommand
                 ["client_id"] = AgentId,
                 ["client_secret"] = AgentSecret,
             }));
-            var token = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("access_token").GetString()!;
-            upstreams.AgentTokens.Add(token);
-            return token;
+            return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("access_token").GetString()!;
         }
 
         public async Task RunAsync(DemoIdentityProvider idp, Uri admin)

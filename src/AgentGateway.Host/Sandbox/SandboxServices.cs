@@ -29,6 +29,8 @@ internal sealed class DemoIdentityProvider : IAsyncDisposable
     private readonly ECDsaSecurityKey _key = new(ECDsa.Create(ECCurve.NamedCurves.nistP256)) { KeyId = "sandbox-1" };
     private readonly Dictionary<string, (string Secret, string Audience, TimeSpan Lifetime)> _clients = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _tokenRequests = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _agentTokens = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _agents = new(StringComparer.Ordinal);
     private WebApplication? _app;
 
     public string Url { get; private set; } = "";
@@ -38,13 +40,24 @@ internal sealed class DemoIdentityProvider : IAsyncDisposable
     public void AddClient(string clientId, string secret, string audience, TimeSpan? lifetime = null) =>
         _clients[clientId] = (secret, audience, lifetime ?? TimeSpan.FromMinutes(15));
 
+    /// <summary>Registers an agent: the tokens it gets are remembered, so an upstream can say if one
+    /// ever reached it.</summary>
+    public void AddAgent(string clientId, string secret, string audience)
+    {
+        AddClient(clientId, secret, audience);
+        _agents.Add(clientId);
+    }
+
+    /// <summary>Whether <paramref name="text"/> holds a token this provider issued to an agent.</summary>
+    public bool ContainsAgentToken(string text) => _agentTokens.Keys.Any(token => text.Contains(token, StringComparison.Ordinal));
+
     /// <summary>Token requests received from a client, granted or not.</summary>
     public int TokenRequests(string clientId) => _tokenRequests.GetValueOrDefault(clientId);
 
-    public async Task StartAsync()
+    public async Task StartAsync(SandboxListener listener, int port = 0)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        listener.Configure(builder, port);
         builder.Logging.ClearProviders();
         _app = builder.Build();
         _app.MapPost("/token", (Delegate)IssueAsync);
@@ -70,7 +83,7 @@ internal sealed class DemoIdentityProvider : IAsyncDisposable
             });
         });
         await _app.StartAsync();
-        Url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + "/";
+        Url = listener.BaseUrl(_app);
     }
 
     /// <summary>A token as the provider would issue it (for the story's agent and operator).</summary>
@@ -119,7 +132,13 @@ internal sealed class DemoIdentityProvider : IAsyncDisposable
         switch (form["grant_type"].ToString())
         {
             case "client_credentials":
-                return Results.Json(new { access_token = Mint(clientId, audience, client.Lifetime), token_type = "Bearer", expires_in = (int)client.Lifetime.TotalSeconds });
+                var issued = Mint(clientId, audience, client.Lifetime);
+                if (_agents.Contains(clientId))
+                {
+                    _agentTokens[issued] = true;
+                }
+
+                return Results.Json(new { access_token = issued, token_type = "Bearer", expires_in = (int)client.Lifetime.TotalSeconds });
             case "urn:ietf:params:oauth:grant-type:token-exchange":
                 // RFC 8693 on-behalf-of: the user's token must be one this provider signed; the
                 // issued token names the user as subject and the acting party in `act`.
@@ -169,15 +188,13 @@ internal sealed class DemoUpstreams(DemoIdentityProvider idp, string llmKey) : I
 
     public string McpUrl { get; private set; } = "";
 
-    /// <summary>Every agent token ever issued: an upstream that sees one reports it.</summary>
-    public HashSet<string> AgentTokens { get; } = [];
-
     public List<string> ToolCalls { get; } = [];
 
-    public async Task StartAsync()
+    /// <summary>Starts the API and the MCP server on the given ports (0: any free port).</summary>
+    public async Task StartAsync(SandboxListener listener, int apiPort = 0, int mcpPort = 0)
     {
         var api = WebApplication.CreateSlimBuilder();
-        api.WebHost.UseUrls("http://127.0.0.1:0");
+        listener.Configure(api, apiPort);
         api.Logging.ClearProviders();
         _api = api.Build();
         _api.MapPost("/llm/v1/chat/completions", (HttpContext c) => Answer(c, c.Request.Headers.Authorization == "Bearer " + llmKey, "api key", new { model = "sandbox-small", choices = new[] { new { message = new { role = "assistant", content = "Here is a draft reply to the ticket." } } } }));
@@ -185,13 +202,14 @@ internal sealed class DemoUpstreams(DemoIdentityProvider idp, string llmKey) : I
         _api.MapPost("/db/query", async (HttpContext c) => Answer(c, await ValidAsync(c, "https://database.sandbox/"), "managed-identity token", new { rows = 3 }));
         _api.MapPost("/email/send", (HttpContext c) => Answer(c, true, "none needed", new { sent = true }));
         await _api.StartAsync();
-        ApiUrl = Address(_api);
+        ApiUrl = listener.BaseUrl(_api);
 
-        var port = FreePort();
-        McpUrl = $"http://127.0.0.1:{port}/";
+        // The MCP server names its own URL in its resource metadata, so the port is fixed first.
+        var port = mcpPort == 0 ? FreePort() : mcpPort;
+        McpUrl = listener.BaseUrl(port);
         var resource = McpUrl + "mcp";
         var mcp = WebApplication.CreateSlimBuilder();
-        mcp.WebHost.UseUrls(McpUrl);
+        listener.Configure(mcp, port);
         mcp.Logging.ClearProviders();
         mcp.Services.AddAuthentication(o =>
             {
@@ -213,9 +231,13 @@ internal sealed class DemoUpstreams(DemoIdentityProvider idp, string llmKey) : I
         _mcp = mcp.Build();
         _mcp.Use(async (context, next) =>
         {
-            if (AgentTokens.Contains(context.Request.Headers.Authorization.ToString().Replace("Bearer ", "", StringComparison.Ordinal)))
+            // An agent's own token must never arrive: say so loudly, and serve nothing.
+            if (context.Request.Headers.Any(h => h.Value.Any(v => v is not null && idp.ContainsAgentToken(v))))
             {
-                ToolCalls.Add("AGENT TOKEN ARRIVED");
+                Record("AGENT TOKEN ARRIVED", "");
+                context.Response.Headers["X-Sandbox-Agent-Token-Seen"] = "yes";
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
             }
 
             await next(context);
@@ -251,7 +273,7 @@ internal sealed class DemoUpstreams(DemoIdentityProvider idp, string llmKey) : I
 
     private IResult Answer(HttpContext context, bool credentialOk, string expected, object body)
     {
-        var agentTokenSeen = context.Request.Headers.Any(h => h.Value.Any(v => v is not null && AgentTokens.Any(t => v.Contains(t, StringComparison.Ordinal))));
+        var agentTokenSeen = context.Request.Headers.Any(h => h.Value.Any(v => v is not null && idp.ContainsAgentToken(v)));
         context.Response.Headers["X-Sandbox-Credential"] = credentialOk ? expected + ": ok" : expected + ": MISSING";
         context.Response.Headers["X-Sandbox-Agent-Token-Seen"] = agentTokenSeen ? "yes" : "no";
         return credentialOk && !agentTokenSeen ? Results.Json(body) : Results.Json(new { error = "wrong credential" }, statusCode: 401);
@@ -273,9 +295,6 @@ internal sealed class DemoUpstreams(DemoIdentityProvider idp, string llmKey) : I
         });
         return result.IsValid;
     }
-
-    private static string Address(WebApplication app) =>
-        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/') + "/";
 
     private static int FreePort()
     {
