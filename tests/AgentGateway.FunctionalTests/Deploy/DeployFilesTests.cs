@@ -1,6 +1,12 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using AgentGateway.Host;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+using YamlDotNet.Serialization;
 
 namespace AgentGateway.FunctionalTests.Deploy;
 
@@ -46,6 +52,12 @@ public sealed class DeployFilesTests : IDisposable
             }
         }
 
+        // BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile; a plain .dockerignore is
+        // read only at the context root (here the repository root).
+        var ignore = await File.ReadAllLinesAsync(Path.Combine(Root, "deploy", "docker", "Dockerfile.dockerignore"));
+        Assert.Contains("**/bin", ignore);
+        Assert.Contains("**/obj", ignore);
+        Assert.False(File.Exists(Path.Combine(Root, "deploy", "docker", ".dockerignore")));
         Assert.Contains("USER $APP_UID", dockerfile, StringComparison.Ordinal);
         Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile, StringComparison.Ordinal);
     }
@@ -88,6 +100,168 @@ public sealed class DeployFilesTests : IDisposable
             Assert.DoesNotContain("PRIVATE KEY-----", await File.ReadAllTextAsync(file), StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task Every_file_under_deploy_parses()
+    {
+        var checkedFiles = 0;
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(Root, "deploy"), "*", SearchOption.AllDirectories))
+        {
+            switch (Path.GetExtension(file))
+            {
+                case ".yaml" or ".yml":
+                    Assert.NotEmpty(Yaml(file));
+                    break;
+                case ".json":
+                    using (JsonDocument.Parse(await File.ReadAllTextAsync(file), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip }))
+                    {
+                    }
+
+                    break;
+                case ".sh":
+                    using (var bash = Process.Start(new ProcessStartInfo("bash") { ArgumentList = { "-n", file }, RedirectStandardError = true })!)
+                    {
+                        var errors = await bash.StandardError.ReadToEndAsync();
+                        await bash.WaitForExitAsync();
+                        Assert.True(bash.ExitCode == 0, $"{file}: {errors}");
+                    }
+
+                    break;
+                default:
+                    continue;
+            }
+
+            checkedFiles++;
+        }
+
+        Assert.True(checkedFiles >= 13, $"only {checkedFiles} files checked");
+    }
+
+    [Fact]
+    public void The_image_entrypoint_is_the_hosts_assembly()
+    {
+        var dockerfile = File.ReadAllText(Path.Combine(Root, "deploy", "docker", "Dockerfile"));
+        var entrypoint = Regex.Match(dockerfile, @"^ENTRYPOINT \[""dotnet"", ""([^""]+)""\]", RegexOptions.Multiline).Groups[1].Value;
+        var project = File.ReadAllText(Path.Combine(Root, "src", "AgentGateway.Host", "AgentGateway.Host.csproj"));
+
+        Assert.Equal(Regex.Match(project, "<AssemblyName>([^<]+)</AssemblyName>").Groups[1].Value + ".dll", entrypoint);
+        // The same build output the image publishes; the tests run this very file as a process.
+        Assert.True(File.Exists(Path.Combine(AppContext.BaseDirectory, entrypoint)), entrypoint);
+    }
+
+    [Fact]
+    public void Kubernetes_ports_and_probes_agree_with_the_configuration()
+    {
+        var directory = Path.Combine(Root, "deploy", "kubernetes");
+        var container = At(Yaml(Path.Combine(directory, "deployment.yaml")).Single(d => Str(At(d, "kind")) == "Deployment"), "spec", "template", "spec", "containers", 0);
+        var ports = ((List<object>)At(container, "ports")!).ToDictionary(p => Str(At(p, "name")), p => Str(At(p, "containerPort")));
+        var args = ((List<object>)At(container, "args")!).Select(Str).ToList();
+        var configMap = Str(At(Yaml(Path.Combine(directory, "configmap.yaml")).Single(d => Str(At(d, "kind")) == "ConfigMap"), "data", "gateway.json"));
+        var admin = JsonDocument.Parse(configMap, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip }).RootElement.GetProperty("Gateway").GetProperty("Admin").GetProperty("Urls").GetString()!;
+
+        Assert.Equal(Port(args[args.IndexOf("--urls") + 1]), ports["proxy"]);
+        Assert.Equal(Port(admin), ports["admin"]);
+        foreach (var probe in new[] { "readinessProbe", "livenessProbe", "startupProbe" })
+        {
+            Assert.Contains(Str(At(container, probe, "httpGet", "port")), ports.Keys);
+        }
+
+        foreach (var service in Yaml(Path.Combine(directory, "service.yaml")))
+        {
+            foreach (var port in (List<object>)At(service, "spec", "ports")!)
+            {
+                Assert.Contains(Str(At(port, "targetPort")), ports.Keys);
+            }
+        }
+
+        var ingress = ((List<object>)At(Yaml(Path.Combine(directory, "networkpolicy.yaml")).Single(), "spec", "ingress")!)
+            .SelectMany(rule => (List<object>)At(rule, "ports")!).Select(p => Str(At(p, "port"))).ToList();
+        Assert.Equal(ports.Values.Order(), ingress.Order());
+    }
+
+    [Fact]
+    public void Compose_ports_paths_and_names_agree_with_each_other_and_the_configuration()
+    {
+        var compose = Yaml(Path.Combine(Root, "deploy", "compose.yaml")).Single();
+        var services = (Dictionary<object, object>)At(compose, "services")!;
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(Root, "deploy", "compose", "gateway.json"))).RootElement;
+        var dockerfile = File.ReadAllText(Path.Combine(Root, "deploy", "docker", "Dockerfile"));
+        var nginx = File.ReadAllText(Path.Combine(Root, "deploy", "compose", "nginx.conf"));
+
+        // The load balancer reaches each replica on the port the image listens on.
+        var proxyPort = Port(Regex.Match(dockerfile, @"ASPNETCORE_URLS=(\S+)").Groups[1].Value);
+        var replicas = services.Keys.Cast<string>().Where(name => name.StartsWith("gateway-", StringComparison.Ordinal)).Order().ToList();
+        Assert.Equal(2, replicas.Count);
+        Assert.Equal(replicas.Select(r => $"{r}:{proxyPort}"), Regex.Matches(nginx, @"server (\S+);").Select(m => m.Groups[1].Value).Order());
+        Assert.Equal($"9091:{Port(config.GetProperty("Gateway").GetProperty("Admin").GetProperty("Urls").GetString()!)}", Str(At(services["gateway-1"], "ports", 0)));
+
+        // The sandbox: the port it is told, the port it publishes, the names the replicas use.
+        var sandbox = services["sandbox"];
+        var command = ((List<object>)At(sandbox, "command")!).Select(Str).ToList();
+        var port = int.Parse(command[command.IndexOf("--port") + 1], CultureInfo.InvariantCulture);
+        var host = command[command.IndexOf("--host") + 1];
+        var output = command[command.IndexOf("--out") + 1];
+        Assert.Equal($"{port}:{port}", Str(At(sandbox, "ports", 0)));
+        Assert.Equal(["CMD", "test", "-s", output + "/ca.pem"], ((List<object>)At(sandbox, "healthcheck", "test")!).Select(Str));
+        Assert.Contains($"sandbox:{output}", ((List<object>)At(sandbox, "volumes")!).Select(Str));
+        var addresses = Regex.Matches(config.GetRawText(), @"https://([^/:""]+):(\d+)/").Select(m => (Host: m.Groups[1].Value, Port: int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))).Distinct().ToList();
+        Assert.All(addresses, a => Assert.Equal(host, a.Host));
+        Assert.Equal([port, port + 1, port + 2], addresses.Select(a => a.Port).Distinct().Order());
+        Assert.Contains($"RUN mkdir -p {output} ", dockerfile, StringComparison.Ordinal);
+
+        foreach (var replica in replicas)
+        {
+            var service = services[replica];
+            var environment = (Dictionary<object, object>)At(service, "environment")!;
+            Assert.Equal($"{output}/ca.pem", Str(environment["SSL_CERT_FILE"]));
+            Assert.Equal($"https://{host}:{port}", Str(environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"]));
+            Assert.Contains($"sandbox:{output}:ro", ((List<object>)At(service, "volumes")!).Select(Str));
+            Assert.Equal("service_healthy", Str(At(service, "depends_on", "sandbox", "condition")));
+        }
+
+        // Every secret the replicas read is one the sandbox writes to the shared volume.
+        foreach (Match file in Regex.Matches(config.GetRawText(), @"file:([^""]+)"))
+        {
+            Assert.StartsWith(output + "/", file.Groups[1].Value, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Every document of a YAML file, with merge keys (<c>&lt;&lt;: *anchor</c>) applied.</summary>
+    private static List<object> Yaml(string path)
+    {
+        using var reader = new StreamReader(path);
+        var parser = new MergingParser(new Parser(reader));
+        var deserializer = new DeserializerBuilder().Build();
+        parser.Consume<StreamStart>();
+        var documents = new List<object>();
+        while (parser.Accept<DocumentStart>(out _))
+        {
+            documents.Add(deserializer.Deserialize<object>(parser) ?? throw new InvalidOperationException($"{path}: an empty document"));
+        }
+
+        return documents;
+    }
+
+    private static object? At(object? node, params object[] path)
+    {
+        foreach (var step in path)
+        {
+            node = (node, step) switch
+            {
+                (Dictionary<object, object> map, string key) => map.GetValueOrDefault(key),
+                (List<object> list, int index) => index < list.Count ? list[index] : null,
+                _ => null,
+            };
+        }
+
+        return node;
+    }
+
+    private static string Str(object? value) => value as string ?? throw new InvalidOperationException($"not a scalar: {value}");
+
+    private static string Port(string url) => url.Replace("+", "localhost", StringComparison.Ordinal) is var normal && Uri.TryCreate(normal, UriKind.Absolute, out var uri)
+        ? uri.Port.ToString(CultureInfo.InvariantCulture)
+        : throw new InvalidOperationException($"not a URL: {url}");
 
     /// <summary>Validates a shipped configuration with its secret references pointed at stand-ins.</summary>
     private async Task<(int Code, string Stderr)> ValidateAsync(string json)
