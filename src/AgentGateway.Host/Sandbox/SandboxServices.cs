@@ -54,8 +54,10 @@ internal sealed class DemoIdentityProvider : IAsyncDisposable
     /// <summary>Token requests received from a client, granted or not.</summary>
     public int TokenRequests(string clientId) => _tokenRequests.GetValueOrDefault(clientId);
 
-    public async Task StartAsync(SandboxListener listener, int port = 0)
+    /// <summary>Starts on <paramref name="listener"/> (plain HTTP on loopback by default).</summary>
+    public async Task StartAsync(SandboxListener? listener = null, int port = 0)
     {
+        listener ??= SandboxListener.Loopback;
         var builder = WebApplication.CreateSlimBuilder();
         listener.Configure(builder, port);
         builder.Logging.ClearProviders();
@@ -197,6 +199,13 @@ internal sealed class DemoUpstreams(DemoIdentityProvider idp, string llmKey) : I
         listener.Configure(api, apiPort);
         api.Logging.ClearProviders();
         _api = api.Build();
+        // Each endpoint reads what it is sent before it answers, as a real one does. Over HTTP/2 (TLS),
+        // answering first races the proxy's upload of the body and can fail the exchange (dotnet/yarp#1501).
+        _api.Use(async (context, next) =>
+        {
+            await context.Request.Body.CopyToAsync(Stream.Null, context.RequestAborted);
+            await next(context);
+        });
         _api.MapPost("/llm/v1/chat/completions", (HttpContext c) => Answer(c, c.Request.Headers.Authorization == "Bearer " + llmKey, "api key", new { model = "sandbox-small", choices = new[] { new { message = new { role = "assistant", content = "Here is a draft reply to the ticket." } } } }));
         _api.MapGet("/crm/accounts/{id}", async (HttpContext c, string id) => Answer(c, await ValidAsync(c, "crm-api"), "OAuth token for crm-api", new { id, name = "Ada Lovelace", plan = "premium" }));
         _api.MapPost("/db/query", async (HttpContext c) => Answer(c, await ValidAsync(c, "https://database.sandbox/"), "managed-identity token", new { rows = 3 }));
