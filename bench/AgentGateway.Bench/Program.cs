@@ -57,6 +57,8 @@ var environment = new Dictionary<string, string>
 var configFile = Path.Combine(work.FullName, "gateway.json");
 await File.WriteAllTextAsync(configFile, BenchConfig.Gateway(idp.Url, upstream.Url, redis?.Address, withOtlp ? sink.Url : null, withAudit ? Path.Combine(work.FullName, "audit.jsonl") : null, "crm-gateway", "AGW_BENCH_CRM_SECRET").ToJsonString());
 await using var gateway = await ChildProcess.StartGatewayAsync(configFile, environment);
+var gatewayIdle = gateway.Memory();
+var yarpIdle = yarp.Memory();
 
 var agentToken = idp.Mint("bench-agent", "agentgateway", TimeSpan.FromMinutes(50));
 var userTokens = Enumerable.Range(0, users).Select(i => idp.Mint($"user-{i}", "agentgateway", TimeSpan.FromMinutes(50), authorizedParty: "bench-agent")).ToArray();
@@ -160,11 +162,14 @@ Console.WriteLine(redisCommands is null
     : $"Redis commands during the measured rounds: {redisCommands} for {gatewayRequests} gateway requests ({(double)redisCommands / Math.Max(1, gatewayRequests):0.0000} per request)");
 Console.WriteLine($"Token-endpoint requests during the measured rounds: {tokenRequests}");
 
-var (rss, peak) = gateway.Memory();
-var (yarpRss, yarpPeak) = yarp.Memory();
+var (rss, peak, anonymous, mapped) = gateway.Memory();
+var (yarpRss, yarpPeak, yarpAnonymous, yarpMapped) = yarp.Memory();
 Console.WriteLine();
 Console.WriteLine("## Memory after sustained load (resident set, from /proc)");
 Console.WriteLine($"  AgentGateway {rss} MB now, {peak} MB peak (target ≤ 150 MB); bare YARP {yarpRss} MB now, {yarpPeak} MB peak");
+// The rest is shared memory: with W^X (on by default) the runtime maps JIT-compiled code through it.
+Console.WriteLine($"  anonymous (heaps, stacks) / mapped files (runtime, assemblies) / shared (JIT code under W^X): AgentGateway {anonymous} / {mapped} / {rss - anonymous - mapped} MB, bare YARP {yarpAnonymous} / {yarpMapped} / {yarpRss - yarpAnonymous - yarpMapped} MB");
+Console.WriteLine($"  idle after start: AgentGateway {gatewayIdle.CurrentMb} MB ({gatewayIdle.AnonymousMb} / {gatewayIdle.FileMb} / {gatewayIdle.CurrentMb - gatewayIdle.AnonymousMb - gatewayIdle.FileMb}), bare YARP {yarpIdle.CurrentMb} MB ({yarpIdle.AnonymousMb} / {yarpIdle.FileMb} / {yarpIdle.CurrentMb - yarpIdle.AnonymousMb - yarpIdle.FileMb})");
 
 if (redis is not null && trioSeconds > 0)
 {

@@ -90,11 +90,13 @@ internal sealed class ChildProcess : IAsyncDisposable
         throw new InvalidOperationException("agentgateway did not become ready in 30 s");
     }
 
-    /// <summary>Resident set size now and at its peak, from the kernel's own accounting.</summary>
-    public (long CurrentMb, long PeakMb) Memory()
+    /// <summary>Resident set size now and at its peak, from the kernel's own accounting; and now,
+    /// how much of it is anonymous memory (heaps, JIT code, stacks) and how much is mapped files
+    /// (the runtime and the assemblies, shared with any other process that maps them).</summary>
+    public (long CurrentMb, long PeakMb, long AnonymousMb, long FileMb) Memory()
     {
         var status = File.ReadAllLines($"/proc/{_process.Id}/status");
-        return (Kilobytes("VmRSS:") / 1024, Kilobytes("VmHWM:") / 1024);
+        return (Kilobytes("VmRSS:") / 1024, Kilobytes("VmHWM:") / 1024, Kilobytes("RssAnon:") / 1024, Kilobytes("RssFile:") / 1024);
 
         long Kilobytes(string field) =>
             long.Parse(status.First(l => l.StartsWith(field, StringComparison.Ordinal))[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
