@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using AgentGateway.FunctionalTests.Infrastructure;
 
 namespace AgentGateway.FunctionalTests.Configuration;
 
@@ -8,7 +9,7 @@ namespace AgentGateway.FunctionalTests.Configuration;
 /// and every <c>Gateway:…</c> path the README names is one the schema knows.</summary>
 public sealed partial class SchemaDocumentationTests
 {
-    private static readonly string Root = FindRoot();
+    private static readonly string Root = Repository.Root;
     private static readonly JsonElement Schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(Root, "config", "gateway.schema.json"))).RootElement;
     private static readonly string Readme = FencedCode().Replace(File.ReadAllText(Path.Combine(Root, "README.md")), "");
 
@@ -119,17 +120,6 @@ public sealed partial class SchemaDocumentationTests
                 }
             }
         }
-    }
-
-    private static string FindRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "AgentGateway.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("repository root not found");
     }
 
     [GeneratedRegex("```.*?```", RegexOptions.Singleline)]

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.Json;
 using AgentGateway.Credentials.Configuration;
+using AgentGateway.FunctionalTests.Infrastructure;
 using AgentGateway.Host;
 using AgentGateway.Proxy.Configuration;
 
@@ -9,7 +10,7 @@ namespace AgentGateway.FunctionalTests.Configuration;
 /// <summary><c>agentgateway validate</c>: every problem, with its path, in one run.</summary>
 public sealed class ValidateCommandTests
 {
-    private static readonly string RepositoryRoot = FindRoot();
+    private static readonly string RepositoryRoot = Repository.Root;
 
     [Fact]
     public async Task Validate_lists_every_problem_with_its_path_and_exits_non_zero()
@@ -358,16 +359,5 @@ public sealed class ValidateCommandTests
         var file = Path.Combine(Path.GetTempPath(), $"agentgateway-validate-{Guid.NewGuid():N}.json");
         await File.WriteAllTextAsync(file, json);
         return file;
-    }
-
-    private static string FindRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "AgentGateway.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("repository root not found");
     }
 }

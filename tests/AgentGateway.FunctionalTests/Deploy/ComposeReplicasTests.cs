@@ -8,7 +8,6 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using AgentGateway.FunctionalTests.Infrastructure;
-using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
 
@@ -24,7 +23,7 @@ namespace AgentGateway.FunctionalTests.Deploy;
 /// </summary>
 public sealed class ComposeReplicasTests : IAsyncLifetime
 {
-    private static readonly string Root = FindRoot();
+    private static readonly string Root = Repository.Root;
     private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("agentgateway-compose-");
     private readonly List<Child> _children = [];
     private RedisServer? _redis;
@@ -247,17 +246,6 @@ public sealed class ComposeReplicasTests : IAsyncLifetime
         var child = new Child(name, Process.Start(start)!);
         _children.Add(child);
         return child;
-    }
-
-    private static string FindRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "AgentGateway.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("repository root not found");
     }
 
     /// <summary>A child process whose output is kept for failure messages; killed on dispose.</summary>

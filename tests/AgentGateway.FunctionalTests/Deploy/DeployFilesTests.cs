@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using AgentGateway.FunctionalTests.Infrastructure;
 using AgentGateway.Host;
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
@@ -15,7 +16,7 @@ namespace AgentGateway.FunctionalTests.Deploy;
 /// from paths that exist, and the cluster manifests keep their promises.</summary>
 public sealed class DeployFilesTests : IDisposable
 {
-    private static readonly string Root = FindRoot();
+    private static readonly string Root = Repository.Root;
     private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("agentgateway-deploy-");
 
     public void Dispose() => _work.Delete(recursive: true);
@@ -297,16 +298,5 @@ public sealed class DeployFilesTests : IDisposable
         using var stderr = new StringWriter();
         var code = await GatewayCommand.RunAsync(["validate", path], stdout, stderr);
         return (code, stderr.ToString());
-    }
-
-    private static string FindRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "AgentGateway.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("repository root not found");
     }
 }
