@@ -48,6 +48,19 @@ public sealed class ComposeReplicasTests : IAsyncLifetime
     [Fact]
     public async Task Two_replicas_on_the_compose_config_swap_every_hop_against_the_sandbox_upstreams()
     {
+        try
+        {
+            await PlayAsync();
+        }
+        catch (Exception failure)
+        {
+            // Four processes are involved; what they printed is what explains a failure in CI.
+            throw new Xunit.Sdk.XunitException(failure.Message + string.Concat(_children.Select(c => $"\n--- output of {c.Name} ---\n{c.Output}")), failure);
+        }
+    }
+
+    private async Task PlayAsync()
+    {
         var port = Loopback.FreePorts(3);
         var shared = Path.Combine(_work.FullName, "sandbox");
         var sandbox = Start("sandbox", ["sandbox", "--upstreams", "--host", "localhost", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", shared], []);
