@@ -19,7 +19,16 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 status=0
 dotnet test AgentGateway.sln --no-build --nologo --logger "trx" --logger "console;verbosity=normal" \
-  --results-directory "$results" || status=$?
+  --results-directory "$results" 2>&1 | tee "$results/console.log" || status=$?
+
+# A failure scrolls far above the end of a long log, and CI may keep only the log's tail: name
+# each one again, with the start of its message and stack, just above the summary line.
+if grep -qE '^  Failed ' "$results/console.log"; then
+  echo
+  echo "Failed tests (repeated from above):"
+  awk '/^  Failed /{show=1; lines=0} /^  (Passed|Skipped) |^\[xUnit\.net/{show=0} show && lines++ < 25 && total++ < 60' \
+    "$results/console.log"
+fi
 
 # Sum the counters of every project's TRX report.
 passed=0; failed=0; skipped=0; reports=0

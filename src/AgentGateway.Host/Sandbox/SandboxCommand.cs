@@ -251,7 +251,7 @@ internal static class SandboxCommand
             await McpAsync(6, "Call an MCP tool it is granted (lookup_customer)", "lookup_customer", expectAllowed: true);
             await McpAsync(7, "Call an MCP tool it is not granted (delete_customer)", "delete_customer", expectAllowed: false);
             await SendAsync(8, "E-mail the customer data in the same task", HttpMethod.Post, "/email/send", "{}", task: "ticket-1", expected: 403, reason: "toxic-combination");
-            await SendAsync(9, "E-mail in a fresh task", HttpMethod.Post, "/email/send", "{}", task: "ticket-2", expected: 200);
+            await SendAsync(9, "E-mail in a fresh task", HttpMethod.Post, "/email/send", "{}", task: "ticket-2", expected: 200, credential: false);
 
             await Heading(10, "An operator revokes the agent", $"POST {admin}admin/agents/{AgentId}/revoke with an operator's token");
             using var revoke = new HttpRequestMessage(HttpMethod.Post, new Uri(admin, $"/admin/agents/{AgentId}/revoke")) { Content = new StringContent("""{"reason":"sandbox demonstration"}""", Encoding.UTF8, "application/json") };
@@ -278,7 +278,7 @@ internal static class SandboxCommand
             await output.WriteLineAsync(AllBehaved ? "Every step behaved as expected." : "Some steps did not behave as expected.");
         }
 
-        private async Task SendAsync(int number, string title, HttpMethod method, string path, string? body, string task, int expected, string? reason = null, (string Name, string Value)? extra = null)
+        private async Task SendAsync(int number, string title, HttpMethod method, string path, string? body, string task, int expected, string? reason = null, (string Name, string Value)? extra = null, bool credential = true)
         {
             await Heading(number, title, $"{method} {path}  (task {task})");
             using var request = new HttpRequestMessage(method, path);
@@ -297,9 +297,9 @@ internal static class SandboxCommand
             await output.WriteLineAsync($"  presented    Authorization: Bearer <the agent's own token>{(extra is { } e ? $", {e.Name}: <a key it should not hold>" : "")}");
             using var response = await _http.SendAsync(request);
             var text = await response.Content.ReadAsStringAsync();
-            await ReportAsync(response, text);
+            var audited = await ReportAsync(response, text, reason, credential && reason is null);
             var gotReason = ProblemReason(text);
-            var ok = (int)response.StatusCode == expected && (reason is null || gotReason == reason);
+            var ok = (int)response.StatusCode == expected && (reason is null || gotReason == reason) && audited;
             Record(title, reason is null ? expected.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"{expected} {reason}", $"{(int)response.StatusCode}{(gotReason is null ? "" : " " + gotReason)}", ok);
         }
 
@@ -326,31 +326,39 @@ internal static class SandboxCommand
                 got = ex.Message.Contains("mcp-tool-denied", StringComparison.Ordinal) ? "403 mcp-tool-denied" : "failed: " + ex.GetType().Name;
             }
 
-            await AuditAsync();
+            var audited = await AuditAsync(expectAllowed ? null : "mcp-tool-denied", credential: expectAllowed);
             var executed = upstreams.ToolCalls.Any(c => c.StartsWith(tool, StringComparison.Ordinal));
             await output.WriteLineAsync($"  server       {(executed ? $"executed {tool}" : $"never executed {tool}")}; agent token seen: {(upstreams.ToolCalls.Contains("AGENT TOKEN ARRIVED") ? "YES" : "no")}");
             var ok = expectAllowed ? got == "allowed" && executed : got == "403 mcp-tool-denied" && !executed;
-            Record(title, expectAllowed ? "allowed" : "403 mcp-tool-denied", got, ok && !upstreams.ToolCalls.Contains("AGENT TOKEN ARRIVED"));
+            Record(title, expectAllowed ? "allowed" : "403 mcp-tool-denied", got, ok && audited && !upstreams.ToolCalls.Contains("AGENT TOKEN ARRIVED"));
         }
 
-        private async Task ReportAsync(HttpResponseMessage response, string text)
+        private async Task<bool> ReportAsync(HttpResponseMessage response, string text, string? refusal, bool injects)
         {
-            await AuditAsync();
+            var audited = await AuditAsync(refusal, injects);
             var credential = response.Headers.TryGetValues("X-Sandbox-Credential", out var c) ? c.First() : null;
             var seen = response.Headers.TryGetValues("X-Sandbox-Agent-Token-Seen", out var s) ? s.First() : null;
             await output.WriteLineAsync(credential is null
                 ? $"  answer       {(int)response.StatusCode} {Shorten(text)}"
                 : $"  upstream     {(int)response.StatusCode}: credential {credential}; agent token seen: {seen}; {Shorten(text)}");
+            return audited;
         }
 
-        /// <summary>Prints what the gateway's audit trail recorded for the last request(s).</summary>
-        private async Task AuditAsync()
+        /// <summary>Prints what the gateway's audit trail recorded for the step's request(s) and says
+        /// whether it holds the record the step must leave: the refusal with its reason, or a
+        /// credential use. The trail is written off the request path, so the answer can arrive
+        /// before its record: wait for the record instead of taking whatever is there (an MCP
+        /// call's initialize record, say, ahead of the refused tools/call).</summary>
+        private async Task<bool> AuditAsync(string? refusal, bool credential)
         {
-            string[] lines = [];
-            for (var i = 0; i < 40; i++)
+            var fresh = new List<JsonElement>();
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (true)
             {
-                lines = File.Exists(auditFile) ? await ReadSharedAsync(auditFile) : [];
-                if (lines.Length > _auditLines)
+                var lines = File.Exists(auditFile) ? await ReadSharedAsync(auditFile) : [];
+                fresh.AddRange(lines.Skip(_auditLines).Select(l => JsonDocument.Parse(l).RootElement));
+                _auditLines = lines.Length;
+                if (Holds(fresh) || DateTime.UtcNow > deadline)
                 {
                     break;
                 }
@@ -358,13 +366,11 @@ internal static class SandboxCommand
                 await Task.Delay(25);
             }
 
-            var fresh = lines.Skip(_auditLines).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-            _auditLines = lines.Length;
-            if (fresh.LastOrDefault(r => r.GetProperty("event").GetString() == "refusal") is { ValueKind: JsonValueKind.Object } refusal)
+            if (fresh.LastOrDefault(r => r.GetProperty("event").GetString() == "refusal") is { ValueKind: JsonValueKind.Object } refused)
             {
                 await output.WriteLineAsync($"  stripped     everything the agent brought (never forwarded)");
-                await output.WriteLineAsync($"  decision     refused: {refusal.GetProperty("reason").GetString()} — {refusal.GetProperty("detail").GetString()}");
-                await output.WriteLineAsync($"  trace        {refusal.GetProperty("traceId").GetString()}");
+                await output.WriteLineAsync($"  decision     refused: {refused.GetProperty("reason").GetString()} — {refused.GetProperty("detail").GetString()}");
+                await output.WriteLineAsync($"  trace        {refused.GetProperty("traceId").GetString()}");
             }
             else if (fresh.LastOrDefault(r => r.GetProperty("event").GetString() == "credential-use") is { ValueKind: JsonValueKind.Object } use)
             {
@@ -385,13 +391,30 @@ internal static class SandboxCommand
                 await output.WriteLineAsync("  stripped     Authorization and every credential the agent brought");
                 await output.WriteLineAsync("  decision     allowed; this hop needs no credential");
             }
+
+            if (!Holds(fresh))
+            {
+                await output.WriteLineAsync($"  audit        MISSING: no {(refusal is null ? "credential-use" : $"'{refusal}' refusal")} record within 5 s");
+                return false;
+            }
+
+            return true;
+
+            bool Holds(List<JsonElement> records) => refusal is not null
+                ? records.Any(r => Is(r, "refusal") && r.GetProperty("reason").GetString() == refusal)
+                : !credential || records.Any(r => Is(r, "credential-use"));
+
+            static bool Is(JsonElement record, string kind) => record.GetProperty("event").GetString() == kind;
         }
 
         private static async Task<string[]> ReadSharedAsync(string path)
         {
             await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             using var reader = new StreamReader(stream);
-            return (await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            var text = await reader.ReadToEndAsync();
+
+            // Only whole lines: the gateway may be part-way through writing the last one.
+            return text[..(text.LastIndexOf('\n') + 1)].Split('\n', StringSplitOptions.RemoveEmptyEntries);
         }
 
         private async Task Heading(int number, string title, string how)
