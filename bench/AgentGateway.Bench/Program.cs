@@ -19,7 +19,7 @@ using Microsoft.Extensions.Logging;
 // tracing exported over OTLP, the audit log). This process is only the load generator, the
 // issuer and the trace sink. The same closed-loop load is driven at each target in alternating
 // rounds so machine drift cancels; then a fixed moderate rate measures the p99 each adds.
-//   dotnet run -c Release --project bench/AgentGateway.Bench -- [--seconds 5] [--rounds 2] [--connections 32] [--rate 500] [--users 1000] [--trio-seconds 15] [--no-otlp] [--no-audit]
+//   dotnet run -c Release --project bench/AgentGateway.Bench -- [--seconds 5] [--rounds 2] [--connections 32] [--rate 500] [--users 1000] [--trio-seconds 15] [--no-otlp] [--no-audit] [--gateway DIR]
 if (args is ["--role", var role, .. var roleArgs])
 {
     return await Roles.RunAsync(role, roleArgs);
@@ -34,6 +34,14 @@ var trioSeconds = Option("--trio-seconds", 15);
 // To see what each part costs: the same run without trace export, or without the audit log.
 var withOtlp = !args.Contains("--no-otlp");
 var withAudit = !args.Contains("--no-audit");
+// Another build of the gateway to measure (a publish output, say ReadyToRun); by default the
+// `agentgateway` built beside this program.
+var gatewayBinary = Path.GetFullPath(Path.Combine(StringOption("--gateway") ?? AppContext.BaseDirectory, "agentgateway"));
+if (!File.Exists(gatewayBinary))
+{
+    Console.Error.WriteLine($"--gateway: no agentgateway program at {gatewayBinary}");
+    return 2;
+}
 
 await using var idp = new DemoIdentityProvider();
 await idp.StartAsync();
@@ -56,7 +64,7 @@ var environment = new Dictionary<string, string>
 };
 var configFile = Path.Combine(work.FullName, "gateway.json");
 await File.WriteAllTextAsync(configFile, BenchConfig.Gateway(idp.Url, upstream.Url, redis?.Address, withOtlp ? sink.Url : null, withAudit ? Path.Combine(work.FullName, "audit.jsonl") : null, "crm-gateway", "AGW_BENCH_CRM_SECRET").ToJsonString());
-await using var gateway = await ChildProcess.StartGatewayAsync(configFile, environment);
+await using var gateway = await ChildProcess.StartGatewayAsync(gatewayBinary, configFile, environment);
 var gatewayIdle = gateway.Memory();
 var yarpIdle = yarp.Memory();
 
@@ -64,7 +72,7 @@ var agentToken = idp.Mint("bench-agent", "agentgateway", TimeSpan.FromMinutes(50
 var userTokens = Enumerable.Range(0, users).Select(i => idp.Mint($"user-{i}", "agentgateway", TimeSpan.FromMinutes(50), authorizedParty: "bench-agent")).ToArray();
 
 Console.WriteLine($"AgentGateway benchmark — {Environment.ProcessorCount} cores, {connections} connections, {rounds} rounds of {seconds} s each, alternating; every target in its own process");
-Console.WriteLine($"  trace export: {(withOtlp ? "on" : "off")}; audit log: {(withAudit ? "on" : "off")}");
+Console.WriteLine($"  gateway: {gatewayBinary}; trace export: {(withOtlp ? "on" : "off")}; audit log: {(withAudit ? "on" : "off")}");
 Console.WriteLine($"  Redis: {(redis is null ? "not installed — the gateway caches in process only" : redis.Address)}; nginx: {(nginx is null ? "not installed — skipped (apt-get install -y nginx-light)" : "yes")}");
 
 RequestFactory Get(string url, string? token = null) => _ => Request(HttpMethod.Get, url, token);
@@ -177,7 +185,7 @@ if (redis is not null && trioSeconds > 0)
     Console.WriteLine($"## Three gateways on one Redis, cold, {trioSeconds} s of load within one 60 s hop token's life");
     var trioConfig = Path.Combine(work.FullName, "trio.json");
     await File.WriteAllTextAsync(trioConfig, BenchConfig.Gateway(idp.Url, upstream.Url, redis.Address, sink.Url, audit: null, "crm-trio", "AGW_BENCH_TRIO_SECRET").ToJsonString());
-    var trio = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => ChildProcess.StartGatewayAsync(trioConfig, environment)));
+    var trio = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => ChildProcess.StartGatewayAsync(gatewayBinary, trioConfig, environment)));
     try
     {
         var result = await Load.ClosedLoopAsync(sequence => Request(HttpMethod.Get, trio[sequence % 3].Url + "api/accounts", agentToken), TimeSpan.FromSeconds(trioSeconds), connections);
@@ -199,6 +207,12 @@ int Option(string name, int fallback)
 {
     var index = Array.IndexOf(args, name);
     return index >= 0 && index + 1 < args.Length && int.TryParse(args[index + 1], CultureInfo.InvariantCulture, out var value) ? value : fallback;
+}
+
+string? StringOption(string name)
+{
+    var index = Array.IndexOf(args, name);
+    return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
 }
 
 static HttpRequestMessage Request(HttpMethod method, string url, string? token)

@@ -48,12 +48,11 @@ internal sealed class ChildProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the shipped <c>agentgateway</c> command itself — the product as operators
-    /// run it, with its own runtime settings — and waits for <c>/healthz</c>.</summary>
-    public static async Task<ChildProcess> StartGatewayAsync(string configFile, IReadOnlyDictionary<string, string> environment)
+    /// run it, with its own runtime settings — and waits for <c>/readyz</c>.</summary>
+    public static async Task<ChildProcess> StartGatewayAsync(string binary, string configFile, IReadOnlyDictionary<string, string> environment)
     {
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}/";
-        var binary = Path.Combine(AppContext.BaseDirectory, "agentgateway");
         var process = Start([binary], ["run", "--config", configFile, "--urls", url.TrimEnd('/')], environment);
         _ = process.StandardOutput.ReadToEndAsync();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
