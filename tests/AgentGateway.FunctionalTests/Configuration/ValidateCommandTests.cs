@@ -80,6 +80,47 @@ public sealed class ValidateCommandTests
     }
 
     [Fact]
+    public async Task A_value_of_the_wrong_type_is_named_at_its_own_path_and_never_quoted()
+    {
+        // Values an operator might paste into the wrong key; none may be echoed back.
+        const string pasted = "sk-pasted-into-a-number-000000000000";
+        var file = await WriteAsync($$"""
+        {
+          "ReverseProxy": {
+            "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r/{**rest}" }, "Metadata": { "Credential": "none" } } },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } }, "HttpRequest": { "Version": "2", "ActivityTimeout": "{{pasted}}" } } }
+          },
+          "Gateway": {
+            "Inbound": { "ClockSkew": "{{pasted}}" },
+            "Agents": { "bot": { "Owner": "o@example.test", "ExpiresAt": "{{pasted}}", "Identities": [ { "Issuer": "corp", "Subject": "x" } ], "Grants": [ "g" ] } },
+            "Grants": { "g": { "Routes": [ "r" ], "RateLimit": { "Requests": "{{pasted}}", "Per": "00:01:00" } } }
+          }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        string[] expected =
+        [
+            "ReverseProxy:Clusters:c:HttpRequest:Version: cannot be read as a version (1.1, 2.0 or 3.0)",
+            "ReverseProxy:Clusters:c:HttpRequest:ActivityTimeout: cannot be read as a time span (hh:mm:ss)",
+            "Gateway:Inbound:ClockSkew: cannot be read as a time span (hh:mm:ss)",
+            "Gateway:Agents:bot:ExpiresAt: cannot be read as a date and time (ISO 8601)",
+            "Gateway:Grants:g:RateLimit:Requests: cannot be read as a whole number",
+        ];
+        foreach (var line in expected)
+        {
+            Assert.True(stderr.Contains(line, StringComparison.Ordinal), $"missing '{line}' in:\n{stderr}");
+        }
+
+        Assert.DoesNotContain("a value here cannot be read", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(pasted, stderr, StringComparison.Ordinal);
+        // The settings beside a bad value are still read: no cascade of "is required".
+        Assert.DoesNotContain("Gateway:Agents:bot:Owner", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Gateway:Grants:g:Routes", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Validate_also_checks_the_file_against_the_schema_editors_use()
     {
         var file = await WriteAsync("""
