@@ -64,9 +64,7 @@ public static class SectionReader
     /// (single, in arrays, in dictionaries), where a typo is just as silent.</summary>
     private static void ReportUnknownKeys(IConfigurationSection section, Type type, ConfigProblems problems)
     {
-        var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.SetMethod is not null)
-            .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        var properties = Settable(type);
         foreach (var child in section.GetChildren())
         {
             if (!properties.TryGetValue(child.Key, out var property))
@@ -95,9 +93,7 @@ public static class SectionReader
     /// path ends at the value itself.</summary>
     private static void ReportUnreadableValues(IConfigurationSection section, Type type, ConfigProblems problems, List<string> unreadable)
     {
-        var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.SetMethod is not null)
-            .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        var properties = Settable(type);
         foreach (var child in section.GetChildren())
         {
             if (properties.TryGetValue(child.Key, out var property))
@@ -148,6 +144,12 @@ public static class SectionReader
         : type == typeof(int) || type == typeof(long) || type == typeof(short) ? "a whole number"
         : type == typeof(double) || type == typeof(decimal) || type == typeof(float) ? "a number"
         : Describe(type);
+
+    /// <summary>The properties the binder can set, by key as configuration spells it (any case).</summary>
+    private static Dictionary<string, PropertyInfo> Settable(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.SetMethod is not null)
+            .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
 
     private static bool IsSettings(Type type) =>
         type.IsClass && !type.IsArray && !type.IsGenericType && type != typeof(string) && type.Namespace?.StartsWith("AgentGateway", StringComparison.Ordinal) == true;
