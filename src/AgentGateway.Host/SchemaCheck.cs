@@ -27,8 +27,17 @@ internal static class SchemaCheck
         }
 
         var schema = await Schema.Value;
-        return [.. schema.Validate(json).Select(e => $"{Path(e.Path)}: {Describe(e.Kind)}").Distinct()];
+        return [.. schema.Validate(json).SelectMany(Leaves).Select(e => $"{Path(e.Path)}: {Describe(e.Kind)}").Distinct()];
     }
+
+    /// <summary>An entry of a named map (an agent, a grant) that does not fit is reported by the
+    /// validator at the entry; what is wrong inside it sits in its child errors. Those name the
+    /// setting itself. (The branches of a one-of are left whole: each branch's errors would be noise.)</summary>
+    private static IEnumerable<NJsonSchema.Validation.ValidationError> Leaves(NJsonSchema.Validation.ValidationError error) =>
+        error is NJsonSchema.Validation.ChildSchemaValidationError { Kind: NJsonSchema.Validation.ValidationErrorKind.AdditionalPropertiesNotValid } child
+            && child.Errors.Values.Any(e => e.Count > 0)
+            ? child.Errors.Values.SelectMany(e => e).SelectMany(Leaves)
+            : [error];
 
     private static async Task<JsonSchema> LoadAsync()
     {
@@ -48,6 +57,14 @@ internal static class SchemaCheck
         NJsonSchema.Validation.ValidationErrorKind.PropertyRequired => "a required setting is missing",
         NJsonSchema.Validation.ValidationErrorKind.PatternMismatch => "does not have the expected format",
         NJsonSchema.Validation.ValidationErrorKind.NotInEnumeration => "is not one of the allowed values",
+        NJsonSchema.Validation.ValidationErrorKind.IntegerExpected => "is not a whole number",
+        NJsonSchema.Validation.ValidationErrorKind.NumberExpected => "is not a number",
+        NJsonSchema.Validation.ValidationErrorKind.BooleanExpected => "is not true or false",
+        NJsonSchema.Validation.ValidationErrorKind.StringExpected => "is not a string",
+        NJsonSchema.Validation.ValidationErrorKind.ArrayExpected => "is not a list",
+        NJsonSchema.Validation.ValidationErrorKind.ObjectExpected => "is not an object",
+        NJsonSchema.Validation.ValidationErrorKind.DateTimeExpected => "is not a date and time (ISO 8601)",
+        NJsonSchema.Validation.ValidationErrorKind.UriExpected => "is not a URI",
         _ => "does not fit the schema (" + kind + ")",
     };
 }

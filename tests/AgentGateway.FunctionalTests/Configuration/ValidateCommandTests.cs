@@ -107,6 +107,9 @@ public sealed class ValidateCommandTests
             "Gateway:Inbound:ClockSkew: cannot be read as a time span (hh:mm:ss)",
             "Gateway:Agents:bot:ExpiresAt: cannot be read as a date and time (ISO 8601)",
             "Gateway:Grants:g:RateLimit:Requests: cannot be read as a whole number",
+            // The schema check names the same settings, not just the agent or grant holding them.
+            "Gateway:Agents:bot:ExpiresAt: is not a date and time (ISO 8601) (schema)",
+            "Gateway:Grants:g:RateLimit:Requests: is not a whole number (schema)",
         ];
         foreach (var line in expected)
         {
@@ -114,6 +117,7 @@ public sealed class ValidateCommandTests
         }
 
         Assert.DoesNotContain("a value here cannot be read", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("wrong shape", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain(pasted, stderr, StringComparison.Ordinal);
         // The settings beside a bad value are still read: no cascade of "is required".
         Assert.DoesNotContain("Gateway:Agents:bot:Owner", stderr, StringComparison.Ordinal);
