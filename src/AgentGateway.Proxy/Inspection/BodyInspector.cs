@@ -191,30 +191,17 @@ public static class BodyInspector
 
     private static (InspectedBody?, string?) ReadMcp(JsonElement root, HttpRequest request, ReadOnlyMemory<byte> bytes)
     {
-        if (root.ValueKind == JsonValueKind.Array)
+        if (CheckEnvelope(root) is { } notOneMessage)
         {
-            return (null, "JSON-RPC batches are refused: each message must be decided on alone");
+            return (null, notOneMessage);
         }
 
-        if (root.ValueKind != JsonValueKind.Object)
-        {
-            return (null, "a JSON-RPC message is an object");
-        }
-
-        if (!root.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String || version.GetString() != "2.0")
-        {
-            return (null, "'jsonrpc' must be \"2.0\"");
-        }
-
-        if (root.TryGetProperty("id", out var id) && !IsValidId(id))
-        {
-            return (null, "'id' must be a string or an integer");
-        }
+        var hasId = root.TryGetProperty("id", out var id);
 
         if (!root.TryGetProperty("method", out var methodElement))
         {
             // A response from the client to a server request (sampling, elicitation, roots).
-            var isResponse = id.ValueKind != JsonValueKind.Undefined
+            var isResponse = hasId
                 && (root.TryGetProperty("result", out _) ^ root.TryGetProperty("error", out _));
             return isResponse
                 ? (new InspectedBody(BodyKind.Mcp, null, null, null, bytes), null)
@@ -275,10 +262,34 @@ public static class BodyInspector
             return (null, "the Mcp-Name header disagrees with the body");
         }
 
-        return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, id.ValueKind == JsonValueKind.Undefined ? null : id.GetRawText()), null);
+        return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, hasId ? id.GetRawText() : null), null);
     }
 
-    internal static bool IsValidId(JsonElement id) =>
+    /// <summary>Why <paramref name="root"/> is not one JSON-RPC 2.0 message, or null. The agent's
+    /// messages and the server's are held to the same envelope: one object (never a batch, so
+    /// each message is decided on alone), <c>"jsonrpc": "2.0"</c>, and an id, when present, that
+    /// is a string or an integer.</summary>
+    internal static string? CheckEnvelope(JsonElement root)
+    {
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            return "a JSON-RPC batch; each message must be decided on alone";
+        }
+
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return "a JSON-RPC message is an object";
+        }
+
+        if (!root.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String || version.GetString() != "2.0")
+        {
+            return "'jsonrpc' must be \"2.0\"";
+        }
+
+        return root.TryGetProperty("id", out var id) && !IsValidId(id) ? "'id' must be a string or an integer" : null;
+    }
+
+    private static bool IsValidId(JsonElement id) =>
         id.ValueKind == JsonValueKind.String || (id.ValueKind == JsonValueKind.Number && id.TryGetInt64(out _));
 
     private static (InspectedBody?, string?) ReadLlm(JsonElement root, ReadOnlyMemory<byte> bytes)

@@ -48,26 +48,12 @@ public sealed record ServerMessage(ServerMessageKind Kind, string? Method, strin
         // CheckStrict has seen every token, so this parse cannot fail.
         using var document = JsonDocument.Parse(json, DocumentOptions);
         var root = document.RootElement;
-        if (root.ValueKind == JsonValueKind.Array)
+        if (BodyInspector.CheckEnvelope(root) is { } notOneMessage)
         {
-            return (null, "a batch; each server message must be decided on alone");
-        }
-
-        if (root.ValueKind != JsonValueKind.Object)
-        {
-            return (null, "not a JSON-RPC message object");
-        }
-
-        if (!root.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String || version.GetString() != "2.0")
-        {
-            return (null, "'jsonrpc' is not \"2.0\"");
+            return (null, notOneMessage);
         }
 
         var hasId = root.TryGetProperty("id", out var id);
-        if (hasId && !BodyInspector.IsValidId(id))
-        {
-            return (null, "'id' is neither a string nor an integer");
-        }
 
         if (root.TryGetProperty("method", out var method))
         {
