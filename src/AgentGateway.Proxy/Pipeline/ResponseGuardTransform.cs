@@ -38,18 +38,20 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
 
         var configured = secrets.ConfiguredUtf8(feature.Revision);
         var injected = SecretIndex.TokenOf(feature.Injected?.HeaderValue);
-        if (configured.Count == 0 && injected is null)
+        if (configured.Count == 0 && injected.IsEmpty)
         {
             return ValueTask.CompletedTask;
         }
 
         var routeId = feature.Route.RouteId;
         List<string>? echoed = null;
+        // secrets.Contains also knows the tokens injected lately, but the oldest are forgotten
+        // under heavy on-behalf-of load; this request's own token is checked by itself.
         foreach (var header in response.Headers)
         {
             foreach (var value in header.Value)
             {
-                if (value is not null && ((injected is not null && value.Contains(injected, StringComparison.Ordinal)) || secrets.Contains(feature.Revision, value)))
+                if (value is not null && ((!injected.IsEmpty && value.AsSpan().Contains(injected, StringComparison.Ordinal)) || secrets.Contains(feature.Revision, value)))
                 {
                     (echoed ??= []).Add(header.Key);
                     break;
@@ -66,8 +68,7 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
         var encoding = context.ProxyResponse?.Content.Headers.ContentEncoding;
         if (feature.Masking is null && (encoding is null || encoding.Count == 0 || encoding.All(e => e.Equals("identity", StringComparison.OrdinalIgnoreCase))))
         {
-            var injectedUtf8 = injected is null ? null : System.Text.Encoding.UTF8.GetBytes(injected);
-            response.Body = feature.Masking = new SecretMaskingStream(response.Body, configured, injectedUtf8, () => Log.EchoedInBody(logger, routeId));
+            response.Body = feature.Masking = new SecretMaskingStream(response.Body, configured, secrets.TokenUtf8(feature.Injected?.HeaderValue), () => Log.EchoedInBody(logger, routeId));
         }
 
         return ValueTask.CompletedTask;

@@ -18,7 +18,8 @@ public sealed class SecretIndex
     /// <summary>How many injected tokens are remembered; the oldest are forgotten first.</summary>
     private const int TokenCapacity = 10_000;
 
-    private readonly ConcurrentDictionary<string, byte> _tokens = new(StringComparer.Ordinal);
+    /// <summary>Injected tokens, each with its UTF-8 form for searching response bytes, made once per token.</summary>
+    private readonly ConcurrentDictionary<string, byte[]> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _order = new();
     private StaticSecrets _static = new(0, [], []);
 
@@ -40,23 +41,45 @@ public sealed class SecretIndex
     /// <summary>The configured secrets of <paramref name="revision"/> as UTF-8, for searching bytes.</summary>
     public IReadOnlyList<byte[]> ConfiguredUtf8(GatewayRevision revision) => Configured(revision).Utf8;
 
-    /// <summary>The token part of an injected header value (after the scheme), or null when too short to search for.</summary>
-    public static string? TokenOf(string? headerValue)
+    /// <summary>The token part of an injected header value (after the scheme), or empty when there
+    /// is none or it is too short to search for. A view, not a copy: this runs on every request.</summary>
+    public static ReadOnlySpan<char> TokenOf(string? headerValue)
     {
         if (headerValue is null)
+        {
+            return default;
+        }
+
+        var token = headerValue.AsSpan(headerValue.LastIndexOf(' ') + 1);
+        return token.Length >= MinimumLength ? token : default;
+    }
+
+    /// <summary>The UTF-8 form of the token in an injected header value, or null when there is
+    /// none; made once per token, when it is remembered.</summary>
+    public byte[]? TokenUtf8(string? headerValue)
+    {
+        var token = TokenOf(headerValue);
+        if (token.IsEmpty)
         {
             return null;
         }
 
-        var space = headerValue.LastIndexOf(' ');
-        var token = space >= 0 ? headerValue[(space + 1)..] : headerValue;
-        return token.Length >= MinimumLength ? token : null;
+        // Forgotten already (the oldest go first under load): encode this once more.
+        return _tokens.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(token, out var utf8) ? utf8 : System.Text.Encoding.UTF8.GetBytes(token.ToString());
     }
 
     /// <summary>Remembers a hop credential the gateway injected (its token part, without the scheme).</summary>
     public void Remember(HopCredential credential)
     {
-        if (TokenOf(credential.HeaderValue) is not { } token || !_tokens.TryAdd(token, 0))
+        var span = TokenOf(credential.HeaderValue);
+        if (span.IsEmpty || _tokens.GetAlternateLookup<ReadOnlySpan<char>>().ContainsKey(span))
+        {
+            // Most requests reuse a cached token: nothing to allocate.
+            return;
+        }
+
+        var token = span.ToString();
+        if (!_tokens.TryAdd(token, System.Text.Encoding.UTF8.GetBytes(token)))
         {
             return;
         }

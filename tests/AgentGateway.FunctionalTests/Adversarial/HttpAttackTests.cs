@@ -141,6 +141,38 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         Assert.DoesNotContain(gateway.Logs.Lines, line => line.Contains(fx.OpenAiKey, StringComparison.Ordinal));
     }
 
+    /// <summary>A hop token is no configured secret: only the gateway knows it was injected on this
+    /// request, so only that knowledge keeps an upstream's echo of it from the agent.</summary>
+    [Theory]
+    [InlineData("header")]
+    [InlineData("body")]
+    [InlineData("body-split-across-writes")]
+    public async Task An_upstream_echoing_the_hop_token_it_was_sent_never_hands_it_to_the_agent(string where)
+    {
+        _upstream.Respond = request =>
+        {
+            var authorization = request.Headers("Authorization").Single();
+            return where switch
+            {
+                "header" => RawUpstream.Ok("ok", $"X-Debug-Auth: {authorization}\r\n"),
+                "body" => RawUpstream.Ok($"{{\"you_sent\":\"{authorization}\"}}"),
+                _ => Chunked(["{\"you_sent\":\"" + authorization[..30], authorization[30..] + "\"}"]),
+            };
+        };
+        var config = Config();
+        config["ReverseProxy"]!["Clusters"]!["crm"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _upstream.Url } } };
+        await using var gateway = await GatewayInstance.StartAsync(config);
+
+        var response = await RawHttp.SendAsync(gateway, Get("/crm/accounts"));
+
+        var hopToken = _upstream.Received.Single().Headers("Authorization").Single()["Bearer ".Length..];
+        Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
+        Assert.DoesNotContain(hopToken, response, StringComparison.Ordinal);
+        Assert.DoesNotContain(hopToken[^16..], response, StringComparison.Ordinal);
+        Assert.Contains(gateway.Logs.Lines, line => line.Contains("echoed", StringComparison.OrdinalIgnoreCase));
+        _upstream.AssertNeverSaw(_token);
+    }
+
     /// <summary>A response's <c>Connection</c> header nominates more headers as hop-by-hop: they
     /// are for the gateway's connection to the upstream, not for the agent (RFC 9110 §7.6.1).</summary>
     [Fact]
