@@ -1,4 +1,3 @@
-using Yarp.ReverseProxy.Forwarder;
 using System.Diagnostics;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
@@ -8,6 +7,7 @@ using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
 namespace AgentGateway.Proxy.Pipeline;
@@ -41,7 +41,7 @@ internal sealed class GatewayMiddleware(
         {
             // TRACE/TRACK make the upstream send the request back, with the credential the
             // gateway would inject in it. Refused before anything else; no grant can open them.
-            await refusals.WriteAsync(context, Refusal.MethodNotAllowed($"{Printable(context.Request.Method)} echoes the request, and with it the hop credential"), routeId, agentId: null);
+            await refusals.WriteAsync(context, Refusal.MethodNotAllowed($"{PolicyEngine.Printable(context.Request.Method)} echoes the request, and with it the hop credential"), routeId, agentId: null);
             return;
         }
 
@@ -154,8 +154,6 @@ internal sealed class GatewayMiddleware(
 
     private static bool IsEchoMethod(string method) =>
         HttpMethods.IsTrace(method) || method.Equals("TRACK", StringComparison.OrdinalIgnoreCase);
-
-    private static string Printable(string text) => new([.. text.Take(32).Select(c => char.IsControl(c) ? '?' : c)]);
 
     /// <summary>A forwarding failure as a problem, never the exception's text (it can name hosts and addresses).</summary>
     private static Refusal UpstreamFailure(IForwarderErrorFeature failure, string routeId) => failure.Error switch
