@@ -19,6 +19,7 @@ public static class CredentialServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<CredentialFingerprint>();
         services.TryAddSingleton<ISharedCacheStore>(NoSharedCacheStore.Instance);
+        services.TryAddSingleton<AgentTokenIndex>();
         services.TryAddSingleton<CredentialSetFactory>();
         services.AddHybridCache(options =>
         {

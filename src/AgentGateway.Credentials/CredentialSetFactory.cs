@@ -20,6 +20,7 @@ public sealed class CredentialSetFactory(
     ISharedCacheStore sharedCache,
     IHttpClientFactory httpClients,
     CredentialFingerprint fingerprint,
+    AgentTokenIndex agentTokens,
     TimeProvider time,
     ILoggerFactory loggers)
 {
@@ -83,7 +84,7 @@ public sealed class CredentialSetFactory(
             sealer = new TokenSealer(current, previous);
         }
 
-        return new TokenCache(localCache, sharedCache, sealer, time, loggers.CreateLogger<TokenCache>()) { MaxLifetime = definition.MaxTokenLifetime };
+        return new TokenCache(localCache, sharedCache, sealer, time, agentTokens, loggers.CreateLogger<TokenCache>()) { MaxLifetime = definition.MaxTokenLifetime };
     }
 
     private static byte[]? ResolveKey(SecretReference reference, string path, ConfigProblems problems)

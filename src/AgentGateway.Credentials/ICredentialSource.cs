@@ -24,8 +24,4 @@ public interface ICredentialSource
     /// <summary>The upstream refused <paramref name="used"/> (401): drop it from every cache level,
     /// so the next request fetches a fresh one. Static credentials have nothing to drop.</summary>
     ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    /// <summary>The agent was revoked: drop every token cached for it alone (on-behalf-of tokens),
-    /// from every cache level this replica wrote. Tokens shared by all agents stay.</summary>
-    ValueTask ForgetAgentAsync(string agentId, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }

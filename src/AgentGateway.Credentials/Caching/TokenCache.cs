@@ -49,6 +49,7 @@ public sealed partial class TokenCache
     private readonly ISharedCacheStore _shared;
     private readonly TokenSealer? _sealer;
     private readonly TimeProvider _time;
+    private readonly AgentTokenIndex _agents;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Task> _refreshing = new(StringComparer.Ordinal);
 
@@ -56,13 +57,16 @@ public sealed partial class TokenCache
     /// <param name="shared">The shared level; used only when <paramref name="sealer"/> is given.</param>
     /// <param name="sealer">Seals entries for the shared level.</param>
     /// <param name="time">The clock every expiry is measured on.</param>
+    /// <param name="agents">Where entries held for one agent alone are recorded, so a revocation
+    /// finds them whichever revision's cache stored them.</param>
     /// <param name="logger">For shared entries that fail to open and refreshes that fail.</param>
-    public TokenCache(HybridCache local, ISharedCacheStore shared, TokenSealer? sealer, TimeProvider time, ILogger<TokenCache> logger)
+    public TokenCache(HybridCache local, ISharedCacheStore shared, TokenSealer? sealer, TimeProvider time, AgentTokenIndex agents, ILogger<TokenCache> logger)
     {
         _local = local;
         _shared = shared;
         _sealer = sealer;
         _time = time;
+        _agents = agents;
         _logger = logger;
     }
 
@@ -74,12 +78,15 @@ public sealed partial class TokenCache
     /// <summary>Gets the token for <paramref name="key"/>: from process memory, else the shared
     /// store, else fetched (once across replicas).</summary>
     /// <param name="key">Must be derived from every parameter that shapes the token.</param>
+    /// <param name="agentId">The agent the token is for alone (an on-behalf-of token), so that
+    /// revoking the agent purges it; null for a token every agent shares.</param>
     /// <param name="fetchTimeout">How long <paramref name="fetch"/> may take; bounds the fetch lease.</param>
     /// <param name="state">Passed to <paramref name="fetch"/>, so the hot path allocates no closure.</param>
     /// <param name="fetch">Fetches a token; throws <see cref="CredentialFetchException"/> on failure.</param>
     /// <param name="cancellationToken">The request's cancellation.</param>
     public async ValueTask<TokenLookup> GetOrFetchAsync<TState>(
         string key,
+        string? agentId,
         TimeSpan fetchTimeout,
         TState state,
         Func<TState, CancellationToken, ValueTask<CachedToken>> fetch,
@@ -93,7 +100,7 @@ public sealed partial class TokenCache
             {
                 if (now >= cached.RefreshAfter)
                 {
-                    StartRefresh(key, fetchTimeout, state, fetch);
+                    StartRefresh(key, agentId, fetchTimeout, state, fetch);
                 }
 
                 return new TokenLookup(cached, CredentialSource.LocalCache);
@@ -103,12 +110,21 @@ public sealed partial class TokenCache
             await _local.RemoveAsync(key, cancellationToken);
         }
 
-        var fill = new Fill<TState>(this, key, fetchTimeout, state, fetch);
+        var fill = new Fill<TState>(this, key, agentId, fetchTimeout, state, fetch);
         var token = await _local.GetOrCreateAsync(key, fill, static (f, ct) => f.RunAsync(ct), ProvisionalFill, null, cancellationToken);
         now = _time.GetUtcNow();
         if (fill.Source is { } source)
         {
-            await KeepLocallyAsync(key, token, cancellationToken);
+            if (fill.Tracked)
+            {
+                await KeepLocallyAsync(key, token, cancellationToken);
+            }
+            else
+            {
+                // Could not be recorded for its agent: it serves this request only.
+                await _local.RemoveAsync(key, cancellationToken);
+            }
+
             return new TokenLookup(token, source);
         }
 
@@ -134,21 +150,12 @@ public sealed partial class TokenCache
         }
     }
 
-    /// <summary>Drops <paramref name="key"/> from both levels, whatever token it holds (an agent was revoked).</summary>
-    public async ValueTask RemoveAsync(string key, CancellationToken cancellationToken)
-    {
-        await _local.RemoveAsync(key, cancellationToken);
-        if (SharedUsable)
-        {
-            await _shared.RemoveAsync(key);
-        }
-    }
-
     /// <summary>Completes when every background refresh started so far has ended (for tests and shutdown).</summary>
     internal Task RefreshesSettledAsync() => Task.WhenAll(_refreshing.Values);
 
     private async ValueTask<(CachedToken Token, CredentialSource Source)> FillAsync<TState>(
         string key,
+        string? agentId,
         TimeSpan fetchTimeout,
         TState state,
         Func<TState, CancellationToken, ValueTask<CachedToken>> fetch,
@@ -182,7 +189,11 @@ public sealed partial class TokenCache
                         }
 
                         var fetched = await FetchCheckedAsync(state, fetch, cancellationToken);
-                        await WriteSharedAsync(key, fetched);
+                        if (Track(agentId, key, fetched))
+                        {
+                            await WriteSharedAsync(key, fetched);
+                        }
+
                         return (fetched, CredentialSource.Fetched);
                     }
                     finally
@@ -207,7 +218,7 @@ public sealed partial class TokenCache
         }
     }
 
-    private void StartRefresh<TState>(string key, TimeSpan fetchTimeout, TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
+    private void StartRefresh<TState>(string key, string? agentId, TimeSpan fetchTimeout, TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!_refreshing.TryAdd(key, done.Task))
@@ -219,7 +230,7 @@ public sealed partial class TokenCache
         {
             try
             {
-                await RefreshAsync(key, fetchTimeout, state, fetch);
+                await RefreshAsync(key, agentId, fetchTimeout, state, fetch);
             }
             catch (Exception ex) when (ex is CredentialFetchException or OperationCanceledException)
             {
@@ -234,7 +245,7 @@ public sealed partial class TokenCache
         });
     }
 
-    private async Task RefreshAsync<TState>(string key, TimeSpan fetchTimeout, TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
+    private async Task RefreshAsync<TState>(string key, string? agentId, TimeSpan fetchTimeout, TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
     {
         CachedToken token;
         if (!SharedUsable)
@@ -264,7 +275,10 @@ public sealed partial class TokenCache
                 else
                 {
                     token = await FetchCheckedAsync(state, fetch, CancellationToken.None);
-                    await WriteSharedAsync(key, token);
+                    if (Track(agentId, key, token))
+                    {
+                        await WriteSharedAsync(key, token);
+                    }
                 }
             }
             finally
@@ -273,8 +287,15 @@ public sealed partial class TokenCache
             }
         }
 
-        await KeepLocallyAsync(key, token, CancellationToken.None);
+        if (Track(agentId, key, token))
+        {
+            await KeepLocallyAsync(key, token, CancellationToken.None);
+        }
     }
+
+    /// <summary>Records a per-agent entry before it is stored; false when it must not be stored.</summary>
+    private bool Track(string? agentId, string key, CachedToken token) =>
+        agentId is null || _agents.TryRecord(agentId, key, token.UseUntil);
 
     private async ValueTask<CachedToken> FetchCheckedAsync<TState>(TState state, Func<TState, CancellationToken, ValueTask<CachedToken>> fetch, CancellationToken cancellationToken)
     {
@@ -366,6 +387,7 @@ public sealed partial class TokenCache
     private sealed class Fill<TState>(
         TokenCache owner,
         string key,
+        string? agentId,
         TimeSpan fetchTimeout,
         TState state,
         Func<TState, CancellationToken, ValueTask<CachedToken>> fetch)
@@ -377,6 +399,9 @@ public sealed partial class TokenCache
         /// <summary>Where the token came from, when this fill ran; null when the caller joined another.</summary>
         public CredentialSource? Source { get; private set; }
 
+        /// <summary>Whether the token may be kept: recorded for its agent, or shared by all.</summary>
+        public bool Tracked { get; private set; }
+
         public async ValueTask<CachedToken> RunAsync(CancellationToken cancellationToken)
         {
             if (System.Diagnostics.Activity.Current is null && _parent is not null)
@@ -384,7 +409,8 @@ public sealed partial class TokenCache
                 System.Diagnostics.Activity.Current = _parent;
             }
 
-            var (token, source) = await owner.FillAsync(key, fetchTimeout, state, fetch, cancellationToken);
+            var (token, source) = await owner.FillAsync(key, agentId, fetchTimeout, state, fetch, cancellationToken);
+            Tracked = owner.Track(agentId, key, token);
             Source = source;
             return token;
         }

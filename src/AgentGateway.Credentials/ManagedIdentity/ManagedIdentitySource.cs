@@ -47,7 +47,7 @@ internal sealed partial class ManagedIdentitySource : ICredentialSource
     {
         try
         {
-            var (token, source) = await _cache.GetOrFetchAsync(CacheKey, _definition.Timeout, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
+            var (token, source) = await _cache.GetOrFetchAsync(CacheKey, agentId: null, _definition.Timeout, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
             return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt));
         }
         catch (CredentialFetchException ex)

@@ -15,7 +15,7 @@ internal sealed class ClientCredentialsSource(OAuthClientCredentialsDefinition d
     internal string CacheKey { get; } = CacheKeyFor(definition, authenticator.KeyMaterial);
 
     public override ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken) =>
-        GetCachedAsync(CacheKey, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
+        GetCachedAsync(CacheKey, agentId: null, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
 
     public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
         InvalidateKeyAsync(CacheKey, used, cancellationToken);

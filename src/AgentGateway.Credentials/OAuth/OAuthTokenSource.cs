@@ -22,17 +22,21 @@ internal abstract class OAuthTokenSource(string name, string header, ClientAuthe
 
     public abstract ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken);
 
-    public virtual ValueTask ForgetAgentAsync(string agentId, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
+    /// <param name="key">The token's cache key.</param>
+    /// <param name="agentId">The agent the token is for alone, or null when every agent shares it.</param>
+    /// <param name="state">Passed to <paramref name="fetch"/>.</param>
+    /// <param name="fetch">Fetches the token on a miss.</param>
+    /// <param name="cancellationToken">The request's cancellation.</param>
     protected async ValueTask<CredentialResult> GetCachedAsync<TState>(
         string key,
+        string? agentId,
         TState state,
         Func<TState, CancellationToken, ValueTask<CachedToken>> fetch,
         CancellationToken cancellationToken)
     {
         try
         {
-            var (token, source) = await cache.GetOrFetchAsync(key, fetchTimeout, state, fetch, cancellationToken);
+            var (token, source) = await cache.GetOrFetchAsync(key, agentId, fetchTimeout, state, fetch, cancellationToken);
             return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt));
         }
         catch (CredentialFetchException ex)

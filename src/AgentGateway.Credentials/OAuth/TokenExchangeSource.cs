@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using AgentGateway.Credentials.Caching;
 using Duende.IdentityModel;
 using Duende.IdentityModel.Client;
@@ -18,11 +17,6 @@ internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definitio
     /// <summary>The key of everything configured; each (agent, user) key is derived from it per request.</summary>
     private readonly string _credentialKey = CredentialKeyFor(definition, authenticator.KeyMaterial);
 
-    /// <summary>The cache keys this replica used per agent, so a revoked agent's tokens can be purged.</summary>
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _keysByAgent = new(StringComparer.Ordinal);
-
-    private readonly TokenCache _cache = cache;
-
     public override CredentialKind Kind => CredentialKind.OAuthTokenExchange;
 
     public override bool RequiresDelegation => true;
@@ -40,19 +34,8 @@ internal sealed class TokenExchangeSource(OAuthTokenExchangeDefinition definitio
         }
 
         var key = TokenCacheKey.Within(_credentialKey, request.AgentId, delegation.IssuerName, delegation.Subject);
-        _keysByAgent.GetOrAdd(request.AgentId, static _ => new(StringComparer.Ordinal)).TryAdd(key, 0);
-        return GetCachedAsync(key, (Source: this, Request: request), static (s, ct) => s.Source.FetchAsync(s.Request, ct), cancellationToken);
-    }
-
-    public override async ValueTask ForgetAgentAsync(string agentId, CancellationToken cancellationToken)
-    {
-        if (_keysByAgent.TryRemove(agentId, out var keys))
-        {
-            foreach (var key in keys.Keys)
-            {
-                await _cache.RemoveAsync(key, cancellationToken);
-            }
-        }
+        // Recorded under the agent, outside this revision, so revoking the agent purges it.
+        return GetCachedAsync(key, request.AgentId, (Source: this, Request: request), static (s, ct) => s.Source.FetchAsync(s.Request, ct), cancellationToken);
     }
 
     public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using AgentGateway.Credentials.Caching;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Policy;
@@ -43,14 +44,16 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
     private readonly ConcurrentDictionary<AgentIdentityKey, string> _byIdentity = new();
     private readonly IConnectionMultiplexer? _redis;
     private readonly GatewayConfigProvider _config;
+    private readonly AgentTokenIndex _agentTokens;
     private readonly TimeProvider _time;
     private readonly ILogger<EphemeralAgentStore> _logger;
     private ITimer? _reconcile;
 
-    public EphemeralAgentStore(IServiceProvider services, GatewayConfigProvider config, TimeProvider time, ILogger<EphemeralAgentStore> logger)
+    public EphemeralAgentStore(IServiceProvider services, GatewayConfigProvider config, AgentTokenIndex agentTokens, TimeProvider time, ILogger<EphemeralAgentStore> logger)
     {
         _redis = services.GetService<IConnectionMultiplexer>();
         _config = config;
+        _agentTokens = agentTokens;
         _time = time;
         _logger = logger;
     }
@@ -199,11 +202,8 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
             _byIdentity.TryRemove(new AgentIdentityKey(identity.Issuer, identity.Subject), out _);
         }
 
-        // Its permissions end with it, and so do the tokens cached for it alone.
-        foreach (var source in _config.Current.Credentials.Sources)
-        {
-            await source.ForgetAgentAsync(id, CancellationToken.None);
-        }
+        // Its permissions end with it, and so do the tokens cached for it alone (under any revision).
+        await _agentTokens.ForgetAgentAsync(id, CancellationToken.None);
 
         Log.Expired(_logger, id);
     }

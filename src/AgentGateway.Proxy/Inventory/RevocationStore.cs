@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using AgentGateway.Credentials.Caching;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.Extensions.Configuration;
@@ -30,16 +31,16 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
     private readonly ConcurrentDictionary<string, Revocation> _revoked = new(StringComparer.OrdinalIgnoreCase);
     private readonly IConnectionMultiplexer? _redis;
     private readonly string? _file;
-    private readonly GatewayConfigProvider _config;
+    private readonly AgentTokenIndex _agentTokens;
     private readonly TimeProvider _time;
     private readonly ILogger<RevocationStore> _logger;
     private ITimer? _reconcile;
 
-    public RevocationStore(IServiceProvider services, IConfiguration configuration, GatewayConfigProvider config, TimeProvider time, ILogger<RevocationStore> logger)
+    public RevocationStore(IServiceProvider services, IConfiguration configuration, AgentTokenIndex agentTokens, TimeProvider time, ILogger<RevocationStore> logger)
     {
         _redis = services.GetService<IConnectionMultiplexer>();
         _file = configuration["Gateway:Admin:RevocationsFile"];
-        _config = config;
+        _agentTokens = agentTokens;
         _time = time;
         _logger = logger;
     }
@@ -149,10 +150,9 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
 
         GatewayTelemetry.Revocations.Add(1);
         Log.Revoked(_logger, revocation.AgentId, revocation.By, revocation.Reason ?? "");
-        foreach (var source in _config.Current.Credentials.Sources)
-        {
-            await source.ForgetAgentAsync(revocation.AgentId, CancellationToken.None);
-        }
+        // Every replica applies every revocation and purges what it cached itself, under any
+        // revision: from its own memory, and the shared entries it wrote or read.
+        await _agentTokens.ForgetAgentAsync(revocation.AgentId, CancellationToken.None);
     }
 
     private static Revocation? Parse(string json)

@@ -21,11 +21,11 @@ public sealed class TokenCacheTests
             // Refresh-ahead at ~90 % of the usable time, so minute 8 is still before it.
             ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), "fp", jitter: 0.99));
 
-        var first = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var first = await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         _time.Advance(TimeSpan.FromMinutes(8));
-        var second = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var second = await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         _time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1));
-        var third = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var third = await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
 
         Assert.Equal(CredentialSource.Fetched, first.Source);
         Assert.Equal(("token-1", CredentialSource.LocalCache), (second.Token.AccessToken, second.Source));
@@ -40,11 +40,11 @@ public sealed class TokenCacheTests
         ValueTask<CachedToken> Fetch(int _, CancellationToken __) =>
             ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), "fp", jitter: 0));
 
-        await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         _time.Advance(TimeSpan.FromMinutes(7)); // refresh point: 75 % of 9 usable minutes = 6 min 45 s
-        var during = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var during = await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         await cache.RefreshesSettledAsync();
-        var after = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var after = await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
 
         Assert.Equal(("token-1", CredentialSource.LocalCache), (during.Token.AccessToken, during.Source));
         Assert.Equal(("token-2", CredentialSource.LocalCache), (after.Token.AccessToken, after.Source));
@@ -60,19 +60,19 @@ public sealed class TokenCacheTests
             ? throw new CredentialFetchException("down")
             : ValueTask.FromResult(CachedToken.Create("token-1", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), "fp", jitter: 0));
 
-        await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         fail = true;
         _time.Advance(TimeSpan.FromMinutes(7));
-        await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         await cache.RefreshesSettledAsync();
         _time.Advance(TimeSpan.FromMinutes(1));
-        var stillServed = await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var stillServed = await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         await cache.RefreshesSettledAsync();
         _time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1));
 
         Assert.Equal("token-1", stillServed.Token.AccessToken);
         await Assert.ThrowsAsync<CredentialFetchException>(async () =>
-            await cache.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None));
+            await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None));
     }
 
     [Fact]
@@ -92,9 +92,9 @@ public sealed class TokenCacheTests
     {
         var cache = NewCache();
         await Assert.ThrowsAsync<CredentialFetchException>(async () =>
-            await cache.GetOrFetchAsync<int>("k", Timeout, 0, static (_, _) => throw new CredentialFetchException("down"), CancellationToken.None));
+            await cache.GetOrFetchAsync<int>("k", agentId: null, Timeout, 0, static (_, _) => throw new CredentialFetchException("down"), CancellationToken.None));
 
-        var result = await cache.GetOrFetchAsync("k", Timeout, 0, (_, _) =>
+        var result = await cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (_, _) =>
             ValueTask.FromResult(CachedToken.Create("fresh", _time.GetUtcNow(), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(1), "fp")), CancellationToken.None);
 
         Assert.Equal(("fresh", CredentialSource.Fetched), (result.Token.AccessToken, result.Source));
@@ -106,7 +106,7 @@ public sealed class TokenCacheTests
         var cache = NewCache();
         var fetches = 0;
         var gate = new TaskCompletionSource();
-        var calls = Enumerable.Range(0, 20).Select(_ => cache.GetOrFetchAsync("k", Timeout, 0, async (_, _) =>
+        var calls = Enumerable.Range(0, 20).Select(_ => cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, async (_, _) =>
         {
             Interlocked.Increment(ref fetches);
             await gate.Task;
@@ -144,14 +144,14 @@ public sealed class TokenCacheTests
     [Fact]
     public async Task A_token_the_issuer_grants_for_days_is_kept_no_longer_than_the_configured_maximum()
     {
-        var capped = new TokenCache(Hybrid(), NoSharedCacheStore.Instance, null, _time, NullLogger<TokenCache>.Instance) { MaxLifetime = TimeSpan.FromMinutes(10) };
+        var capped = new TokenCache(Hybrid(), NoSharedCacheStore.Instance, null, _time, NewIndex(), NullLogger<TokenCache>.Instance) { MaxLifetime = TimeSpan.FromMinutes(10) };
         var fetches = 0;
         ValueTask<CachedToken> Fetch(int _, CancellationToken __) =>
             ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromDays(2), TimeSpan.FromMinutes(1), "fp", jitter: 0.99));
 
-        var first = await capped.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var first = await capped.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         _time.Advance(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1));
-        var second = await capped.GetOrFetchAsync("k", Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
+        var second = await capped.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None);
         await capped.RefreshesSettledAsync();
 
         Assert.Equal(_time.GetUtcNow() - TimeSpan.FromMinutes(10) - TimeSpan.FromSeconds(1) + TimeSpan.FromMinutes(10), first.Token.UseUntil);
@@ -166,12 +166,14 @@ public sealed class TokenCacheTests
         return services.BuildServiceProvider().GetRequiredService<HybridCache>();
     }
 
+    private AgentTokenIndex NewIndex() => new(Hybrid(), NoSharedCacheStore.Instance, _time, NullLogger<AgentTokenIndex>.Instance);
+
     private TokenCache NewCache()
     {
         var services = new ServiceCollection();
         services.AddHybridCache();
         services.AddSingleton<TimeProvider>(_time);
         var provider = services.BuildServiceProvider();
-        return new TokenCache(provider.GetRequiredService<HybridCache>(), NoSharedCacheStore.Instance, null, _time, NullLogger<TokenCache>.Instance);
+        return new TokenCache(provider.GetRequiredService<HybridCache>(), NoSharedCacheStore.Instance, null, _time, NewIndex(), NullLogger<TokenCache>.Instance);
     }
 }

@@ -1,9 +1,14 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using AgentGateway.Credentials.Caching;
 using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.Extensions.Caching.Hybrid;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
+using StackExchange.Redis;
 
 namespace AgentGateway.FunctionalTests.Credentials;
 
@@ -156,6 +161,97 @@ public sealed class TokenExchangeTests(GatewayFixture fx) : IAsyncLifetime
         await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, "delegation-invalid");
         Assert.Empty(fx.Crm.Received);
     }
+
+    [Fact]
+    public async Task Revoking_an_agent_after_a_reload_purges_its_on_behalf_of_tokens_from_memory_and_redis_on_every_replica()
+    {
+        var config = fx.Config(withRedis: true);
+        config["Gateway"]!["Admin"] = new JsonObject
+        {
+            ["Urls"] = "http://127.0.0.1:0",
+            ["Issuer"] = "corp",
+            ["Subjects"] = new JsonArray(Clients.Operator),
+        };
+        await using var first = await GatewayInstance.StartAsync(config);
+        await using var second = await GatewayInstance.StartAsync(config);
+        var agentToken = await fx.AgentTokenAsync();
+        var alice = await fx.UserTokenAsync("alice");
+        var bob = await fx.UserTokenAsync("bob");
+        using (var r = await first.GetAsAgentAsync("/crm/accounts", agentToken)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); }
+        var shared = await RedisTokenKeysAsync();
+
+        // Alice's token is cached under the first revision: by the first replica, which fetched it,
+        // and by the second, which read it back from Redis.
+        using (var r = await SendAsync(first, "/crm-obo/a", agentToken, alice)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); }
+        using (var r = await SendAsync(second, "/crm-obo/a", agentToken, alice)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); }
+        var aliceKey = Assert.Single((await RedisTokenKeysAsync()).Except(shared));
+
+        config["Gateway"]!["Agents"]!["support-bot"]!["Description"] = "Answers customer tickets (reloaded)";
+        await first.RewriteConfigAsync(config);
+        await second.RewriteConfigAsync(config);
+        Assert.Equal(2, first.Config.Status.Revision);
+        Assert.Equal(2, second.Config.Status.Revision);
+
+        // Bob's is cached under the second revision.
+        using (var r = await SendAsync(second, "/crm-obo/b", agentToken, bob)) { Assert.Equal(HttpStatusCode.OK, r.StatusCode); }
+        var bobKey = Assert.Single((await RedisTokenKeysAsync()).Except(shared).Except([aliceKey]));
+        Assert.NotNull(await LocalTokenAsync(first, aliceKey));
+        Assert.NotNull(await LocalTokenAsync(second, aliceKey));
+        Assert.NotNull(await LocalTokenAsync(second, bobKey));
+
+        using var admin = new HttpClient { BaseAddress = first.AdminAddress };
+        using var revoke = new HttpRequestMessage(HttpMethod.Post, "/admin/agents/support-bot/revoke");
+        revoke.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await fx.AgentTokenAsync(Clients.Operator));
+        using (var revoked = await admin.SendAsync(revoke)) { Assert.Equal(HttpStatusCode.OK, revoked.StatusCode); }
+
+        // The second replica hears of it by pub/sub; poll with a deadline for both to have purged.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline
+            && ((await RedisTokenKeysAsync()).Count != shared.Count
+                || await LocalTokenAsync(second, aliceKey) is not null
+                || await LocalTokenAsync(second, bobKey) is not null))
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(shared, await RedisTokenKeysAsync());
+        foreach (var replica in new[] { first, second })
+        {
+            Assert.Null(await LocalTokenAsync(replica, aliceKey));
+            Assert.Null(await LocalTokenAsync(replica, bobKey));
+        }
+
+        // The hop token every agent shares is not the revoked agent's alone: it stays.
+        Assert.NotNull(await LocalTokenAsync(first, Assert.Single(shared)));
+        fx.Crm.AssertNeverSaw(agentToken);
+        fx.Crm.AssertNeverSaw(alice);
+        fx.Crm.AssertNeverSaw(bob);
+    }
+
+    /// <summary>The token cache entries in Redis (leases excluded).</summary>
+    private async Task<HashSet<string>> RedisTokenKeysAsync()
+    {
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(fx.Redis.ConnectionString);
+        var server = redis.GetServer(redis.GetEndPoints()[0]);
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var key in server.KeysAsync(pattern: "agw:token:*"))
+        {
+            if (!key.ToString().EndsWith(":lease", StringComparison.Ordinal))
+            {
+                keys.Add(key.ToString());
+            }
+        }
+
+        return keys;
+    }
+
+    /// <summary>What the replica's in-process cache level holds under <paramref name="key"/>, read
+    /// without filling or writing either level.</summary>
+    private static async Task<CachedToken?> LocalTokenAsync(GatewayInstance gateway, string key) =>
+        await gateway.Services.GetRequiredService<HybridCache>().GetOrCreateAsync<CachedToken?>(key, static _ => default, new HybridCacheEntryOptions
+        {
+            Flags = HybridCacheEntryFlags.DisableDistributedCache | HybridCacheEntryFlags.DisableLocalCacheWrite | HybridCacheEntryFlags.DisableUnderlyingData,
+        });
 
     private static async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, string path, string agentToken, string? userToken, string header = "Subject-Token")
     {

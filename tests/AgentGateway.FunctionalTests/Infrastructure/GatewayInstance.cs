@@ -37,6 +37,9 @@ public sealed class GatewayInstance : IAsyncDisposable
 
     public GatewayConfigProvider Config => _app.Services.GetRequiredService<GatewayConfigProvider>();
 
+    /// <summary>The gateway's services, for tests that look inside (e.g. its in-process cache).</summary>
+    public IServiceProvider Services => _app.Services;
+
     /// <summary>The admin API's address, when the configuration turns it on.</summary>
     public Uri? AdminAddress => _app.Services.GetRequiredService<AgentGateway.Proxy.Inventory.AdminServer>().Addresses is [var first, ..] ? new Uri(first) : null;
 
