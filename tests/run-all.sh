@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test project of AgentGateway on a fresh Debian machine with the .NET 10 SDK.
-# Sets up what it needs: redis-server (the functional tests start their own on a free port)
-# and the NuGet packages. Ends with one line summing all projects: "N passed, N failed, N skipped".
+# Sets up what it needs: redis-server (the functional tests start their own on a free port),
+# the MCP conformance suite with its Node.js (npm, into tests/conformance) and the NuGet packages. Ends with one line summing all projects: "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,23 @@ if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; 
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq redis-server >/dev/null
+fi
+
+# The official MCP conformance suite and the Node.js 22 it runs on (npm's `node` package), for
+# Conformance/McpConformanceTests: exact versions from tests/conformance/package-lock.json, installed
+# into tests/conformance/node_modules (git-ignored), again only when the lock file changes.
+conformance=tests/conformance
+stamp="$conformance/node_modules/.installed-lock"
+if [ ! -x "$conformance/node_modules/node/bin/node" ] || ! cmp -s "$conformance/package-lock.json" "$stamp"; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "Installing npm…"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq npm >/dev/null
+  fi
+  echo "Installing the MCP conformance suite…"
+  (cd "$conformance" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$conformance/package-lock.json" "$stamp"
 fi
 
 dotnet restore AgentGateway.sln --verbosity quiet
