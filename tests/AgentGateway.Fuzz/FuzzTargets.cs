@@ -85,9 +85,11 @@ public static class FuzzTargets
         Same("model", body.Model, request["model"]?.GetValue<string>());
     }
 
-    /// <summary>A header name: whether it is stripped as a credential cannot depend on case or on
-    /// '_' against '-' (servers behind CGI-style gateways read them as one), and a name the
-    /// gateway would inject must be recognised in every such spelling.</summary>
+    /// <summary>A header name: whether it is stripped — as a credential or as an untrusted identity,
+    /// forwarding or method-override claim — cannot depend on case or on which punctuation separates
+    /// its words (servers behind CGI-style gateways read <c>X_User</c>, <c>X.User</c> and <c>X-User</c>
+    /// as one), and a name the gateway would inject must be recognised in every such spelling. A name
+    /// that is a method-override query parameter is one in every spelling too.</summary>
     public static void HeaderName(byte[] input)
     {
         var name = Encoding.Latin1.GetString(input);
@@ -98,12 +100,25 @@ public static class FuzzTargets
             return;
         }
 
-        var stripped = InboundCredentials.IsCredentialHeader(name);
-        foreach (var variant in new[] { name.ToUpperInvariant(), name.ToLowerInvariant(), name.Replace('-', '_'), name.Replace('_', '-') })
+        var credential = InboundCredentials.IsCredentialHeader(name);
+        var untrusted = UntrustedHeaders.IsUntrusted(name);
+        var query = InboundCredentials.IsCredentialQueryParameter(name);
+        var methodOverride = UntrustedHeaders.IsMethodOverrideParameter(name);
+        var variants = new[]
         {
-            if (InboundCredentials.IsCredentialHeader(variant) != stripped)
+            name.ToUpperInvariant(), name.ToLowerInvariant(), name.Replace('-', '_'), name.Replace('_', '-'), name.Replace('-', '.'),
+            new string([.. name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '~')]),
+        };
+        foreach (var variant in variants)
+        {
+            if (InboundCredentials.IsCredentialHeader(variant) != credential || UntrustedHeaders.IsUntrusted(variant) != untrusted)
             {
                 throw new FuzzFindingException($"'{Printable(name)}' and '{Printable(variant)}' are stripped differently");
+            }
+
+            if (InboundCredentials.IsCredentialQueryParameter(variant) != query || UntrustedHeaders.IsMethodOverrideParameter(variant) != methodOverride)
+            {
+                throw new FuzzFindingException($"query parameters '{Printable(name)}' and '{Printable(variant)}' are stripped differently");
             }
 
             if (!InboundCredentials.SameHeader(variant, name) && variant.Length == name.Length)

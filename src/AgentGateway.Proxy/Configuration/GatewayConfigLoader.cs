@@ -6,6 +6,7 @@ using AgentGateway.Credentials.Secrets;
 using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Provenance;
+using AgentGateway.Proxy.Stripping;
 using AgentGateway.Proxy.Upstream;
 using AgentGateway.Proxy.Identity;
 using Microsoft.Extensions.Configuration;
@@ -80,6 +81,10 @@ public sealed class GatewayConfigLoader(
         var admin = ReadAdmin(gateway.GetSection("Admin"), inbound.Names, grants, problems);
         var provenance = ReadProvenance(gateway.GetSection("Provenance"), problems);
         var agents = ReadAgents(gateway.GetSection("Agents"), inbound.Names, grants, problems);
+        CheckForwardHeaders(
+            routes,
+            [inbound.Policy.Delegation.Header, policy.TaskHeader, inbound.Policy.StaticKeyHeader ?? policy.TaskHeader, provenance?.Options.Header ?? policy.TaskHeader],
+            problems);
 
         if (problems.Any)
         {
@@ -730,6 +735,23 @@ public sealed class GatewayConfigLoader(
         }
 
         return result.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
+    }
+
+    /// <summary>Each route's <c>Metadata:ForwardHeaders</c>, if any, names only headers the gateway
+    /// may forward: never a credential, an identity assertion, or a header addressed to the gateway.</summary>
+    private static void CheckForwardHeaders(IReadOnlyList<RouteConfig> routes, string[] control, ConfigProblems problems)
+    {
+        foreach (var route in routes)
+        {
+            if (route.Metadata?.TryGetValue(ForwardHeaders.MetadataKey, out var value) == true)
+            {
+                ForwardHeaders.Parse(value, control, out var errors);
+                foreach (var error in errors)
+                {
+                    problems.Add($"ReverseProxy:Routes:{route.RouteId}:Metadata:{ForwardHeaders.MetadataKey}", error);
+                }
+            }
+        }
     }
 
     private static bool ClusterPresents(IReadOnlyList<ClusterConfig> clusters, string? clusterId, string credential) =>

@@ -1,5 +1,6 @@
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Stripping;
 using AgentGateway.Credentials;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -34,11 +35,32 @@ internal sealed class CredentialTransformProvider(
 
     public void Apply(TransformBuilderContext context)
     {
+        if (context.Route.Metadata?.TryGetValue(ForwardHeaders.MetadataKey, out var forward) == true)
+        {
+            // First of all, on the agent's headers alone: what the route's transforms set after it
+            // is the gateway's. The loader refused an invalid list; should one get here, nothing passes.
+            var allowed = ForwardHeaders.Parse(forward, [], out _) ?? ForwardHeaders.None;
+            context.RequestTransforms.Insert(0, allowed.Transform());
+        }
+
+        // Forwarding headers the route configures itself are the gateway's to set: they go after
+        // the strip, which removes every X-Forwarded-* and Forwarded the agent sent (YARP's
+        // defaults are added after every provider anyway).
+        var forwarding = context.RequestTransforms.Where(IsForwarding).ToList();
+        foreach (var configured in forwarding)
+        {
+            context.RequestTransforms.Remove(configured);
+        }
+
         // Added by a provider, so they run after every transform the route configures itself:
-        // policy decides on the path as forwarded, and nothing a route transform copies in
-        // survives the strip.
+        // policy decides on the path and method as forwarded, and nothing a route transform copies
+        // in survives the strip.
         context.RequestTransforms.Add(policy);
         context.RequestTransforms.Add(transform);
+        foreach (var configured in forwarding)
+        {
+            context.RequestTransforms.Add(configured);
+        }
         // First, so the body is guarded before any later transform writes to it.
         context.ResponseTransforms.Add(guard);
         context.ResponseTransforms.Add(unauthorized);
@@ -51,4 +73,8 @@ internal sealed class CredentialTransformProvider(
             context.ResponseTransforms.Add(toolList);
         }
     }
+
+    private static bool IsForwarding(RequestTransform transform) => transform is RequestHeaderXForwardedForTransform
+        or RequestHeaderXForwardedHostTransform or RequestHeaderXForwardedProtoTransform or RequestHeaderXForwardedPrefixTransform
+        or RequestHeaderForwardedTransform;
 }

@@ -14,9 +14,9 @@ namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
 /// On the outgoing request: remove every credential the agent brought (headers in every spelling,
-/// query parameters), then ask the broker for the hop's credential and inject it. If the broker
-/// cannot supply it, the request is answered with 503 and never forwarded. Stateless; one instance
-/// serves every route.
+/// query parameters), every identity or forwarding claim it made and every method override it asked
+/// for, then ask the broker for the hop's credential and inject it. If the broker cannot supply it,
+/// the request is answered with 503 and never forwarded. Stateless; one instance serves every route.
 /// </summary>
 internal sealed partial class HopCredentialTransform(
     SecretIndex secrets, RefusalWriter refusals, AuditLog audit, AgentActivity activity, ILogger<HopCredentialTransform> logger) : RequestTransform
@@ -179,7 +179,7 @@ internal sealed partial class HopCredentialTransform(
         List<string>? remove = null;
         foreach (var name in query.Keys)
         {
-            if (InboundCredentials.IsCredentialQueryParameter(name))
+            if (InboundCredentials.IsCredentialQueryParameter(name) || UntrustedHeaders.IsMethodOverrideParameter(name))
             {
                 (remove ??= []).Add(name);
             }

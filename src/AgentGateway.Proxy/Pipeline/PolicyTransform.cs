@@ -33,7 +33,8 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
             var request = new PolicyRequest(
                 feature.Agent.Agent,
                 feature.Route.RouteId,
-                context.HttpContext.Request.Method,
+                // Decided on what goes, like the path: a route transform may change the method.
+                context.ProxyRequest.Method.Method,
                 context.Path.Value ?? "/",
                 feature.Delegation is not null,
                 feature.Body,

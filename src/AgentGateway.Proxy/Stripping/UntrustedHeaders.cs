@@ -1,25 +1,67 @@
 namespace AgentGateway.Proxy.Stripping;
 
 /// <summary>
-/// Headers an agent must not be able to set for the upstream even though they are not
-/// credentials: claims about the client or the original request that upstreams trust from their
-/// proxy (YARP rewrites only <c>X-Forwarded-*</c>), and requests to reinterpret the method (policy
-/// decided on the real one).
+/// Headers an agent must not be able to set for the upstream even though they are not its
+/// credentials: identity that a proxy or identity provider in front of an upstream asserts (the
+/// upstream believes them because "only the proxy can set them" — the gateway is now that proxy),
+/// claims about the client or the original request, instructions to proxies on the way, and
+/// requests to reinterpret the method (policy decided on the real one). Matched by family, in every
+/// folded spelling (<see cref="NamePatterns"/>); the families below are those of the common proxies
+/// and identity providers, and a route that wants certainty forwards only what it names
+/// (<see cref="ForwardHeaders"/>).
 /// </summary>
 public static class UntrustedHeaders
 {
-    private static readonly HashSet<string> Names = new(StringComparer.OrdinalIgnoreCase)
-    {
-        // Client address and original-request claims.
-        "Forwarded", "X-Real-IP", "X-Client-IP", "True-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP",
-        "X-Cluster-Client-IP", "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr", "X-ProxyUser-Ip",
-        "X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Original-Host", "X-Original-Method", "X-Forwarded-Server",
-        // Method overrides: the method the policy decided on is the method that goes.
-        "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
-    };
+    private static readonly NamePatterns Headers = new(
+    [
+        // Identity asserted by a forward-auth proxy or identity-aware proxy.
+        ":x-auth-", "auth-request",                                     // oauth2-proxy X-Auth-Request-User/-Email/-Groups/-Access-Token; Keycloak gatekeeper X-Auth-*
+        ":remote-", ":x-remote-",                                       // Authelia, Traefik and Caddy forward-auth Remote-User/-Groups/-Email/-Name; Kubernetes front proxy X-Remote-User/-Group/-Extra-*
+        "remote-user", "forwarded-user", "forwarded-email", "forwarded-groups", "forwarded-preferred",
+        ":x-webauth-",                                                  // Grafana's auth proxy and friends: X-WebAuth-User, -Groups, -Email
+        ":x-user", "username", "userid", "user-id", "user-email", "useremail", "user-name", "user-login", "user-groups", "user-roles",
+        ":x-email:", ":x-groups:", ":x-roles:", ":x-role:", ":x-identity", "identity-",
+        ":x-authentik-",                                                // Authentik X-Authentik-Username/-Groups/-Email/-Jwt/-Meta-*
+        ":x-pomerium-",                                                 // Pomerium X-Pomerium-Jwt-Assertion, -Claim-*
+        ":x-vouch-",                                                    // Vouch Proxy X-Vouch-User, -Idp-Claims-*
+        ":cf-",                                                         // Cloudflare: Cf-Access-Jwt-Assertion, -Authenticated-User-Email, Cf-Connecting-Ip, ...
+        ":x-goog-iap-", ":x-goog-authenticated-",                       // Google IAP
+        ":x-amzn-oidc-", ":x-amzn-apigateway-", ":x-amzn-remapped-",    // AWS ALB authentication, API Gateway
+        ":x-ms-client-principal", ":x-ms-token-",                       // Azure App Service authentication (EasyAuth)
+        ":x-azure-", ":x-arr-",                                         // Azure Front Door X-Azure-FDID/-ClientIP, ARR X-ARR-SSL/-ClientCert
+        ":x-consumer-", ":x-credential-", ":x-anonymous-", "userinfo",  // Kong X-Consumer-Username/-Id/-Groups, X-Credential-Identifier, X-Anonymous-Consumer, X-Userinfo
+        ":x-apigee-",                                                   // Apigee
+        ":x-endpoint-api-", ":x-apigateway-api-",                       // Google Cloud Endpoints / ESPv2, API Gateway: X-Endpoint-API-UserInfo, X-Apigateway-Api-Userinfo
+        ":x-envoy-", ":x-istio-",                                       // Envoy (internal, original path, peer metadata, retry and timeout instructions), Istio
+        ":impersonate-",                                                // Kubernetes impersonation: Impersonate-User, -Group, -Uid, -Extra-*
+        ":x-proxy-user", ":x-proxyuser-",
+        ":tailscale-", ":teleport-", ":shib-",                          // Tailscale serve, Teleport application access, Shibboleth
+        ":gap-",                                                        // oauth2-proxy's older Gap-Auth, Gap-Signature
 
-    /// <summary>Whether <paramref name="name"/> is never forwarded from an agent (compared with '_' as '-').</summary>
-    public static bool IsUntrusted(string name) => Names.Contains(name.Replace('_', '-'));
+        // Client address and original-request claims. YARP sets X-Forwarded-For/-Proto/-Host/-Prefix
+        // itself after the strip; every other X-Forwarded-* (-Port, -Server, -Uri, -Method, -Ssl, -Scheme,
+        // -User, -Client-Cert, ...) would otherwise pass as the agent wrote it.
+        ":forwarded:", ":x-forwarded-", ":x-original-", ":x-rewrite-url:",
+        "real-ip", "client-ip", "connecting-ip", "originating-ip", ":x-remote-addr:",
+        ":fastly-", ":akamai-", ":x-akamai-",
+
+        // Method overrides: the method the policy decided on is the method that goes.
+        "method-override", "methodoverride", "http-method", "httpmethod", ":x-method:",
+    ]);
+
+    /// <summary>Query parameters that ask the upstream's framework to take another method:
+    /// <c>_method</c> (Rails, Laravel, Symfony, Spring, Express), <c>_HttpMethod</c> (Salesforce),
+    /// <c>X-HTTP-Method-Override</c> and the like.</summary>
+    private static readonly NamePatterns MethodOverrideQuery = new(
+    [
+        ":-method:", ":--method:", ":x-method:", "method-override", "methodoverride", "http-method", "httpmethod",
+    ]);
+
+    /// <summary>Whether <paramref name="name"/> is never forwarded from an agent.</summary>
+    public static bool IsUntrusted(string name) => Headers.Matches(name);
+
+    /// <summary>Whether query parameter <paramref name="name"/> asks for another method than the request's.</summary>
+    public static bool IsMethodOverrideParameter(string name) => MethodOverrideQuery.Matches(name);
 
     /// <summary>
     /// The header names a message's <c>Connection</c> header nominates as hop-by-hop (RFC 9110

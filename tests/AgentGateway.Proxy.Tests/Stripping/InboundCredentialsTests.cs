@@ -25,7 +25,11 @@ public sealed class InboundCredentialsTests
     [InlineData("X-SSL-Client-Verify")]
     [InlineData("X-MS-CLIENT-PRINCIPAL")]
     [InlineData("X-Amzn-Oidc-Accesstoken")]
-    [InlineData("X-Forwarded-User")]
+    [InlineData("X.Api.Key")]
+    [InlineData("x~api~key")]
+    [InlineData("X-Serverless-Authorization")]
+    [InlineData("Cf-Access-Client-Secret")]
+    [InlineData("X-Pomerium-Jwt-Assertion")]
     [InlineData("Signature")]
     public void Credential_headers_are_recognised_in_any_spelling(string name)
     {
@@ -54,6 +58,8 @@ public sealed class InboundCredentialsTests
     [InlineData("client_secret", true)]
     [InlineData("X-Amz-Signature", true)]
     [InlineData("page_token", true)]
+    [InlineData("api.key", true)]
+    [InlineData("client_assertion", true)]
     [InlineData("model", false)]
     [InlineData("q", false)]
     [InlineData("monkey", false)]
