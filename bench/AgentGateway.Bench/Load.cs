@@ -1,33 +1,88 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
 
 namespace AgentGateway.Bench;
 
-/// <summary>Builds the <paramref name="sequence"/>-th request of a run.</summary>
-internal delegate HttpRequestMessage RequestFactory(long sequence);
-
-/// <summary>The load generator: the same client, connection count and warm-up for every target.</summary>
+/// <summary>Requests from this process itself: the probe before each load, and the three-replica
+/// check, which counts token requests rather than measuring speed.</summary>
 internal static class Load
 {
-    /// <summary>A fixed number of connections, each sending its next request when the last is answered.</summary>
-    public static async Task<Result> ClosedLoopAsync(RequestFactory next, TimeSpan duration, int connections)
+    private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+
+    public static HttpRequestMessage Request(string baseUrl, RequestSpec spec, long sequence = 0)
     {
-        using var http = Client(connections);
-        var stop = Stopwatch.StartNew();
-        var latencies = new List<double>[connections];
-        var failures = 0;
-        string? firstFailure = null;
-        long sequence = 0;
-        await Task.WhenAll(Enumerable.Range(0, connections).Select(async worker =>
+        var request = new HttpRequestMessage(new HttpMethod(spec.Method), baseUrl.TrimEnd('/') + spec.Path);
+        if (spec.Body is not null)
         {
-            var mine = latencies[worker] = new List<double>(100_000);
+            request.Content = new ByteArrayContent(Encoding.UTF8.GetBytes(spec.Body));
+        }
+
+        var headers = spec.Headers.ToList();
+        if (spec.Rotate is { } rotate)
+        {
+            headers.Add(new(rotate.Name, rotate.Values[(int)(sequence % rotate.Values.Count)]));
+        }
+
+        foreach (var (name, value) in headers)
+        {
+            if (name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))
+            {
+                request.Content!.Headers.ContentType = MediaTypeHeaderValue.Parse(value);
+            }
+            else
+            {
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+        }
+
+        return request;
+    }
+
+    /// <summary>One request of the scenario's shape; anything but a 2xx stops the benchmark with
+    /// what the target answered (a problem body names the refusal's reason).</summary>
+    public static async Task ProbeAsync(string target, string baseUrl, RequestSpec spec, bool http2 = false)
+    {
+        using var request = Request(baseUrl, spec);
+        if (http2)
+        {
+            // Cleartext HTTP/2 with prior knowledge, as h2load speaks it.
+            request.Version = HttpVersion.Version20;
+            request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        }
+
+        using var response = await Http.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"{target} answered {spec.Method} {spec.Path} with {(int)response.StatusCode}: {body}");
+        }
+    }
+
+    /// <summary>A fixed number of connections, each sending its next request when the last is
+    /// answered, spread over several base URLs in turn, for a time or until <paramref name="count"/>
+    /// requests (with a rotating header: each value once). Returns how many were answered.</summary>
+    public static async Task<long> ClosedLoopAsync(IReadOnlyList<string> baseUrls, RequestSpec spec, TimeSpan duration, int connections, long count = long.MaxValue)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, UseProxy = false });
+        var stop = Stopwatch.StartNew();
+        long sequence = 0;
+        long failures = 0;
+        string? firstFailure = null;
+        await Task.WhenAll(Enumerable.Range(0, connections).Select(async _ =>
+        {
             while (stop.Elapsed < duration)
             {
-                using var request = next(Interlocked.Increment(ref sequence));
-                var started = Stopwatch.GetTimestamp();
+                var next = Interlocked.Increment(ref sequence) - 1;
+                if (next >= count)
+                {
+                    break;
+                }
+
+                using var request = Request(baseUrls[(int)(next % baseUrls.Count)], spec, next);
                 using var response = await http.SendAsync(request);
                 var body = await response.Content.ReadAsStringAsync();
-                mine.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 if (!response.IsSuccessStatusCode)
                 {
                     Interlocked.Increment(ref failures);
@@ -35,74 +90,6 @@ internal static class Load
                 }
             }
         }));
-        if (failures > 0)
-        {
-            // A benchmark of refusals measures nothing.
-            throw new InvalidOperationException($"{failures} requests failed, the first with {firstFailure}");
-        }
-
-        return Result.From([.. latencies.SelectMany(l => l)], stop.Elapsed);
+        return failures == 0 ? Math.Min(sequence, count) : throw new InvalidOperationException($"{failures} requests failed, the first with {firstFailure}");
     }
-
-    /// <summary>Requests sent on a fixed schedule whatever the answers do (open loop), so a slow
-    /// answer cannot hide the ones queued behind it.</summary>
-    public static async Task<Result> FixedRateAsync(RequestFactory next, int perSecond, TimeSpan duration)
-    {
-        using var http = Client(256);
-        var latencies = new ConcurrentBag<double>();
-        var interval = TimeSpan.FromSeconds(1.0 / perSecond);
-        var stop = Stopwatch.StartNew();
-        var pending = new List<Task>();
-        for (var sent = 0L; stop.Elapsed < duration; sent++)
-        {
-            var due = interval * sent;
-            if (due > stop.Elapsed)
-            {
-                await Task.Delay(due - stop.Elapsed);
-            }
-
-            var request = next(sent);
-            pending.Add(Task.Run(async () =>
-            {
-                var started = Stopwatch.GetTimestamp();
-                using (request)
-                using (var response = await http.SendAsync(request))
-                {
-                    await response.Content.LoadIntoBufferAsync();
-                    response.EnsureSuccessStatusCode();
-                }
-
-                latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            }));
-        }
-
-        await Task.WhenAll(pending);
-        return Result.From([.. latencies], stop.Elapsed);
-    }
-
-    private static HttpClient Client(int connections) =>
-        new(new SocketsHttpHandler { MaxConnectionsPerServer = connections, UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(10) });
-}
-
-internal sealed record Result(long Requests, TimeSpan Elapsed, double[] Sorted)
-{
-    public double RequestsPerSecond => Requests / Elapsed.TotalSeconds;
-
-    public double P50 => Percentile(0.50);
-
-    public double P99 => Percentile(0.99);
-
-    public static Result From(double[] latencies, TimeSpan elapsed)
-    {
-        Array.Sort(latencies);
-        return new Result(latencies.Length, elapsed, latencies);
-    }
-
-    public static Result Merge(IEnumerable<Result> results)
-    {
-        var list = results.ToList();
-        return From([.. list.SelectMany(r => r.Sorted)], TimeSpan.FromTicks(list.Sum(r => r.Elapsed.Ticks)));
-    }
-
-    private double Percentile(double p) => Sorted.Length == 0 ? 0 : Sorted[Math.Min(Sorted.Length - 1, (int)(p * Sorted.Length))];
 }

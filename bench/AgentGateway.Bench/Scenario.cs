@@ -1,0 +1,206 @@
+using System.Globalization;
+
+namespace AgentGateway.Bench;
+
+/// <summary>One thing measured under one load: the first target is the baseline (bare YARP) that
+/// every other target's ratio is taken against, in the same run.</summary>
+/// <param name="Key">The name on the command line (<c>--scenarios core,…</c>).</param>
+/// <param name="Load">How the load is made, for the printout.</param>
+/// <param name="MinRatio">Issue target for throughput against the baseline, if any.</param>
+/// <param name="MaxAddedP99">Issue target for the p99 added over the baseline, in ms, if any
+/// (fixed-rate scenarios, where throughput is set and latency is the result).</param>
+/// <param name="FixedRate">The rate is imposed, not found: warm-up is one settling window, not a
+/// wait for the rate to stabilise.</param>
+/// <param name="Counters">Things counted before and after the measured rounds (Redis commands,
+/// token requests, exports, audit records), reported per gateway request.</param>
+internal sealed record Scenario(
+    string Key,
+    string Title,
+    string Load,
+    IReadOnlyList<Target> Targets,
+    double? MinRatio = null,
+    double? MaxAddedP99 = null,
+    bool FixedRate = false,
+    IReadOnlyList<Counter>? Counters = null);
+
+/// <summary>A target under one scenario's load.</summary>
+/// <param name="Run">One load run of the given length.</param>
+/// <param name="Probe">One request sent and checked before any load: a misconfigured target
+/// answers a fast 401, and a benchmark of refusals measures nothing.</param>
+/// <param name="Pid">The target's process, for a profiler to attach to.</param>
+internal sealed record Target(string Name, Func<TimeSpan, Task<Measurement>> Run, Func<Task> Probe, int Pid)
+{
+    /// <summary>The issue's targets and the per-request counts are about the gateway's targets,
+    /// not the references (nginx).</summary>
+    public bool IsGateway => Name.StartsWith("AgentGateway", StringComparison.Ordinal);
+}
+
+/// <summary>A count read before and after the measured rounds.</summary>
+/// <param name="MustGrow">The scenario is not what it claims if this stays still (no span
+/// exported, no audit record written).</param>
+internal sealed record Counter(string Name, Func<long> Read, bool MustGrow = false);
+
+/// <param name="Counts">Each counter's growth during the measured rounds.</param>
+/// <param name="GatewayRequests">Requests answered by the gateway's targets in those rounds.</param>
+/// <param name="Seconds">Wall time of the measured rounds, all targets.</param>
+internal sealed record ScenarioResult(Scenario Scenario, IReadOnlyDictionary<string, IReadOnlyList<Measurement>> Rounds, IReadOnlyDictionary<string, long> Counts, long GatewayRequests, double Seconds)
+{
+    public string Baseline => Scenario.Targets[0].Name;
+
+    public double MedianRate(string target) => Median(Rounds[target].Select(m => m.Rate));
+
+    public double MedianP99(string target) => Median(Rounds[target].Select(m => m.P99));
+
+    /// <summary>Per round, the target's rate over the baseline's in the same round.</summary>
+    public double[] Ratios(string target) => [.. Rounds[target].Zip(Rounds[Baseline], (t, b) => t.Rate / b.Rate)];
+
+    /// <summary>Per round, the target's p99 minus the baseline's in the same round.</summary>
+    public double[] AddedP99(string target) => [.. Rounds[target].Zip(Rounds[Baseline], (t, b) => t.P99 - b.P99)];
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN
+            : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2]
+            : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}
+
+/// <summary>Warm-up until the rate is stable, then alternating measured rounds.</summary>
+internal static class Runner
+{
+    public static async Task<ScenarioResult> RunAsync(Scenario scenario, BenchOptions options)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"## {scenario.Key}: {scenario.Title}");
+        Console.WriteLine($"   {scenario.Load}; {options.Rounds} round(s) of {options.Seconds} s, targets alternating");
+        foreach (var target in scenario.Targets)
+        {
+            await target.Probe();
+        }
+
+        foreach (var target in scenario.Targets)
+        {
+            await WarmAsync(scenario, target, options);
+        }
+
+        var counters = scenario.Counters ?? [];
+        var before = counters.Select(c => c.Read()).ToArray();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var rounds = scenario.Targets.ToDictionary(t => t.Name, _ => new List<Measurement>());
+        for (var round = 0; round < options.Rounds; round++)
+        {
+            // A B C, then C B A: drift of the machine within a round falls on every target alike.
+            var order = round % 2 == 0 ? scenario.Targets : scenario.Targets.Reverse();
+            foreach (var target in order)
+            {
+                rounds[target.Name].Add(Checked(scenario, target, await target.Run(TimeSpan.FromSeconds(options.Seconds))));
+            }
+        }
+
+        clock.Stop();
+        var counts = counters.Select((c, i) => (c.Name, Delta: c.Read() - before[i])).ToDictionary(c => c.Name, c => c.Delta);
+        var gatewayRequests = scenario.Targets.Where(t => t.IsGateway).Sum(t => rounds[t.Name].Sum(m => m.Requests));
+        var result = new ScenarioResult(scenario, rounds.ToDictionary(r => r.Key, r => (IReadOnlyList<Measurement>)r.Value), counts, gatewayRequests, clock.Elapsed.TotalSeconds);
+        Print(result);
+        foreach (var counter in counters)
+        {
+            var delta = counts[counter.Name];
+            Console.WriteLine($"   {counter.Name} during the measured rounds: {delta:N0} for {gatewayRequests:N0} gateway requests ({(double)delta / Math.Max(1, gatewayRequests):0.0000} per request)");
+            if (counter.MustGrow && delta == 0)
+            {
+                throw new InvalidOperationException($"{scenario.Key}: no {counter.Name} during the measured rounds — the scenario does not measure what it says");
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Short windows until the last three agree within the tolerance, at least
+    /// <c>--warmup-min</c> seconds: tiered JIT and dynamic PGO keep improving code for seconds
+    /// after the first requests, and a target measured early reads faster or slower than it is.</summary>
+    public static async Task WarmAsync(Scenario scenario, Target target, BenchOptions options)
+    {
+        var window = TimeSpan.FromSeconds(options.WarmupWindow);
+        var rates = new List<double>();
+        var elapsed = 0;
+        var stable = false;
+        var kept = 0;
+        while (true)
+        {
+            var measurement = Checked(scenario, target, await target.Run(window), warmingUp: true);
+            rates.Add(measurement.Rate);
+            elapsed += options.WarmupWindow;
+            if (scenario.FixedRate)
+            {
+                // The rate is imposed: warm once the schedule is kept, two windows running (a
+                // cold target falls behind at first).
+                kept = measurement.BehindSchedule is null ? kept + 1 : 0;
+                stable = kept >= 2;
+            }
+            else
+            {
+                var last = rates.TakeLast(3).ToArray();
+                stable = last.Length == 3 && last.Min() > 0 && (last.Max() - last.Min()) / last.Average() <= options.WarmupTolerance && elapsed >= options.WarmupMin;
+            }
+
+            if (stable || elapsed >= options.WarmupMax)
+            {
+                break;
+            }
+        }
+
+        var spread = rates.TakeLast(3).ToArray();
+        Console.WriteLine($"   warm-up {target.Name}: {string.Join(' ', rates.Select(r => r.ToString("0", CultureInfo.InvariantCulture)))} req/s → " +
+            (stable ? $"{(scenario.FixedRate ? "on schedule" : "stable")} after {elapsed} s"
+                : scenario.FixedRate ? $"still behind schedule after {elapsed} s"
+                : $"NOT stable after {elapsed} s (last windows within {(spread.Max() - spread.Min()) / spread.Average():P0}); measuring anyway"));
+    }
+
+    private static Measurement Checked(Scenario scenario, Target target, Measurement measurement, bool warmingUp = false)
+    {
+        // A cold target may answer nothing in its first warm-up window; measured, that is a failure.
+        if (measurement.Failures > 0 || (measurement.Requests == 0 && !warmingUp))
+        {
+            throw new InvalidOperationException($"{scenario.Key} → {target.Name}: {measurement.Failures:N0} failed of {measurement.Requests + measurement.Failures:N0} requests ({measurement.FailureDetail ?? "none answered within the window"}). A benchmark of refusals or errors measures nothing.");
+        }
+
+        return warmingUp || measurement.BehindSchedule is null
+            ? measurement
+            : throw new InvalidOperationException($"{scenario.Key} → {target.Name}: {measurement.BehindSchedule}. Lower --rate, or run on a quieter machine.");
+    }
+
+    private static void Print(ScenarioResult result)
+    {
+        var scenario = result.Scenario;
+        var width = Math.Max(14, scenario.Targets.Max(t => t.Name.Length));
+        Console.WriteLine($"   {"target".PadRight(width)} {"req/s",9} {"min–max",17} {"p50 ms",7} {"p99 ms",7} {"p99 min–max",13}");
+        foreach (var target in scenario.Targets)
+        {
+            var rounds = result.Rounds[target.Name];
+            Console.WriteLine($"   {target.Name.PadRight(width)} {result.MedianRate(target.Name),9:N0} {Range(rounds.Select(m => m.Rate), "N0"),17} {ScenarioResult.Median(rounds.Select(m => m.P50)),7:0.00} {result.MedianP99(target.Name),7:0.00} {Range(rounds.Select(m => m.P99), "0.00"),13}");
+        }
+
+        foreach (var target in scenario.Targets.Skip(1))
+        {
+            if (scenario.FixedRate)
+            {
+                var added = result.AddedP99(target.Name);
+                Console.WriteLine($"   {target.Name} adds {ScenarioResult.Median(added):0.00} ms of p99 over {result.Baseline} (rounds {Range(added, "0.00")}){Verdict(target, ScenarioResult.Median(added) <= scenario.MaxAddedP99, $"target ≤ {scenario.MaxAddedP99} ms")}");
+            }
+            else
+            {
+                var ratios = result.Ratios(target.Name);
+                Console.WriteLine($"   {target.Name} / {result.Baseline}: {ScenarioResult.Median(ratios):0.00} (rounds {Range(ratios, "0.00")}){Verdict(target, ScenarioResult.Median(ratios) >= scenario.MinRatio, $"target ≥ {scenario.MinRatio:0.00}")}");
+            }
+        }
+
+        string Verdict(Target target, bool? met, string what) => !target.IsGateway || (scenario.MinRatio is null && scenario.MaxAddedP99 is null) ? "" : met == true ? $"   {what}: met" : $"   {what}: NOT met";
+    }
+
+    public static string Range(IEnumerable<double> values, string format)
+    {
+        var list = values.ToArray();
+        return $"{list.Min().ToString(format, CultureInfo.InvariantCulture)}–{list.Max().ToString(format, CultureInfo.InvariantCulture)}";
+    }
+}
