@@ -233,17 +233,22 @@ internal sealed class H2load(CpuSet cpus, DirectoryInfo work)
         // and not among the done: the two are not subtracted from each other.
         var failures = long.Parse(requests.Groups[5].Value, CultureInfo.InvariantCulture)
             + Enumerable.Range(2, 3).Sum(g => long.Parse(status.Groups[g].Value, CultureInfo.InvariantCulture));
-        var latencies = (await File.ReadAllLinesAsync(log))
+        // Columns: start (µs since the epoch), status, µs until the answer ended.
+        var answered = (await File.ReadAllLinesAsync(log))
             .Select(l => l.Split('\t'))
             .Where(f => f.Length >= 3 && f[1].StartsWith('2'))
-            .Select(f => double.Parse(f[2], CultureInfo.InvariantCulture) / 1000)
+            .Select(f => (Start: long.Parse(f[0], CultureInfo.InvariantCulture), Latency: double.Parse(f[2], CultureInfo.InvariantCulture) / 1000))
             .ToArray();
         File.Delete(log);
+        var latencies = answered.Select(a => a.Latency).ToArray();
         Array.Sort(latencies);
         var detail = failures == 0 ? null : $"h2load: {output[status.Index..].Split('\n')[0]}; {requests.Value}";
-        // An open-loop figure is only meaningful if the schedule was kept.
-        var behind = requestedRate is { } wanted && succeeded / seconds < wanted * 0.95
-            ? $"only {succeeded / seconds:0} of the {wanted:0} req/s asked for were answered: the target or the load generator is saturated"
+        // An open-loop figure is only meaningful if the schedule was kept: the answered requests,
+        // over the time between the first and the last of their starts (the edges of a run, when
+        // connections open and the last answers are cut off, do not count against it).
+        var kept = answered.Length < 2 ? 0 : (answered.Length - 1) / ((answered.Max(a => a.Start) - answered.Min(a => a.Start)) / 1e6);
+        var behind = requestedRate is { } wanted && kept < wanted * 0.95
+            ? $"only {kept:0} of the {wanted:0} req/s asked for were answered: the target or the load generator is saturated"
             : null;
         return new Measurement(succeeded, seconds, Tools.Percentile(latencies, 0.50), Tools.Percentile(latencies, 0.99), failures, detail, behind);
     }
