@@ -79,6 +79,10 @@ async Task<int> BenchAsync()
     Console.WriteLine($"  targets on core(s) {options.TargetCpus}; load generators, issuer, trace receiver and Redis on {options.LoadCpus}; nginx upstream on {options.UpstreamCpus}");
     Console.WriteLine($"  load average at start: {loadAtStart:0.00}{(loadAtStart > 0.5 ? " — other processes are using the cores: treat these numbers as noise" : "")}");
     Console.WriteLine($"  gateway: {gatewayBinary}; warm-up: {options.WarmupWindow} s windows until 3 agree within {options.WarmupTolerance:P0}, {options.WarmupMin}–{options.WarmupMax} s");
+    if (options.Rounds < 3)
+    {
+        Console.WriteLine($"  {options.Rounds} round(s): too few for a spread; a smoke run, not a measurement");
+    }
 
     var work = Directory.CreateTempSubdirectory("agentgateway-bench-");
     try
@@ -303,7 +307,8 @@ void PrintSummary(Dictionary<string, ScenarioResult> results, Dictionary<string,
         {
             var added = fixedRate.AddedP99(target.Name);
             var median = ScenarioResult.Median(added);
-            Console.WriteLine($"| p99 added, {target.Name} | {fixedRate.MedianP99("bare YARP"):0.00} ms | {fixedRate.MedianP99(target.Name):0.00} ms | +{median:0.00} ms ({Runner.Range(added, "0.00")}) | ≤ 0.3 ms | {(median <= 0.3 ? "yes" : "**no**")} |");
+            var saturated = fixedRate.Saturated(target.Name) > 0;
+            Console.WriteLine($"| p99 added, {target.Name} | {fixedRate.MedianP99("bare YARP"):0.00} ms | {fixedRate.MedianP99(target.Name):0.00} ms | +{median:0.00} ms ({Runner.Range(added, "0.00")}) | ≤ 0.3 ms | {(saturated ? "**no** (saturated at this rate)" : median <= 0.3 ? "yes" : "**no**")} |");
         }
     }
 

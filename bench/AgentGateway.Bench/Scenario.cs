@@ -54,6 +54,9 @@ internal sealed record ScenarioResult(Scenario Scenario, IReadOnlyDictionary<str
     /// <summary>Per round, the target's rate over the baseline's in the same round.</summary>
     public double[] Ratios(string target) => [.. Rounds[target].Zip(Rounds[Baseline], (t, b) => t.Rate / b.Rate)];
 
+    /// <summary>Rounds in which the target could not keep the fixed rate.</summary>
+    public int Saturated(string target) => Rounds[target].Count(m => m.BehindSchedule is not null);
+
     /// <summary>Per round, the target's p99 minus the baseline's in the same round.</summary>
     public double[] AddedP99(string target) => [.. Rounds[target].Zip(Rounds[Baseline], (t, b) => t.P99 - b.P99)];
 
@@ -94,7 +97,9 @@ internal static class Runner
             var order = round % 2 == 0 ? scenario.Targets : scenario.Targets.Reverse();
             foreach (var target in order)
             {
-                rounds[target.Name].Add(Checked(scenario, target, await target.Run(TimeSpan.FromSeconds(options.Seconds))));
+                // A gateway that cannot keep a fixed rate is a result (saturated), reported as such;
+                // a baseline that cannot means the load generator or the machine is the limit.
+                rounds[target.Name].Add(Checked(scenario, target, await target.Run(TimeSpan.FromSeconds(options.Seconds)), allowBehind: target != scenario.Targets[0]));
             }
         }
 
@@ -157,7 +162,8 @@ internal static class Runner
                 : $"NOT stable after {elapsed} s (last windows within {(spread.Max() - spread.Min()) / spread.Average():P0}); measuring anyway"));
     }
 
-    private static Measurement Checked(Scenario scenario, Target target, Measurement measurement, bool warmingUp = false)
+    /// <param name="allowBehind">Behind a fixed schedule is a result to report, not an error.</param>
+    private static Measurement Checked(Scenario scenario, Target target, Measurement measurement, bool warmingUp = false, bool allowBehind = false)
     {
         // A cold target may answer nothing in its first warm-up window; measured, that is a failure.
         if (measurement.Failures > 0 || (measurement.Requests == 0 && !warmingUp))
@@ -165,7 +171,7 @@ internal static class Runner
             throw new InvalidOperationException($"{scenario.Key} → {target.Name}: {measurement.Failures:N0} failed of {measurement.Requests + measurement.Failures:N0} requests ({measurement.FailureDetail ?? "none answered within the window"}). A benchmark of refusals or errors measures nothing.");
         }
 
-        return warmingUp || measurement.BehindSchedule is null
+        return warmingUp || allowBehind || measurement.BehindSchedule is null
             ? measurement
             : throw new InvalidOperationException($"{scenario.Key} → {target.Name}: {measurement.BehindSchedule}. Lower --rate, or run on a quieter machine.");
     }
@@ -186,7 +192,12 @@ internal static class Runner
             if (scenario.FixedRate)
             {
                 var added = result.AddedP99(target.Name);
-                Console.WriteLine($"   {target.Name} adds {ScenarioResult.Median(added):0.00} ms of p99 over {result.Baseline} (rounds {Range(added, "0.00")}){Verdict(target, ScenarioResult.Median(added) <= scenario.MaxAddedP99, $"target ≤ {scenario.MaxAddedP99} ms")}");
+                var saturated = result.Saturated(target.Name);
+                Console.WriteLine($"   {target.Name} adds {ScenarioResult.Median(added):0.00} ms of p99 over {result.Baseline} (rounds {Range(added, "0.00")}){Verdict(target, saturated == 0 && ScenarioResult.Median(added) <= scenario.MaxAddedP99, $"target ≤ {scenario.MaxAddedP99} ms")}");
+                if (saturated > 0)
+                {
+                    Console.WriteLine($"   {target.Name} SATURATED in {saturated} of {result.Rounds[target.Name].Count} rounds ({result.Rounds[target.Name].First(m => m.BehindSchedule is not null).BehindSchedule}): its p99 is a queue's, not the rate's");
+                }
             }
             else
             {
