@@ -251,7 +251,7 @@ internal static class SandboxCommand
             await McpAsync(6, "Call an MCP tool it is granted (lookup_customer)", "lookup_customer", expectAllowed: true);
             await McpAsync(7, "Call an MCP tool it is not granted (delete_customer)", "delete_customer", expectAllowed: false);
             await SendAsync(8, "E-mail the customer data in the same task", HttpMethod.Post, "/email/send", "{}", task: "ticket-1", expected: 403, reason: "toxic-combination");
-            await SendAsync(9, "E-mail in a fresh task", HttpMethod.Post, "/email/send", "{}", task: "ticket-2", expected: 200, credential: false);
+            await SendAsync(9, "E-mail under a fresh task id: the agent's own history still holds", HttpMethod.Post, "/email/send", "{}", task: "ticket-2", expected: 403, reason: "toxic-combination");
 
             await Heading(10, "An operator revokes the agent", $"POST {admin}admin/agents/{AgentId}/revoke with an operator's token");
             using var revoke = new HttpRequestMessage(HttpMethod.Post, new Uri(admin, $"/admin/agents/{AgentId}/revoke")) { Content = new StringContent("""{"reason":"sandbox demonstration"}""", Encoding.UTF8, "application/json") };

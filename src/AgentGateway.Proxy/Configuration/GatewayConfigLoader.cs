@@ -37,6 +37,8 @@ public sealed class GatewayConfigLoader(
 
     public const string RouteProvenanceMetadataKey = "Provenance";
 
+    public const string RouteLlmProviderMetadataKey = "LlmProvider";
+
     private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin", "Provenance"];
 
     /// <summary>Without a configured key: one generated per process, so a reload keeps it.</summary>
@@ -718,6 +720,29 @@ public sealed class GatewayConfigLoader(
             }
         }
 
+        // Which provider's shapes an LLM route speaks: where the gateway reads the model.
+        foreach (var route in routes)
+        {
+            if (route.Metadata?.TryGetValue(RouteLlmProviderMetadataKey, out var provider) != true || !result.TryGetValue(route.RouteId, out var compiled))
+            {
+                continue;
+            }
+
+            var at = $"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteLlmProviderMetadataKey}";
+            if (!Enum.TryParse<LlmProvider>(provider, ignoreCase: false, out var parsed) || !Enum.IsDefined(parsed) || !char.IsAsciiLetter(provider![0]))
+            {
+                problems.Add(at, $"'{provider}' is not one of: {string.Join(", ", Enum.GetNames<LlmProvider>())}");
+            }
+            else if (compiled.Inspect != BodyKind.Llm)
+            {
+                problems.Add(at, $"names the provider of LLM requests, and the route does not inspect them; set its Metadata:{RouteInspectMetadataKey} to Llm");
+            }
+            else
+            {
+                result[route.RouteId] = compiled with { LlmProvider = parsed };
+            }
+        }
+
         // Provenance is a per-route switch, whatever the route's credential.
         foreach (var route in routes)
         {
@@ -785,7 +810,7 @@ public sealed class GatewayConfigLoader(
                 problems.Add(entry.Path + ":Identities", "at least one identity is required, or the agent can never be recognised");
             }
 
-            var routeGrants = new Dictionary<string, List<Grant>>(StringComparer.OrdinalIgnoreCase);
+            var agentGrants = new List<Grant>();
             for (var i = 0; i < s.Grants.Length; i++)
             {
                 if (!grants.TryGetValue(s.Grants[i], out var grant))
@@ -794,15 +819,7 @@ public sealed class GatewayConfigLoader(
                     continue;
                 }
 
-                foreach (var route in grant.Routes)
-                {
-                    if (!routeGrants.TryGetValue(route, out var list))
-                    {
-                        routeGrants[route] = list = [];
-                    }
-
-                    list.Add(grant);
-                }
+                agentGrants.Add(grant);
             }
 
             var identities = new List<AgentIdentityKey>();
@@ -825,7 +842,7 @@ public sealed class GatewayConfigLoader(
                 identities.Add(key);
             }
 
-            var agent = new Agent(entry.Key, s.Owner ?? string.Empty, s.Description, s.ExpiresAt, s.Grants, routeGrants.ToFrozenDictionary(e => e.Key, e => (IReadOnlyList<Grant>)e.Value, StringComparer.OrdinalIgnoreCase))
+            var agent = Agent.Create(entry.Key, s.Owner ?? string.Empty, s.Description, s.ExpiresAt, s.Grants, agentGrants) with
             {
                 Identities = identities,
                 RequireDpop = s.RequireDpop,

@@ -58,6 +58,10 @@ public sealed record GatewayRoute(string RouteId, string CredentialName, ICreden
 {
     /// <summary>Send the upstream a signed provenance assertion (<c>Metadata:Provenance = true</c>).</summary>
     public bool Provenance { get; init; }
+
+    /// <summary>On LLM routes: whose request shapes it speaks, so the model is read where that
+    /// provider reads it (<c>Metadata:LlmProvider</c>, default OpenAI).</summary>
+    public LlmProvider LlmProvider { get; init; }
 }
 
 /// <summary>The admin API's callers (an issuer and its allowed subjects) and the dormancy period.</summary>

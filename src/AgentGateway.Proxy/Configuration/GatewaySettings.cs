@@ -348,20 +348,22 @@ public sealed record PolicySettings
 }
 
 /// <summary><c>Gateway:Policy:Task</c>. A request's task is the <see cref="Claim"/> of the agent's
-/// token when configured and present (signed: the agent cannot change it per request), else the
-/// <see cref="Header"/>. The header is stripped before forwarding.</summary>
+/// token when one is configured (signed: the agent cannot change it per request; a token without it
+/// names no task, and the header is then refused), else the <see cref="Header"/>. The header is
+/// stripped before forwarding.</summary>
 public sealed record TaskSettings
 {
     public string Header { get; init; } = "Agent-Task";
 
     public string? Claim { get; init; }
 
-    /// <summary>How long a task's history is kept after its last step.</summary>
+    /// <summary>How long a step history (an agent instance's, a task's) is kept after its latest step.</summary>
     public TimeSpan Ttl { get; init; } = TimeSpan.FromHours(1);
 }
 
-/// <summary><c>Gateway:Policy:Separation:{name}</c>: once a task has used a grant matching
-/// <see cref="After"/>, it may not use one matching <see cref="Deny"/>. Entries are grant names or labels.</summary>
+/// <summary><c>Gateway:Policy:Separation:{name}</c>: once an agent instance (or a task it names) has
+/// used a grant matching <see cref="After"/>, it may not use one matching <see cref="Deny"/>.
+/// Entries are grant names or labels.</summary>
 public sealed record SeparationRuleSettings
 {
     public string[] After { get; init; } = [];
@@ -370,4 +372,8 @@ public sealed record SeparationRuleSettings
 
     /// <summary>Record violations without refusing them.</summary>
     public bool Shadow { get; init; }
+
+    /// <summary>Refuse requests allowed by a grant in <see cref="After"/> or <see cref="Deny"/>
+    /// that name no task (403 <c>task-required</c>).</summary>
+    public bool RequireTask { get; init; }
 }

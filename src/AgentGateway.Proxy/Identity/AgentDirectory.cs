@@ -9,8 +9,9 @@ namespace AgentGateway.Proxy.Identity;
 /// <param name="Description">What it is for.</param>
 /// <param name="ExpiresAt">After this it is refused.</param>
 /// <param name="Grants">Its grant names, as configured.</param>
-/// <param name="RouteGrants">Route id → the agent's grants that open it, in the agent's order,
-/// precomputed so finding the candidates is one lookup.</param>
+/// <param name="RouteGrants">Route id → the agent's enforced grants that open it, in the agent's
+/// order, precomputed so finding the candidates is one lookup. Shadow grants are never here (see
+/// <see cref="GrantsByRoute"/>): they open nothing.</param>
 public sealed record Agent(
     string Id,
     string Owner,
@@ -24,6 +25,17 @@ public sealed record Agent(
 
     /// <summary>This agent's tokens must be DPoP-bound, whatever its issuer requires.</summary>
     public bool RequireDpop { get; init; }
+
+    /// <summary>Route id → the agent's shadow grants there: evaluated only to record what they
+    /// would refuse, after the enforced decision.</summary>
+    public FrozenDictionary<string, IReadOnlyList<Grant>> ShadowRouteGrants { get; init; } = FrozenDictionary<string, IReadOnlyList<Grant>>.Empty;
+
+    /// <summary>An agent whose grants are split by <see cref="GrantsByRoute"/>.</summary>
+    public static Agent Create(string id, string owner, string? description, DateTimeOffset? expiresAt, IReadOnlyList<string> grantNames, IEnumerable<Grant> grants)
+    {
+        var (enforced, shadow) = GrantsByRoute.Build(grants);
+        return new Agent(id, owner, description, expiresAt, grantNames, enforced) { ShadowRouteGrants = shadow };
+    }
 }
 
 /// <summary>A class of agents: identities of <see cref="Issuer"/> matching <see cref="Pattern"/> (a

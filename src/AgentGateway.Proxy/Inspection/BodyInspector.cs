@@ -214,6 +214,7 @@ public static class BodyInspector
         }
 
         string? target = null;
+        (string, string)? completionRef = null;
         var hasParams = root.TryGetProperty("params", out var parameters);
         if (hasParams && parameters.ValueKind != JsonValueKind.Object)
         {
@@ -249,6 +250,17 @@ public static class BodyInspector
 
                 target = text;
                 break;
+            case "completion/complete":
+                // What it completes arguments of: a prompt by name, or a resource template by URI.
+                if (hasParams && parameters.TryGetProperty("ref", out var reference) && reference.ValueKind == JsonValueKind.Object
+                    && reference.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
+                    && type.GetString() is "ref/prompt" or "ref/resource" && reference.TryGetProperty(type.GetString() == "ref/prompt" ? "name" : "uri", out var named)
+                    && named.ValueKind == JsonValueKind.String && named.GetString() is { Length: > 0 } refName && !refName.Any(char.IsControl))
+                {
+                    completionRef = (type.GetString()!, refName);
+                }
+
+                break;
         }
 
         // Headers that restate the body must agree with it, or the two readers of the request differ.
@@ -262,7 +274,7 @@ public static class BodyInspector
             return (null, "the Mcp-Name header disagrees with the body");
         }
 
-        return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, hasId ? id.GetRawText() : null), null);
+        return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, hasId ? id.GetRawText() : null) { CompletionRef = completionRef }, null);
     }
 
     /// <summary>Why <paramref name="root"/> is not one JSON-RPC 2.0 message, or null. The agent's
@@ -299,18 +311,54 @@ public static class BodyInspector
             return (null, "an LLM request body is a JSON object");
         }
 
-        string? model = null;
-        if (root.TryGetProperty("model", out var element))
+        // Every place a provider reads a model from: the request's own (OpenAI, Anthropic, Azure's
+        // v1 API: "model"; Bedrock: "modelId"), and each entry of a batch (Gemini's
+        // batchEmbedContents: requests[].model; Anthropic's message batches: requests[].params.model).
+        var models = new List<(string, string)>();
+        foreach (var field in new[] { "model", "modelId" })
         {
-            if (element.ValueKind != JsonValueKind.String || element.GetString() is not { Length: > 0 } text || text.Any(char.IsControl))
+            if (ReadModel(root, field, field, models) is { } why)
             {
-                return (null, "'model' must be a non-empty string without control characters");
+                return (null, why);
             }
-
-            model = text;
         }
 
-        return (new InspectedBody(BodyKind.Llm, null, null, model, bytes), null);
+        if (root.TryGetProperty("requests", out var requests) && requests.ValueKind == JsonValueKind.Array)
+        {
+            var i = 0;
+            foreach (var entry in requests.EnumerateArray())
+            {
+                if (entry.ValueKind == JsonValueKind.Object
+                    && (ReadModel(entry, "model", $"requests[{i}].model", models)
+                        ?? (entry.TryGetProperty("params", out var parameters) && parameters.ValueKind == JsonValueKind.Object
+                            ? ReadModel(parameters, "model", $"requests[{i}].params.model", models)
+                            : null)) is { } why)
+                {
+                    return (null, why);
+                }
+
+                i++;
+            }
+        }
+
+        var model = models is [("model", var top), ..] ? top : null;
+        return (new InspectedBody(BodyKind.Llm, null, null, model, bytes) { Models = models }, null);
+    }
+
+    private static string? ReadModel(JsonElement owner, string property, string field, List<(string, string)> models)
+    {
+        if (!owner.TryGetProperty(property, out var element))
+        {
+            return null;
+        }
+
+        if (element.ValueKind != JsonValueKind.String || element.GetString() is not { Length: > 0 } text || text.Any(char.IsControl))
+        {
+            return $"'{field}' must be a non-empty string without control characters";
+        }
+
+        models.Add((field, text));
+        return null;
     }
 
     /// <summary>Text for secret scanning: the raw body and every decoded string in it.</summary>

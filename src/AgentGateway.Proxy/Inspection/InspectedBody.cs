@@ -28,6 +28,15 @@ public enum BodyKind
 public sealed record InspectedBody(BodyKind Kind, string? Method, string? Target, string? Model, ReadOnlyMemory<byte> Bytes, string? Id = null)
 {
     public static InspectedBody Empty(BodyKind kind) => new(kind, null, null, null, ReadOnlyMemory<byte>.Empty);
+
+    /// <summary>LLM requests: every place the body names a model, as (where, name): <c>model</c>
+    /// and <c>modelId</c> for the request itself, <c>requests[i].model</c> and
+    /// <c>requests[i].params.model</c> for the entries of a batch.</summary>
+    public IReadOnlyList<(string Field, string Model)> Models { get; init; } = [];
+
+    /// <summary><c>completion/complete</c>: what its <c>params.ref</c> names, as (<c>ref/prompt</c>,
+    /// name) or (<c>ref/resource</c>, URI template); null when it names neither.</summary>
+    public (string Type, string Name)? CompletionRef { get; init; }
 }
 
 /// <summary>The MCP name rules the gateway holds bodies and patterns to.</summary>

@@ -236,27 +236,9 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
                 return compiled.Agent;
             }
 
-            var routeGrants = new Dictionary<string, List<Grant>>(StringComparer.OrdinalIgnoreCase);
-            foreach (var name in Agent.Grants)
-            {
-                if (!revision.Grants.TryGetValue(name, out var grant))
-                {
-                    continue; // a grant removed by a reload is simply gone
-                }
-
-                foreach (var route in grant.Routes)
-                {
-                    (routeGrants.TryGetValue(route, out var list) ? list : routeGrants[route] = []).Add(grant);
-                }
-            }
-
-            var result = new Agent(
-                Agent.Id,
-                Agent.Owner,
-                Agent.Description,
-                Agent.ExpiresAt,
-                Agent.Grants,
-                routeGrants.ToFrozenDictionary(e => e.Key, e => (IReadOnlyList<Grant>)e.Value, StringComparer.OrdinalIgnoreCase))
+            // A grant removed by a reload is simply gone.
+            var grants = Agent.Grants.Select(name => revision.Grants.GetValueOrDefault(name)).OfType<Grant>();
+            var result = Identity.Agent.Create(Agent.Id, Agent.Owner, Agent.Description, Agent.ExpiresAt, Agent.Grants, grants) with
             {
                 Identities = [.. Agent.Identities.Select(i => new AgentIdentityKey(i.Issuer, i.Subject))],
             };

@@ -244,8 +244,9 @@ internal sealed class GatewayMiddleware(
         return (true, delegation.Delegation, body, task);
     }
 
-    /// <summary>The task from the token's claim when configured and present (signed), else from the
-    /// header; a header that contradicts the claim is refused.</summary>
+    /// <summary>The task: from the token's claim when one is configured (signed), else from the
+    /// header. With a claim configured the header never stands in for it — a token without the claim
+    /// names no task, and a header that contradicts the claim, or comes without it, is refused.</summary>
     private static (string? Task, Refusal? Refusal) ReadTask(HttpRequest request, PolicyOptions policy, AuthenticatedAgent agent)
     {
         var values = request.Headers[policy.TaskHeader];
@@ -260,19 +261,26 @@ internal sealed class GatewayMiddleware(
             return (null, Refusal.BadRequest($"{policy.TaskHeader} must be 1-128 of letters, digits, '.', '_', ':' or '-'"));
         }
 
-        if (agent.Task is { } claimed)
+        if (policy.TaskClaim is not { } claim)
         {
-            if (!IsTaskId(claimed))
-            {
-                return (null, Refusal.BadRequest("the token's task claim is not a valid task id"));
-            }
-
-            return header is not null && header != claimed
-                ? (null, Refusal.BadRequest($"{policy.TaskHeader} disagrees with the token's task claim"))
-                : (claimed, null);
+            return (header, null);
         }
 
-        return (header, null);
+        if (agent.Task is not { } claimed)
+        {
+            return header is null
+                ? (null, null)
+                : (null, Refusal.BadRequest($"tasks are named by the token's '{claim}' claim, which this token does not carry; {policy.TaskHeader} does not stand in for it"));
+        }
+
+        if (!IsTaskId(claimed))
+        {
+            return (null, Refusal.BadRequest("the token's task claim is not a valid task id"));
+        }
+
+        return header is not null && header != claimed
+            ? (null, Refusal.BadRequest($"{policy.TaskHeader} disagrees with the token's task claim"))
+            : (claimed, null);
     }
 
     private static bool IsTaskId(string? text) =>

@@ -9,7 +9,8 @@ namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
 /// Takes the policy decision on the outgoing request, after the route's own transforms, so path
-/// rules are decided on exactly the path that will be forwarded. A refusal is answered here and
+/// rules (and models named in paths or queries) are decided on exactly the path and query that
+/// will be forwarded. A refusal is answered here and
 /// the request is not sent; an allowed request carries its decision on to the injection step.
 /// A retry after an upstream 401 reuses the decision (it is the same request, counted once).
 /// </summary>
@@ -38,7 +39,12 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
                 context.Path.Value ?? "/",
                 feature.Delegation is not null,
                 feature.Body,
-                feature.Task);
+                feature.Task)
+            {
+                Instance = feature.Agent.Instance,
+                Query = context.Query.QueryString.Value,
+                Provider = feature.Route.LlmProvider,
+            };
             PolicyDecision decision;
             try
             {

@@ -5,9 +5,11 @@ namespace AgentGateway.Proxy.Policy;
 
 /// <summary>
 /// A wildcard pattern, compiled once per revision to an anchored, non-backtracking regular
-/// expression (linear time whatever the input). For paths, <c>*</c> stays within one segment and
-/// <c>**</c> crosses segments; for names, <c>*</c> matches anything. Everything else is literal and
-/// case-sensitive: tool names and paths are compared exactly as the upstream will see them.
+/// expression (linear time whatever the input). For paths and every other '/'-separated identifier
+/// (prompt names, model names), <c>*</c> stays within one segment and <c>**</c> crosses segments;
+/// for URIs, neither crosses into the query or fragment, and in the query <c>*</c> stays within one
+/// value; for plain names (tools, subjects), <c>*</c> matches anything. Everything else is literal
+/// and case-sensitive: names and paths are compared exactly as the upstream will see them.
 /// </summary>
 public sealed class GlobPattern
 {
@@ -25,28 +27,34 @@ public sealed class GlobPattern
 
     public static GlobPattern ForName(string pattern) => Compile(pattern, segmentAware: false);
 
+    /// <summary>A resource URI pattern: <c>*</c> is <c>[^/?#]*</c> and <c>**</c> is <c>[^?#]*</c>
+    /// up to a literal '?'; after it, <c>*</c> is one query value (<c>[^&amp;=#]*</c>).</summary>
+    public static GlobPattern ForUri(string pattern) => Compile(pattern, segmentAware: true, uri: true);
+
     public bool IsMatch(string value) => _regex.IsMatch(value);
 
     public override string ToString() => Text;
 
-    private static GlobPattern Compile(string pattern, bool segmentAware)
+    private static GlobPattern Compile(string pattern, bool segmentAware, bool uri = false)
     {
         var regex = new StringBuilder("^");
+        var inQuery = false;
         for (var i = 0; i < pattern.Length; i++)
         {
             var c = pattern[i];
             if (c != '*')
             {
+                inQuery |= uri && c == '?';
                 regex.Append(Regex.Escape(c.ToString()));
             }
             else if (segmentAware && i + 1 < pattern.Length && pattern[i + 1] == '*')
             {
-                regex.Append(".*");
+                regex.Append(uri ? (inQuery ? "[^#]*" : "[^?#]*") : ".*");
                 i++;
             }
             else
             {
-                regex.Append(segmentAware ? "[^/]*" : ".*");
+                regex.Append(!segmentAware ? ".*" : !uri ? "[^/]*" : inQuery ? "[^&=#]*" : "[^/?#]*");
             }
         }
 

@@ -60,8 +60,15 @@ public sealed record Grant(
 /// <summary>At most <see cref="Requests"/> per agent per <see cref="Window"/>.</summary>
 public sealed record RateLimit(int Requests, TimeSpan Window);
 
-/// <summary>A separation rule: after a grant matching <see cref="After"/>, none matching <see cref="Deny"/> in the same task.</summary>
-public sealed record SeparationRule(string Name, IReadOnlyList<string> After, IReadOnlyList<string> Deny, bool Shadow);
+/// <summary>A separation rule: after a grant matching <see cref="After"/>, none matching <see cref="Deny"/>
+/// in the same history (the agent instance's, and the task's when the request names one).</summary>
+/// <param name="RequireTask">Requests allowed by a grant the rule names (in <see cref="After"/> or
+/// <see cref="Deny"/>) must name a task; without one they are refused (<c>task-required</c>).</param>
+public sealed record SeparationRule(string Name, IReadOnlyList<string> After, IReadOnlyList<string> Deny, bool Shadow, bool RequireTask = false)
+{
+    /// <summary>Whether the rule decides on requests allowed by <paramref name="grant"/>.</summary>
+    public bool Names(Grant grant) => After.Any(grant.IsNamed) || Deny.Any(grant.IsNamed);
+}
 
 /// <summary>Everything the <c>Gateway:Policy</c> section compiles to.</summary>
 public sealed record PolicyOptions(
@@ -73,4 +80,32 @@ public sealed record PolicyOptions(
     IReadOnlyList<SeparationRule> Separation)
 {
     public static PolicyOptions Default { get; } = new(1024 * 1024, 4 * 1024 * 1024, "Agent-Task", null, TimeSpan.FromHours(1), []);
+}
+
+/// <summary>An agent's grants by the route they open, enforced and shadow apart.</summary>
+public static class GrantsByRoute
+{
+    /// <summary>
+    /// Splits <paramref name="grants"/> (in the agent's order) by route. Shadow grants never join
+    /// the enforced map: whatever opens a route or decides a request (the route check, the policy
+    /// engine) reads only the enforced one, so a shadow grant opens nothing by construction.
+    /// </summary>
+    public static (FrozenDictionary<string, IReadOnlyList<Grant>> Enforced, FrozenDictionary<string, IReadOnlyList<Grant>> Shadow) Build(IEnumerable<Grant> grants)
+    {
+        var enforced = new Dictionary<string, List<Grant>>(StringComparer.OrdinalIgnoreCase);
+        var shadow = new Dictionary<string, List<Grant>>(StringComparer.OrdinalIgnoreCase);
+        foreach (var grant in grants)
+        {
+            var map = grant.Shadow ? shadow : enforced;
+            foreach (var route in grant.Routes)
+            {
+                (map.TryGetValue(route, out var list) ? list : map[route] = []).Add(grant);
+            }
+        }
+
+        return (Freeze(enforced), Freeze(shadow));
+
+        static FrozenDictionary<string, IReadOnlyList<Grant>> Freeze(Dictionary<string, List<Grant>> map) =>
+            map.ToFrozenDictionary(e => e.Key, e => (IReadOnlyList<Grant>)e.Value, StringComparer.OrdinalIgnoreCase);
+    }
 }

@@ -56,12 +56,17 @@ internal static class PolicyConfigReader
                 }
             }
 
-            var paths = Patterns(entry, "Paths", List(entry, "Paths", s.Paths), GlobPattern.ForPath, problems, p => p.StartsWith('/') ? null : "a path pattern starts with '/'");
+            // A pattern that only identifiers the gateway refuses could match is a mistake: said at load.
+            var paths = Patterns(entry, "Paths", List(entry, "Paths", s.Paths), GlobPattern.ForPath, problems,
+                p => !p.StartsWith('/') ? "a path pattern starts with '/'" : Decidable("path", Identifiers.AmbiguousPath(Placeholder(p))));
             var tools = Patterns(entry, "Mcp:Tools", List(entry, "Mcp:Tools", s.Mcp?.Tools), GlobPattern.ForName, problems, McpNames.CheckToolPattern);
-            var prompts = Patterns(entry, "Mcp:Prompts", List(entry, "Mcp:Prompts", s.Mcp?.Prompts), GlobPattern.ForName, problems, _ => null);
-            var resources = Patterns(entry, "Mcp:Resources", List(entry, "Mcp:Resources", s.Mcp?.Resources), GlobPattern.ForName, problems, _ => null);
+            var prompts = Patterns(entry, "Mcp:Prompts", List(entry, "Mcp:Prompts", s.Mcp?.Prompts), GlobPattern.ForPath, problems,
+                p => Decidable("prompt name", Identifiers.AmbiguousName(Placeholder(p))));
+            var resources = Patterns(entry, "Mcp:Resources", List(entry, "Mcp:Resources", s.Mcp?.Resources), GlobPattern.ForUri, problems,
+                p => Decidable("resource URI", Identifiers.AmbiguousUri(Placeholder(p))));
             var serverRequests = ServerRequests(entry, List(entry, "Mcp:ServerRequests", s.Mcp?.ServerRequests), problems);
-            var models = Patterns(entry, "Models", List(entry, "Models", s.Models), GlobPattern.ForName, problems, _ => null);
+            var models = Patterns(entry, "Models", List(entry, "Models", s.Models), GlobPattern.ForPath, problems,
+                p => Decidable("model name", Identifiers.AmbiguousModel(Placeholder(p))));
 
             // A restriction on bodies the route does not inspect would be silently void.
             foreach (var routeId in s.Routes)
@@ -169,11 +174,17 @@ internal static class PolicyConfigReader
                 }
             }
 
-            rules.Add(new SeparationRule(entry.Key, rule.After, rule.Deny, rule.Shadow));
+            rules.Add(new SeparationRule(entry.Key, rule.After, rule.Deny, rule.Shadow, rule.RequireTask));
         }
 
         return new PolicyOptions(s.MaxInspectedBodyBytes, s.MaxServerEventBytes, s.Task.Header, s.Task.Claim, s.Task.Ttl, rules);
     }
+
+    /// <summary>A pattern with each wildcard standing for one plain character.</summary>
+    private static string Placeholder(string pattern) => pattern.Replace("**", "x", StringComparison.Ordinal).Replace("*", "x", StringComparison.Ordinal);
+
+    private static string? Decidable(string kind, string? why) =>
+        why is null ? null : $"matches only {kind}s the gateway refuses as ambiguous ({why})";
 
     private static FrozenSet<string>? ServerRequests(IConfigurationSection entry, string[]? methods, ConfigProblems problems)
     {

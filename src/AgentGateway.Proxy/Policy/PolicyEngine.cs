@@ -12,7 +12,17 @@ namespace AgentGateway.Proxy.Policy;
 /// <param name="HasDelegation">Whether the request carries a verified delegation.</param>
 /// <param name="Body">The inspected body on inspected routes.</param>
 /// <param name="TaskId">The task the request belongs to, if it names one.</param>
-public sealed record PolicyRequest(Agent Agent, string RouteId, string Method, string Path, bool HasDelegation, InspectedBody? Body, string? TaskId);
+public sealed record PolicyRequest(Agent Agent, string RouteId, string Method, string Path, bool HasDelegation, InspectedBody? Body, string? TaskId)
+{
+    /// <summary>For an agent class, the instance that sent it (its identity's subject); null for an agent of its own.</summary>
+    public string? Instance { get; init; }
+
+    /// <summary>The query string exactly as it will be forwarded (with its '?'), if any.</summary>
+    public string? Query { get; init; }
+
+    /// <summary>Whose request shapes the route's LLM requests have (<c>Metadata:LlmProvider</c>).</summary>
+    public LlmProvider Provider { get; init; }
+}
 
 /// <summary>A decision: the grant that allowed the request, or the refusal; and what shadow policy
 /// would have refused.</summary>
@@ -23,14 +33,21 @@ public sealed record PolicyDecision(Grant? Grant, Refusal? Refusal, IReadOnlyLis
 }
 
 /// <summary>
-/// Decides each request afresh. Of the agent's grants that open the route, the first (in the
-/// agent's order) whose every restriction holds allows it; if none does, the refusal names the
-/// restriction that the closest grant failed. Then the allowing grant's rate limit, then the
-/// task's separation rules — checked and recorded in one atomic step, so two concurrent requests
-/// of one task cannot both slip past a rule.
+/// Decides each request afresh, in two evaluations kept apart. The enforced one sees only the
+/// agent's enforced grants and the enforced separation rules, and alone makes the decision: of the
+/// grants that open the route, the first (in the agent's order) whose every restriction holds
+/// allows it; if none does, the refusal names the restriction that the closest grant failed. Then
+/// the allowing grant's rate limit, then the separation rules that name it — checked and recorded
+/// in one atomic step, so two concurrent requests cannot both slip past a rule. The shadow
+/// evaluation runs after, on a request already decided, with counters and histories of its own:
+/// it can only add "would have refused" records, never change the decision or enforced state.
 /// </summary>
 public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 {
+    private const string EnforcedHistories = "sep";
+
+    private const string ShadowHistories = "sep-shadow";
+
     private enum Stage
     {
         Method,
@@ -42,32 +59,45 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 
     public async ValueTask<PolicyDecision> DecideAsync(PolicyRequest request, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, CancellationToken cancellationToken)
     {
-        if (!request.Agent.RouteGrants.TryGetValue(request.RouteId, out var candidates) || candidates.Count == 0)
+        var now = time.GetUtcNow();
+        var facts = new RequestFacts(request);
+        var decision = await EnforceAsync(request, facts, options, grants, now, cancellationToken);
+        if (decision.Grant is not { } allowed || !decision.Allowed)
+        {
+            return decision;
+        }
+
+        var shadow = await ShadowAsync(request, facts, allowed, options, grants, now, cancellationToken);
+        return shadow.Count == 0 ? decision : decision with { ShadowDenials = shadow };
+    }
+
+    private async ValueTask<PolicyDecision> EnforceAsync(
+        PolicyRequest request, RequestFacts facts, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        // Agent.RouteGrants holds no shadow grant (GrantsByRoute); the filter keeps that true for
+        // an Agent built any other way.
+        var candidates = request.Agent.RouteGrants.TryGetValue(request.RouteId, out var onRoute) ? onRoute.Where(g => !g.Shadow).ToList() : [];
+        if (candidates.Count == 0)
         {
             return Deny(Refusal.GrantMissing($"agent '{request.Agent.Id}' holds no grant for route '{request.RouteId}'"));
         }
 
-        if (candidates.Any(g => g.Paths is not null) && AmbiguousPath(request.Path) is { } ambiguity)
+        // What cannot be decided is refused before any grant is tried, wherever a grant has a rule it could slip past.
+        foreach (var candidate in candidates)
         {
-            return Deny(Refusal.BadRequest($"the path is ambiguous ({ambiguity}); path rules are not decided on it"));
+            if (Ambiguity(candidate, facts) is { } ambiguous)
+            {
+                return Deny(ambiguous);
+            }
         }
 
-        var now = time.GetUtcNow();
-        var shadow = new List<string>();
         Grant? allowed = null;
         (Stage Stage, Refusal Refusal)? closest = null;
         foreach (var grant in candidates)
         {
-            var failure = Check(grant, request, now);
+            var failure = Check(grant, request, facts, now);
             if (failure is null)
             {
-                allowed = grant;
-                break;
-            }
-
-            if (grant.Shadow)
-            {
-                shadow.Add($"{grant.Name}: {failure.Value.Refusal.Reason}");
                 allowed = grant;
                 break;
             }
@@ -80,7 +110,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 
         if (allowed is null)
         {
-            return Deny(closest!.Value.Refusal, shadow);
+            return Deny(closest!.Value.Refusal);
         }
 
         if (allowed.RateLimit is { } limit)
@@ -88,33 +118,78 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
             var hit = await state.HitAsync($"{request.Agent.Id}:{allowed.Name}", limit, now, cancellationToken);
             if (!hit.Allowed)
             {
-                var refusal = Refusal.RateLimited(
-                    $"grant '{allowed.Name}' allows agent '{request.Agent.Id}' {limit.Requests} requests per {limit.Window}", hit.RetryAfter);
-                if (!allowed.Shadow)
-                {
-                    return new PolicyDecision(allowed, refusal, shadow, null);
-                }
-
-                shadow.Add($"{allowed.Name}: rate-limited");
+                return new PolicyDecision(allowed, Refusal.RateLimited(
+                    $"grant '{allowed.Name}' allows agent '{request.Agent.Id}' {limit.Requests} requests per {limit.Window}", hit.RetryAfter), [], null);
             }
         }
 
-        if (request.TaskId is { } task && options.Separation.Count > 0)
+        var rules = options.Separation.Where(r => !r.Shadow).ToList();
+        var (refusal, rule) = await SeparateAsync(request, allowed, rules, EnforcedHistories, options, grants, now, cancellationToken);
+        return new PolicyDecision(allowed, refusal, [], rule);
+    }
+
+    /// <summary>What the agent's shadow grants and the shadow separation rules would have refused of
+    /// a request the enforced evaluation allowed with <paramref name="allowed"/>.</summary>
+    private async ValueTask<List<string>> ShadowAsync(
+        PolicyRequest request, RequestFacts facts, Grant allowed, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var records = new List<string>();
+        try
         {
-            var separation = await SeparateAsync(request, task, allowed, options, grants, now, cancellationToken);
-            if (separation.Refusal is { } refusal)
+            foreach (var grant in request.Agent.ShadowRouteGrants.GetValueOrDefault(request.RouteId) ?? [])
             {
-                return new PolicyDecision(allowed, refusal, shadow, separation.Rule);
+                if ((Ambiguity(grant, facts) ?? Check(grant, request, facts, now)?.Refusal) is { } failure)
+                {
+                    records.Add($"{grant.Name}: {failure.Reason}");
+                }
+                else if (grant.RateLimit is { } limit && !(await state.HitAsync($"shadow:{request.Agent.Id}:{grant.Name}", limit, now, cancellationToken)).Allowed)
+                {
+                    records.Add($"{grant.Name}: rate-limited");
+                }
             }
 
-            shadow.AddRange(separation.Shadow);
+            var rules = options.Separation.Where(r => r.Shadow).ToList();
+            if (await SeparateAsync(request, allowed, rules, ShadowHistories, options, grants, now, cancellationToken) is (Refusal refusal, var rule))
+            {
+                records.Add($"rule {rule ?? "?"}: {refusal.Reason}");
+            }
+        }
+        catch (PolicyStateUnavailableException)
+        {
+            records.Add("shadow separation rules could not be checked (policy-unavailable)");
         }
 
-        return new PolicyDecision(allowed, null, shadow, null);
+        return records;
+    }
+
+    /// <summary>A 400 when the request has no single reading for a rule of <paramref name="grant"/>.</summary>
+    private static Refusal? Ambiguity(Grant grant, RequestFacts facts)
+    {
+        if (grant.Paths is not null && facts.PathAmbiguity is { } path)
+        {
+            return Refusal.BadRequest($"the path is ambiguous ({path}); path rules are not decided on it");
+        }
+
+        if (grant.Resources is not null && facts.ResourceAmbiguity is { } resource)
+        {
+            return Refusal.BadRequest($"the resource URI is ambiguous ({resource}); resource rules are not decided on it");
+        }
+
+        if (grant.Prompts is not null && facts.PromptAmbiguity is { } prompt)
+        {
+            return Refusal.BadRequest($"the prompt name is ambiguous ({prompt}); prompt rules are not decided on it");
+        }
+
+        if (grant.Models is not null && facts.Models.Ambiguity is { } model)
+        {
+            return Refusal.BadRequest($"{model}; model rules are not decided on it");
+        }
+
+        return null;
     }
 
     /// <summary>Null when every restriction of <paramref name="grant"/> holds.</summary>
-    private static (Stage Stage, Refusal Refusal)? Check(Grant grant, PolicyRequest request, DateTimeOffset now)
+    private static (Stage Stage, Refusal Refusal)? Check(Grant grant, PolicyRequest request, RequestFacts facts, DateTimeOffset now)
     {
         if (grant.Methods is { } methods && !methods.Contains(request.Method))
         {
@@ -139,7 +214,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
         return request.Body switch
         {
             { Kind: BodyKind.Mcp } body => CheckMcp(grant, body),
-            { Kind: BodyKind.Llm } body => CheckModel(grant, body),
+            { Kind: BodyKind.Llm } body => CheckModel(grant, body, facts.Models),
             _ => null,
         };
     }
@@ -164,6 +239,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
                 (Stage.Body, Refusal.McpPromptDenied($"grant '{grant.Name}' does not allow prompt '{Printable(body.Target!)}'")),
             "resources/read" or "resources/subscribe" or "resources/unsubscribe" when !Grant.Matches(grant.Resources, body.Target!) =>
                 (Stage.Body, Refusal.McpResourceDenied($"grant '{grant.Name}' does not allow resource '{Printable(body.Target!)}'")),
+            "completion/complete" => CheckCompletion(grant, body),
             // Its subscriptions name resources in a shape the gateway does not decide on yet: only
             // a grant that leaves resources open allows it.
             "subscriptions/listen" when grant.Resources is not null =>
@@ -172,117 +248,161 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
         };
     }
 
-    private static (Stage, Refusal)? CheckModel(Grant grant, InspectedBody body)
+    /// <summary>A completion names the prompt or resource template whose arguments it completes:
+    /// the values it returns are a view into them, so it is decided like a use of them.</summary>
+    private static (Stage, Refusal)? CheckCompletion(Grant grant, InspectedBody body)
+    {
+        if (grant.Prompts is null && grant.Resources is null)
+        {
+            return null;
+        }
+
+        return body.CompletionRef switch
+        {
+            ("ref/prompt", var name) when !Grant.Matches(grant.Prompts, name) =>
+                (Stage.Body, Refusal.McpPromptDenied($"grant '{grant.Name}' does not allow completions for prompt '{Printable(name)}'")),
+            ("ref/resource", var template) when !Grant.Matches(grant.Resources, template) =>
+                (Stage.Body, Refusal.McpResourceDenied($"grant '{grant.Name}' does not allow completions for resource '{Printable(template)}'")),
+            null => (Stage.Body, Refusal.McpMethodDenied($"grant '{grant.Name}' restricts prompts or resources, and this completion/complete names neither")),
+            _ => null,
+        };
+    }
+
+    private static (Stage, Refusal)? CheckModel(Grant grant, InspectedBody body, LlmModels.Reading reading)
     {
         if (grant.Models is null)
         {
             return null;
         }
 
-        if (body.Model is not { } model)
+        if (reading.Models.Count == 0)
         {
-            return (Stage.Body, Refusal.ModelDenied($"grant '{grant.Name}' allows certain models only, and the request names none"));
+            // A request without a body runs no model (a model list, a deletion by id names one in
+            // its path); a body that names none may get the upstream's default model.
+            return body.Bytes.IsEmpty
+                ? null
+                : (Stage.Body, Refusal.ModelDenied($"grant '{grant.Name}' allows certain models only, and the request names none"));
         }
 
-        return Grant.Matches(grant.Models, model) ? null : (Stage.Body, Refusal.ModelDenied($"grant '{grant.Name}' does not allow model '{Printable(model)}'"));
-    }
-
-    private async ValueTask<(Refusal? Refusal, string? Rule, List<string> Shadow)> SeparateAsync(
-        PolicyRequest request, string task, Grant allowed, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
-    {
-        // Which earlier grants would make this one toxic, by rule.
-        var enforced = new Dictionary<string, SeparationRule>(StringComparer.OrdinalIgnoreCase);
-        var shadowed = new Dictionary<string, SeparationRule>(StringComparer.OrdinalIgnoreCase);
-        foreach (var rule in options.Separation)
+        foreach (var model in reading.Models)
         {
-            if (!rule.Deny.Any(allowed.IsNamed))
+            if (!Grant.Matches(grant.Models, model))
             {
-                continue;
-            }
-
-            foreach (var earlier in grants.Values.Where(g => rule.After.Any(g.IsNamed)))
-            {
-                (rule.Shadow ? shadowed : enforced).TryAdd(earlier.Name, rule);
-            }
-        }
-
-        var step = new TaskStep(allowed.Name, request.RouteId, now);
-        IReadOnlyList<TaskStep> hits;
-        try
-        {
-            hits = await state.CheckAndRecordAsync($"{request.Agent.Id}:{task}", step, enforced.Keys, shadowed.Keys.Except(enforced.Keys).ToList(), options.TaskTtl, cancellationToken);
-        }
-        catch (PolicyStateUnavailableException ex)
-        {
-            return enforced.Count > 0
-                ? (Refusal.PolicyUnavailable($"task '{task}': {ex.Message}; separation rules cannot be checked"), null, [])
-                : (null, null, []);
-        }
-
-        var shadow = new List<string>();
-        foreach (var hit in hits)
-        {
-            if (enforced.TryGetValue(hit.Grant, out var rule))
-            {
-                return (Refusal.ToxicCombination(
-                    $"task '{task}' used grant '{hit.Grant}' (route '{hit.Route}', {hit.At:O}); rule '{rule.Name}' forbids grant '{allowed.Name}' after it"),
-                    rule.Name,
-                    shadow);
-            }
-
-            if (shadowed.TryGetValue(hit.Grant, out var shadowRule))
-            {
-                shadow.Add($"rule {shadowRule.Name}: toxic-combination after {hit.Grant}");
-            }
-        }
-
-        return (null, null, shadow);
-    }
-
-    /// <summary>Null when a path has one reading; else what makes it ambiguous. Path rules are
-    /// bypassed through the places where a proxy and an upstream normalise differently.</summary>
-    public static string? AmbiguousPath(string path)
-    {
-        if (path.Contains("//", StringComparison.Ordinal))
-        {
-            return "empty segment";
-        }
-
-        if (path.Contains('\\'))
-        {
-            return "backslash";
-        }
-
-        if (path.Contains(';'))
-        {
-            return "matrix parameter";
-        }
-
-        // The path is already percent-decoded (Kestrel keeps only %2F encoded), so any '%' left is
-        // an encoded slash or a second layer of encoding: %2500 reaches the upstream as %00, which a
-        // C-based server reads as the end of the path. Found by the fuzz target for path rules.
-        if (path.Contains('%'))
-        {
-            return "percent-encoding left after decoding (an encoded slash, or double encoding)";
-        }
-
-        if (path.Any(char.IsControl))
-        {
-            return "control character";
-        }
-
-        foreach (var segment in path.Split('/'))
-        {
-            if (segment is "." or "..")
-            {
-                return "dot segment";
+                return (Stage.Body, Refusal.ModelDenied($"grant '{grant.Name}' does not allow model '{Printable(model)}'"));
             }
         }
 
         return null;
     }
 
-    private static PolicyDecision Deny(Refusal refusal, IReadOnlyList<string>? shadow = null) => new(null, refusal, shadow ?? [], null);
+    /// <summary>
+    /// The separation <paramref name="rules"/> that name <paramref name="allowed"/>, decided on the
+    /// histories of <paramref name="kind"/> the request belongs to: always the agent instance's
+    /// own (a proof, not a label), and the named task's as well. A task label can so link steps
+    /// across instances of an agent, but never take a step out of its instance's history: a
+    /// fresh, changed or absent task id escapes nothing.
+    /// </summary>
+    private async ValueTask<(Refusal? Refusal, string? Rule)> SeparateAsync(
+        PolicyRequest request, Grant allowed, IReadOnlyList<SeparationRule> rules, string kind, PolicyOptions options,
+        IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var named = rules.Where(r => r.Names(allowed)).ToList();
+        if (named.Count == 0)
+        {
+            return (null, null);
+        }
+
+        if (request.TaskId is null && named.FirstOrDefault(r => r.RequireTask) is { } requiring)
+        {
+            return (Refusal.TaskRequired($"rule '{requiring.Name}' decides on grant '{allowed.Name}' per task, and the request names none ({options.TaskHeader}{(options.TaskClaim is { } claim ? $", or the token's '{claim}' claim" : "")})"), requiring.Name);
+        }
+
+        // Which earlier grants would make this one toxic, by rule.
+        var earlier = new Dictionary<string, SeparationRule>(StringComparer.OrdinalIgnoreCase);
+        foreach (var rule in named.Where(r => r.Deny.Any(allowed.IsNamed)))
+        {
+            foreach (var grant in grants.Values.Where(g => rule.After.Any(g.IsNamed)))
+            {
+                earlier.TryAdd(grant.Name, rule);
+            }
+        }
+
+        // Agent ids are letters, digits, '-', '_' and '.', so the braces (a Redis Cluster hash tag:
+        // one agent's histories share a slot, as the atomic script needs) end each key's agent part.
+        var scopes = new List<string> { $"{kind}:{{{request.Agent.Id}}}:instance:{request.Instance}" };
+        if (request.TaskId is { } task)
+        {
+            scopes.Add($"{kind}:{{{request.Agent.Id}}}:task:{task}");
+        }
+
+        IReadOnlyList<HistoryHit> hits;
+        try
+        {
+            hits = await state.CheckAndRecordAsync(scopes, new TaskStep(allowed.Name, request.RouteId, now), earlier.Keys, options.TaskTtl, cancellationToken);
+        }
+        catch (PolicyStateUnavailableException ex) when (kind == EnforcedHistories)
+        {
+            // Unchecked, or unrecorded (then a later step could not be checked against it): refused.
+            return (Refusal.PolicyUnavailable($"{ex.Message}; separation rule '{named[0].Name}' cannot be checked"), null);
+        }
+
+        if (hits.Count == 0)
+        {
+            return (null, null);
+        }
+
+        // The task's own history, when it has the step, is the more telling one to name.
+        var (scope, step) = hits.MaxBy(h => h.Scope)!;
+        var found = earlier[step.Grant];
+        var who = scope == 0
+            ? $"agent '{request.Agent.Id}'{(request.Instance is { } instance ? $" (instance '{Printable(instance)}')" : "")}"
+            : $"task '{request.TaskId}'";
+        return (Refusal.ToxicCombination(
+            $"{who} used grant '{step.Grant}' (route '{step.Route}', {step.At:O}); rule '{found.Name}' forbids grant '{allowed.Name}' after it (histories are kept {options.TaskTtl} after their latest step)"),
+            found.Name);
+    }
+
+    /// <summary>Null when a path has one reading; else what makes it ambiguous (<see cref="Identifiers.AmbiguousPath"/>).</summary>
+    public static string? AmbiguousPath(string path) => Identifiers.AmbiguousPath(path);
+
+    /// <summary>The request's identifiers, each read (and judged) only if a rule needs it.</summary>
+    private sealed class RequestFacts(PolicyRequest request)
+    {
+        private (bool Read, string? Why) _path;
+        private (bool Read, string? Why) _resource;
+        private (bool Read, string? Why) _prompt;
+        private LlmModels.Reading? _models;
+
+        public string? PathAmbiguity => Once(ref _path, () => Identifiers.AmbiguousPath(request.Path));
+
+        public string? ResourceAmbiguity => Once(ref _resource, () => request.Body switch
+        {
+            { Method: "resources/read" or "resources/subscribe" or "resources/unsubscribe", Target: { } uri } => Identifiers.AmbiguousUri(uri),
+            { Method: "completion/complete", CompletionRef: ("ref/resource", var template) } => Identifiers.AmbiguousUri(template, template: true),
+            _ => null,
+        });
+
+        public string? PromptAmbiguity => Once(ref _prompt, () => request.Body switch
+        {
+            { Method: "prompts/get", Target: { } name } => Identifiers.AmbiguousName(name),
+            { Method: "completion/complete", CompletionRef: ("ref/prompt", var name) } => Identifiers.AmbiguousName(name),
+            _ => null,
+        });
+
+        public LlmModels.Reading Models => _models ??= LlmModels.Read(request.Provider, request.Method, request.Path, request.Query, request.Body);
+
+        private static string? Once(ref (bool Read, string? Why) slot, Func<string?> read)
+        {
+            if (!slot.Read)
+            {
+                slot = (true, read());
+            }
+
+            return slot.Why;
+        }
+    }
+
+    private static PolicyDecision Deny(Refusal refusal) => new(null, refusal, [], null);
 
     /// <summary>Names an agent or upstream supplied go into problem bodies, logs and audit records: short and plain.</summary>
     internal static string Printable(string text) =>

@@ -17,22 +17,28 @@ public sealed record TaskStep(string Grant, string Route, DateTimeOffset At)
     }
 }
 
+/// <summary>An earlier step found in one of the histories a check looked in.</summary>
+/// <param name="Scope">The index of the history (in the order the check named them).</param>
+public sealed record HistoryHit(int Scope, TaskStep Step);
+
 /// <summary>The answer to a rate-limit hit.</summary>
 public readonly record struct RateOutcome(bool Allowed, TimeSpan RetryAfter);
 
-/// <summary>The policy state replicas share: rate-limit counters and task histories.</summary>
+/// <summary>The policy state replicas share: rate-limit counters and step histories.</summary>
 public interface IPolicyStateStore
 {
     /// <summary>Counts one request against <paramref name="key"/> in the fixed window containing <paramref name="now"/>.</summary>
     ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Atomically: looks up which of <paramref name="enforced"/> and <paramref name="shadowed"/> grants
-    /// the task used before, and — unless an enforced one was — records <paramref name="step"/>.
-    /// Throws <see cref="PolicyStateUnavailableException"/> when the shared state cannot be read.
+    /// Atomically, across all of <paramref name="scopes"/> (histories: an agent instance's, a
+    /// task's): looks up which of <paramref name="earlier"/> grants any of them used before, and —
+    /// unless one was — records <paramref name="step"/> in every one of them, each kept for
+    /// <paramref name="ttl"/> after its latest step. Throws <see cref="PolicyStateUnavailableException"/>
+    /// when the shared state cannot be read.
     /// </summary>
-    ValueTask<IReadOnlyList<TaskStep>> CheckAndRecordAsync(
-        string taskKey, TaskStep step, IReadOnlyCollection<string> enforced, IReadOnlyCollection<string> shadowed, TimeSpan ttl, CancellationToken cancellationToken);
+    ValueTask<IReadOnlyList<HistoryHit>> CheckAndRecordAsync(
+        IReadOnlyList<string> scopes, TaskStep step, IReadOnlyCollection<string> earlier, TimeSpan ttl, CancellationToken cancellationToken);
 
     /// <summary>Claims <paramref name="key"/> for <paramref name="ttl"/>: true the first time, false
     /// while it is claimed (replay detection). Throws <see cref="PolicyStateUnavailableException"/>
@@ -47,6 +53,11 @@ public sealed class InProcessPolicyStateStore(TimeProvider time) : IPolicyStateS
 {
     private readonly ConcurrentDictionary<string, (long Window, int Count)> _counters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskHistory> _tasks = new(StringComparer.Ordinal);
+
+    // One lock for every check-and-record and for sweeping histories: a step spans several
+    // histories, two steps must not interleave between check and record, and a history must not be
+    // swept between being looked up and being written.
+    private readonly Lock _histories = new();
     private readonly ConcurrentDictionary<string, DateTimeOffset> _claims = new(StringComparer.Ordinal);
     private int _operations;
 
@@ -84,35 +95,42 @@ public sealed class InProcessPolicyStateStore(TimeProvider time) : IPolicyStateS
         return ValueTask.FromResult(new RateOutcome(entry.Count <= limit.Requests, windowEnd - now));
     }
 
-    public ValueTask<IReadOnlyList<TaskStep>> CheckAndRecordAsync(
-        string taskKey, TaskStep step, IReadOnlyCollection<string> enforced, IReadOnlyCollection<string> shadowed, TimeSpan ttl, CancellationToken cancellationToken)
+    public ValueTask<IReadOnlyList<HistoryHit>> CheckAndRecordAsync(
+        IReadOnlyList<string> scopes, TaskStep step, IReadOnlyCollection<string> earlier, TimeSpan ttl, CancellationToken cancellationToken)
     {
         Sweep();
-        var history = _tasks.GetOrAdd(taskKey, static _ => new TaskHistory());
-        lock (history)
+        lock (_histories)
         {
+            var histories = scopes.Select(scope => _tasks.GetOrAdd(scope, static _ => new TaskHistory())).ToList();
             var now = time.GetUtcNow();
-            if (history.ExpiresAt < now)
+            var hits = new List<HistoryHit>();
+            for (var i = 0; i < histories.Count; i++)
             {
-                history.Steps.Clear();
-            }
-
-            var hits = new List<TaskStep>();
-            foreach (var name in enforced.Concat(shadowed))
-            {
-                if (history.Steps.TryGetValue(name, out var earlier))
+                var history = histories[i];
+                if (history.ExpiresAt < now)
                 {
-                    hits.Add(earlier);
+                    history.Steps.Clear();
+                }
+
+                foreach (var name in earlier)
+                {
+                    if (history.Steps.TryGetValue(name, out var found))
+                    {
+                        hits.Add(new HistoryHit(i, found));
+                    }
                 }
             }
 
-            if (!hits.Any(h => enforced.Contains(h.Grant, StringComparer.OrdinalIgnoreCase)))
+            if (hits.Count == 0)
             {
-                history.Steps.TryAdd(step.Grant, step);
-                history.ExpiresAt = now + ttl;
+                foreach (var history in histories)
+                {
+                    history.Steps.TryAdd(step.Grant, step);
+                    history.ExpiresAt = now + ttl;
+                }
             }
 
-            return ValueTask.FromResult<IReadOnlyList<TaskStep>>(hits);
+            return ValueTask.FromResult<IReadOnlyList<HistoryHit>>(hits);
         }
     }
 
@@ -125,11 +143,14 @@ public sealed class InProcessPolicyStateStore(TimeProvider time) : IPolicyStateS
         }
 
         var now = time.GetUtcNow();
-        foreach (var (key, history) in _tasks)
+        lock (_histories)
         {
-            if (history.ExpiresAt < now)
+            foreach (var (key, history) in _tasks)
             {
-                _tasks.TryRemove(key, out _);
+                if (history.ExpiresAt < now)
+                {
+                    _tasks.TryRemove(key, out _);
+                }
             }
         }
 
@@ -166,21 +187,23 @@ public sealed partial class RedisPolicyStateStore(
 {
     private static readonly TimeSpan CommandBudget = TimeSpan.FromMilliseconds(500);
 
-    // KEYS[1] task; ARGV: grant, step, ttl ms, number of enforced names, enforced names…, shadowed names…
+    // KEYS: the histories; ARGV: grant, step, ttl ms, earlier grant names…
+    // Returns (history index, grant, step) triples of what was found; records only if nothing was.
     private const string CheckAndRecordScript = """
         local hits = {}
-        local enforcedHit = false
-        local n = tonumber(ARGV[4])
-        for i = 5, #ARGV do
-          local v = redis.call('HGET', KEYS[1], ARGV[i])
-          if v then
-            table.insert(hits, ARGV[i]); table.insert(hits, v)
-            if i < 5 + n then enforcedHit = true end
+        for k = 1, #KEYS do
+          for i = 4, #ARGV do
+            local v = redis.call('HGET', KEYS[k], ARGV[i])
+            if v then
+              table.insert(hits, k - 1); table.insert(hits, ARGV[i]); table.insert(hits, v)
+            end
           end
         end
-        if not enforcedHit then
-          redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        if #hits == 0 then
+          for k = 1, #KEYS do
+            redis.call('HSETNX', KEYS[k], ARGV[1], ARGV[2])
+            redis.call('PEXPIRE', KEYS[k], ARGV[3])
+          end
         end
         return hits
         """;
@@ -223,29 +246,28 @@ public sealed partial class RedisPolicyStateStore(
         }
     }
 
-    public async ValueTask<IReadOnlyList<TaskStep>> CheckAndRecordAsync(
-        string taskKey, TaskStep step, IReadOnlyCollection<string> enforced, IReadOnlyCollection<string> shadowed, TimeSpan ttl, CancellationToken cancellationToken)
+    public async ValueTask<IReadOnlyList<HistoryHit>> CheckAndRecordAsync(
+        IReadOnlyList<string> scopes, TaskStep step, IReadOnlyCollection<string> earlier, TimeSpan ttl, CancellationToken cancellationToken)
     {
-        var args = new List<RedisValue> { step.Grant, step.Encode(), (long)ttl.TotalMilliseconds, enforced.Count };
-        args.AddRange(enforced.Select(n => (RedisValue)n));
-        args.AddRange(shadowed.Select(n => (RedisValue)n));
+        var args = new List<RedisValue> { step.Grant, step.Encode(), (long)ttl.TotalMilliseconds };
+        args.AddRange(earlier.Select(n => (RedisValue)n));
         RedisResult result;
         try
         {
-            result = await redis.GetDatabase().ScriptEvaluateAsync(CheckAndRecordScript, [(RedisKey)("agw:task:" + taskKey)], [.. args])
+            result = await redis.GetDatabase().ScriptEvaluateAsync(CheckAndRecordScript, [.. scopes.Select(s => (RedisKey)("agw:" + s))], [.. args])
                 .WaitAsync(CommandBudget, cancellationToken);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             Log.TaskStateUnavailable(logger, ex.GetType().Name);
-            throw new PolicyStateUnavailableException("the shared task history (Redis) is unreachable", ex);
+            throw new PolicyStateUnavailableException("the shared step history (Redis) is unreachable", ex);
         }
 
-        var values = (RedisValue[])result!;
-        var hits = new List<TaskStep>();
-        for (var i = 0; i + 1 < values.Length; i += 2)
+        var values = (RedisResult[])result!;
+        var hits = new List<HistoryHit>();
+        for (var i = 0; i + 2 < values.Length; i += 3)
         {
-            hits.Add(TaskStep.Decode(values[i]!, values[i + 1]!));
+            hits.Add(new HistoryHit((int)values[i], TaskStep.Decode((string)values[i + 1]!, (string)values[i + 2]!)));
         }
 
         return hits;
@@ -256,7 +278,7 @@ public sealed partial class RedisPolicyStateStore(
         [LoggerMessage(EventId = 2401, Level = LogLevel.Warning, Message = "Redis is unavailable for rate limits ({Reason}); counting in this process until it is back")]
         public static partial void RateFallback(ILogger logger, string reason);
 
-        [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Redis is unavailable for task histories ({Reason}); requests that a separation rule must check are refused")]
+        [LoggerMessage(EventId = 2402, Level = LogLevel.Warning, Message = "Redis is unavailable for step histories ({Reason}); requests that a separation rule must check are refused")]
         public static partial void TaskStateUnavailable(ILogger logger, string reason);
 
         [LoggerMessage(EventId = 2403, Level = LogLevel.Warning, Message = "Redis is unavailable for replay detection ({Reason}); DPoP-bound requests are refused")]

@@ -55,7 +55,9 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
 
     public static Refusal OutsideHours(string detail) => new(403, "outside-hours", "No grant allows this at this time", detail);
 
-    public static Refusal ToxicCombination(string detail) => new(403, "toxic-combination", "This task may not combine these steps", detail);
+    public static Refusal ToxicCombination(string detail) => new(403, "toxic-combination", "This agent or task may not combine these steps", detail);
+
+    public static Refusal TaskRequired(string detail) => new(403, "task-required", "A separation rule decides on this step per task, and the request names none", detail);
 
     public static Refusal SecretInRequest(string detail) => new(403, "secret-in-request", "The request carries a secret the gateway holds", detail);
 

@@ -32,6 +32,9 @@ public sealed class McpToolServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ConcurrentQueue<SeenRequest> _requests = new();
     private readonly ConcurrentQueue<string> _toolCalls = new();
+    private readonly ConcurrentQueue<string> _served = new();
+    private readonly ConcurrentQueue<string> _prompts = new();
+    private readonly ConcurrentQueue<string> _completions = new();
 
     private McpToolServer(WebApplication app, string url)
     {
@@ -49,6 +52,20 @@ public sealed class McpToolServer : IAsyncDisposable
 
     /// <summary>The tool calls the server actually executed, as "name(argument)".</summary>
     public IReadOnlyList<string> ToolCalls => [.. _toolCalls];
+
+    /// <summary>The resources the server served, by the URI it resolved each request to.</summary>
+    public IReadOnlyList<string> Served => [.. _served];
+
+    /// <summary>The prompts the server rendered, by name.</summary>
+    public IReadOnlyList<string> Prompts => [.. _prompts];
+
+    /// <summary>The completions the server answered, as "type name".</summary>
+    public IReadOnlyList<string> Completions => [.. _completions];
+
+    /// <summary>A document anyone may read, and the text behind it that a grant keeps from agents.</summary>
+    public const string Document = "demo://resource/static/document/readme";
+
+    public const string Secret = "demo://resource/dynamic/text/1";
 
     /// <param name="auth">The authorization server whose tokens it accepts.</param>
     /// <param name="port">The loopback port to listen on.</param>
@@ -153,7 +170,69 @@ public sealed class McpToolServer : IAsyncDisposable
                         }
                     },
                     new McpServerToolCreateOptions { Name = "ask_user", Description = "Asks the client's user (MCP elicitation)." }),
-            ]);
+            ])
+            // Resources served the way a file-like server resolves a URI against its root (the
+            // reference server resolves with a URL parser): whatever reaches it is decoded, dot
+            // segments removed, and then looked up — so a '..' that got through would be served.
+            .WithListResourcesHandler((_, _) => ValueTask.FromResult(new ListResourcesResult
+            {
+                Resources = [new Resource { Uri = Document, Name = "readme" }, new Resource { Uri = Secret, Name = "secret" }],
+            }))
+            .WithListResourceTemplatesHandler((_, _) => ValueTask.FromResult(new ListResourceTemplatesResult
+            {
+                ResourceTemplates =
+                [
+                    new ResourceTemplate { UriTemplate = "demo://resource/static/document/{+path}", Name = "documents" },
+                    new ResourceTemplate { UriTemplate = "demo://resource/dynamic/text/{id}", Name = "texts" },
+                ],
+            }))
+            .WithReadResourceHandler((context, _) =>
+            {
+                var resolved = LenientUri.Resolve(context.Params!.Uri);
+                string text;
+                if (resolved.StartsWith("demo://resource/static/document/", StringComparison.Ordinal))
+                {
+                    text = "a public document";
+                }
+                else if (resolved.StartsWith("demo://resource/dynamic/text/", StringComparison.Ordinal))
+                {
+                    text = "SECRET text " + resolved["demo://resource/dynamic/text/".Length..];
+                }
+                else
+                {
+                    throw new McpException($"no resource {resolved}");
+                }
+
+                server!._served.Enqueue(resolved);
+                return ValueTask.FromResult(new ReadResourceResult { Contents = [new TextResourceContents { Uri = context.Params.Uri, Text = text }] });
+            })
+            .WithPrompts(
+            [
+                McpServerPrompt.Create(
+                    () =>
+                    {
+                        server!._prompts.Enqueue("summarize");
+                        return "Summarize the ticket.";
+                    },
+                    new McpServerPromptCreateOptions { Name = "summarize" }),
+                McpServerPrompt.Create(
+                    () =>
+                    {
+                        server!._prompts.Enqueue("internal_notes");
+                        return "SECRET internal notes.";
+                    },
+                    new McpServerPromptCreateOptions { Name = "internal_notes" }),
+            ])
+            .WithCompleteHandler((context, _) =>
+            {
+                server!._completions.Enqueue(context.Params!.Ref switch
+                {
+                    PromptReference prompt => "prompt " + prompt.Name,
+                    ResourceTemplateReference template => "resource " + template.Uri,
+                    var other => "other " + other.Type,
+                });
+                return ValueTask.FromResult(new CompleteResult { Completion = new Completion { Values = ["one"] } });
+            });
 
         var app = builder.Build();
         server = new McpToolServer(app, url);
@@ -188,6 +267,9 @@ public sealed class McpToolServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
+
+    /// <summary>The requests the server received that carry <paramref name="text"/> in their body.</summary>
+    public IEnumerable<SeenRequest> BodiesWith(string text) => Requests.Where(r => r.Body.Contains(text, StringComparison.Ordinal));
 
     /// <param name="Subject">The <c>sub</c> of a token the server accepted, or null.</param>
     /// <param name="Body">The request body as text.</param>

@@ -126,7 +126,7 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_toxic_combination_is_refused_within_a_task_naming_the_earlier_step_and_allowed_in_a_fresh_task()
+    public async Task A_toxic_combination_is_refused_within_a_task_naming_the_earlier_step_and_a_fresh_task_escapes_nothing()
     {
         var config = WithEmailHop(fx.Config(withRedis: true));
         config["Gateway"]!["Grants"]!["crm-read"]!["Labels"] = new JsonArray("reads-crm");
@@ -145,7 +145,10 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
         using var emailFirst = await SendAsync(first, HttpMethod.Post, "/email/send", token, "{}", task: "other-" + task);
         using var read = await SendAsync(first, HttpMethod.Get, "/crm/accounts", token, task: task);
         using var toxic = await SendAsync(second, HttpMethod.Post, "/email/send", token, "{}", task: task);
+        // The same step under another label: a fresh task id, a changed one, none at all.
         using var fresh = await SendAsync(second, HttpMethod.Post, "/email/send", token, "{}", task: task + "-next");
+        using var none = await SendAsync(first, HttpMethod.Post, "/email/send", token, "{}");
+        using var earlierTask = await SendAsync(first, HttpMethod.Post, "/email/send", token, "{}", task: "other-" + task);
 
         Assert.Equal(HttpStatusCode.OK, emailFirst.StatusCode);
         Assert.Equal(HttpStatusCode.OK, read.StatusCode);
@@ -154,10 +157,165 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Contains("crm-read", detail, StringComparison.Ordinal);
         Assert.Contains("route 'crm'", detail, StringComparison.Ordinal);
         Assert.Contains("no-exfiltration", detail, StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.OK, fresh.StatusCode);
-        // Three forwarded, and the task header never left the gateway.
+        await ProblemAssert.IsProblemAsync(fresh, HttpStatusCode.Forbidden, "toxic-combination");
+        await ProblemAssert.IsProblemAsync(none, HttpStatusCode.Forbidden, "toxic-combination");
+        await ProblemAssert.IsProblemAsync(earlierTask, HttpStatusCode.Forbidden, "toxic-combination");
+        // Two forwarded, and the task header never left the gateway.
+        Assert.Equal(2, fx.Crm.Received.Count);
+        Assert.All(Enumerable.Range(0, 2), i => Assert.Null(fx.Crm.Header(i, "Agent-Task")));
+        fx.Crm.AssertNeverSaw(token);
+    }
+
+    [Fact]
+    public async Task Without_a_task_an_agent_instances_own_history_holds_across_replicas_and_instances_stay_apart()
+    {
+        var prefix = "worker-" + Guid.NewGuid().ToString("N")[..6];
+        await fx.Auth.RegisterClientAsync(prefix + "-1", "worker-secret", [], "gateway");
+        await fx.Auth.RegisterClientAsync(prefix + "-2", "worker-secret", [], "gateway");
+        var config = WithSeparation(WithEmailHop(fx.Config(withRedis: true)));
+        config["Gateway"]!["Agents"]!["workers"] = new JsonObject
+        {
+            ["Owner"] = "batch-team@example.test",
+            ["Class"] = new JsonObject { ["Issuer"] = "corp", ["SubjectPattern"] = prefix + "-*" },
+            ["Grants"] = new JsonArray("crm-read", "email-send"),
+        };
+        await using var first = await GatewayInstance.StartAsync(config);
+        await using var second = await GatewayInstance.StartAsync(config);
+        var one = await fx.Auth.GetTokenAsync(prefix + "-1", "worker-secret", "gateway");
+        var two = await fx.Auth.GetTokenAsync(prefix + "-2", "worker-secret", "gateway");
+
+        using var read = await SendAsync(first, HttpMethod.Get, "/crm/accounts", one);
+        using var toxic = await SendAsync(second, HttpMethod.Post, "/email/send", one, "{}");
+        using var labelled = await SendAsync(first, HttpMethod.Post, "/email/send", one, "{}", task: "fresh-" + prefix);
+        using var otherInstance = await SendAsync(second, HttpMethod.Post, "/email/send", two, "{}");
+
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        var problem = await ProblemAssert.IsProblemAsync(toxic, HttpStatusCode.Forbidden, "toxic-combination");
+        Assert.Contains($"instance '{prefix}-1'", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await ProblemAssert.IsProblemAsync(labelled, HttpStatusCode.Forbidden, "toxic-combination");
+        Assert.Equal(HttpStatusCode.OK, otherInstance.StatusCode);
+        Assert.Equal(2, fx.Crm.Received.Count);
+        fx.Crm.AssertNeverSaw(one);
+        fx.Crm.AssertNeverSaw(two);
+    }
+
+    [Fact]
+    public async Task Require_task_refuses_task_less_requests_on_the_grants_a_rule_names()
+    {
+        var config = WithSeparation(WithEmailHop(fx.Config(withRedis: false)));
+        config["Gateway"]!["Policy"]!["Separation"]!["no-exfiltration"]!["RequireTask"] = true;
+        config["Gateway"]!["Grants"]!["llm"] = new JsonObject { ["Routes"] = new JsonArray("openai") };
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var token = await fx.AgentTokenAsync();
+
+        using var readNone = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts", token);
+        using var emailNone = await SendAsync(gateway, HttpMethod.Post, "/email/send", token, "{}");
+        using var readTask = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts", token, task: "t1");
+        using var unnamed = await gateway.GetAsAgentAsync("/llm/openai/v1/models", token);
+
+        var problem = await ProblemAssert.IsProblemAsync(readNone, HttpStatusCode.Forbidden, "task-required");
+        Assert.Contains("no-exfiltration", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await ProblemAssert.IsProblemAsync(emailNone, HttpStatusCode.Forbidden, "task-required");
+        Assert.Equal(HttpStatusCode.OK, readTask.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, unnamed.StatusCode);
+        Assert.Single(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task A_configured_task_claim_is_the_only_source_of_the_task_and_its_absence_is_covered()
+    {
+        var config = WithSeparation(WithEmailHop(fx.Config(withRedis: false)));
+        config["Gateway"]!["Policy"]!["Task"] = new JsonObject { ["Claim"] = "task" };
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var now = DateTime.UtcNow;
+        var withTask = fx.Auth.Mint(Clients.Alpha, AuthorizationServer.GatewayAudience, now.AddMinutes(-1), now.AddMinutes(10), claims: new Dictionary<string, object> { ["task"] = "ticket-7" });
+        var without = fx.Auth.Mint(Clients.Alpha, AuthorizationServer.GatewayAudience, now.AddMinutes(-1), now.AddMinutes(10));
+
+        using var claimed = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts", withTask, task: "ticket-7");
+        using var contradicted = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts", withTask, task: "ticket-8");
+        // A token without the claim: the header does not stand in for it...
+        using var headerOnly = await SendAsync(gateway, HttpMethod.Post, "/email/send", without, "{}", task: "ticket-9");
+        // ...and without a task the agent's own history still holds: it read the CRM in ticket-7.
+        using var taskless = await SendAsync(gateway, HttpMethod.Post, "/email/send", without, "{}");
+
+        Assert.Equal(HttpStatusCode.OK, claimed.StatusCode);
+        await ProblemAssert.IsProblemAsync(contradicted, HttpStatusCode.BadRequest, "bad-request");
+        var problem = await ProblemAssert.IsProblemAsync(headerOnly, HttpStatusCode.BadRequest, "bad-request");
+        Assert.Contains("'task' claim", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await ProblemAssert.IsProblemAsync(taskless, HttpStatusCode.Forbidden, "toxic-combination");
+        Assert.Single(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task A_shadow_grant_never_opens_what_the_enforced_grants_refuse()
+    {
+        // The report: GET on /accounts/** enforced, a tighter shadow grant beside it, and
+        // DELETE /admin/users/x reached the upstream on the shadow grant.
+        var config = fx.Config(withRedis: false);
+        var grants = config["Gateway"]!["Grants"]!;
+        grants["crm-read"] = new JsonObject { ["Routes"] = new JsonArray("crm"), ["Methods"] = new JsonArray("GET"), ["Paths"] = new JsonArray("/accounts/**") };
+        grants["crm-tighter"] = new JsonObject
+        {
+            ["Routes"] = new JsonArray("crm", "billing"), ["Methods"] = new JsonArray("GET"), ["Paths"] = new JsonArray("/accounts/*"), ["Shadow"] = true,
+            ["RateLimit"] = new JsonObject { ["Requests"] = 1, ["Window"] = "00:10:00" },
+        };
+        config["Gateway"]!["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("crm-tighter");
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var token = await fx.AgentTokenAsync();
+
+        var refused = new List<(string, HttpStatusCode, string?)>();
+        foreach (var (method, path) in new[]
+        {
+            (HttpMethod.Delete, "/crm/admin/users/x"), (HttpMethod.Post, "/crm/admin/users"), (HttpMethod.Put, "/crm/accounts/1"),
+            (HttpMethod.Get, "/crm/admin/users"), (HttpMethod.Delete, "/crm/accounts/1"),
+            // A route only the shadow grant names is not opened by it.
+            (HttpMethod.Get, "/billing/accounts/1"), (HttpMethod.Delete, "/billing/admin/users/x"),
+        })
+        {
+            using var response = await SendAsync(gateway, method, path, token, method == HttpMethod.Get || method == HttpMethod.Delete ? null : "{}");
+            refused.Add(($"{method} {path}", response.StatusCode, ReasonOf(await response.Content.ReadAsStringAsync())));
+        }
+
+        using var allowed = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/1/orders", token);
+        using var again = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/1", token);
+        using var third = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/2", token);
+
+        Assert.All(refused, r => Assert.True(r.Item2 == HttpStatusCode.Forbidden && r.Item3 is "method-denied" or "path-denied" or "grant-missing", $"{r.Item1}: {(int)r.Item2} {r.Item3}"));
+        Assert.Equal("grant-missing", refused[^1].Item3);
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        // The shadow rate limit (1 per 10 minutes) is recorded, never enforced.
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, third.StatusCode);
+        Assert.Equal(["/accounts/1/orders", "/accounts/1", "/accounts/2"], fx.Crm.Received.Select(r => r.RequestMessage.Path));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Shadow policy would refuse agent support-bot on route crm: crm-tighter: path-denied", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("crm-tighter: rate-limited", StringComparison.Ordinal));
+        fx.Crm.AssertNeverSaw(token);
+    }
+
+    [Fact]
+    public async Task A_shadow_separation_rule_records_and_never_refuses()
+    {
+        var config = WithEmailHop(fx.Config(withRedis: false));
+        config["Gateway"]!["Policy"] = new JsonObject
+        {
+            ["Separation"] = new JsonObject
+            {
+                ["no-exfiltration"] = new JsonObject { ["After"] = new JsonArray("crm-read"), ["Deny"] = new JsonArray("email-send"), ["Shadow"] = true, ["RequireTask"] = true },
+            },
+        };
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var token = await fx.AgentTokenAsync();
+
+        using var read = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts", token, task: "t1");
+        using var taskless = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts", token);
+        using var email = await SendAsync(gateway, HttpMethod.Post, "/email/send", token, "{}", task: "t1");
+
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, taskless.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, email.StatusCode);
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("on route crm: rule no-exfiltration: task-required", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("on route email: rule no-exfiltration: toxic-combination", StringComparison.Ordinal));
         Assert.Equal(3, fx.Crm.Received.Count);
-        Assert.All(Enumerable.Range(0, 3), i => Assert.Null(fx.Crm.Header(i, "Agent-Task")));
     }
 
     [Fact]
@@ -219,8 +377,10 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
             ["Hours"] = new JsonArray(new JsonObject { ["From"] = now.AddHours(2).ToString("HH:mm"), ["To"] = now.AddHours(3).ToString("HH:mm") }),
         };
         grants["crm-read"] = new JsonObject { ["Routes"] = new JsonArray("crm"), ["RequireDelegation"] = true };
-        grants["billing"] = new JsonObject { ["Routes"] = new JsonArray("billing"), ["Methods"] = new JsonArray("GET"), ["Shadow"] = true };
+        grants["billing"] = new JsonObject { ["Routes"] = new JsonArray("billing") };
+        grants["billing-read-only"] = new JsonObject { ["Routes"] = new JsonArray("billing"), ["Methods"] = new JsonArray("GET"), ["Shadow"] = true };
         config["Gateway"]!["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("billing");
+        config["Gateway"]!["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("billing-read-only");
         await using var gateway = await GatewayInstance.StartAsync(config);
         var token = await fx.AgentTokenAsync();
         var userToken = await fx.UserTokenAsync("alice");
@@ -234,7 +394,7 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
         await ProblemAssert.IsProblemAsync(alone, HttpStatusCode.Forbidden, "delegation-required");
         Assert.Equal(HttpStatusCode.OK, forUser.StatusCode);
         Assert.Equal(HttpStatusCode.OK, shadowed.StatusCode);
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Shadow policy would refuse agent support-bot on route billing: billing: method-denied", StringComparison.Ordinal));
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Shadow policy would refuse agent support-bot on route billing: billing-read-only: method-denied", StringComparison.Ordinal));
         Assert.Empty(fx.Llm.Received);
         Assert.Equal(2, fx.Crm.Received.Count);
         fx.Crm.AssertNeverSaw(userToken);
@@ -250,6 +410,31 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
             ["Models"] = new JsonArray([.. models.Select(m => (JsonNode)m)]),
         };
         return config;
+    }
+
+    /// <summary>Rule <c>no-exfiltration</c>: no <c>email-send</c> after <c>crm-read</c>.</summary>
+    private static JsonObject WithSeparation(JsonObject config)
+    {
+        config["Gateway"]!["Policy"] = new JsonObject
+        {
+            ["Separation"] = new JsonObject
+            {
+                ["no-exfiltration"] = new JsonObject { ["After"] = new JsonArray("crm-read"), ["Deny"] = new JsonArray("email-send") },
+            },
+        };
+        return config;
+    }
+
+    private static string? ReasonOf(string body)
+    {
+        try
+        {
+            return System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("reason").GetString();
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Route <c>email</c> (the CRM upstream, no hop credential) opened by grant <c>email-send</c>.</summary>
