@@ -26,6 +26,7 @@ public static class FuzzTargets
         ["llm"] = LlmBody,
         ["header"] = HeaderName,
         ["path"] = PathRule,
+        ["uri"] = ResourceUri,
         ["sse"] = ServerStream,
     };
 
@@ -150,6 +151,30 @@ public static class FuzzTargets
         if (!Models.IsMatch(lenient) && lenient != "/v1/models")
         {
             throw new FuzzFindingException($"'{Printable(path)}' matched /v1/models/* but a lenient upstream reads '{Printable(lenient)}'");
+        }
+    }
+
+    private static GlobPattern? _documents;
+
+    private static GlobPattern Documents => _documents ??= GlobPattern.ForUri("demo://resource/static/document/*");
+
+    /// <summary>An MCP resource URI: if the gateway decides on it at all (it has one reading) and
+    /// the resource pattern matches it, then what a lenient resolving server makes of it (decoded
+    /// however many times, query and fragment cut, backslashes, dot segments and Windows-trimmed
+    /// segments resolved) is still one document under the pattern's folder.</summary>
+    public static void ResourceUri(byte[] input)
+    {
+        var uri = "demo://resource/static/document/" + Encoding.UTF8.GetString(input);
+        if (Identifiers.AmbiguousUri(uri) is not null || !Documents.IsMatch(uri))
+        {
+            return;
+        }
+
+        var path = uri["demo://resource".Length..];
+        var lenient = LenientPath.Normalise(path.Split('?', '#')[0]);
+        if (lenient != "/static/document" && !(lenient.StartsWith("/static/document/", StringComparison.Ordinal) && lenient.Count(c => c == '/') == 3))
+        {
+            throw new FuzzFindingException($"'{Printable(uri)}' matched {Documents} but a lenient server reads '{Printable(lenient)}'");
         }
     }
 
@@ -310,7 +335,8 @@ public static class FuzzTargets
 public sealed class FuzzFindingException(string message) : Exception(message);
 
 /// <summary>What a lenient upstream might make of a path: percent-decoded until stable,
-/// backslashes as slashes, matrix parameters and NULs cut, empty and dot segments resolved.</summary>
+/// backslashes as slashes, matrix parameters and NULs cut, trailing dots and spaces trimmed from a
+/// segment (Windows), empty and dot segments resolved.</summary>
 public static class LenientPath
 {
     public static string Normalise(string path)
@@ -333,6 +359,11 @@ public static class LenientPath
         foreach (var raw in decoded.Split('/'))
         {
             var segment = raw.Split(';')[0].Split('\0')[0];
+            if (segment.Length > 0 && segment.TrimEnd('.', ' ').Length == 0)
+            {
+                segment = segment.Contains("..", StringComparison.Ordinal) ? ".." : ".";
+            }
+
             if (segment is "" or ".")
             {
                 continue;
