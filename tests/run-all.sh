@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test project of AgentGateway on a fresh Debian machine with the .NET 10 SDK.
-# Sets up what it needs: redis-server (the functional tests start their own on a free port),
-# the MCP conformance suite with its Node.js (npm, into tests/conformance) and the NuGet packages. Ends with one line summing all projects: "N passed, N failed, N skipped".
+# Sets up what it needs: redis-server and postgresql (the functional tests start their own on free
+# ports), the MCP conformance suite with its Node.js (npm, into tests/conformance) and the NuGet packages. Ends with one line summing all projects: "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,14 @@ if [ ! -x "$conformance/node_modules/node/bin/node" ] || ! cmp -s "$conformance/
   echo "Installing the MCP conformance suite…"
   (cd "$conformance" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$conformance/package-lock.json" "$stamp"
+fi
+
+# The database hop's tests run a real PostgreSQL (initdb and pg_ctl as the postgres user) and psql.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
+  echo "Installing postgresql and postgresql-client…"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql postgresql-client >/dev/null
 fi
 
 dotnet restore AgentGateway.sln --verbosity quiet

@@ -15,6 +15,10 @@ public sealed record HopCredential(
     CredentialSource Source,
     DateTimeOffset? ExpiresAt)
 {
+    /// <summary>The token itself, for a hop that carries it outside an HTTP header (a database login
+    /// takes it as the password). Set by the token kinds; secret-bearing like <see cref="HeaderValue"/>.</summary>
+    public string? Secret { get; init; }
+
     public override string ToString() =>
         $"{CredentialName} ({Kind}, {HeaderName ?? "no header"}, fingerprint {Fingerprint}, {Source})";
 }

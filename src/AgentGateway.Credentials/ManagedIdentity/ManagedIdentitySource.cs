@@ -48,7 +48,7 @@ internal sealed partial class ManagedIdentitySource : ICredentialSource
         try
         {
             var (token, source) = await _cache.GetOrFetchAsync(CacheKey, agentId: null, _definition.Timeout, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
-            return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt));
+            return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt) { Secret = token.AccessToken });
         }
         catch (CredentialFetchException ex)
         {

@@ -37,7 +37,7 @@ internal abstract class OAuthTokenSource(string name, string header, ClientAuthe
         try
         {
             var (token, source) = await cache.GetOrFetchAsync(key, agentId, fetchTimeout, state, fetch, cancellationToken);
-            return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt));
+            return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt) { Secret = token.AccessToken });
         }
         catch (CredentialFetchException ex)
         {

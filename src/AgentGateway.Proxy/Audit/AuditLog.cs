@@ -106,6 +106,27 @@ public sealed partial class AuditLog : IAsyncDisposable
             Detail = reason,
         });
 
+    /// <summary>A database session opened, ended, or a database connection refused.</summary>
+    public ValueTask DatabaseSessionAsync(string kind, DatabaseAuditFacts facts) =>
+        EnqueueAsync(new Entry(kind, _time.GetUtcNow(), TraceId())
+        {
+            Agent = facts.Agent,
+            Grant = facts.Grant,
+            Database = facts.Database,
+            Role = facts.Role,
+            Reason = facts.Reason,
+            Detail = facts.Detail,
+            Credential = facts.Credential,
+            Kind = facts.Kind,
+            Source = facts.Source,
+            Fingerprint = facts.Fingerprint,
+            ExpiresAt = facts.ExpiresAt,
+            Destination = facts.Destination,
+            BytesToServer = facts.BytesToServer,
+            BytesToAgent = facts.BytesToAgent,
+            DurationMs = facts.Duration is { } duration ? (long)duration.TotalMilliseconds : null,
+        });
+
     /// <summary>An entry with what is known of a request that passed identification and policy.</summary>
     private Entry ForRequest(string kind, HttpContext context, GatewayRequestFeature feature) =>
         new(kind, _time.GetUtcNow(), TraceId())
@@ -214,12 +235,26 @@ public sealed partial class AuditLog : IAsyncDisposable
         }
 
         Optional(json, "destination", e.Destination);
+        Optional(json, "database", e.Database);
+        Optional(json, "role", e.Role);
+        OptionalNumber(json, "bytesToServer", e.BytesToServer);
+        OptionalNumber(json, "bytesToAgent", e.BytesToAgent);
+        OptionalNumber(json, "durationMs", e.DurationMs);
+
         json.WriteEndObject();
         json.Flush();
 
         // ISO 8601 round-trip form, as "O" writes it.
         static ReadOnlySpan<char> Round(DateTimeOffset value, Span<char> destination) =>
             value.TryFormat(destination, out var written, "O", CultureInfo.InvariantCulture) ? destination[..written] : value.ToString("O", CultureInfo.InvariantCulture);
+    }
+
+    private static void OptionalNumber(Utf8JsonWriter json, string name, long? value)
+    {
+        if (value is { } number)
+        {
+            json.WriteNumber(name, number);
+        }
     }
 
     private static void Optional(Utf8JsonWriter json, string name, string? value)
@@ -262,6 +297,16 @@ public sealed partial class AuditLog : IAsyncDisposable
         public DateTimeOffset? ExpiresAt { get; init; }
 
         public string? Destination { get; init; }
+
+        public string? Database { get; init; }
+
+        public string? Role { get; init; }
+
+        public long? BytesToServer { get; init; }
+
+        public long? BytesToAgent { get; init; }
+
+        public long? DurationMs { get; init; }
     }
 
     private static partial class Log
@@ -272,4 +317,31 @@ public sealed partial class AuditLog : IAsyncDisposable
         [LoggerMessage(EventId = 2602, Level = LogLevel.Error, Message = "Writing the audit log {AuditPath} failed")]
         public static partial void WriteFailed(ILogger logger, string auditPath, Exception exception);
     }
+}
+
+/// <summary>What an audit record of a database session says: who, which database and role, and,
+/// as known, the credential used (never its value), why it ended, and how much it carried.</summary>
+public sealed record DatabaseAuditFacts(string? Agent, string Database, string? Role, string? Grant)
+{
+    public string? Reason { get; init; }
+
+    public string? Detail { get; init; }
+
+    public string? Credential { get; init; }
+
+    public string? Kind { get; init; }
+
+    public string? Source { get; init; }
+
+    public string? Fingerprint { get; init; }
+
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    public string? Destination { get; init; }
+
+    public long? BytesToServer { get; init; }
+
+    public long? BytesToAgent { get; init; }
+
+    public TimeSpan? Duration { get; init; }
 }

@@ -29,6 +29,7 @@ public sealed class GatewayConfigLoader(
     IConfigValidator proxyValidator,
     IssuerKeySources issuerKeys,
     CredentialSetFactory credentials,
+    CredentialFingerprint fingerprint,
     TimeProvider time)
 {
     public const string RouteCredentialMetadataKey = "Credential";
@@ -39,7 +40,7 @@ public sealed class GatewayConfigLoader(
 
     public const string RouteLlmProviderMetadataKey = "LlmProvider";
 
-    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin", "Provenance"];
+    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin", "Provenance", "Databases"];
 
     /// <summary>Without a configured key: one generated per process, so a reload keeps it.</summary>
     private static readonly Lazy<Microsoft.IdentityModel.Tokens.SecurityKey> EphemeralProvenanceKey = new(ProvenanceSigner.Ephemeral);
@@ -87,6 +88,7 @@ public sealed class GatewayConfigLoader(
             routes,
             [inbound.Policy.Delegation.Header, policy.TaskHeader, inbound.Policy.StaticKeyHeader ?? policy.TaskHeader, provenance?.Options.Header ?? policy.TaskHeader],
             problems);
+        var databases = Database.DatabaseConfigReader.Read(gateway.GetSection("Databases"), gateway.GetSection("Grants"), grants, credentialSet, fingerprint, problems);
 
         if (problems.Any)
         {
@@ -110,6 +112,7 @@ public sealed class GatewayConfigLoader(
                 AuditPath = audit,
                 Admin = admin,
                 Provenance = provenance!,
+                Databases = databases,
             },
             []);
     }

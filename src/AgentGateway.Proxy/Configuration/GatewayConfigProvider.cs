@@ -73,6 +73,10 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
             {
                 problems = [new ConfigProblem("Gateway:Audit:Path", "changing the audit file needs a restart; the running audit log is kept")];
             }
+            else if (result.Succeeded && !result.Revision!.Databases.SameListeners(current.Databases))
+            {
+                problems = [new ConfigProblem("Gateway:Databases", "adding, removing or moving a database listener needs a restart; the running listeners are kept")];
+            }
 
             if (problems.Count > 0)
             {

@@ -47,6 +47,9 @@ public sealed class GatewayRevision
 
     /// <summary>The audit file (fixed for the process), or null.</summary>
     public string? AuditPath { get; init; }
+
+    /// <summary>The databases agents reach on the gateway's PostgreSQL listeners, and the grants that open them.</summary>
+    public Database.DatabaseCatalog Databases { get; init; } = Database.DatabaseCatalog.Empty;
 }
 
 /// <summary>A proxied route as the gateway sees it: which credential its hop gets, which bodies it inspects.</summary>

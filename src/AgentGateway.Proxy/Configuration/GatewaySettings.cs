@@ -189,6 +189,9 @@ public sealed record GrantSettings
     /// <summary>Ids of <c>ReverseProxy:Routes</c> entries this grant opens.</summary>
     public string[] Routes { get; init; } = [];
 
+    /// <summary><c>Gateway:Databases</c> entries this grant opens, each as one upstream role.</summary>
+    public Dictionary<string, Database.DatabaseGrantSettings>? Databases { get; init; }
+
     /// <summary>HTTP methods allowed (upper case, e.g. GET).</summary>
     public string[]? Methods { get; init; }
 

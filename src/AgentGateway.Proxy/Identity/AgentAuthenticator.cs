@@ -24,6 +24,10 @@ public sealed record AuthenticatedAgent(Agent Agent, TrustedIssuer? Issuer, stri
     /// <summary>For an agent class: which instance of it this is (its identity's subject).</summary>
     public string? Instance { get; init; }
 
+    /// <summary>When the proof stops proving: the token's <c>exp</c>, the certificate's end. A
+    /// long-lived connection (a database session) lasts no longer.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
     public IdentityStrength Strength => IdentityKind == StaticKeys.Issuer ? IdentityStrength.Weak : IdentityStrength.Strong;
 
     public override string ToString() => $"agent {Agent.Id} ({Kind}:{Subject})";
@@ -98,6 +102,32 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
         }
 
         var token = value[(proofScheme ? DpopPrefix.Length : BearerPrefix.Length)..];
+        return await AuthenticateTokenAsync(token, proofScheme, request, revision, cancellationToken);
+    }
+
+    /// <summary>
+    /// An agent on a connection that is not HTTP (the database listener), by its access token alone,
+    /// checked by exactly the rules a Bearer token is checked by here. Such a connection cannot carry
+    /// a DPoP proof, so a DPoP-bound token is refused, as is an agent or issuer that requires DPoP.
+    /// </summary>
+    public ValueTask<AuthenticationOutcome> AuthenticateTokenAsync(string token, GatewayRevision revision, CancellationToken cancellationToken) =>
+        string.IsNullOrEmpty(token) || token.Length > revision.Inbound.MaxTokenBytes
+            ? ValueTask.FromResult(Fail(Refusal.Unauthenticated("the access token is empty or too large")))
+            : AuthenticateTokenAsync(token, proofScheme: false, request: null, revision, cancellationToken);
+
+    /// <summary>An agent on a TLS connection that is not HTTP (the database listener), by its client
+    /// certificate (mTLS, X509-SVID), checked by the same rules as on an https endpoint.</summary>
+    public AuthenticationOutcome AuthenticateCertificate(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, GatewayRevision revision)
+    {
+        var outcome = IdentifyCertificate(certificate, revision);
+        return outcome.Agent is { } agent
+            ? AuthenticationOutcome.Success(agent with { ExpiresAt = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero) })
+            : outcome;
+    }
+
+    /// <param name="request">The HTTP request whose DPoP proof is checked; null where no proof can be carried.</param>
+    private async ValueTask<AuthenticationOutcome> AuthenticateTokenAsync(string token, bool proofScheme, HttpRequest? request, GatewayRevision revision, CancellationToken cancellationToken)
+    {
         if (!proofScheme && await TryJwtSvidAsync(token, revision) is { } svid)
         {
             return svid;
@@ -158,7 +188,9 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
             return Fail(Refusal.Unauthenticated($"{(agent.RequireDpop ? $"agent '{agent.Id}'" : $"issuer '{issuer.Name}'")} requires DPoP-bound tokens"));
         }
 
-        if (thumbprint is not null && await dpop.ValidateAsync(request, token, thumbprint, issuer.ClockSkew, cancellationToken) is { } badProof)
+        if (thumbprint is not null && (request is null
+            ? Refusal.Unauthenticated("this token is bound to a key, and this connection cannot carry a DPoP proof")
+            : await dpop.ValidateAsync(request, token, thumbprint, issuer.ClockSkew, cancellationToken)) is { } badProof)
         {
             return Fail(badProof);
         }
@@ -169,7 +201,11 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
             task = named;
         }
 
-        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject, token, task) { Instance = instance });
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject, token, task)
+        {
+            Instance = instance,
+            ExpiresAt = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero),
+        });
     }
 
     /// <summary>
@@ -388,24 +424,34 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
 
         if (inbound.Certificates.Enabled && await request.HttpContext.Connection.GetClientCertificateAsync(request.HttpContext.RequestAborted) is { } certificate)
         {
-            var (candidates, refusal) = CertificateIdentity.Identify(certificate, inbound.Certificates, time.GetUtcNow());
-            if (refusal is { } refused)
-            {
-                return Fail(refused);
-            }
-
-            foreach (var key in candidates)
-            {
-                if (resolver.TryResolve(revision, key, out _, out _))
-                {
-                    return Admit(revision, key, key.Issuer);
-                }
-            }
-
-            return Fail(Refusal.AgentUnknown("no agent of the inventory has this certificate's identity"));
+            return IdentifyCertificate(certificate, revision);
         }
 
         return Fail(Refusal.Unauthenticated("no access token; send 'Authorization: Bearer <token>'"));
+    }
+
+    private AuthenticationOutcome IdentifyCertificate(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, GatewayRevision revision)
+    {
+        if (!revision.Inbound.Certificates.Enabled)
+        {
+            return Fail(Refusal.Unauthenticated("client certificates are not accepted here"));
+        }
+
+        var (candidates, refusal) = CertificateIdentity.Identify(certificate, revision.Inbound.Certificates, time.GetUtcNow());
+        if (refusal is { } refused)
+        {
+            return Fail(refused);
+        }
+
+        foreach (var key in candidates)
+        {
+            if (resolver.TryResolve(revision, key, out _, out _))
+            {
+                return Admit(revision, key, key.Issuer);
+            }
+        }
+
+        return Fail(Refusal.AgentUnknown("no agent of the inventory has this certificate's identity"));
     }
 
     private static readonly HashSet<string> SvidAlgorithms = new(StringComparer.Ordinal) { "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512" };
@@ -456,9 +502,13 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
             RequireExpirationTime = true,
             ClockSkew = TimeSpan.FromSeconds(30),
         });
-        return result.IsValid
-            ? Admit(revision, new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, subject), "spiffe-jwt")
-            : Fail(Refusal.Unauthenticated("the JWT-SVID is invalid: " + Explain(result.Exception)));
+        if (!result.IsValid)
+        {
+            return Fail(Refusal.Unauthenticated("the JWT-SVID is invalid: " + Explain(result.Exception)));
+        }
+
+        var admitted = Admit(revision, new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, subject), "spiffe-jwt");
+        return admitted.Agent is { } agent ? AuthenticationOutcome.Success(agent with { ExpiresAt = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) }) : admitted;
     }
 
     private AuthenticationOutcome Admit(GatewayRevision revision, AgentIdentityKey key, string kind)

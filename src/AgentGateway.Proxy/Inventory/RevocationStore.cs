@@ -47,6 +47,10 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
 
     public IReadOnlyCollection<Revocation> All => [.. _revoked.Values];
 
+    /// <summary>Raised once per revocation on this replica, when it takes effect here (announced,
+    /// reconciled or made here), so that open long-lived connections can be ended.</summary>
+    public event Action<Revocation>? Applied;
+
     /// <summary>The revocation id of one instance of an agent class.</summary>
     public static string InstanceKey(string agentId, string instance) => agentId + "/" + instance;
 
@@ -150,6 +154,7 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
 
         GatewayTelemetry.Revocations.Add(1);
         Log.Revoked(_logger, revocation.AgentId, revocation.By, revocation.Reason ?? "");
+        Applied?.Invoke(revocation);
         // Every replica applies every revocation and purges what it cached itself, under any
         // revision: from its own memory, and the shared entries it wrote or read.
         await _agentTokens.ForgetAgentAsync(revocation.AgentId, CancellationToken.None);

@@ -34,9 +34,9 @@ internal static class PolicyConfigReader
         foreach (var entry in section.GetChildren())
         {
             var s = SectionReader.Read<GrantSettings>(entry, problems);
-            if (s.Routes.Length == 0)
+            if (s.Routes.Length == 0 && s.Databases is not { Count: > 0 })
             {
-                problems.Add(entry.Path + ":Routes", "a grant must open at least one route");
+                problems.Add(entry.Path + ":Routes", "a grant must open at least one route (or database)");
             }
 
             for (var i = 0; i < s.Routes.Length; i++)

@@ -26,6 +26,15 @@ public static class GatewayTelemetry
     /// <summary>Agents revoked.</summary>
     public static readonly Counter<long> Revocations = Meter.CreateCounter<long>("agentgateway.revocations", unit: "{revocation}", description: "Agent revocations");
 
+    /// <summary>Database connections by decision: <c>opened</c>, a refusal reason, <c>cancel</c> or <c>cancel-refused</c>.</summary>
+    public static readonly Counter<long> DatabaseDecisions = Meter.CreateCounter<long>("agentgateway.database.decisions", unit: "{connection}", description: "Database connections by gateway decision");
+
+    /// <summary>Database sessions open now, by database.</summary>
+    public static readonly UpDownCounter<long> DatabaseSessions = Meter.CreateUpDownCounter<long>("agentgateway.database.sessions", unit: "{session}", description: "Open database sessions");
+
+    /// <summary>Database sessions ended, by why (agent-revoked, session-expired, grant-removed, client-closed, ...).</summary>
+    public static readonly Counter<long> DatabaseSessionEnds = Meter.CreateCounter<long>("agentgateway.database.session.ends", unit: "{session}", description: "Database sessions ended, by reason");
+
     /// <summary>Marks <paramref name="activity"/> with who acts: the agent and, when it acts for a
     /// user, the user and the chain (user first, then each actor), so any one span answers
     /// "who triggered this?".</summary>
@@ -82,5 +91,16 @@ public static class GatewayTelemetry
 
         /// <summary>The task the request belongs to.</summary>
         public const string Task = "agentgateway.task.id";
+
+        /// <summary>OpenTelemetry's database system (<c>postgresql</c>) and namespace (the server's database name).</summary>
+        public const string DatabaseSystem = "db.system.name";
+        public const string DatabaseNamespace = "db.namespace";
+
+        /// <summary>The gateway's database entry, and the upstream role a session logs in as.</summary>
+        public const string DatabaseName = "agentgateway.database.name";
+        public const string DatabaseRole = "agentgateway.database.role";
+
+        /// <summary>Why a database session ended.</summary>
+        public const string DatabaseEndReason = "agentgateway.database.end_reason";
     }
 }

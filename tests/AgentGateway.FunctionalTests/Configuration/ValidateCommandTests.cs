@@ -332,10 +332,16 @@ public sealed class ValidateCommandTests
             await File.WriteAllTextAsync(keyFile, key.ExportPkcs8PrivateKeyPem());
         }
 
+        using var pki = TestPki.Create("example-ca");
+        var (certificate, certificateKey) = pki.WritePem(pki.IssueServer());
         var file = await WriteAsync(example
             .Replace("/run/secrets/crm-client-secret", secretFile, StringComparison.Ordinal)
-            .Replace("/run/secrets/tools-client-key.pem", keyFile, StringComparison.Ordinal));
+            .Replace("/run/secrets/tools-client-key.pem", keyFile, StringComparison.Ordinal)
+            .Replace("/run/secrets/gateway-pg.crt", certificate, StringComparison.Ordinal)
+            .Replace("/run/secrets/gateway-pg.key", certificateKey, StringComparison.Ordinal)
+            .Replace("/run/secrets/orders-db-ca.crt", pki.WriteAuthorityPem(), StringComparison.Ordinal));
         Environment.SetEnvironmentVariable("OPENAI_API_KEY", "example-key");
+        Environment.SetEnvironmentVariable("ORDERS_DB_PASSWORD", "example-password");
 
         var (code, stdout, stderr) = await RunAsync("validate", file);
 
@@ -354,6 +360,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(AuditSettings), "audit")]
     [InlineData(typeof(AdminSettings), "admin")]
     [InlineData(typeof(ProvenanceSettings), "provenance")]
+    [InlineData(typeof(AgentGateway.Proxy.Database.DatabaseSettings), "database")]
     public void The_schema_describes_every_setting_the_code_reads(Type settings, string definition)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));

@@ -19,11 +19,19 @@ public sealed class MetadataEndpoints : IDisposable
     public const string AzurePath = "/metadata/identity/oauth2/token";
     public const string GcpPath = "/computeMetadata/v1/instance/service-accounts/default/token";
 
+    /// <summary>One server for the process: the SDKs keep the first endpoint they read, so every
+    /// class that needs one (the HTTP database hop, the PostgreSQL hop) shares it.</summary>
+    private static readonly Lazy<WireMockServer> Shared = new(() =>
+    {
+        var server = WireMockServer.Start();
+        Environment.SetEnvironmentVariable("AZURE_POD_IDENTITY_AUTHORITY_HOST", server.Url);
+        Environment.SetEnvironmentVariable("GCE_METADATA_HOST", new Uri(server.Url!).Authority);
+        return server;
+    });
+
     public MetadataEndpoints()
     {
-        Server = WireMockServer.Start();
-        Environment.SetEnvironmentVariable("AZURE_POD_IDENTITY_AUTHORITY_HOST", Server.Url);
-        Environment.SetEnvironmentVariable("GCE_METADATA_HOST", new Uri(Server.Url!).Authority);
+        Server = Shared.Value;
     }
 
     public WireMockServer Server { get; }
@@ -56,11 +64,7 @@ public sealed class MetadataEndpoints : IDisposable
         Server.Reset();
     }
 
-    public void Dispose()
-    {
-        Server.Stop();
-        Server.Dispose();
-    }
+    public void Dispose() => Server.Reset();
 }
 
 [Collection(GatewayCollection.Name)]

@@ -75,6 +75,10 @@ public sealed class GatewayInstance : IAsyncDisposable
         return await Client.SendAsync(request);
     }
 
+    /// <summary>Where the PostgreSQL listener of database <paramref name="name"/> is bound.</summary>
+    public System.Net.IPEndPoint DatabaseEndpoint(string name) =>
+        _app.Services.GetRequiredService<AgentGateway.Proxy.Database.PostgresListener>().EndpointOf(name) ?? throw new InvalidOperationException($"no database listener '{name}'");
+
     /// <summary>Rewrites the configuration file and waits until the gateway has either served a
     /// new revision or refused the reload.</summary>
     public async Task RewriteConfigAsync(JsonObject config)

@@ -25,12 +25,16 @@ public sealed class TestPki : IDisposable
         return new TestPki(request.CreateSelfSigned(now.AddDays(-7), now.AddDays(7)));
     }
 
-    /// <summary>A TLS server certificate for 127.0.0.1.</summary>
-    public X509Certificate2 IssueServer() =>
+    /// <summary>A TLS server certificate for 127.0.0.1 and localhost, and any other names given.</summary>
+    public X509Certificate2 IssueServer(params string[] dnsNames) =>
         Issue("CN=127.0.0.1", "1.3.6.1.5.5.7.3.1", DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), san =>
         {
             san.AddIpAddress(IPAddress.Loopback);
             san.AddDnsName("localhost");
+            foreach (var name in dnsNames)
+            {
+                san.AddDnsName(name);
+            }
         });
 
     /// <summary>A TLS client certificate, valid over the given window (default: now until tomorrow).</summary>
