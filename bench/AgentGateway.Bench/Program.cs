@@ -22,6 +22,12 @@ if (args is ["--role", var role, .. var roleArgs])
     return await Roles.RunAsync(role, roleArgs);
 }
 
+if (args.Contains("--pgbench"))
+{
+    // The database hop: pgbench through the gateway against PgBouncer and direct (PgBench.cs).
+    return await PgBench.RunAsync(args);
+}
+
 if (args is ["--profile-report", var trace])
 {
     // bench/PROFILING.md: a dotnet-trace sample, converted to Speedscope, summarised.

@@ -59,10 +59,14 @@ internal static class SandboxCommand
         Environment.SetEnvironmentVariable("AZURE_POD_IDENTITY_AUTHORITY_HOST", idp.Url.TrimEnd('/'));
         await using var upstreams = new DemoUpstreams(idp, llmKey);
         await upstreams.StartAsync(SandboxListener.Loopback);
+        // The database hop over PostgreSQL's own protocol, when PostgreSQL is installed here.
+        var (postgres, noPostgres) = await SandboxPostgres.TryStartAsync();
+        await using var database = postgres;
+        Environment.SetEnvironmentVariable("AGW_SANDBOX_DB_PASSWORD", postgres?.Password);
 
         var configFile = Path.Combine(work.FullName, "gateway.json");
         var auditFile = Path.Combine(work.FullName, "audit.jsonl");
-        await File.WriteAllTextAsync(configFile, Config(idp, upstreams, auditFile, redis).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        await File.WriteAllTextAsync(configFile, Config(idp, upstreams, auditFile, redis, postgres).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         await using var gateway = GatewayHost.Build(configFile, ["--urls", serve ? "http://127.0.0.1:5080" : "http://127.0.0.1:0"], builder => builder.Logging.ClearProviders());
         await gateway.MapAgentGatewayAsync();
         await gateway.StartAsync();
@@ -74,9 +78,13 @@ internal static class SandboxCommand
         await stdout.WriteLineAsync($"  upstreams          {upstreams.ApiUrl} (LLM, CRM, database, e-mail), MCP tools {upstreams.McpUrl}mcp");
         await stdout.WriteLineAsync($"  gateway            {address} (admin API {admin}), configuration {configFile}");
         await stdout.WriteLineAsync($"  shared cache       {(redis is null ? "none: in process (embedded default)" : "Redis at " + redis)}");
+        var databasePort = postgres is null ? 0 : gateway.Services.GetRequiredService<AgentGateway.Proxy.Database.PostgresListener>().EndpointOf(SandboxPostgres.Database)!.Port;
+        await stdout.WriteLineAsync(postgres is null
+            ? $"  PostgreSQL         not shown ({noPostgres}); to see an agent's psql session through the gateway: {SandboxPostgres.InstallHint}"
+            : $"  PostgreSQL         127.0.0.1:{postgres.Port}; the gateway's PostgreSQL listener 127.0.0.1:{databasePort} (database '{SandboxPostgres.Database}')");
         await stdout.WriteLineAsync();
 
-        using var story = new Story(stdout, address, auditFile, upstreams);
+        using var story = new Story(stdout, address, auditFile, upstreams) { Postgres = postgres, DatabasePort = databasePort };
         await story.RunAsync(idp, admin);
         await story.PrintSummaryAsync();
 
@@ -115,7 +123,7 @@ internal static class SandboxCommand
 
     /// <summary>The embedded default, plus what the story needs: one agent, its grants, a separation
     /// rule, one credential per hop kind, the admin API and the audit trail.</summary>
-    private static JsonObject Config(DemoIdentityProvider idp, DemoUpstreams upstreams, string auditFile, string? redis)
+    private static JsonObject Config(DemoIdentityProvider idp, DemoUpstreams upstreams, string auditFile, string? redis, SandboxPostgres? postgres)
     {
         JsonObject Route(string path, string credential, string? inspect = null, string cluster = "api")
         {
@@ -191,6 +199,24 @@ internal static class SandboxCommand
             gateway["Cache"] = new JsonObject { ["EncryptionKey"] = "env:AGW_SANDBOX_CACHE_KEY" };
         }
 
+        if (postgres is not null)
+        {
+            // Loopback both ways, so no TLS: off loopback the listener needs Tls and the upstream VerifyFull.
+            gateway["Databases"] = new JsonObject
+            {
+                [SandboxPostgres.Database] = new JsonObject
+                {
+                    ["Listen"] = "127.0.0.1:0",
+                    ["Upstream"] = new JsonObject { ["Host"] = "127.0.0.1", ["Port"] = postgres.Port, ["Database"] = SandboxPostgres.Database, ["Tls"] = "Disable" },
+                },
+            };
+            gateway["Grants"]!["tickets"] = new JsonObject
+            {
+                ["Databases"] = new JsonObject { [SandboxPostgres.Database] = new JsonObject { ["Role"] = SandboxPostgres.Role, ["Password"] = "env:AGW_SANDBOX_DB_PASSWORD" } },
+            };
+            gateway["Agents"]![AgentId]!["Grants"]!.AsArray().Add("tickets");
+        }
+
         return new JsonObject
         {
             ["ReverseProxy"] = new JsonObject
@@ -223,6 +249,10 @@ internal static class SandboxCommand
 
         public bool AllBehaved => _results.Count > 0 && _results.All(r => r.Ok);
 
+        public SandboxPostgres? Postgres { get; init; }
+
+        public int DatabasePort { get; init; }
+
         public void Dispose() => _http.Dispose();
 
         public static async Task<string> AgentTokenAsync(DemoIdentityProvider idp)
@@ -252,8 +282,23 @@ internal static class SandboxCommand
             await McpAsync(7, "Call an MCP tool it is not granted (delete_customer)", "delete_customer", expectAllowed: false);
             await SendAsync(8, "E-mail the customer data in the same task", HttpMethod.Post, "/email/send", "{}", task: "ticket-1", expected: 403, reason: "toxic-combination");
             await SendAsync(9, "E-mail under a fresh task id: the agent's own history still holds", HttpMethod.Post, "/email/send", "{}", task: "ticket-2", expected: 403, reason: "toxic-combination");
+            var step = 10;
+            Task<(int Code, string Output)>? openSession = null;
+            if (Postgres is { } database)
+            {
+                await Heading(step++, "Query the ticket database with psql (PostgreSQL's own protocol)", $"psql host=127.0.0.1 port={DatabasePort} dbname={SandboxPostgres.Database} user={SandboxPostgres.Role}, password = the agent's own token");
+                var (code, text) = await database.PsqlAsync(DatabasePort, SandboxPostgres.Role, SandboxPostgres.Database, _token, "SELECT current_user || ' sees ' || count(*) || ' tickets' FROM ticket");
+                await output.WriteLineAsync($"  psql         {(code == 0 ? text : "failed: " + Shorten(text))}");
+                var audited = await DatabaseAuditAsync();
+                Record("psql through the gateway", $"{SandboxPostgres.Role} sees 3 tickets", code == 0 ? text : "exit " + code, code == 0 && text == $"{SandboxPostgres.Role} sees 3 tickets" && audited && !text.Contains(database.Password, StringComparison.Ordinal));
 
-            await Heading(10, "An operator revokes the agent", $"POST {admin}admin/agents/{AgentId}/revoke with an operator's token");
+                await Heading(step++, "Keep a database session open with a long query", "psql … -c 'SELECT pg_sleep(60)'");
+                openSession = database.PsqlAsync(DatabasePort, SandboxPostgres.Role, SandboxPostgres.Database, _token, "SELECT pg_sleep(60)");
+                await Task.Delay(1000);
+                await output.WriteLineAsync("  psql         running");
+            }
+
+            await Heading(step++, "An operator revokes the agent", $"POST {admin}admin/agents/{AgentId}/revoke with an operator's token");
             using var revoke = new HttpRequestMessage(HttpMethod.Post, new Uri(admin, $"/admin/agents/{AgentId}/revoke")) { Content = new StringContent("""{"reason":"sandbox demonstration"}""", Encoding.UTF8, "application/json") };
             revoke.Headers.Authorization = new AuthenticationHeaderValue("Bearer", idp.Mint(Operator, "agentgateway", TimeSpan.FromMinutes(5)));
             using (var revoked = await _http.SendAsync(revoke))
@@ -262,7 +307,38 @@ internal static class SandboxCommand
                 Record("revoke", "200", ((int)revoked.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture), revoked.StatusCode == HttpStatusCode.OK);
             }
 
-            await SendAsync(11, "The revoked agent tries again", HttpMethod.Post, "/llm/v1/chat/completions", """{"model":"sandbox-small","messages":[]}""", task: "ticket-3", expected: 401, reason: "agent-revoked");
+            await SendAsync(step++, "The revoked agent tries again", HttpMethod.Post, "/llm/v1/chat/completions", """{"model":"sandbox-small","messages":[]}""", task: "ticket-3", expected: 401, reason: "agent-revoked");
+            if (openSession is not null)
+            {
+                await Heading(step, "The revoked agent's open database session", "nothing: the gateway ends it");
+                var ended = await Task.WhenAny(openSession, Task.Delay(TimeSpan.FromSeconds(15))) == openSession;
+                var (code, text) = ended ? await openSession : (0, "still running");
+                await output.WriteLineAsync($"  psql         {Shorten(text.Replace('\n', ' '))}");
+                Record("open session ended", "FATAL, agent revoked", ended ? (text.Contains("was revoked", StringComparison.Ordinal) ? "FATAL, agent revoked" : "exit " + code) : "still open", ended && code != 0 && text.Contains("was revoked", StringComparison.Ordinal));
+            }
+        }
+
+        /// <summary>The audit record of the database session just opened: credential, kind, fingerprint.</summary>
+        private async Task<bool> DatabaseAuditAsync()
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (DateTime.UtcNow < deadline)
+            {
+                var lines = File.Exists(auditFile) ? await ReadSharedAsync(auditFile) : [];
+                var start = lines.Skip(_auditLines).Select(l => JsonDocument.Parse(l).RootElement).LastOrDefault(r => r.GetProperty("event").GetString() == "database-session-start");
+                if (start.ValueKind == JsonValueKind.Object)
+                {
+                    _auditLines = lines.Length;
+                    await output.WriteLineAsync($"  decision     allowed by grant '{start.GetProperty("grant").GetString()}' as role '{start.GetProperty("role").GetString()}'");
+                    await output.WriteLineAsync($"  injected     {start.GetProperty("kind").GetString()} for {start.GetProperty("destination").GetString()} {start.GetProperty("fingerprint").GetString()}, by SCRAM-SHA-256; the agent never saw it");
+                    return true;
+                }
+
+                await Task.Delay(25);
+            }
+
+            await output.WriteLineAsync("  audit        MISSING: no database-session-start record within 5 s");
+            return false;
         }
 
         public async Task PrintSummaryAsync()

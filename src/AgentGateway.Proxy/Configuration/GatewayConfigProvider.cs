@@ -80,8 +80,9 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
 
             if (problems.Count > 0)
             {
-                _status = Status with { LastReloadFailedAt = _time.GetUtcNow(), LastReloadProblems = problems };
+                // Logged before the status says so: whoever sees the refusal there finds it in the log.
                 Log.ReloadRefused(_logger, current.Number, problems.Count, string.Join("; ", problems));
+                _status = Status with { LastReloadFailedAt = _time.GetUtcNow(), LastReloadProblems = problems };
                 return false;
             }
 

@@ -9,6 +9,9 @@ namespace AgentGateway.Proxy.Database;
 /// <summary>Why a live session ended: a stable reason (audit, metrics) and a sentence for the agent.</summary>
 public sealed record SessionEnd(string Reason, string Message)
 {
+    /// <summary>The SQLSTATE the agent gets: class 28 for policy; admin_shutdown when the gateway stops.</summary>
+    public string SqlState { get; init; } = "28000";
+
     public static SessionEnd Revoked(string agentId) => new("agent-revoked", $"agent '{agentId}' was revoked");
 
     public static readonly SessionEnd Expired = new("session-expired", "the agent's credential (or the session's maximum lifetime) has expired; connect again with a fresh token");
@@ -19,7 +22,7 @@ public sealed record SessionEnd(string Reason, string Message)
 
     public static readonly SessionEnd ServerClosed = new("server-closed", "the database server closed the connection");
 
-    public static readonly SessionEnd Shutdown = new("shutdown", "the gateway is shutting down");
+    public static readonly SessionEnd Shutdown = new("shutdown", "the gateway is shutting down") { SqlState = "57P01" };
 
     /// <summary>Whether the gateway ended it (and so owes the agent an ErrorResponse).</summary>
     public bool ByGateway => Reason is not ("client-closed" or "server-closed");
@@ -85,12 +88,17 @@ public sealed class LiveSessionRegistry : ILiveSessionRegistry, IHostedService, 
     public Task StopAsync(CancellationToken cancellationToken)
     {
         _revocations.Applied -= OnRevoked;
+        EndAll(SessionEnd.Shutdown);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Ends every live session (the gateway is stopping).</summary>
+    public void EndAll(SessionEnd end)
+    {
         foreach (var session in _sessions.Keys)
         {
-            session.End(SessionEnd.Shutdown);
+            session.End(end);
         }
-
-        return Task.CompletedTask;
     }
 
     public void Dispose() => _reloads?.Dispose();

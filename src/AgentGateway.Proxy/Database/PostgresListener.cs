@@ -15,7 +15,7 @@ namespace AgentGateway.Proxy.Database;
 /// reload that moves them is refused); everything else about an entry is read per connection
 /// from the serving revision.
 /// </summary>
-public sealed partial class PostgresListener(GatewayConfigProvider config, PostgresFrontEnd frontEnd, ILogger<PostgresListener> logger) : IHostedService, IAsyncDisposable
+public sealed partial class PostgresListener(GatewayConfigProvider config, PostgresFrontEnd frontEnd, LiveSessionRegistry sessions, ILogger<PostgresListener> logger) : IHostedService, IAsyncDisposable
 {
     private readonly Dictionary<string, ListenOptions> _endpoints = new(StringComparer.Ordinal);
     private WebApplication? _server;
@@ -59,6 +59,9 @@ public sealed partial class PostgresListener(GatewayConfigProvider config, Postg
     {
         if (_server is not null)
         {
+            // Open sessions would hold the listener's shutdown until its timeout: end them first,
+            // each with an ErrorResponse (57P01) the agent's driver understands.
+            sessions.EndAll(SessionEnd.Shutdown);
             await _server.StopAsync(cancellationToken);
         }
     }

@@ -176,7 +176,7 @@ internal sealed class PostgresSession : ILiveSession
                     _upstream.Reader.AdvanceTo(buffer.Start);
                     if (ending.ByGateway)
                     {
-                        PgWire.Error(_agentWriter, "FATAL", SqlState.InvalidAuthorization, ending.Message);
+                        PgWire.Error(_agentWriter, "FATAL", ending.SqlState, ending.Message);
                         await _agentWriter.FlushAsync();
                     }
 

@@ -32,5 +32,15 @@ public sealed class SandboxTests
         }
 
         Assert.False(text.Contains("agent token seen: y", StringComparison.OrdinalIgnoreCase), $"an upstream saw the agent's token:\n{text}");
+
+        // With PostgreSQL installed (the test script installs it) the story takes the database hop
+        // over PostgreSQL's own protocol too; without it, it says how to install it.
+        var expectations = Infrastructure.PostgresServer.Binaries() is null
+            ? new[] { "PostgreSQL         not shown" }
+            : ["ticket_reader sees 3 tickets", "Password for 127.0.0.1:", "by SCRAM-SHA-256", "got FATAL, agent revoked"];
+        foreach (var expected in expectations)
+        {
+            Assert.True(text.Contains(expected, StringComparison.Ordinal), $"the story never printed '{expected}':\n{text}");
+        }
     }
 }
