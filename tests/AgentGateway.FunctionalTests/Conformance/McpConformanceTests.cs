@@ -51,12 +51,23 @@ public sealed class McpConformanceTests(GatewayFixture fx, ITestOutputHelper out
             $"passed directly, not through the gateway:\n  {string.Join("\n  ", broken.Select(c => c.Name))}\n\n" +
             $"what those scenarios reported through the gateway:\n  {string.Join("\n  ", said)}\n\nthe suite's output through the gateway:\n{through.Output}");
 
-        // What reached the server through the gateway was the gateway's hop token, never the agent's.
+        // The suite's client carries on when its standalone GET stream (or a resumption) fails, so
+        // no check would notice if the gateway refused one: every kind of request that reached the
+        // server directly must reach it through the gateway too.
         var forwarded = server.Requests.Skip(seenDirectly).Where(r => r.PathAndQuery.StartsWith("/mcp", StringComparison.Ordinal)).ToList();
+        var kindsDirectly = server.Requests.Take(seenDirectly).Select(Kind).ToHashSet();
+        var lost = kindsDirectly.Except(forwarded.Select(Kind)).Order(StringComparer.Ordinal).ToList();
+        Assert.True(lost.Count == 0, $"reached the server directly, never through the gateway: {string.Join(", ", lost)}\n\nthe gateway's errors:\n" +
+            string.Join("\n", gateway.Logs.Lines.Where(l => l.StartsWith("Error", StringComparison.Ordinal) || l.StartsWith("Critical", StringComparison.Ordinal)).Take(5)));
+
+        // What reached the server through the gateway was the gateway's hop token, never the agent's.
         Assert.NotEmpty(forwarded);
         Assert.All(forwarded, r => Assert.Equal(Clients.McpGateway, r.Subject));
         server.AssertNeverSaw(agentToken);
     }
+
+    private static string Kind(McpToolServer.SeenRequest request) =>
+        request.Method + (request.Headers.ContainsKey("Last-Event-ID") ? " with Last-Event-ID" : "");
 
     /// <summary>The grant opens exactly what the conformance server offers.</summary>
     private static JsonObject ConformanceGrant() => new()
