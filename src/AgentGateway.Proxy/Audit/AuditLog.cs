@@ -67,6 +67,8 @@ public sealed partial class AuditLog : IAsyncDisposable
             Fingerprint = credential.Fingerprint,
             ExpiresAt = credential.ExpiresAt,
             Destination = destination,
+            // What shadow policy would have refused of this request; it was not enforced.
+            Shadow = feature.Decision?.ShadowDenials is { Count: > 0 } shadow ? string.Join("; ", shadow) : null,
         });
 
     /// <summary>A request was refused.</summary>
@@ -240,6 +242,7 @@ public sealed partial class AuditLog : IAsyncDisposable
         OptionalNumber(json, "bytesToServer", e.BytesToServer);
         OptionalNumber(json, "bytesToAgent", e.BytesToAgent);
         OptionalNumber(json, "durationMs", e.DurationMs);
+        Optional(json, "shadow", e.Shadow);
 
         json.WriteEndObject();
         json.Flush();
@@ -307,6 +310,8 @@ public sealed partial class AuditLog : IAsyncDisposable
         public long? BytesToAgent { get; init; }
 
         public long? DurationMs { get; init; }
+
+        public string? Shadow { get; init; }
     }
 
     private static partial class Log

@@ -260,36 +260,54 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
             ["RateLimit"] = new JsonObject { ["Requests"] = 1, ["Window"] = "00:10:00" },
         };
         config["Gateway"]!["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("crm-tighter");
-        await using var gateway = await GatewayInstance.StartAsync(config);
-        var token = await fx.AgentTokenAsync();
+        var audit = Path.Combine(Path.GetTempPath(), $"agentgateway-shadow-{Guid.NewGuid():N}.jsonl");
+        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = audit };
+        var gateway = await GatewayInstance.StartAsync(config);
+        try
+        {
+            var token = await fx.AgentTokenAsync();
 
-        var refused = new List<(string, HttpStatusCode, string?)>();
-        foreach (var (method, path) in new[]
+            var refused = new List<(string, HttpStatusCode, string?)>();
+            foreach (var (method, path) in new[]
+            {
+                (HttpMethod.Delete, "/crm/admin/users/x"), (HttpMethod.Post, "/crm/admin/users"), (HttpMethod.Put, "/crm/accounts/1"),
+                (HttpMethod.Get, "/crm/admin/users"), (HttpMethod.Delete, "/crm/accounts/1"),
+                // A route only the shadow grant names is not opened by it.
+                (HttpMethod.Get, "/billing/accounts/1"), (HttpMethod.Delete, "/billing/admin/users/x"),
+            })
+            {
+                using var response = await SendAsync(gateway, method, path, token, method == HttpMethod.Get || method == HttpMethod.Delete ? null : "{}");
+                refused.Add(($"{method} {path}", response.StatusCode, ReasonOf(await response.Content.ReadAsStringAsync())));
+            }
+
+            using var allowed = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/1/orders", token);
+            using var again = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/1", token);
+            using var third = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/2", token);
+
+            Assert.All(refused, r => Assert.True(r.Item2 == HttpStatusCode.Forbidden && r.Item3 is "method-denied" or "path-denied" or "grant-missing", $"{r.Item1}: {(int)r.Item2} {r.Item3}"));
+            Assert.Equal("grant-missing", refused[^1].Item3);
+            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+            // The shadow rate limit (1 per 10 minutes) is recorded, never enforced.
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, third.StatusCode);
+            Assert.Equal(["/accounts/1/orders", "/accounts/1", "/accounts/2"], fx.Crm.Received.Select(r => r.RequestMessage.Path));
+            Assert.Contains(gateway.Logs.Lines, l => l.Contains("Shadow policy would refuse agent support-bot on route crm: crm-tighter: path-denied", StringComparison.Ordinal));
+            Assert.Contains(gateway.Logs.Lines, l => l.Contains("crm-tighter: rate-limited", StringComparison.Ordinal));
+            fx.Crm.AssertNeverSaw(token);
+        }
+        finally
         {
-            (HttpMethod.Delete, "/crm/admin/users/x"), (HttpMethod.Post, "/crm/admin/users"), (HttpMethod.Put, "/crm/accounts/1"),
-            (HttpMethod.Get, "/crm/admin/users"), (HttpMethod.Delete, "/crm/accounts/1"),
-            // A route only the shadow grant names is not opened by it.
-            (HttpMethod.Get, "/billing/accounts/1"), (HttpMethod.Delete, "/billing/admin/users/x"),
-        })
-        {
-            using var response = await SendAsync(gateway, method, path, token, method == HttpMethod.Get || method == HttpMethod.Delete ? null : "{}");
-            refused.Add(($"{method} {path}", response.StatusCode, ReasonOf(await response.Content.ReadAsStringAsync())));
+            await gateway.DisposeAsync();
         }
 
-        using var allowed = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/1/orders", token);
-        using var again = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/1", token);
-        using var third = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts/2", token);
-
-        Assert.All(refused, r => Assert.True(r.Item2 == HttpStatusCode.Forbidden && r.Item3 is "method-denied" or "path-denied" or "grant-missing", $"{r.Item1}: {(int)r.Item2} {r.Item3}"));
-        Assert.Equal("grant-missing", refused[^1].Item3);
-        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
-        // The shadow rate limit (1 per 10 minutes) is recorded, never enforced.
-        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
-        Assert.Equal(HttpStatusCode.OK, third.StatusCode);
-        Assert.Equal(["/accounts/1/orders", "/accounts/1", "/accounts/2"], fx.Crm.Received.Select(r => r.RequestMessage.Path));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("Shadow policy would refuse agent support-bot on route crm: crm-tighter: path-denied", StringComparison.Ordinal));
-        Assert.Contains(gateway.Logs.Lines, l => l.Contains("crm-tighter: rate-limited", StringComparison.Ordinal));
-        fx.Crm.AssertNeverSaw(token);
+        // The audit trail has them too, on the records of the requests that were forwarded.
+        var uses = (await File.ReadAllLinesAsync(audit)).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("event").GetString() == "credential-use").ToList();
+        File.Delete(audit);
+        Assert.Equal(
+            ["crm-tighter: path-denied", null, "crm-tighter: rate-limited"],
+            uses.Select(r => r.TryGetProperty("shadow", out var shadow) ? shadow.GetString() : null));
+        Assert.All(uses, r => Assert.Equal("crm-read", r.GetProperty("grant").GetString()));
     }
 
     [Fact]
