@@ -42,6 +42,12 @@ public static class LlmModels
 
         if (!string.IsNullOrEmpty(query))
         {
+            // Some servers (older Python among them) split a query on ';' as well as '&'.
+            if (query.Contains(';', StringComparison.Ordinal))
+            {
+                return new Reading([], "the query has a ';', which some servers read as a parameter separator");
+            }
+
             var parameters = QueryHelpers.ParseQuery(query);
             foreach (var key in QueryKeys)
             {
