@@ -8,14 +8,14 @@ internal sealed class ApiKeySource : ICredentialSource
 {
     private readonly CredentialResult _result;
 
-    public ApiKeySource(ApiKeyDefinition definition, SecretValue secret, CredentialFingerprint fingerprint)
+    public ApiKeySource(ApiKeyOptions options, SecretValue secret, CredentialFingerprint fingerprint)
     {
-        Name = definition.Name;
+        Name = options.Name;
         Secrets = [secret];
-        HeaderName = definition.Header;
-        var value = definition.Format.Replace("{secret}", secret.Reveal(), StringComparison.Ordinal);
+        HeaderName = options.Header;
+        var value = options.Format.Replace("{secret}", secret.Reveal(), StringComparison.Ordinal);
         _result = CredentialResult.Success(new HopCredential(
-            definition.Name, CredentialKind.ApiKey, definition.Header, value, fingerprint.Of(secret.Reveal()), CredentialSource.Static, ExpiresAt: null));
+            options.Name, CredentialKind.ApiKey, options.Header, value, fingerprint.Of(secret.Reveal()), CredentialSource.Static, ExpiresAt: null));
     }
 
     public string Name { get; }

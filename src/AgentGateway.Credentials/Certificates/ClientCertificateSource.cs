@@ -21,7 +21,7 @@ namespace AgentGateway.Credentials.Certificates;
 /// </summary>
 public sealed partial class ClientCertificateSource : ICredentialSource, IDisposable
 {
-    private readonly MtlsClientCertificateDefinition _definition;
+    private readonly MtlsClientCertificateOptions _definition;
     private readonly CredentialFingerprint _fingerprint;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -30,7 +30,7 @@ public sealed partial class ClientCertificateSource : ICredentialSource, IDispos
     private long _nextCheck;
 
     private ClientCertificateSource(
-        MtlsClientCertificateDefinition definition, ClientCertificate loaded, X509Certificate2Collection? authorities, CredentialFingerprint fingerprint, TimeProvider time, ILogger logger)
+        MtlsClientCertificateOptions definition, ClientCertificate loaded, X509Certificate2Collection? authorities, CredentialFingerprint fingerprint, TimeProvider time, ILogger logger)
     {
         _definition = definition;
         _loaded = loaded;
@@ -65,7 +65,7 @@ public sealed partial class ClientCertificateSource : ICredentialSource, IDispos
     /// <summary>Loads the pair (and the CA bundle) at configuration load; null, with problems under
     /// <paramref name="path"/>, when they are missing, unreadable, mismatched or expired.</summary>
     public static ClientCertificateSource? Create(
-        MtlsClientCertificateDefinition definition, string path, CredentialFingerprint fingerprint, TimeProvider time, ILogger logger, ConfigProblems problems)
+        MtlsClientCertificateOptions definition, string path, CredentialFingerprint fingerprint, TimeProvider time, ILogger logger, ConfigProblems problems)
     {
         var loaded = TryLoad(definition, fingerprint, out var error);
         if (loaded is null)
@@ -161,13 +161,13 @@ public sealed partial class ClientCertificateSource : ICredentialSource, IDispos
         }
     }
 
-    private static ClientCertificate? TryLoad(MtlsClientCertificateDefinition definition, CredentialFingerprint fingerprint, out string? error) =>
+    private static ClientCertificate? TryLoad(MtlsClientCertificateOptions definition, CredentialFingerprint fingerprint, out string? error) =>
         TryReadPair(definition, out var certificatePem, out var keyPem, out error)
             ? TryParse(certificatePem, keyPem, fingerprint, out error)
             : null;
 
     private static bool TryReadPair(
-        MtlsClientCertificateDefinition definition,
+        MtlsClientCertificateOptions definition,
         [NotNullWhen(true)] out string? certificatePem,
         [NotNullWhen(true)] out string? keyPem,
         [NotNullWhen(false)] out string? error)

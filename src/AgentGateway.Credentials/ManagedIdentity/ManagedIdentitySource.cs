@@ -17,14 +17,14 @@ namespace AgentGateway.Credentials.ManagedIdentity;
 /// </summary>
 internal sealed partial class ManagedIdentitySource : ICredentialSource
 {
-    private readonly ManagedIdentityDefinition _definition;
+    private readonly ManagedIdentityOptions _definition;
     private readonly TokenCache _cache;
     private readonly CredentialFingerprint _fingerprint;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Func<CancellationToken, Task<(string Token, DateTimeOffset ExpiresAt)>> _acquire;
 
-    public ManagedIdentitySource(ManagedIdentityDefinition definition, TokenCache cache, CredentialFingerprint fingerprint, TimeProvider time, ILogger logger)
+    public ManagedIdentitySource(ManagedIdentityOptions definition, TokenCache cache, CredentialFingerprint fingerprint, TimeProvider time, ILogger logger)
     {
         _definition = definition;
         _cache = cache;
@@ -60,7 +60,7 @@ internal sealed partial class ManagedIdentitySource : ICredentialSource
         _cache.InvalidateAsync(CacheKey, used.Fingerprint, cancellationToken);
 
     /// <summary>Everything that shapes the token: provider, identity, scopes (in any order).</summary>
-    internal static string CacheKeyFor(ManagedIdentityDefinition d)
+    internal static string CacheKeyFor(ManagedIdentityOptions d)
     {
         var material = string.Join('\n', [d.Provider.ToString(), d.ClientId ?? "(system)", .. d.Scopes.Order(StringComparer.Ordinal)]);
         return "agw:token:v1:mi:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(material)));
@@ -105,7 +105,7 @@ internal sealed partial class ManagedIdentitySource : ICredentialSource
         return token;
     }
 
-    private static Func<CancellationToken, Task<(string, DateTimeOffset)>> AzureAcquirer(ManagedIdentityDefinition d)
+    private static Func<CancellationToken, Task<(string, DateTimeOffset)>> AzureAcquirer(ManagedIdentityOptions d)
     {
         var options = new ManagedIdentityCredentialOptions(d.ClientId is { } id ? ManagedIdentityId.FromUserAssignedClientId(id) : ManagedIdentityId.SystemAssigned);
         // The broker bounds the wait and retries on the next request; SDK retries would only
@@ -120,7 +120,7 @@ internal sealed partial class ManagedIdentitySource : ICredentialSource
         };
     }
 
-    private static Func<CancellationToken, Task<(string, DateTimeOffset)>> GcpAcquirer(ManagedIdentityDefinition d, TimeProvider time)
+    private static Func<CancellationToken, Task<(string, DateTimeOffset)>> GcpAcquirer(ManagedIdentityOptions d, TimeProvider time)
     {
         var credential = new ComputeCredential(new ComputeCredential.Initializer { Scopes = d.Scopes });
         return async ct =>

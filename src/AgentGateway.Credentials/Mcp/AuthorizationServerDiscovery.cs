@@ -18,7 +18,7 @@ namespace AgentGateway.Credentials.Mcp;
 /// credentials. The answer is reused for the configured interval; one lookup runs at a time.
 /// </summary>
 internal sealed partial class AuthorizationServerDiscovery(
-    McpOAuthDefinition definition, IHttpClientFactory httpClients, TimeProvider time, ILogger logger)
+    McpOAuthOptions options, IHttpClientFactory httpClients, TimeProvider time, ILogger logger)
 {
     /// <summary>Metadata documents are small; anything larger is not one.</summary>
     private const int MaxDocumentBytes = 64 * 1024;
@@ -41,7 +41,7 @@ internal sealed partial class AuthorizationServerDiscovery(
         Task<Uri> lookup;
         lock (_lock)
         {
-            if (_known is { } known && time.GetUtcNow() - known.FetchedAt < definition.DiscoveryInterval)
+            if (_known is { } known && time.GetUtcNow() - known.FetchedAt < options.DiscoveryInterval)
             {
                 return known.TokenEndpoint;
             }
@@ -61,7 +61,7 @@ internal sealed partial class AuthorizationServerDiscovery(
         await Task.Yield();
         try
         {
-            using var timeout = new CancellationTokenSource(definition.Timeout, time);
+            using var timeout = new CancellationTokenSource(options.Timeout, time);
             var http = httpClients.CreateClient(TokenEndpointClient.HttpClientName);
             Uri issuer, endpoint;
             try
@@ -71,7 +71,7 @@ internal sealed partial class AuthorizationServerDiscovery(
             }
             catch (OperationCanceledException) when (timeout.IsCancellationRequested)
             {
-                throw Fail($"metadata did not arrive within {definition.Timeout.TotalSeconds:0.#} s");
+                throw Fail($"metadata did not arrive within {options.Timeout.TotalSeconds:0.#} s");
             }
 
             lock (_lock)
@@ -79,7 +79,7 @@ internal sealed partial class AuthorizationServerDiscovery(
                 _known = (endpoint, time.GetUtcNow());
             }
 
-            Log.Discovered(logger, definition.Name, definition.Resource, issuer, endpoint);
+            Log.Discovered(logger, options.Name, options.Resource, issuer, endpoint);
             return endpoint;
         }
         finally
@@ -96,8 +96,8 @@ internal sealed partial class AuthorizationServerDiscovery(
     /// server it names that the operator allowed.</summary>
     private async Task<Uri> FindAuthorizationServerAsync(HttpClient http, CancellationToken cancellationToken)
     {
-        var resource = definition.Resource;
-        Uri[] candidates = definition.ResourceMetadata is { } explicitUri
+        var resource = options.Resource;
+        Uri[] candidates = options.ResourceMetadata is { } explicitUri
             ? [explicitUri]
             : WellKnown(resource, "oauth-protected-resource");
         var document = await FetchFirstAsync(http, candidates, "protected-resource metadata", cancellationToken);
@@ -118,7 +118,7 @@ internal sealed partial class AuthorizationServerDiscovery(
             foreach (var server in servers.EnumerateArray())
             {
                 if (server.ValueKind == JsonValueKind.String
-                    && definition.AuthorizationServers.FirstOrDefault(allowed => SameIdentifier(server.GetString(), allowed)) is { } match)
+                    && options.AuthorizationServers.FirstOrDefault(allowed => SameIdentifier(server.GetString(), allowed)) is { } match)
                 {
                     return match;
                 }
@@ -243,8 +243,8 @@ internal sealed partial class AuthorizationServerDiscovery(
 
     private CredentialFetchException Fail(string reason)
     {
-        Log.DiscoveryFailed(logger, definition.Name, reason);
-        return new CredentialFetchException($"credential '{definition.Name}': {reason}");
+        Log.DiscoveryFailed(logger, options.Name, reason);
+        return new CredentialFetchException($"credential '{options.Name}': {reason}");
     }
 
     private static partial class Log

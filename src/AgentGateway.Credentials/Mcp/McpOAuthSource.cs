@@ -13,24 +13,25 @@ namespace AgentGateway.Credentials.Mcp;
 /// </summary>
 internal sealed class McpOAuthSource : OAuthTokenSource
 {
-    private readonly McpOAuthDefinition _definition;
+    private readonly McpOAuthOptions _options;
     private readonly AuthorizationServerDiscovery _discovery;
     private readonly Func<OAuthClient, TokenEndpointClient> _endpointFor;
     private readonly ConcurrentDictionary<Uri, TokenEndpointClient> _endpoints = new();
 
     public McpOAuthSource(
-        McpOAuthDefinition definition,
-        ClientAuthenticator authenticator,
+        McpOAuthOptions options,
+        IClientAuthenticator authenticator,
         AuthorizationServerDiscovery discovery,
         Func<OAuthClient, TokenEndpointClient> endpointFor,
+        string cacheKey,
         TokenCache cache)
         // Discovery and the token request share one fetch: each may take the configured timeout.
-        : base(definition.Name, definition.Header, authenticator, definition.Timeout * 2, cache)
+        : base(options.Name, options.Header, authenticator, options.Timeout * 2, cache)
     {
-        _definition = definition;
+        _options = options;
         _discovery = discovery;
         _endpointFor = endpointFor;
-        CacheKey = CacheKeyFor(definition, authenticator.KeyMaterial);
+        CacheKey = cacheKey;
     }
 
     public override CredentialKind Kind => CredentialKind.McpOAuth;
@@ -45,8 +46,8 @@ internal sealed class McpOAuthSource : OAuthTokenSource
 
     /// <summary>The resource and the allowed servers shape the token; the discovered endpoint is
     /// whichever allowed server the metadata names, so it is not part of the key.</summary>
-    internal static string CacheKeyFor(McpOAuthDefinition d, string keyMaterial) =>
-        TokenCacheKey.For(
+    internal static TokenCacheKeyParts CacheKeyParts(McpOAuthOptions d, string keyMaterial) =>
+        new(
             "mcp:client_credentials",
             d.ClientAt(d.Resource),
             keyMaterial,
@@ -57,12 +58,12 @@ internal sealed class McpOAuthSource : OAuthTokenSource
     private async ValueTask<CachedToken> FetchAsync(CancellationToken cancellationToken)
     {
         var tokenEndpoint = await _discovery.GetTokenEndpointAsync(cancellationToken);
-        var endpoint = _endpoints.GetOrAdd(tokenEndpoint, static (uri, s) => s._endpointFor(s._definition.ClientAt(uri)), this);
+        var endpoint = _endpoints.GetOrAdd(tokenEndpoint, static (uri, s) => s._endpointFor(s._options.ClientAt(uri)), this);
         try
         {
             return await endpoint.RequestAsync(
                 (Source: this, Endpoint: endpoint),
-                static (http, s, ct) => http.RequestClientCredentialsTokenAsync(s.Source.BuildRequest(s.Endpoint), ct),
+                static async (http, s, ct) => await http.RequestClientCredentialsTokenAsync(await s.Source.BuildRequestAsync(s.Endpoint, ct), ct),
                 notAfter: null,
                 cancellationToken);
         }
@@ -74,13 +75,13 @@ internal sealed class McpOAuthSource : OAuthTokenSource
         }
     }
 
-    private ClientCredentialsTokenRequest BuildRequest(TokenEndpointClient endpoint)
+    private async ValueTask<ClientCredentialsTokenRequest> BuildRequestAsync(TokenEndpointClient endpoint, CancellationToken cancellationToken)
     {
-        var request = endpoint.Prepare(new ClientCredentialsTokenRequest
+        var request = new ClientCredentialsTokenRequest
         {
-            Scope = _definition.Scopes.Count > 0 ? string.Join(' ', _definition.Scopes) : null,
-        });
-        request.Resource.Add(_definition.Resource.AbsoluteUri);
-        return request;
+            Scope = _options.Scopes.Count > 0 ? string.Join(' ', _options.Scopes) : null,
+        };
+        request.Resource.Add(_options.Resource.AbsoluteUri);
+        return await endpoint.PrepareAsync(request, cancellationToken);
     }
 }

@@ -9,23 +9,41 @@ using Microsoft.IdentityModel.Tokens;
 namespace AgentGateway.Credentials.OAuth;
 
 /// <summary>
-/// A configured <see cref="ClientAuthentication"/> with its secret resolved: puts the client's
-/// proof on each token request. Built at load, so a key that does not parse, or does not fit its
-/// algorithm, is a configuration problem rather than a failing request.
+/// Turns a configured <see cref="ClientAuthentication"/> into the authenticator that puts the
+/// client's proof on each token request. Replace it (register your own before
+/// <c>AddCredentialBroker</c>) to sign client assertions elsewhere, e.g. with a key in an HSM or a
+/// cloud KMS.
 /// </summary>
-internal abstract class ClientAuthenticator
+public interface IClientAuthenticatorFactory
+{
+    /// <summary>Resolves the material at load, so a key that does not parse, or does not fit its
+    /// algorithm, is a configuration problem rather than a failing request.</summary>
+    /// <param name="authentication">The validated method and the reference to its secret.</param>
+    /// <param name="path">The credential entry's path: problems name the setting under it.</param>
+    /// <param name="problems">Where every problem goes.</param>
+    /// <returns>Null, with problems added, when the material is unusable.</returns>
+    IClientAuthenticator? Create(ClientAuthentication authentication, string path, ConfigProblems problems);
+}
+
+/// <summary>Puts the gateway's client authentication on a token request (a secret, or a signed
+/// client assertion).</summary>
+public interface IClientAuthenticator
 {
     /// <summary>What identifies the client's key material in cache keys (hashed there, never stored):
     /// a rotated secret or key never serves a token obtained with the old one.</summary>
-    public abstract string KeyMaterial { get; }
-
-    public abstract void Apply(ProtocolRequest request, OAuthClient client);
+    string KeyMaterial { get; }
 
     /// <summary>Shared secrets an agent must never present; a private key never leaves the gateway as text.</summary>
-    public virtual IReadOnlyList<SecretValue> Secrets => [];
+    IReadOnlyList<SecretValue> Secrets { get; }
 
-    /// <summary>Null (with problems added under <paramref name="path"/>) when the material is unusable.</summary>
-    public static ClientAuthenticator? Create(ClientAuthentication authentication, string path, TimeProvider time, ConfigProblems problems)
+    ValueTask ApplyAsync(ProtocolRequest request, OAuthClient client, CancellationToken cancellationToken);
+}
+
+/// <summary>The default: client secrets (post or basic) and <c>private_key_jwt</c> assertions
+/// signed in process.</summary>
+internal sealed class ClientAuthenticatorFactory(TimeProvider time) : IClientAuthenticatorFactory
+{
+    public IClientAuthenticator? Create(ClientAuthentication authentication, string path, ConfigProblems problems)
     {
         if (!SecretResolver.TryResolve(authentication.Secret, out var secret, out var error))
         {
@@ -41,18 +59,19 @@ internal abstract class ClientAuthenticator
         };
     }
 
-    private sealed class SharedSecret(SecretValue secret, ClientSecretStyle style) : ClientAuthenticator
+    private sealed class SharedSecret(SecretValue secret, ClientSecretStyle style) : IClientAuthenticator
     {
-        public override string KeyMaterial => secret.Reveal();
+        public string KeyMaterial => secret.Reveal();
 
-        public override IReadOnlyList<SecretValue> Secrets { get; } = [secret];
+        public IReadOnlyList<SecretValue> Secrets { get; } = [secret];
 
-        public override void Apply(ProtocolRequest request, OAuthClient client)
+        public ValueTask ApplyAsync(ProtocolRequest request, OAuthClient client, CancellationToken cancellationToken)
         {
             request.ClientSecret = secret.Reveal();
             request.ClientCredentialStyle = style == ClientSecretStyle.BasicAuthentication
                 ? ClientCredentialStyle.AuthorizationHeader
                 : ClientCredentialStyle.PostBody;
+            return ValueTask.CompletedTask;
         }
     }
 
@@ -62,13 +81,15 @@ internal abstract class ClientAuthenticator
     /// assertion captured in transit is worth little and cannot be replayed at an issuer that
     /// tracks <c>jti</c>.
     /// </summary>
-    private sealed class PrivateKeyJwt(SigningCredentials signing, string keyMaterial, string? audience, TimeProvider time) : ClientAuthenticator
+    private sealed class PrivateKeyJwt(SigningCredentials signing, string keyMaterial, string? audience, TimeProvider time) : IClientAuthenticator
     {
         private const string AssertionType = "client-authentication+jwt";
         private static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(1);
         private static readonly JsonWebTokenHandler Handler = new() { SetDefaultTimesOnTokenCreation = false };
 
-        public override string KeyMaterial => keyMaterial;
+        public string KeyMaterial => keyMaterial;
+
+        public IReadOnlyList<SecretValue> Secrets => [];
 
         public static PrivateKeyJwt? Create(PrivateKeyJwtAuthentication settings, SecretValue pem, string path, TimeProvider time, ConfigProblems problems)
         {
@@ -91,7 +112,7 @@ internal abstract class ClientAuthenticator
             return new PrivateKeyJwt(new SigningCredentials(key, algorithm), pem.Reveal(), settings.Audience, time);
         }
 
-        public override void Apply(ProtocolRequest request, OAuthClient client)
+        public ValueTask ApplyAsync(ProtocolRequest request, OAuthClient client, CancellationToken cancellationToken)
         {
             var now = time.GetUtcNow().UtcDateTime;
             var assertion = Handler.CreateToken(new SecurityTokenDescriptor
@@ -118,6 +139,7 @@ internal abstract class ClientAuthenticator
                 Type = OidcConstants.ClientAssertionTypes.JwtBearer,
                 Value = assertion,
             };
+            return ValueTask.CompletedTask;
         }
 
         private static AsymmetricSecurityKey? ImportKey(string pem)

@@ -7,36 +7,38 @@ namespace AgentGateway.Credentials.OAuth;
 /// OAuth 2.1 client-credentials tokens (RFC 6749 §4.4) with RFC 8707 resource indicators, one per
 /// credential for every agent and replica, cached in <see cref="TokenCache"/>.
 /// </summary>
-internal sealed class ClientCredentialsSource(OAuthClientCredentialsDefinition definition, ClientAuthenticator authenticator, TokenEndpointClient endpoint, TokenCache cache)
-    : OAuthTokenSource(definition.Name, definition.Header, authenticator, endpoint.Timeout, cache)
+internal sealed class ClientCredentialsSource(
+    OAuthClientCredentialsOptions options, IClientAuthenticator authenticator, TokenEndpointClient endpoint, string cacheKey, TokenCache cache)
+    : OAuthTokenSource(options.Name, options.Header, authenticator, endpoint.Timeout, cache)
 {
     public override CredentialKind Kind => CredentialKind.OAuthClientCredentials;
 
-    internal string CacheKey { get; } = CacheKeyFor(definition, authenticator.KeyMaterial);
+    internal string CacheKey => cacheKey;
 
     public override ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken) =>
-        GetCachedAsync(CacheKey, agentId: null, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
+        GetCachedAsync(cacheKey, agentId: null, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
 
     public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
-        InvalidateKeyAsync(CacheKey, used, cancellationToken);
+        InvalidateKeyAsync(cacheKey, used, cancellationToken);
 
-    internal static string CacheKeyFor(OAuthClientCredentialsDefinition d, string keyMaterial) =>
-        TokenCacheKey.For("client_credentials", d.Client, keyMaterial, d.Scopes, d.Resources);
+    /// <summary>Everything that shapes the token.</summary>
+    internal static TokenCacheKeyParts CacheKeyParts(OAuthClientCredentialsOptions o, string keyMaterial) =>
+        new("client_credentials", o.Client, keyMaterial, o.Scopes, o.Resources, []);
 
     private ValueTask<CachedToken> FetchAsync(CancellationToken cancellationToken) =>
-        endpoint.RequestAsync(this, static (http, s, ct) => http.RequestClientCredentialsTokenAsync(s.BuildRequest(), ct), notAfter: null, cancellationToken);
+        endpoint.RequestAsync(this, static async (http, s, ct) => await http.RequestClientCredentialsTokenAsync(await s.BuildRequestAsync(ct), ct), notAfter: null, cancellationToken);
 
-    private ClientCredentialsTokenRequest BuildRequest()
+    private async ValueTask<ClientCredentialsTokenRequest> BuildRequestAsync(CancellationToken cancellationToken)
     {
-        var request = endpoint.Prepare(new ClientCredentialsTokenRequest
+        var request = new ClientCredentialsTokenRequest
         {
-            Scope = definition.Scopes.Count > 0 ? string.Join(' ', definition.Scopes) : null,
-        });
-        foreach (var resource in definition.Resources)
+            Scope = options.Scopes.Count > 0 ? string.Join(' ', options.Scopes) : null,
+        };
+        foreach (var resource in options.Resources)
         {
             request.Resource.Add(resource);
         }
 
-        return request;
+        return await endpoint.PrepareAsync(request, cancellationToken);
     }
 }

@@ -6,7 +6,7 @@ namespace AgentGateway.Credentials.OAuth;
 /// miss), turn it into the hop's header, report a failure as a result rather than an exception,
 /// and drop a token the upstream refused.</summary>
 /// <param name="fetchTimeout">How long one fetch may take (it bounds the cache's fetch lease).</param>
-internal abstract class OAuthTokenSource(string name, string header, ClientAuthenticator authenticator, TimeSpan fetchTimeout, TokenCache cache) : ICredentialSource
+internal abstract class OAuthTokenSource(string name, string header, IClientAuthenticator authenticator, TimeSpan fetchTimeout, TokenCache cache) : ICredentialSource
 {
     public string Name => name;
 

@@ -18,7 +18,8 @@ internal sealed partial class TokenEndpointClient
 
     private readonly string _credentialName;
     private readonly OAuthClient _client;
-    private readonly ClientAuthenticator _authenticator;
+    private readonly IClientAuthenticator _authenticator;
+    private readonly ITokenRequestCustomizer _customizer;
     private readonly TimeSpan _refreshBeforeExpiry;
     private readonly IHttpClientFactory _httpClients;
     private readonly CredentialFingerprint _fingerprint;
@@ -28,7 +29,8 @@ internal sealed partial class TokenEndpointClient
     public TokenEndpointClient(
         string credentialName,
         OAuthClient client,
-        ClientAuthenticator authenticator,
+        IClientAuthenticator authenticator,
+        ITokenRequestCustomizer customizer,
         TimeSpan refreshBeforeExpiry,
         IHttpClientFactory httpClients,
         CredentialFingerprint fingerprint,
@@ -38,6 +40,7 @@ internal sealed partial class TokenEndpointClient
         _credentialName = credentialName;
         _client = client;
         _authenticator = authenticator;
+        _customizer = customizer;
         _refreshBeforeExpiry = refreshBeforeExpiry;
         _httpClients = httpClients;
         _fingerprint = fingerprint;
@@ -47,13 +50,15 @@ internal sealed partial class TokenEndpointClient
 
     public TimeSpan Timeout => _client.Timeout;
 
-    /// <summary>Fills in the client's endpoint and authentication on a request of any grant.</summary>
-    public T Prepare<T>(T request)
+    /// <summary>Fills in the client's endpoint and authentication on a request of any grant, then
+    /// lets the <see cref="ITokenRequestCustomizer"/> look at it.</summary>
+    public async ValueTask<T> PrepareAsync<T>(T request, CancellationToken cancellationToken)
         where T : ProtocolRequest
     {
         request.Address = _client.TokenEndpoint.AbsoluteUri;
         request.ClientId = _client.ClientId;
-        _authenticator.Apply(request, _client);
+        await _authenticator.ApplyAsync(request, _client, cancellationToken);
+        await _customizer.CustomizeAsync(_credentialName, request, cancellationToken);
         return request;
     }
 

@@ -1,6 +1,8 @@
 using System.Security.Cryptography.X509Certificates;
 using System.Collections.Frozen;
 using AgentGateway.Credentials;
+using AgentGateway.Credentials.Caching;
+using AgentGateway.Credentials.Certificates;
 using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.Secrets;
 using AgentGateway.Proxy.Inspection;
@@ -72,7 +74,7 @@ public sealed class GatewayConfigLoader(
         }
 
         var inbound = ReadInbound(gateway.GetSection("Inbound"), problems);
-        var definitions = CredentialConfigReader.Read(gateway.GetSection("Credentials"), problems);
+        var definitions = credentials.Read(gateway.GetSection("Credentials"), problems);
         var redis = gateway["Redis"];
         var cache = CacheConfigReader.Read(gateway.GetSection("Cache"), shared: !string.IsNullOrWhiteSpace(redis), problems);
         var credentialSet = credentials.Build(definitions, cache, "Gateway:Credentials", problems);
@@ -627,7 +629,7 @@ public sealed class GatewayConfigLoader(
     /// <summary>Cluster-level security: a client certificate goes only to the HTTPS destinations of
     /// the cluster that names it, and no cluster may switch off server-certificate checks (the
     /// gateway would hand hop credentials to whoever sits on the path).</summary>
-    private static void CheckClusters(IReadOnlyList<ClusterConfig> clusters, IReadOnlyList<CredentialDefinition> definitions, ConfigProblems problems)
+    private static void CheckClusters(IReadOnlyList<ClusterConfig> clusters, IReadOnlyList<CredentialOptions> definitions, ConfigProblems problems)
     {
         foreach (var cluster in clusters)
         {
@@ -645,7 +647,7 @@ public sealed class GatewayConfigLoader(
 
             var metadataPath = $"{path}:Metadata:{ClientCertificateHttpClientFactory.ClusterMetadataKey}";
             var definition = definitions.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
-            if (definition is not MtlsClientCertificateDefinition)
+            if (definition is not MtlsClientCertificateOptions)
             {
                 problems.Add(metadataPath, definition is null
                     ? $"names credential '{name}', which is not configured under Gateway:Credentials"
@@ -665,7 +667,7 @@ public sealed class GatewayConfigLoader(
     private static FrozenDictionary<string, GatewayRoute> ReadRouteCredentials(
         IReadOnlyList<RouteConfig> routes,
         IReadOnlyList<ClusterConfig> clusters,
-        IReadOnlyList<CredentialDefinition> definitions,
+        IReadOnlyList<CredentialOptions> definitions,
         CredentialSet credentialSet,
         DelegationPolicy delegation,
         ConfigProblems problems)

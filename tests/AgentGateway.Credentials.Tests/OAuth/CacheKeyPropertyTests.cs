@@ -11,6 +11,8 @@ namespace AgentGateway.Credentials.Tests.OAuth;
 /// </summary>
 public sealed class CacheKeyPropertyTests
 {
+    private static readonly TokenCacheKeyGenerator Keys = new();
+
     // Characters chosen to break naive concatenation: separators, quotes, brackets, escapes.
     private static readonly string[] Atoms = ["a", "b", "a,b", "\"", "\n", "[", "]", "\\", ":", " ", "é", ""];
 
@@ -25,10 +27,10 @@ public sealed class CacheKeyPropertyTests
             var scopes = List(random);
             var resources = List(random);
             var secret = "s" + Pick(random);
-            var definition = new OAuthClientCredentialsDefinition("n" + Pick(random), client, scopes, resources, "Authorization", TimeSpan.FromMinutes(1));
+            var definition = new OAuthClientCredentialsOptions("n" + Pick(random), client, scopes, resources, "Authorization", TimeSpan.FromMinutes(1));
             var canonical = Canonical(client, scopes, resources, secret);
 
-            Check(seen, canonical, ClientCredentialsSource.CacheKeyFor(definition, secret));
+            Check(seen, canonical, Keys.ForCredential(ClientCredentialsSource.CacheKeyParts(definition, secret)));
         }
     }
 
@@ -46,11 +48,11 @@ public sealed class CacheKeyPropertyTests
             var actor = random.Next(2) == 0;
             var agent = Pick(random);
             var delegation = new Delegation(Pick(random), Pick(random), "token-" + i, DateTimeOffset.UnixEpoch);
-            var definition = new OAuthTokenExchangeDefinition("n", client, scopes, resources, audience, actor, "Authorization", TimeSpan.FromMinutes(1));
+            var definition = new OAuthTokenExchangeOptions("n", client, scopes, resources, audience, actor, "Authorization", TimeSpan.FromMinutes(1));
             var canonical = Canonical(client, scopes, resources, "secret") +
                 $"|aud={Escape(audience)}|actor={actor}|agent={Escape(agent)}|iss={Escape(delegation.IssuerName)}|user={Escape(delegation.Subject)}";
 
-            Check(seen, canonical, TokenExchangeSource.CacheKeyFor(definition, "secret", agent, delegation));
+            Check(seen, canonical, Keys.ForSubject(Keys.ForCredential(TokenExchangeSource.CacheKeyParts(definition, "secret")), agent, delegation));
         }
     }
 
@@ -58,12 +60,12 @@ public sealed class CacheKeyPropertyTests
     public void The_two_grants_never_share_a_key_for_the_same_client_and_shape()
     {
         var client = new OAuthClient(new Uri("https://idp.example/token"), "c", new ClientSecretAuthentication(new SecretReference(SecretStore.Environment, "X"), ClientSecretStyle.PostBody), TimeSpan.FromSeconds(5));
-        var credentials = new OAuthClientCredentialsDefinition("n", client, ["a"], [], "Authorization", TimeSpan.FromMinutes(1));
-        var exchange = new OAuthTokenExchangeDefinition("n", client, ["a"], [], null, false, "Authorization", TimeSpan.FromMinutes(1));
+        var credentials = new OAuthClientCredentialsOptions("n", client, ["a"], [], "Authorization", TimeSpan.FromMinutes(1));
+        var exchange = new OAuthTokenExchangeOptions("n", client, ["a"], [], null, false, "Authorization", TimeSpan.FromMinutes(1));
 
         Assert.NotEqual(
-            ClientCredentialsSource.CacheKeyFor(credentials, "s"),
-            TokenExchangeSource.CacheKeyFor(exchange, "s", "", new Delegation("", "", "t", DateTimeOffset.UnixEpoch)));
+            Keys.ForCredential(ClientCredentialsSource.CacheKeyParts(credentials, "s")),
+            Keys.ForSubject(Keys.ForCredential(TokenExchangeSource.CacheKeyParts(exchange, "s")), "", new Delegation("", "", "t", DateTimeOffset.UnixEpoch)));
     }
 
     private static void Check(Dictionary<string, string> seen, string canonical, string key)

@@ -7,15 +7,17 @@ namespace AgentGateway.Credentials.Tests.OAuth;
 /// credential written differently does.</summary>
 public sealed class CacheKeyTests
 {
+    private static readonly TokenCacheKeyGenerator Keys = new();
+
     private static readonly OAuthClient Client = new(
         new Uri("https://idp.example/token"), "client", new ClientSecretAuthentication(new SecretReference(SecretStore.Environment, "X"), ClientSecretStyle.PostBody), TimeSpan.FromSeconds(10));
 
-    private static readonly OAuthClientCredentialsDefinition Base = new(
+    private static readonly OAuthClientCredentialsOptions Base = new(
         "crm", Client, ["a", "b"], ["https://api.example/"], "Authorization", TimeSpan.FromMinutes(1));
 
     private const string Secret = "secret-1";
 
-    public static TheoryData<string, OAuthClientCredentialsDefinition, string> Variants => new()
+    public static TheoryData<string, OAuthClientCredentialsOptions, string> Variants => new()
     {
         { "endpoint", Base with { Client = Client with { TokenEndpoint = new Uri("https://other.example/token") } }, "secret-1" },
         { "client", Base with { Client = Client with { ClientId = "client-2" } }, "secret-1" },
@@ -30,9 +32,9 @@ public sealed class CacheKeyTests
 
     [Theory]
     [MemberData(nameof(Variants))]
-    public void Every_parameter_that_shapes_the_token_changes_the_key(string _, OAuthClientCredentialsDefinition variant, string secret)
+    public void Every_parameter_that_shapes_the_token_changes_the_key(string _, OAuthClientCredentialsOptions variant, string secret)
     {
-        Assert.NotEqual(ClientCredentialsSource.CacheKeyFor(Base, Secret), ClientCredentialsSource.CacheKeyFor(variant, secret));
+        Assert.NotEqual(Keys.ForCredential(ClientCredentialsSource.CacheKeyParts(Base, Secret)), Keys.ForCredential(ClientCredentialsSource.CacheKeyParts(variant, secret)));
     }
 
     [Fact]
@@ -40,12 +42,12 @@ public sealed class CacheKeyTests
     {
         var reordered = Base with { Name = "crm-renamed", Scopes = ["b", "a"] };
 
-        Assert.Equal(ClientCredentialsSource.CacheKeyFor(Base, Secret), ClientCredentialsSource.CacheKeyFor(reordered, Secret));
+        Assert.Equal(Keys.ForCredential(ClientCredentialsSource.CacheKeyParts(Base, Secret)), Keys.ForCredential(ClientCredentialsSource.CacheKeyParts(reordered, Secret)));
     }
 
     [Fact]
     public void The_key_does_not_reveal_the_secret()
     {
-        Assert.DoesNotContain("secret-1", ClientCredentialsSource.CacheKeyFor(Base, Secret), StringComparison.Ordinal);
+        Assert.DoesNotContain("secret-1", Keys.ForCredential(ClientCredentialsSource.CacheKeyParts(Base, Secret)), StringComparison.Ordinal);
     }
 }

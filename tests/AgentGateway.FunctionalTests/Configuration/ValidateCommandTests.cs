@@ -1,6 +1,11 @@
 using System.Reflection;
 using System.Text.Json;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Credentials.ApiKeys;
+using AgentGateway.Credentials.Caching;
+using AgentGateway.Credentials.Certificates;
+using AgentGateway.Credentials.ManagedIdentity;
+using AgentGateway.Credentials.Mcp;
+using AgentGateway.Credentials.OAuth;
 using AgentGateway.FunctionalTests.Infrastructure;
 using AgentGateway.Host;
 using AgentGateway.Proxy.Configuration;
@@ -354,7 +359,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(IssuerSettings), "issuer")]
     [InlineData(typeof(AgentSettings), "agent")]
     [InlineData(typeof(GrantSettings), "grant")]
-    [InlineData(typeof(AgentGateway.Credentials.Configuration.CacheSettings), "cache")]
+    [InlineData(typeof(CacheSettings), "cache")]
     [InlineData(typeof(DelegationSettings), "delegation")]
     [InlineData(typeof(PolicySettings), "policy")]
     [InlineData(typeof(AuditSettings), "audit")]

@@ -1,14 +1,30 @@
+using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Configuration;
 
-namespace AgentGateway.Credentials.Configuration;
+namespace AgentGateway.Credentials.Caching;
 
-/// <summary>The validated <c>Gateway:Cache</c> section: where the sealing keys live (not the keys).</summary>
+/// <summary><c>Gateway:Cache</c>: how hop tokens are protected in the cache every replica shares.</summary>
+public sealed record CacheSettings
+{
+    /// <summary>Secret reference to 32 random bytes, base64-encoded: the AES-256-GCM key that seals
+    /// every token written to Redis. Required when <c>Gateway:Redis</c> is set.</summary>
+    public string? EncryptionKey { get; init; }
+
+    /// <summary>Secret references to keys being rotated out: entries sealed with them still open
+    /// (until they expire), new entries use <see cref="EncryptionKey"/>.</summary>
+    public string[] PreviousEncryptionKeys { get; init; } = [];
+
+    /// <summary>No hop token is kept longer than this, whatever its issuer grants (default one hour).</summary>
+    public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
+}
+
+/// <summary>The validated <c>Gateway:Cache</c> section (<see cref="CacheSettings"/>): where the sealing keys live (not the keys).</summary>
 /// <param name="EncryptionKey">Seals and opens; null only without a shared cache.</param>
 /// <param name="PreviousEncryptionKeys">Open only.</param>
-public sealed record CacheDefinition(SecretReference? EncryptionKey, IReadOnlyList<SecretReference> PreviousEncryptionKeys)
+public sealed record CacheOptions(SecretReference? EncryptionKey, IReadOnlyList<SecretReference> PreviousEncryptionKeys)
 {
-    public static CacheDefinition LocalOnly { get; } = new(null, []);
+    public static CacheOptions LocalOnly { get; } = new(null, []);
 
     /// <summary>No hop token is kept longer than this, whatever its issuer says.</summary>
     public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
@@ -20,7 +36,7 @@ public static class CacheConfigReader
     /// <param name="shared">Whether a shared cache (Redis) is configured: the key is then required,
     /// because tokens must never sit in Redis in the clear.</param>
     /// <param name="problems">Where every problem goes, with its path.</param>
-    public static CacheDefinition Read(IConfigurationSection section, bool shared, ConfigProblems problems)
+    public static CacheOptions Read(IConfigurationSection section, bool shared, ConfigProblems problems)
     {
         var settings = SectionReader.Read<CacheSettings>(section, problems);
         SecretReference? current = null;
@@ -58,6 +74,6 @@ public static class CacheConfigReader
             problems.Add(section.Path + ":MaxTokenLifetime", "must be between 00:01:00 and 1.00:00:00");
         }
 
-        return new CacheDefinition(current, previous) { MaxTokenLifetime = settings.MaxTokenLifetime };
+        return new CacheOptions(current, previous) { MaxTokenLifetime = settings.MaxTokenLifetime };
     }
 }
