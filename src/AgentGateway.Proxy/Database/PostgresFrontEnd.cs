@@ -373,9 +373,10 @@ public sealed partial class PostgresFrontEnd(
         span?.SetTag(GatewayTelemetry.Tags.Decision, "opened");
         GatewayTelemetry.DatabaseDecisions.Add(1, new(GatewayTelemetry.Tags.Decision, "opened"), new(GatewayTelemetry.Tags.DatabaseName, entry.Name));
         GatewayTelemetry.CredentialUses.Add(1, new(GatewayTelemetry.Tags.CredentialKind, used.Kind), new(GatewayTelemetry.Tags.CredentialSource, used.Source));
-        if (Enum.TryParse<CredentialKind>(used.Kind, out var kind))
+        // A password login is no broker credential; a token login names its broker kind.
+        if (used.Kind != PasswordLogin.Kind && CredentialKind.IsValidName(used.Kind))
         {
-            activity.Used(agent.Agent.Id, agent.Instance, kind);
+            activity.Used(agent.Agent.Id, agent.Instance, new CredentialKind(used.Kind));
         }
 
         await audit.DatabaseSessionAsync("database-session-start", new DatabaseAuditFacts(agent.Agent.Id, entry.Name, grant.Role, grant.Grant.Name)
