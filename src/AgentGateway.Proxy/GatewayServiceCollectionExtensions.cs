@@ -65,7 +65,6 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<HopCredentialTransform>();
         services.TryAddSingleton<PolicyTransform>();
         services.TryAddSingleton<AgentGateway.Proxy.Inspection.McpServerStreamTransform>();
-        services.TryAddSingleton<AgentGateway.Proxy.Inspection.ToolListFilterTransform>();
         services.TryAddSingleton<PolicyEngine>();
         services.TryAddSingleton<RefusalWriter>();
         services.TryAddSingleton<AgentGateway.Proxy.Audit.AuditLog>();
@@ -88,6 +87,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<IPolicyStateStore>(static sp => sp.GetRequiredService<InProcessPolicyStateStore>());
         services.TryAddSingleton<UnauthorizedResponseTransform>();
         services.TryAddSingleton<ResponseGuardTransform>();
+        services.TryAddSingleton<ResponseTrailerGuardTransform>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
         services.AddReverseProxy();
         // After AddReverseProxy, so it replaces YARP's default client factory.

@@ -263,6 +263,10 @@ public static class FuzzTargets
         public void Broken(string why)
         {
         }
+
+        public void Filtered(int removed)
+        {
+        }
     }
 
     private static InspectedBody? Inspect(byte[] input, BodyKind kind)

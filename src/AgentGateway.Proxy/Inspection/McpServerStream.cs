@@ -14,6 +14,9 @@ internal interface IMcpServerStreamObserver
 
     /// <summary>The stream could not be read one way only, and ends here.</summary>
     void Broken(string why);
+
+    /// <summary>A tool list was passed on with <paramref name="removed"/> tools the grant does not allow taken out.</summary>
+    void Filtered(int removed);
 }
 
 /// <summary>
@@ -23,11 +26,14 @@ internal interface IMcpServerStreamObserver
 /// its data must be one strict JSON-RPC message. Responses to the agent's own calls and
 /// notifications pass; a server request (sampling, elicitation, roots) passes only when the
 /// grant lists it, else it is dropped and refused to the server; an answer whose input requests
-/// (MCP 2026-07-28) ask for something the grant does not list becomes an error. Anything that cannot be read one
+/// (MCP 2026-07-28) ask for something the grant does not list becomes an error; a tool list loses
+/// the tools the grant does not allow, when <paramref name="toolFilter"/> is given (in the same
+/// pass, on the same parse). Anything that cannot be read one
 /// way only — a batch, duplicate keys, an oversized event, an absolute legacy endpoint — ends the
 /// stream: passing it on would let the agent act on what the gateway never judged.
 /// </summary>
-internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventBytes, IMcpServerStreamObserver observer) : ResponseFilterStream(inner)
+internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventBytes, IMcpServerStreamObserver observer, IReadOnlyList<GlobPattern>? toolFilter = null)
+    : ResponseFilterStream(inner)
 {
     private readonly ServerSentEventReader _reader = new(maxEventBytes);
     private readonly List<ServerSentEvent> _items = [];
@@ -115,6 +121,18 @@ internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventByt
                 ServerSentEventReader.Write(item with { Data = McpServerStreamTransform.InputRefusedError(message.Id, refused) }, _output);
             }
 
+            return null;
+        }
+
+        if (toolFilter is not null && message is { Kind: ServerMessageKind.Response, ListsTools: true })
+        {
+            if (ToolListFilter.Apply(data, toolFilter, out var removed) is not { } filtered)
+            {
+                return "a tool list whose 'tools' is not an array";
+            }
+
+            observer.Filtered(removed);
+            ServerSentEventReader.Write(item with { Data = filtered }, _output);
             return null;
         }
 

@@ -12,15 +12,28 @@ using Yarp.ReverseProxy.Transforms;
 namespace AgentGateway.Proxy.Inspection;
 
 /// <summary>
-/// Puts an <see cref="McpServerStream"/> in front of the agent on every server-sent event stream
-/// an MCP route returns under a grant that restricts MCP — the stream of a <c>POST</c>, where a
-/// server asks for sampling or elicitation in the middle of a tool call, and the standalone
-/// <c>GET</c> stream alike. A refused server request is answered to the server with a JSON-RPC
-/// error, sent as the agent's own answer would be (same URL, same hop credential and session), so
-/// the tool call it belongs to ends with an error instead of waiting for an answer. A JSON answer
-/// is judged the same way, whole: its input requests (MCP 2026-07-28 multi round-trip requests,
-/// where the server's questions travel inside its answer) must be ones the grant lists. A
-/// compressed stream cannot be read as it passes, so it is not passed: 502.
+/// Judges every successful answer on a route and grant that restrict MCP before the agent sees
+/// any of it, on the one decision of what the answer is (<see cref="AnswerMediaType"/>):
+/// <list type="bullet">
+/// <item>an event stream — the stream of a <c>POST</c>, where a server asks for sampling or
+/// elicitation in the middle of a tool call, and the standalone <c>GET</c> stream alike — goes
+/// through an <see cref="McpServerStream"/>;</item>
+/// <item>a JSON answer is read whole and judged the same way: its input requests (MCP 2026-07-28
+/// multi round-trip requests, where the server's questions travel inside its answer) must be ones
+/// the grant lists;</item>
+/// <item>either way a tool list loses the tools the grant does not allow (<c>FilterToolList</c>), on
+/// the same parse;</item>
+/// <item>an answer of any other type, or of a type that is not one well-formed media type, passes
+/// only if it has no body (a <c>202</c>); else it is refused with 502, and so is a redirect (it
+/// would send the agent, with its own credential and its next message, wherever the server chose).
+/// Clients read any successful answer to a <c>GET</c> as an event stream whatever its type, and
+/// some look for type names anywhere in the header, so "not recognised" cannot mean "passed".</item>
+/// </list>
+/// A judged answer goes on with the canonical type, so no client can read it as something else.
+/// A refused server request is answered to the server with a JSON-RPC error, sent as the agent's
+/// own answer would be (same URL, same hop credential and session), so the tool call it belongs to
+/// ends with an error instead of waiting for an answer. Content codings never get here: the
+/// response guard has decoded them, or refused the answer.
 /// </summary>
 internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvider time, ILogger<McpServerStreamTransform> logger) : ResponseTransform
 {
@@ -35,46 +48,79 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
 
     public override async ValueTask ApplyAsync(ResponseTransformContext context)
     {
-        var mediaType = context.ProxyResponse?.Content.Headers.ContentType?.MediaType;
-        if (context.ProxyResponse is not { IsSuccessStatusCode: true } response
-            || mediaType is not ("text/event-stream" or "application/json")
+        if (context.SuppressResponseBody
+            || context.ProxyResponse is not { } response
             || context.HttpContext.Features.Get<GatewayRequestFeature>() is not { Decision.Grant: { RestrictsMcp: true } grant } feature)
         {
             return;
         }
 
-        var encoding = response.Content.Headers.ContentEncoding;
-        if (encoding.Count > 0 && !encoding.All(e => e.Equals("identity", StringComparison.OrdinalIgnoreCase)))
+        var status = (int)response.StatusCode;
+        if (status is >= 300 and < 400)
         {
-            Log.CompressedStream(logger, feature.Route.RouteId);
-            context.SuppressResponseBody = true;
-            await ProblemResponse.WriteAsync(context.HttpContext, Refusal.UpstreamUnavailable(
-                "the MCP server sent a compressed event stream, which the gateway cannot inspect as it passes"));
+            await RefuseAsync(context, feature, $"a redirect ({status})");
+            return;
+        }
+
+        if (status is < 200 or >= 300)
+        {
+            // Error answers: no MCP client takes their bodies for messages to act on.
             return;
         }
 
         var observer = new Observer(audit, time, logger, context.HttpContext, feature, response.RequestMessage, context.HttpContext.GetReverseProxyFeature().Cluster?.HttpClient, Activity.Current);
+        var toolFilter = grant is { Tools: { } tools, FilterToolList: true } ? tools : null;
         var http = context.HttpContext.Response;
-        if (mediaType == "text/event-stream")
+        var (kind, unreadable) = AnswerMediaType.Of(response.Content.Headers);
+        switch (kind)
         {
-            http.Body = new McpServerStream(http.Body, grant, feature.Revision.Policy.MaxServerEventBytes, observer);
+            case AnswerKind.EventStream:
+                // Events are written on in canonical form, and refused ones dropped: the upstream's length no longer holds.
+                ResponseBody.Rewritten(context.HttpContext);
+                http.ContentType = AnswerMediaType.EventStream;
+                http.Body = new McpServerStream(http.Body, grant, feature.Revision.Policy.MaxServerEventBytes, observer, toolFilter);
+                break;
+            case AnswerKind.Json:
+                await JudgeJsonAnswerAsync(context, response, grant, feature, observer, toolFilter);
+                break;
+            case AnswerKind.Unreadable:
+                await RefuseAsync(context, feature, unreadable!);
+                break;
+            default:
+                if (await BoundedContent.ReadAsync(response.Content, 0, context.CancellationToken) is null)
+                {
+                    await RefuseAsync(context, feature, kind == AnswerKind.Absent ? "a body without a Content-Type" : "a body that is neither JSON nor an event stream");
+                    return;
+                }
+
+                // Nothing to judge (a 202 or 204); the empty body has been read.
+                context.SuppressResponseBody = true;
+                break;
         }
-        else if (feature.Body is not { Method: "tools/list" } || grant.Tools is null || !grant.FilterToolList)
-        {
-            // A tools/list answer the filter rewrites is read (and, if unreadable, replaced) there.
-            await JudgeJsonAnswerAsync(context, response, grant, feature, observer);
-        }
+    }
+
+    private async Task RefuseAsync(ResponseTransformContext context, GatewayRequestFeature feature, string what)
+    {
+        Log.AnswerNotJudged(logger, feature.Route.RouteId, feature.Agent.Agent.Id, what);
+        Activity.Current?.SetTag(GatewayTelemetry.Tags.ErrorType, "mcp-answer-unreadable");
+        context.SuppressResponseBody = true;
+        await ProblemResponse.WriteAsync(context.HttpContext, Refusal.UpstreamUnavailable(
+            $"the MCP server of route '{feature.Route.RouteId}' answered with {what}, which the gateway cannot judge, so it was not passed on"));
     }
 
     /// <summary>
     /// A JSON answer is one message, read whole (up to the event bound): passed on byte for byte
-    /// when it is one strict JSON-RPC message asking nothing the grant refuses, else replaced by a
-    /// JSON-RPC error, since the agent's client waits for an answer to its call either way.
+    /// when it is one strict JSON-RPC message asking nothing the grant refuses (a tool list
+    /// filtered), else replaced by a JSON-RPC error, since the agent's client waits for an answer
+    /// to its call either way.
     /// </summary>
-    private static async Task JudgeJsonAnswerAsync(ResponseTransformContext context, HttpResponseMessage response, Policy.Grant grant, GatewayRequestFeature feature, Observer observer)
+    private static async Task JudgeJsonAnswerAsync(
+        ResponseTransformContext context, HttpResponseMessage response, Policy.Grant grant, GatewayRequestFeature feature, Observer observer, IReadOnlyList<Policy.GlobPattern>? toolFilter)
     {
         var limit = feature.Revision.Policy.MaxServerEventBytes;
         var bytes = await BoundedContent.ReadAsync(response.Content, limit, context.CancellationToken);
+        // The answer to tools/list must be its result: anything else in its place is unreadable to a client listing tools.
+        var listing = toolFilter is not null && feature.Body?.Method == "tools/list";
         var output = bytes;
         if (bytes is null)
         {
@@ -93,12 +139,33 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             {
                 var refused = Policy.PolicyEngine.Printable(asked);
                 await observer.RefusedAsync(message, refused, context.CancellationToken);
-                output = InputRefusedError(message.Kind == ServerMessageKind.Response ? message.Id : feature.Body?.Id, refused);
+                output = listing ? UnreadableError(feature.Body?.Id)
+                    : InputRefusedError(message.Kind == ServerMessageKind.Response ? message.Id : feature.Body?.Id, refused);
+            }
+            else if (listing && message.Kind != ServerMessageKind.Response)
+            {
+                observer.Broken("an answer to tools/list that is not a response");
+                output = UnreadableError(feature.Body?.Id);
+            }
+            else if (toolFilter is not null && message is { Kind: ServerMessageKind.Response, ListsTools: true })
+            {
+                output = ToolListFilter.Apply(bytes, toolFilter, out var removed);
+                if (output is null)
+                {
+                    observer.Broken("a tool list whose 'tools' is not an array");
+                    output = UnreadableError(feature.Body?.Id);
+                }
+                else
+                {
+                    observer.Filtered(removed);
+                }
             }
         }
 
         context.SuppressResponseBody = true;
+        ResponseBody.Rewritten(context.HttpContext);
         var http = context.HttpContext.Response;
+        http.ContentType = AnswerMediaType.Json;
         http.ContentLength = output!.Length;
         await http.Body.WriteAsync(output, context.CancellationToken);
     }
@@ -161,6 +228,8 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             activity?.SetTag(GatewayTelemetry.Tags.ErrorType, "mcp-stream-unreadable");
         }
 
+        public void Filtered(int removed) => Log.Filtered(logger, feature.Grant, removed);
+
         private async ValueTask AnswerAsync(ServerMessage request, CancellationToken cancellationToken)
         {
             if (sent?.RequestUri is not { } uri || invoker is null)
@@ -215,7 +284,10 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
         [LoggerMessage(EventId = 2513, Level = LogLevel.Warning, Message = "The refusal of a {Method} request could not be sent to the MCP server of route {RouteId} ({Error}); the server may wait for its own timeout")]
         public static partial void AnswerFailed(ILogger logger, string method, string routeId, string error);
 
-        [LoggerMessage(EventId = 2514, Level = LogLevel.Warning, Message = "The MCP server of route {RouteId} sent a compressed event stream, which cannot be inspected; answered 502")]
-        public static partial void CompressedStream(ILogger logger, string routeId);
+        [LoggerMessage(EventId = 2514, Level = LogLevel.Warning, Message = "The MCP server of route {RouteId} answered agent {AgentId} with {What}, which cannot be judged; answered 502")]
+        public static partial void AnswerNotJudged(ILogger logger, string routeId, string agentId, string what);
+
+        [LoggerMessage(EventId = 2501, Level = LogLevel.Debug, Message = "A tool list was filtered for grant {Grant}: {Removed} tool(s) removed")]
+        public static partial void Filtered(ILogger logger, string? grant, int removed);
     }
 }

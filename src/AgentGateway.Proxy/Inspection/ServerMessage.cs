@@ -27,7 +27,8 @@ public enum ServerMessageKind
 /// <param name="Id">The id as JSON text (requests and responses), for answering in the client's place.</param>
 /// <param name="InputRequests">A response's <c>result.inputRequests</c> methods (MCP 2026-07-28 multi
 /// round-trip requests: the server's questions to the client travel inside its answer).</param>
-public sealed record ServerMessage(ServerMessageKind Kind, string? Method, string? Id, IReadOnlyList<string>? InputRequests = null)
+/// <param name="ListsTools">A response whose result carries <c>tools</c>: a tool list.</param>
+public sealed record ServerMessage(ServerMessageKind Kind, string? Method, string? Id, IReadOnlyList<string>? InputRequests = null, bool ListsTools = false)
 {
     /// <summary>The requests MCP lets a server send a client (2025-11-25): what a grant's <c>Mcp:ServerRequests</c> may list.</summary>
     public static readonly IReadOnlySet<string> KnownServerRequests = new HashSet<string>(StringComparer.Ordinal)
@@ -75,15 +76,16 @@ public sealed record ServerMessage(ServerMessageKind Kind, string? Method, strin
         var hasResult = root.TryGetProperty("result", out var result);
         if (hasId && (hasResult ^ root.TryGetProperty("error", out _)))
         {
+            var listsTools = hasResult && result.ValueKind == JsonValueKind.Object && result.TryGetProperty("tools", out _);
             if (hasResult && result.ValueKind == JsonValueKind.Object && result.TryGetProperty("inputRequests", out var inputs))
             {
                 // Judged whatever resultType says: a client that acts on inputRequests without
                 // checking it would otherwise be asked things no policy saw.
                 var (methods, why) = ReadInputRequests(inputs);
-                return methods is null ? (null, why) : (new ServerMessage(ServerMessageKind.Response, null, id.GetRawText(), methods), null);
+                return methods is null ? (null, why) : (new ServerMessage(ServerMessageKind.Response, null, id.GetRawText(), methods, listsTools), null);
             }
 
-            return (new ServerMessage(ServerMessageKind.Response, null, id.GetRawText()), null);
+            return (new ServerMessage(ServerMessageKind.Response, null, id.GetRawText(), ListsTools: listsTools), null);
         }
 
         return (null, "neither a request, a notification nor a response");

@@ -13,7 +13,12 @@ namespace AgentGateway.Proxy.Pipeline;
 /// a request-time surprise; the transform object is built once per route per revision.
 /// </summary>
 internal sealed class CredentialTransformProvider(
-    PolicyTransform policy, HopCredentialTransform transform, ResponseGuardTransform guard, UnauthorizedResponseTransform unauthorized, McpServerStreamTransform mcpStream, ToolListFilterTransform toolList) : ITransformProvider
+    PolicyTransform policy,
+    HopCredentialTransform transform,
+    ResponseGuardTransform guard,
+    ResponseTrailerGuardTransform trailerGuard,
+    UnauthorizedResponseTransform unauthorized,
+    McpServerStreamTransform mcpStream) : ITransformProvider
 {
     public void ValidateRoute(TransformRouteValidationContext context)
     {
@@ -61,16 +66,18 @@ internal sealed class CredentialTransformProvider(
         {
             context.RequestTransforms.Add(configured);
         }
-        // First, so the body is guarded before any later transform writes to it.
+
+        // The agent does not choose how the upstream codes its answer: a coded answer is one the
+        // guard must decode before it can search it, and refuse when it cannot. Not asking keeps
+        // the common case a plain body; the guard handles an upstream that codes unasked.
+        context.RequestTransforms.Add(new RequestHeaderRemoveTransform("Accept-Encoding"));
+        // First, so the body is decoded and guarded before any later transform reads or writes it.
         context.ResponseTransforms.Add(guard);
         context.ResponseTransforms.Add(unauthorized);
+        context.ResponseTrailersTransforms.Add(trailerGuard);
         if (context.Route.Metadata?.TryGetValue(GatewayConfigLoader.RouteInspectMetadataKey, out var inspect) == true && inspect == nameof(BodyKind.Mcp))
         {
-            // A compressed answer could be neither inspected nor searched for echoed secrets.
-            context.RequestTransforms.Add(new RequestHeaderRemoveTransform("Accept-Encoding"));
-            // Before the tool-list filter, so what it writes is judged like everything else.
             context.ResponseTransforms.Add(mcpStream);
-            context.ResponseTransforms.Add(toolList);
         }
     }
 

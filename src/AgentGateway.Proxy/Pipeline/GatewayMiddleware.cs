@@ -119,6 +119,7 @@ internal sealed class GatewayMiddleware(
                 // The response transforms wrap the body afresh for the new attempt.
                 context.Response.Body = agentBody;
                 feature.Masking = null;
+                feature.BodyRewritten = false;
                 await next(context);
             }
 

@@ -45,5 +45,8 @@ public sealed class GatewayRequestFeature(
     /// <summary>The stream masking echoed secrets in the agent's response body, once the response guard has put it there.</summary>
     internal SecretMaskingStream? Masking { get; set; }
 
+    /// <summary>Set when the agent gets other bytes than the upstream sent (see <see cref="ResponseBody"/>).</summary>
+    internal bool BodyRewritten { get; set; }
+
     public CredentialRequest CredentialRequest => new(Agent.Agent.Id, Agent.Token, Delegation);
 }

@@ -1,25 +1,37 @@
+using System.Collections.Frozen;
 using AgentGateway.Proxy.Policy;
+using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Stripping;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Transforms;
 
 namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
-/// What comes back from the upstream before it reaches the agent:
+/// What comes back from the upstream before it reaches the agent — every part of it that carries
+/// text: the status line, the headers, the body, the trailers (<see cref="ResponseTrailerGuardTransform"/>).
 /// <list type="bullet">
 /// <item>headers the upstream's <c>Connection</c> header nominated as hop-by-hop, and
 /// <c>Proxy-Authenticate</c> (a challenge for the gateway's hop, not the agent's), are dropped;</item>
+/// <item>a content coding is decoded here, before anything reads the body, or the answer is refused
+/// with 502 when it is not one the gateway can decode (<see cref="ContentCodings"/>): the agent
+/// never gets bytes the guard could not read;</item>
 /// <item>a gateway secret — the credential injected for this request, or any configured one — echoed
-/// in a header drops that header, and echoed in the body is overwritten with asterisks (debug
-/// endpoints, error pages quoting the request, misbehaving upstreams). Compressed bodies are not
-/// searched: the gateway cannot see into them without decompressing every response.</item>
+/// in any of the forms of <see cref="SecretForms"/> in a header's name or value drops that header,
+/// in the reason phrase drops the phrase (HTTP/1.1 sends the standard one), and in the body is
+/// overwritten with asterisks (debug endpoints, error pages quoting the request, misbehaving
+/// upstreams). Informational answers (103 Early Hints) never reach the agent: the gateway's
+/// HTTP client reads past them.</item>
 /// </list>
 /// </summary>
 internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogger<ResponseGuardTransform> logger) : ResponseTransform
 {
-    public override ValueTask ApplyAsync(ResponseTransformContext context)
+    /// <summary>Logged in place of a field name that is itself the secret.</summary>
+    internal const string NameWithSecret = "(a name holding the secret)";
+
+    public override async ValueTask ApplyAsync(ResponseTransformContext context)
     {
         var response = context.HttpContext.Response;
         if (context.ProxyResponse is { } proxied && proxied.Headers.Connection.Count > 0)
@@ -33,46 +45,88 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
         response.Headers.Remove("Proxy-Authenticate");
         if (context.HttpContext.Features.Get<GatewayRequestFeature>() is not { } feature)
         {
-            return ValueTask.CompletedTask;
-        }
-
-        var configured = secrets.ConfiguredUtf8(feature.Revision);
-        var injected = SecretIndex.TokenOf(feature.Injected?.HeaderValue);
-        if (configured.Count == 0 && injected.IsEmpty)
-        {
-            return ValueTask.CompletedTask;
+            return;
         }
 
         var routeId = feature.Route.RouteId;
-        List<string>? echoed = null;
-        // secrets.Contains also knows the tokens injected lately, but the oldest are forgotten
-        // under heavy on-behalf-of load; this request's own token is checked by itself.
-        foreach (var header in response.Headers)
+        if (context.ProxyResponse is { } upstream && HasBody(context.HttpContext.Request, upstream))
         {
-            foreach (var value in header.Value)
+            var (codings, undecodable) = ContentCodings.Of(upstream.Content);
+            if (codings is null)
             {
-                if (value is not null && ((!injected.IsEmpty && value.AsSpan().Contains(injected, StringComparison.Ordinal)) || secrets.Contains(feature.Revision, value)))
+                Log.UndecodableCoding(logger, routeId, undecodable!);
+                context.SuppressResponseBody = true;
+                await ProblemResponse.WriteAsync(context.HttpContext, Refusal.UpstreamUnavailable(
+                    $"the upstream of route '{routeId}' answered in content coding '{undecodable}', which the gateway cannot read, so it was not passed on"));
+                return;
+            }
+
+            if (codings.Count > 0)
+            {
+                upstream.Content = ContentCodings.Decoded(upstream.Content, codings);
+                response.Headers.Remove("Content-Encoding");
+                ResponseBody.Rewritten(context.HttpContext);
+            }
+        }
+
+        var configured = secrets.ConfiguredForms(feature.Revision);
+        var injected = secrets.TokenForms(feature.Injected?.HeaderValue);
+        if (configured.IsEmpty && injected.IsEmpty)
+        {
+            return;
+        }
+
+        if (context.HttpContext.Features.Get<IHttpResponseFeature>() is { ReasonPhrase: { } reason } status
+            && (configured.IsIn(reason) || injected.IsIn(reason)))
+        {
+            status.ReasonPhrase = null;
+            Log.EchoedInReason(logger, routeId);
+        }
+
+        foreach (var (name, inName) in Echoing(response.Headers, feature.Revision, configured, injected))
+        {
+            response.Headers.Remove(name);
+            Log.EchoedInHeader(logger, routeId, inName ? NameWithSecret : PolicyEngine.Printable(name));
+        }
+
+        if (feature.Masking is null)
+        {
+            response.Body = feature.Masking = new SecretMaskingStream(response.Body, configured, injected, () => Log.EchoedInBody(logger, routeId));
+        }
+    }
+
+    /// <summary>The fields of <paramref name="fields"/> whose name or a value holds a gateway secret
+    /// in any form: one of <paramref name="configured"/> or <paramref name="injected"/>, or a hop
+    /// token injected lately on another request.</summary>
+    internal List<(string Name, bool InName)> Echoing(IHeaderDictionary fields, Configuration.GatewayRevision revision, SecretForms configured, SecretForms injected)
+    {
+        List<(string, bool)>? echoed = null;
+        foreach (var field in fields)
+        {
+            if (Echoes(field.Key))
+            {
+                (echoed ??= []).Add((field.Key, true));
+                continue;
+            }
+
+            foreach (var value in field.Value)
+            {
+                if (value is not null && Echoes(value))
                 {
-                    (echoed ??= []).Add(header.Key);
+                    (echoed ??= []).Add((field.Key, false));
                     break;
                 }
             }
         }
 
-        foreach (var name in echoed ?? [])
-        {
-            response.Headers.Remove(name);
-            Log.EchoedInHeader(logger, routeId, name);
-        }
+        return echoed ?? [];
 
-        var encoding = context.ProxyResponse?.Content.Headers.ContentEncoding;
-        if (feature.Masking is null && (encoding is null || encoding.Count == 0 || encoding.All(e => e.Equals("identity", StringComparison.OrdinalIgnoreCase))))
-        {
-            response.Body = feature.Masking = new SecretMaskingStream(response.Body, configured, secrets.TokenUtf8(feature.Injected?.HeaderValue), () => Log.EchoedInBody(logger, routeId));
-        }
-
-        return ValueTask.CompletedTask;
+        bool Echoes(string text) => configured.IsIn(text) || injected.IsIn(text) || secrets.Contains(revision, text);
     }
+
+    /// <summary>Whether the answer carries a body at all: not to a HEAD, not 1xx, 204 or 304.</summary>
+    private static bool HasBody(HttpRequest request, HttpResponseMessage response) =>
+        !HttpMethods.IsHead(request.Method) && (int)response.StatusCode is >= 200 and not 204 and not 304;
 
     private static partial class Log
     {
@@ -81,5 +135,72 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
 
         [LoggerMessage(EventId = 2111, Level = LogLevel.Warning, Message = "The upstream of route {RouteId} echoed a gateway secret in the response body; it was masked")]
         public static partial void EchoedInBody(ILogger logger, string routeId);
+
+        [LoggerMessage(EventId = 2112, Level = LogLevel.Warning, Message = "The upstream of route {RouteId} echoed a gateway secret in the status line's reason phrase; the standard phrase was sent")]
+        public static partial void EchoedInReason(ILogger logger, string routeId);
+
+        [LoggerMessage(EventId = 2114, Level = LogLevel.Warning, Message = "The upstream of route {RouteId} answered in content coding {Coding}, which the gateway cannot decode; answered 502")]
+        public static partial void UndecodableCoding(ILogger logger, string routeId, string coding);
+    }
+}
+
+/// <summary>
+/// The trailers of an answer (HTTP/2 and HTTP/3; gRPC's <c>grpc-message</c> lives here) are text
+/// that reaches the agent after the body, and are guarded as headers are: a field holding a gateway
+/// secret in any form is dropped. So are the fields RFC 9110 §6.5.1 says a trailer must not carry
+/// — framing, routing, authentication, response control and the fields that say how to read the
+/// content, such as <c>Content-Type</c> and <c>Content-Encoding</c> — since a client that merged
+/// trailers into headers would read the body differently from the gateway; and digests of a body
+/// the gateway rewrote.
+/// </summary>
+internal sealed partial class ResponseTrailerGuardTransform(SecretIndex secrets, ResponseGuardTransform guard, ILogger<ResponseTrailerGuardTransform> logger) : ResponseTrailersTransform
+{
+    /// <summary>Fields a trailer may not carry (RFC 9110 §6.5.1: "many fields cannot be processed
+    /// outside the header section"), which the RFC names by what they do.</summary>
+    private static readonly FrozenSet<string> NotTrailers = FrozenSet.ToFrozenSet(
+    [
+        "Content-Type", "Content-Encoding", "Content-Length", "Content-Range", "Content-Language", "Content-Location", "Transfer-Encoding",
+        "Trailer", "TE", "Connection", "Keep-Alive", "Upgrade", "Host", "Location", "Authorization", "Proxy-Authorization",
+        "WWW-Authenticate", "Proxy-Authenticate", "Set-Cookie", "Cookie", "Age", "Cache-Control", "Expires", "Date", "Retry-After",
+        "Vary", "Warning", "Pragma", "ETag", "Last-Modified", "Accept-Ranges", "Alt-Svc", "Strict-Transport-Security",
+    ], StringComparer.OrdinalIgnoreCase);
+
+    public override ValueTask ApplyAsync(ResponseTrailersTransformContext context)
+    {
+        if (context.HttpContext.Features.Get<IHttpResponseTrailersFeature>()?.Trailers is not { IsReadOnly: false } trailers
+            || context.HttpContext.Features.Get<GatewayRequestFeature>() is not { } feature)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        var routeId = feature.Route.RouteId;
+        var echoing = guard.Echoing(trailers, feature.Revision, secrets.ConfiguredForms(feature.Revision), secrets.TokenForms(feature.Injected?.HeaderValue));
+        foreach (var (name, inName) in echoing)
+        {
+            trailers.Remove(name);
+            Log.EchoedInTrailer(logger, routeId, inName ? ResponseGuardTransform.NameWithSecret : PolicyEngine.Printable(name));
+        }
+
+        List<string>? misplaced = null;
+        foreach (var name in trailers.Keys)
+        {
+            if (NotTrailers.Contains(name) || (feature.BodyRewritten && ResponseBody.Digests.Contains(name, StringComparer.OrdinalIgnoreCase)))
+            {
+                (misplaced ??= []).Add(name);
+            }
+        }
+
+        foreach (var name in misplaced ?? [])
+        {
+            trailers.Remove(name);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2113, Level = LogLevel.Warning, Message = "The upstream of route {RouteId} echoed a gateway secret in response trailer {TrailerName}; the trailer was dropped")]
+        public static partial void EchoedInTrailer(ILogger logger, string routeId, string trailerName);
     }
 }

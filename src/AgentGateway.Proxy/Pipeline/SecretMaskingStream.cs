@@ -1,22 +1,19 @@
 using System.Buffers;
+using System.Text;
+using AgentGateway.Proxy.Policy;
 
 namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
 /// Sits in front of the agent's response body and overwrites every occurrence of a gateway
-/// secret with asterisks of the same length, so the body's length (and any Content-Length) is
-/// unchanged. A secret split across two writes is still found: bytes at the end of a write that
-/// could be the start of a secret are held back until the next write shows whether they are —
-/// and only those, so a stream of server-sent events is not delayed by more than a partial match.
+/// secret, in any of the forms an echo gives it (<see cref="SecretForms"/>), with asterisks of the
+/// same length, so the body's length (and any Content-Length) is unchanged. A secret split across
+/// two writes is still found: bytes at the end of a write that could be the start of a secret are
+/// held back until the next write shows whether they are — and only those, so a stream of
+/// server-sent events is not delayed by more than a partial match.
 /// </summary>
-internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> configured, byte[]? injected, Action onMasked) : ResponseFilterStream(inner)
+internal sealed class SecretMaskingStream(Stream inner, SecretForms configured, SecretForms injected, Action onMasked) : ResponseFilterStream(inner)
 {
-    /// <summary>The configured secrets (shared per revision), then this request's injected token:
-    /// indexed rather than concatenated, so no list is built per request or per write.</summary>
-    private int SecretCount => configured.Count + (injected is null ? 0 : 1);
-
-    private byte[] SecretAt(int index) => index < configured.Count ? configured[index] : injected!;
-
     private byte[] _held = [];
     private bool _masked;
 
@@ -24,14 +21,22 @@ internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> co
     {
         var length = _held.Length + buffer.Length;
         var work = ArrayPool<byte>.Shared.Rent(length);
+        var text = ArrayPool<char>.Shared.Rent(length);
+        int keep;
         try
         {
             _held.CopyTo(work, 0);
             buffer.Span.CopyTo(work.AsSpan(_held.Length));
-            var span = work.AsSpan(0, length);
-            Mask(span);
-            var keep = PartialMatchAtEnd(span);
-            _held = span[(length - keep)..].ToArray();
+            keep = Mask(work.AsSpan(0, length), text.AsSpan(0, length));
+            _held = work.AsSpan(length - keep, keep).ToArray();
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(text);
+        }
+
+        try
+        {
             await Inner.WriteAsync(work.AsMemory(0, length - keep), cancellationToken);
         }
         finally
@@ -50,50 +55,17 @@ internal sealed class SecretMaskingStream(Stream inner, IReadOnlyList<byte[]> co
         }
     }
 
-    private void Mask(Span<byte> span)
+    /// <summary>Masks <paramref name="bytes"/> in place; the length of its end to hold back.</summary>
+    private int Mask(Span<byte> bytes, Span<char> text)
     {
-        for (var i = 0; i < SecretCount; i++)
+        // One character per byte: positions in the text are positions in the body.
+        Encoding.Latin1.GetChars(bytes, text);
+        if ((configured.Mask(text, bytes) | injected.Mask(text, bytes)) && !_masked)
         {
-            var secret = SecretAt(i);
-            int at;
-            while ((at = span.IndexOf(secret)) >= 0)
-            {
-                span.Slice(at, secret.Length).Fill((byte)'*');
-                if (!_masked)
-                {
-                    _masked = true;
-                    onMasked();
-                }
-            }
-        }
-    }
-
-    /// <summary>The length of the longest end of <paramref name="span"/> that begins some secret.</summary>
-    private int PartialMatchAtEnd(ReadOnlySpan<byte> span)
-    {
-        var longest = 0;
-        for (var i = 0; i < SecretCount; i++)
-        {
-            var secret = SecretAt(i);
-            var window = span[Math.Max(0, span.Length - (secret.Length - 1))..];
-            var from = 0;
-            int at;
-            // Only where the secret's first byte occurs: a token is hundreds of bytes, and this
-            // runs on every write.
-            while (window.Length - from > longest && (at = window[from..].IndexOf(secret[0])) >= 0)
-            {
-                var start = from + at;
-                var tail = window[start..];
-                if (tail.SequenceEqual(secret.AsSpan(0, tail.Length)))
-                {
-                    longest = Math.Max(longest, tail.Length);
-                    break;
-                }
-
-                from = start + 1;
-            }
+            _masked = true;
+            onMasked();
         }
 
-        return longest;
+        return Math.Max(configured.PendingAtEnd(text), injected.PendingAtEnd(text));
     }
 }

@@ -18,10 +18,10 @@ public sealed class SecretIndex
     /// <summary>How many injected tokens are remembered; the oldest are forgotten first.</summary>
     private const int TokenCapacity = 10_000;
 
-    /// <summary>Injected tokens, each with its UTF-8 form for searching response bytes, made once per token.</summary>
-    private readonly ConcurrentDictionary<string, byte[]> _tokens = new(StringComparer.Ordinal);
+    /// <summary>Injected tokens, each with the forms an echo of it can take in a response, made once per token.</summary>
+    private readonly ConcurrentDictionary<string, SecretForms> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _order = new();
-    private StaticSecrets _static = new(0, [], []);
+    private StaticSecrets _static = new(0, [], SecretForms.None);
 
     /// <summary>The configured secrets of <paramref name="revision"/>, collected once per revision.</summary>
     private StaticSecrets Configured(GatewayRevision revision)
@@ -33,13 +33,13 @@ public sealed class SecretIndex
         }
 
         string[] secrets = [.. revision.Credentials.Sources.SelectMany(s => s.Secrets).Select(s => s.Reveal()).Where(s => s.Length >= MinimumLength).Distinct(StringComparer.Ordinal)];
-        cached = new StaticSecrets(revision.Number, secrets, [.. secrets.Select(System.Text.Encoding.UTF8.GetBytes)]);
+        cached = new StaticSecrets(revision.Number, secrets, SecretForms.Of(secrets));
         Volatile.Write(ref _static, cached);
         return cached;
     }
 
-    /// <summary>The configured secrets of <paramref name="revision"/> as UTF-8, for searching bytes.</summary>
-    public IReadOnlyList<byte[]> ConfiguredUtf8(GatewayRevision revision) => Configured(revision).Utf8;
+    /// <summary>The forms the configured secrets of <paramref name="revision"/> can take in a response.</summary>
+    public SecretForms ConfiguredForms(GatewayRevision revision) => Configured(revision).Forms;
 
     /// <summary>The token part of an injected header value (after the scheme), or empty when there
     /// is none or it is too short to search for. A view, not a copy: this runs on every request.</summary>
@@ -54,18 +54,18 @@ public sealed class SecretIndex
         return token.Length >= MinimumLength ? token : default;
     }
 
-    /// <summary>The UTF-8 form of the token in an injected header value, or null when there is
-    /// none; made once per token, when it is remembered.</summary>
-    public byte[]? TokenUtf8(string? headerValue)
+    /// <summary>The forms the token in an injected header value can take in a response (none when
+    /// there is no token); made once per token, when it is remembered.</summary>
+    public SecretForms TokenForms(string? headerValue)
     {
         var token = TokenOf(headerValue);
         if (token.IsEmpty)
         {
-            return null;
+            return SecretForms.None;
         }
 
-        // Forgotten already (the oldest go first under load): encode this once more.
-        return _tokens.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(token, out var utf8) ? utf8 : System.Text.Encoding.UTF8.GetBytes(token.ToString());
+        // Forgotten already (the oldest go first under load): made once more.
+        return _tokens.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(token, out var forms) ? forms : SecretForms.Of([token.ToString()]);
     }
 
     /// <summary>Remembers a hop credential the gateway injected (its token part, without the scheme).</summary>
@@ -79,7 +79,7 @@ public sealed class SecretIndex
         }
 
         var token = span.ToString();
-        if (!_tokens.TryAdd(token, System.Text.Encoding.UTF8.GetBytes(token)))
+        if (!_tokens.TryAdd(token, SecretForms.Of([token])))
         {
             return;
         }
@@ -145,5 +145,5 @@ public sealed class SecretIndex
     /// <summary>The characters of JWTs and opaque tokens (base64url, plus '.', '~', '+', '/').</summary>
     private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~' or '+' or '/';
 
-    private sealed record StaticSecrets(long Revision, string[] Secrets, byte[][] Utf8);
+    private sealed record StaticSecrets(long Revision, string[] Secrets, SecretForms Forms);
 }

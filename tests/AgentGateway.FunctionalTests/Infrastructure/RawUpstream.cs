@@ -199,6 +199,9 @@ public sealed record RawRequest(byte[] Bytes, string Head)
 
     public string Target => RequestLine.Split(' ')[1];
 
+    /// <summary>The body as it arrived (in its wire form when chunked), read as UTF-8.</summary>
+    public string Body => Encoding.UTF8.GetString(Bytes, Head.Length, Bytes.Length - Head.Length);
+
     /// <summary>Every value of a header, by case-insensitive name, in arrival order.</summary>
     public IReadOnlyList<string> Headers(string name) =>
         [.. Head.Split("\r\n").Skip(1).Select(l => l.Split(':', 2)).Where(p => p.Length == 2 && p[0].Equals(name, StringComparison.OrdinalIgnoreCase)).Select(p => p[1].Trim())];

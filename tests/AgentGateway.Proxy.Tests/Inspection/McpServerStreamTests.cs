@@ -175,16 +175,56 @@ public sealed class McpServerStreamTests
         Assert.Contains("x\"y", json["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 
+    private const string ToolList = """{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"lookup_customer","inputSchema":{}},{"name":"delete_everything","inputSchema":{}},{"name":"lookup_order"},{"name":7}]}}""";
+
+    /// <summary>Finding 12: the tool-list filter once split events on LF only, while clients (and
+    /// this guard) also end lines at a lone CR; now it filters the events the guard reads, in the
+    /// same pass, however they are framed and cut.</summary>
+    [Theory]
+    [InlineData("\n")]
+    [InlineData("\r")]
+    [InlineData("\r\n")]
+    public async Task A_tool_list_loses_the_tools_the_grant_does_not_allow_whatever_the_line_ends_and_cuts(string end)
+    {
+        var stream = $"event: message{end}id: 4{end}data: {ToolList}{end}{end}";
+        var bytes = Encoding.UTF8.GetByteCount(stream);
+
+        foreach (var cuts in new[] { Array.Empty<int>(), [1], [bytes / 2], [bytes - 1], [.. Enumerable.Range(1, bytes - 1).Where(i => i % 7 == 0)] })
+        {
+            var (events, observer) = await RunAsync(AllowsSampling, stream, cuts, toolFilter: [GlobPattern.ForName("lookup_*")]);
+
+            var item = Assert.Single(events);
+            Assert.Equal("4", item.EventId);
+            var tools = System.Text.Json.Nodes.JsonNode.Parse(item.Data)!["result"]!["tools"]!.AsArray();
+            Assert.Equal(["lookup_customer", "lookup_order"], tools.Select(t => t!["name"]!.GetValue<string>()));
+            Assert.Equal(2, observer.Filtered);
+        }
+    }
+
+    [Fact]
+    public async Task A_tool_list_is_filtered_in_every_response_on_the_stream_and_a_tools_value_that_is_no_list_ends_it()
+    {
+        var (events, _) = await RunAsync(AllowsSampling, $"data: {Progress}\n\ndata: {ToolList}\n\n", toolFilter: [GlobPattern.ForName("lookup_customer")]);
+        var (broken, observer) = await RunAsync(AllowsSampling, """data: {"jsonrpc":"2.0","id":2,"result":{"tools":{"name":"delete_everything"}}}""" + "\n\n", toolFilter: [GlobPattern.ForName("lookup_*")]);
+
+        Assert.Equal(Progress, events[0].Data);
+        Assert.Equal("lookup_customer", System.Text.Json.Nodes.JsonNode.Parse(events[1].Data)!["result"]!["tools"]![0]!["name"]!.GetValue<string>());
+        Assert.Single(System.Text.Json.Nodes.JsonNode.Parse(events[1].Data)!["result"]!["tools"]!.AsArray());
+        Assert.Empty(broken);
+        Assert.Contains("'tools' is not an array", observer.Broken, StringComparison.Ordinal);
+    }
+
     private static Grant Restricting(params string[] serverRequests) =>
         PolicyEngineTests.Grant("g") with { Tools = [GlobPattern.ForName("*")], ServerRequests = serverRequests.ToFrozenSet(StringComparer.Ordinal) };
 
     /// <summary>Writes <paramref name="stream"/> through the guard, cut at <paramref name="cuts"/>,
     /// and parses what came out as a client would.</summary>
-    private static async Task<(List<SseItem<string>> Events, Observer Observer)> RunAsync(Grant grant, string stream, int[]? cuts = null, int maxEventBytes = 1 << 20)
+    private static async Task<(List<SseItem<string>> Events, Observer Observer)> RunAsync(
+        Grant grant, string stream, int[]? cuts = null, int maxEventBytes = 1 << 20, IReadOnlyList<GlobPattern>? toolFilter = null)
     {
         using var sink = new MemoryStream();
         var observer = new Observer();
-        var guard = new McpServerStream(sink, grant, maxEventBytes, observer);
+        var guard = new McpServerStream(sink, grant, maxEventBytes, observer, toolFilter);
         var bytes = Encoding.UTF8.GetBytes(stream);
         var at = 0;
         try
@@ -222,6 +262,10 @@ public sealed class McpServerStreamTests
             return ValueTask.CompletedTask;
         }
 
+        public int Filtered { get; private set; }
+
         void IMcpServerStreamObserver.Broken(string why) => Broken = why;
+
+        void IMcpServerStreamObserver.Filtered(int removed) => Filtered += removed;
     }
 }

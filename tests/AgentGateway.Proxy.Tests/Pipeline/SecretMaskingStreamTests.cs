@@ -1,5 +1,6 @@
 using System.Text;
 using AgentGateway.Proxy.Pipeline;
+using AgentGateway.Proxy.Policy;
 
 namespace AgentGateway.Proxy.Tests.Pipeline;
 
@@ -37,7 +38,7 @@ public sealed class SecretMaskingStreamTests
     public async Task Only_a_possible_secret_start_is_held_back_so_a_streamed_event_goes_out_at_once()
     {
         using var sink = new MemoryStream();
-        var stream = new SecretMaskingStream(sink, [Encoding.UTF8.GetBytes(Secrets[0])], Encoding.UTF8.GetBytes(Secrets[1]), () => { });
+        var stream = new SecretMaskingStream(sink, SecretForms.Of([Secrets[0]]), SecretForms.Of([Secrets[1]]), () => { });
 
         await stream.WriteAsync(Encoding.UTF8.GetBytes("data: {\"x\":1}\n\n"));
         Assert.Equal("data: {\"x\":1}\n\n", Encoding.UTF8.GetString(sink.ToArray()));
@@ -50,7 +51,7 @@ public sealed class SecretMaskingStreamTests
     {
         using var sink = new MemoryStream();
         var masked = false;
-        var stream = new SecretMaskingStream(sink, [Encoding.UTF8.GetBytes(Secrets[0])], Encoding.UTF8.GetBytes(Secrets[1]), () => masked = true);
+        var stream = new SecretMaskingStream(sink, SecretForms.Of([Secrets[0]]), SecretForms.Of([Secrets[1]]), () => masked = true);
         var bytes = Encoding.UTF8.GetBytes(body);
         for (var at = 0; at < bytes.Length;)
         {

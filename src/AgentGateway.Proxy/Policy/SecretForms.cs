@@ -1,0 +1,349 @@
+using System.Buffers;
+using System.Text;
+
+namespace AgentGateway.Proxy.Policy;
+
+/// <summary>
+/// The forms in which secrets come back from an upstream that echoes what it was sent, and a
+/// search for them in text (a header, a reason phrase, a body read one byte per character as
+/// Latin-1, so a position in the text is a position in the bytes).
+/// <para>
+/// Which forms, and why: an echo repeats the request — a debug endpoint, an error page, a JSON
+/// document quoting a header, a redirect carrying it in a URL, a gRPC status message — and each
+/// writer applies its own escaping. So each secret is searched for
+/// <list type="bullet">
+/// <item>as it is, with its punctuation in any of the escapes those writers use: JSON (<c>\u002B</c>,
+/// <c>\/</c>), URL (<c>%2B</c>, <c>%2b</c>; also gRPC's <c>grpc-message</c>), HTML character
+/// references (<c>&amp;#43;</c>, <c>&amp;#x2B;</c>, <c>&amp;quot;</c>). Letters, digits and <c>-_.~</c> are never
+/// escaped by any of them, which keeps the search anchored on literal text;</item>
+/// <item>base64, standard and URL-safe, at each of the three alignments its bytes can have inside
+/// a longer encoded text (a whole header block encoded, say), so padding does not matter;</item>
+/// <item>hex, lower and upper case (debug dumps);</item>
+/// <item>UTF-16, both byte orders (a page in a charset a client honours).</item>
+/// </list>
+/// Decoded content codings are searched as text (the response guard decodes them first). What is
+/// not searched: a secret encrypted, compressed inside a body, or encoded twice, which no echo does
+/// by accident — an upstream that sets out to hand an agent the credential it was sent can always
+/// do so, and is outside what a gateway can stop (its credential is scoped to that upstream).
+/// </para>
+/// </summary>
+public sealed class SecretForms
+{
+    /// <summary>The longest escape of one character: <c>&amp;#x0002B;</c>.</summary>
+    private const int MaxEscapeLength = 10;
+
+    /// <summary>Longer anchors add nothing to the search; the form is compared whole at each hit.</summary>
+    private const int MaxAnchorLength = 16;
+
+    /// <summary>Base64 forms shorter than this would match by chance.</summary>
+    private const int MinimumBase64Length = 12;
+
+    public static readonly SecretForms None = new([]);
+
+    private readonly Form[] _forms;
+
+    /// <summary>The literal start of every form whose first character is never escaped.</summary>
+    private readonly SearchValues<string>? _anchors;
+
+    /// <summary>Where a form whose first character may be escaped can start: that character, or an escape.</summary>
+    private readonly SearchValues<char>? _escapedStarts;
+
+    private SecretForms(Form[] forms)
+    {
+        _forms = forms;
+        string[] anchors = [.. forms.Where(f => !f.EscapeLed).Select(f => f.Anchor).Distinct(StringComparer.Ordinal)];
+        _anchors = anchors.Length > 0 ? SearchValues.Create(anchors, StringComparison.Ordinal) : null;
+        var escapeLed = forms.Where(f => f.EscapeLed).Select(f => f.Text[0]).ToList();
+        _escapedStarts = escapeLed.Count > 0 ? SearchValues.Create([.. escapeLed, '%', '\\', '&']) : null;
+    }
+
+    public bool IsEmpty => _forms.Length == 0;
+
+    /// <summary>The forms of <paramref name="secrets"/>.</summary>
+    public static SecretForms Of(IEnumerable<string> secrets)
+    {
+        var forms = new Dictionary<string, bool>(StringComparer.Ordinal);
+        void Add(string text, bool escapable) => forms[text] = escapable || forms.GetValueOrDefault(text);
+
+        foreach (var secret in secrets)
+        {
+            var bytes = Encoding.UTF8.GetBytes(secret);
+            Add(Encoding.Latin1.GetString(bytes), escapable: true);
+            for (var skip = 0; skip < 3; skip++)
+            {
+                var whole = (bytes.Length - skip) / 3 * 3;
+                var base64 = whole > 0 ? Convert.ToBase64String(bytes, skip, whole) : "";
+                if (base64.Length >= MinimumBase64Length)
+                {
+                    Add(base64, escapable: true);
+                    Add(base64.Replace('+', '-').Replace('/', '_'), escapable: false);
+                }
+            }
+
+            Add(Convert.ToHexStringLower(bytes), escapable: false);
+            Add(Convert.ToHexString(bytes), escapable: false);
+            Add(Encoding.Latin1.GetString(Encoding.Unicode.GetBytes(secret)), escapable: false);
+            Add(Encoding.Latin1.GetString(Encoding.BigEndianUnicode.GetBytes(secret)), escapable: false);
+        }
+
+        return forms.Count == 0 ? None : new SecretForms([.. forms.Select(f => new Form(f.Key, f.Value))]);
+    }
+
+    /// <summary>Whether <paramref name="text"/> holds one of the forms.</summary>
+    public bool IsIn(ReadOnlySpan<char> text) => Find(text, 0).Start >= 0;
+
+    /// <summary>The first form in <paramref name="text"/> at or after <paramref name="from"/>: where
+    /// it starts (-1 when there is none) and how long it is there.</summary>
+    public (int Start, int Length) Find(ReadOnlySpan<char> text, int from)
+    {
+        if (_forms.Length == 0)
+        {
+            return (-1, 0);
+        }
+
+        // Next hit of each search, kept until passed: neither is run twice over the same text.
+        int anchor = -2, escaped = -2;
+        for (var at = from; at < text.Length; at++)
+        {
+            if (anchor != -1 && anchor < at)
+            {
+                anchor = _anchors is null ? -1 : Next(text, at, _anchors);
+            }
+
+            if (escaped != -1 && escaped < at)
+            {
+                escaped = _escapedStarts is null ? -1 : Next(text, at, _escapedStarts);
+            }
+
+            at = anchor < 0 ? escaped : escaped < 0 ? anchor : Math.Min(anchor, escaped);
+            if (at < 0)
+            {
+                break;
+            }
+
+            var rest = text[at..];
+            foreach (var form in _forms)
+            {
+                if ((rest[0] == form.Text[0] || form.EscapeLed) && form.Match(rest) is > 0 and var length)
+                {
+                    return (at, length);
+                }
+            }
+        }
+
+        return (-1, 0);
+    }
+
+    /// <summary>Masks every form in <paramref name="text"/> with <c>*</c>, in the text and at the
+    /// same positions in <paramref name="bytes"/> (its Latin-1 source); true if any was found.</summary>
+    public bool Mask(Span<char> text, Span<byte> bytes)
+    {
+        var masked = false;
+        for (var (start, length) = Find(text, 0); start >= 0; (start, length) = Find(text, start + length))
+        {
+            text.Slice(start, length).Fill('*');
+            bytes.Slice(start, length).Fill((byte)'*');
+            masked = true;
+        }
+
+        return masked;
+    }
+
+    /// <summary>The length of the longest end of <paramref name="text"/> that could be the start of a
+    /// form the next piece of text completes.</summary>
+    public int PendingAtEnd(ReadOnlySpan<char> text)
+    {
+        var longest = 0;
+        foreach (var form in _forms)
+        {
+            var start = Math.Max(0, text.Length - (form.MaxLength - 1));
+            for (var at = start; text.Length - at > longest;)
+            {
+                var next = form.EscapeLed ? Next(text, at, _escapedStarts!) : text[at..].IndexOf(form.Text[0]) is >= 0 and var i ? at + i : -1;
+                if (next < 0 || text.Length - next <= longest)
+                {
+                    break;
+                }
+
+                if (form.Match(text[next..]) < 0)
+                {
+                    // The earliest partial start of this form is its longest.
+                    longest = text.Length - next;
+                    break;
+                }
+
+                at = next + 1;
+            }
+        }
+
+        return longest;
+    }
+
+    private static int Next(ReadOnlySpan<char> text, int from, SearchValues<string> values) =>
+        text[from..].IndexOfAny(values) is >= 0 and var i ? from + i : -1;
+
+    private static int Next(ReadOnlySpan<char> text, int from, SearchValues<char> values) =>
+        text[from..].IndexOfAny(values) is >= 0 and var i ? from + i : -1;
+
+    /// <summary>Characters no escaping writer (JSON, URL, HTML) ever escapes.</summary>
+    private static bool IsLiteral(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~';
+
+    /// <summary>One form of one secret, matched where its text may start.</summary>
+    private sealed class Form
+    {
+        public Form(string text, bool escapable)
+        {
+            Text = text;
+            Escapable = escapable;
+            EscapeLed = escapable && !IsLiteral(text[0]);
+            var literal = escapable ? text.AsSpan().IndexOfAnyExcept(LiteralChars) : -1;
+            Anchor = text[..Math.Min(MaxAnchorLength, literal < 0 ? text.Length : literal)];
+            MaxLength = escapable ? text.Sum(c => IsLiteral(c) ? 1 : MaxEscapeLength) : text.Length;
+        }
+
+        private static readonly SearchValues<char> LiteralChars =
+            SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~");
+
+        public string Text { get; }
+
+        /// <summary>Whether its punctuation may appear escaped.</summary>
+        public bool Escapable { get; }
+
+        /// <summary>Whether its first character may itself appear escaped (then it has no literal anchor).</summary>
+        public bool EscapeLed { get; }
+
+        public string Anchor { get; }
+
+        /// <summary>The most characters it can take up in text.</summary>
+        public int MaxLength { get; }
+
+        /// <summary>How long the form is at the start of <paramref name="text"/>; 0 when it is not
+        /// there, -1 when the text ends while it still could be.</summary>
+        public int Match(ReadOnlySpan<char> text)
+        {
+            var at = 0;
+            foreach (var c in Text)
+            {
+                if (at == text.Length)
+                {
+                    return -1;
+                }
+
+                if (text[at] == c)
+                {
+                    at++;
+                    continue;
+                }
+
+                if (!Escapable || IsLiteral(c))
+                {
+                    return 0;
+                }
+
+                var escape = EscapeLength(text[at..], c);
+                if (escape <= 0)
+                {
+                    return escape;
+                }
+
+                at += escape;
+            }
+
+            return at;
+        }
+
+        /// <summary>How long an escape of <paramref name="c"/> is at the start of
+        /// <paramref name="text"/>; 0 when none is, -1 when the text ends while one still could be.</summary>
+        private static int EscapeLength(ReadOnlySpan<char> text, char c)
+        {
+            switch (text[0])
+            {
+                case '%':
+                    // URL: one byte as two hex digits, either case.
+                    return Number(text, 1, 16, c, minDigits: 2, maxDigits: 2, end: null);
+                case '\\' when c < 0x80:
+                    if (text.Length == 1)
+                    {
+                        return -1;
+                    }
+
+                    // JSON: \/ \" \\, or \u and four hex digits.
+                    return text[1] == c && c is '/' or '"' or '\\' ? 2
+                        : text[1] == 'u' ? Number(text, 2, 16, c, minDigits: 4, maxDigits: 4, end: null)
+                        : 0;
+                case '&' when c < 0x80:
+                    // HTML: &#43; or &#x2B; (any case, leading zeros), or the names encoders use.
+                    if (text.Length < 3)
+                    {
+                        return text.Length == 1 || text[1] == '#' || Named(c) is { } prefix && prefix.AsSpan().StartsWith(text) ? -1 : 0;
+                    }
+
+                    if (text[1] != '#')
+                    {
+                        return Named(c) is not { } name ? 0
+                            : text.StartsWith(name, StringComparison.Ordinal) ? name.Length
+                            : name.AsSpan().StartsWith(text) ? -1 : 0;
+                    }
+
+                    return text[2] is 'x' or 'X' ? Number(text, 3, 16, c, minDigits: 1, maxDigits: MaxEscapeLength - 4, end: ';')
+                        : Number(text, 2, 10, c, minDigits: 1, maxDigits: MaxEscapeLength - 3, end: ';');
+                default:
+                    return 0;
+            }
+        }
+
+        /// <summary>Digits from <paramref name="start"/> whose value is <paramref name="c"/>, then
+        /// <paramref name="end"/> if given: the escape's length, 0, or -1 if the text ends first.</summary>
+        private static int Number(ReadOnlySpan<char> text, int start, int radix, char c, int minDigits, int maxDigits, char? end)
+        {
+            var value = 0;
+            var at = start;
+            while (at < text.Length && at - start < maxDigits && Digit(text[at], radix) is >= 0 and var digit)
+            {
+                value = (value * radix) + digit;
+                at++;
+                if (value > c)
+                {
+                    return 0;
+                }
+            }
+
+            var digits = at - start;
+            if (at == text.Length && (digits < maxDigits || end is not null))
+            {
+                return -1;
+            }
+
+            if (digits < minDigits || value != c)
+            {
+                return 0;
+            }
+
+            if (end is { } terminator)
+            {
+                return text[at] == terminator ? at + 1 : 0;
+            }
+
+            return at;
+        }
+
+        /// <summary>The named character reference HTML encoders write for <paramref name="c"/>, if any.</summary>
+        private static string? Named(char c) => c switch
+        {
+            '"' => "&quot;",
+            '&' => "&amp;",
+            '\'' => "&apos;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            _ => null,
+        };
+
+        private static int Digit(char c, int radix) => c switch
+        {
+            >= '0' and <= '9' => c - '0',
+            >= 'a' and <= 'f' when radix == 16 => c - 'a' + 10,
+            >= 'A' and <= 'F' when radix == 16 => c - 'A' + 10,
+            _ => -1,
+        };
+    }
+}
