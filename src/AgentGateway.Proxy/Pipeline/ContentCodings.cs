@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Net;
+using System.Net.Http.Headers;
 
 namespace AgentGateway.Proxy.Pipeline;
 
@@ -12,36 +13,54 @@ namespace AgentGateway.Proxy.Pipeline;
 /// </summary>
 internal static class ContentCodings
 {
-    /// <summary>The codings applied to <paramref name="content"/>, in the order applied (identity
-    /// left out); or null and the first one that cannot be decoded.</summary>
-    public static (IReadOnlyList<string>? Codings, string? Undecodable) Of(HttpContent content)
+    /// <summary>The content codings applied to <paramref name="response"/>'s body, in the order
+    /// applied (identity left out); or null and the first coding that cannot be decoded.</summary>
+    public static (IReadOnlyList<string>? Codings, string? Undecodable) Of(HttpResponseMessage response)
     {
-        if (!content.Headers.NonValidated.TryGetValues("Content-Encoding", out var values))
+        // A transfer coding other than chunked: HttpClient undoes chunked only and YARP drops the
+        // header, so the agent would get coded bytes with nothing saying so. The gateway never
+        // offers one (TE), so an upstream that applies one anyway is refused.
+        foreach (var coding in Codings(response.Headers.NonValidated, "Transfer-Encoding"))
         {
-            return ([], null);
+            if (coding != "chunked")
+            {
+                return (null, Policy.PolicyEngine.Printable(coding) + " (as a transfer coding)");
+            }
         }
 
         var codings = new List<string>();
+        foreach (var coding in Codings(response.Content.Headers.NonValidated, "Content-Encoding"))
+        {
+            if (coding is not ("gzip" or "x-gzip" or "deflate" or "br"))
+            {
+                return (null, Policy.PolicyEngine.Printable(coding));
+            }
+
+            codings.Add(coding);
+        }
+
+        return (codings, null);
+    }
+
+    /// <summary>The codings a header lists, lower-cased, identity left out, over every line of it.</summary>
+    private static IEnumerable<string> Codings(HttpHeadersNonValidated headers, string name)
+    {
+        if (!headers.TryGetValues(name, out var values))
+        {
+            yield break;
+        }
+
         foreach (var value in values)
         {
             foreach (var part in value.Split(','))
             {
                 var coding = part.Trim(" \t".ToCharArray()).ToLowerInvariant();
-                if (coding is "" or "identity")
+                if (coding is not ("" or "identity"))
                 {
-                    continue;
+                    yield return coding;
                 }
-
-                if (coding is not ("gzip" or "x-gzip" or "deflate" or "br"))
-                {
-                    return (null, Policy.PolicyEngine.Printable(coding));
-                }
-
-                codings.Add(coding);
             }
         }
-
-        return (codings, null);
     }
 
     /// <summary><paramref name="content"/> with <paramref name="codings"/> undone as it is read, and

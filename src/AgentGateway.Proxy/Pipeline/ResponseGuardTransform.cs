@@ -51,13 +51,13 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
         var routeId = feature.Route.RouteId;
         if (context.ProxyResponse is { } upstream && HasBody(context.HttpContext.Request, upstream))
         {
-            var (codings, undecodable) = ContentCodings.Of(upstream.Content);
+            var (codings, undecodable) = ContentCodings.Of(upstream);
             if (codings is null)
             {
                 Log.UndecodableCoding(logger, routeId, undecodable!);
                 context.SuppressResponseBody = true;
                 await ProblemResponse.WriteAsync(context.HttpContext, Refusal.UpstreamUnavailable(
-                    $"the upstream of route '{routeId}' answered in content coding '{undecodable}', which the gateway cannot read, so it was not passed on"));
+                    $"the upstream of route '{routeId}' answered in coding '{undecodable}', which the gateway cannot read, so it was not passed on"));
                 return;
             }
 

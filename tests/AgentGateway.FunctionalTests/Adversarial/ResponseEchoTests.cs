@@ -100,6 +100,29 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
         _upstream.AssertNeverSaw(_token);
     }
 
+    /// <summary>A transfer coding the gateway's client does not undo (it undoes chunked only) would
+    /// reach the agent as coded bytes with no header saying so: refused.</summary>
+    [Theory]
+    [InlineData("gzip, chunked")]
+    [InlineData("gzip")]
+    public async Task An_answer_in_a_transfer_coding_other_than_chunked_is_refused(string coding)
+    {
+        _upstream.Respond = request =>
+        {
+            var coded = Compress("gzip", Encoding.Latin1.GetBytes(request.Head));
+            return coding == "gzip"
+                ? [.. Encoding.Latin1.GetBytes("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n"), .. coded]
+                : Chunked("Content-Type: text/plain\r\n", coded, pieces: 3, transferCoding: coding);
+        };
+        await using var gateway = await GatewayInstance.StartAsync(Config());
+
+        var exchange = await RawExchange.SendAsync(gateway, Get("oauth"));
+
+        Assert.Equal(502, exchange.Status);
+        Assert.Contains("as a transfer coding", exchange.DecodedBody, StringComparison.Ordinal);
+        _upstream.AssertNeverSaw(_token);
+    }
+
     public static TheoryData<string, string> Places() => new()
     {
         { "key", "header, base64" },
@@ -201,9 +224,9 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
     private static byte[] Answer(string status, string headers, byte[] body) =>
         [.. Encoding.Latin1.GetBytes($"HTTP/1.1 {status}\r\n{headers}Content-Length: {body.Length}\r\n\r\n"), .. body];
 
-    private static byte[] Chunked(string headers, byte[] body, int pieces)
+    private static byte[] Chunked(string headers, byte[] body, int pieces, string transferCoding = "chunked")
     {
-        var wire = new List<byte>(Encoding.Latin1.GetBytes($"HTTP/1.1 200 OK\r\n{headers}Transfer-Encoding: chunked\r\n\r\n"));
+        var wire = new List<byte>(Encoding.Latin1.GetBytes($"HTTP/1.1 200 OK\r\n{headers}Transfer-Encoding: {transferCoding}\r\n\r\n"));
         var size = (body.Length / pieces) + 1;
         for (var at = 0; at < body.Length; at += size)
         {
