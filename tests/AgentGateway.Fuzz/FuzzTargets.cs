@@ -185,15 +185,21 @@ public static class FuzzTargets
         "fuzz", FrozenSet<string>.Empty, null, null, [GlobPattern.ForName("*")], null, null, true,
         FrozenSet.ToFrozenSet(["sampling/createMessage"], StringComparer.Ordinal), null, null, false, null, false, FrozenSet<string>.Empty);
 
-    /// <summary>An event stream from a hostile MCP server, under <see cref="SamplingOnly"/>: whatever
-    /// the guard passes on, a real client parser (System.Net.ServerSentEvents, which the MCP C# SDK
-    /// uses) with a second JSON reader finds in it no server request and no input request other
-    /// than sampling and ping, no batch, and no legacy endpoint off this gateway. The stream is fed
-    /// in three pieces, so lines and CRLFs are cut across writes.</summary>
+    /// <summary>The tools the fuzzed grant lets the agent see in a tool list.</summary>
+    private static IReadOnlyList<GlobPattern>? _lookupTools;
+
+    private static IReadOnlyList<GlobPattern> LookupTools => _lookupTools ??= [GlobPattern.ForName("lookup_*")];
+
+    /// <summary>An event stream from a hostile MCP server, under <see cref="SamplingOnly"/> with the
+    /// tool list filtered to <c>lookup_*</c>: whatever the guard passes on, a real client parser
+    /// (System.Net.ServerSentEvents, which the MCP C# SDK uses) with a second JSON reader finds in
+    /// it no server request and no input request other than sampling and ping, no batch, no legacy
+    /// endpoint off this gateway, and no tool list naming another tool. The stream is fed in three
+    /// pieces, so lines and CRLFs are cut across writes.</summary>
     public static void ServerStream(byte[] input)
     {
         using var sink = new MemoryStream();
-        var guard = new McpServerStream(sink, SamplingOnly, InspectionLimit, new IgnoringObserver());
+        var guard = new McpServerStream(sink, SamplingOnly, InspectionLimit, new IgnoringObserver(), LookupTools);
         try
         {
             var third = input.Length / 3;
@@ -241,6 +247,23 @@ public static class FuzzTargets
         if (method is not null && message.ContainsKey("id") && method is not ("ping" or "sampling/createMessage"))
         {
             throw new FuzzFindingException($"a server request for '{Printable(method)}' reached the agent");
+        }
+
+        if (message["result"] is JsonObject result && result.ContainsKey("tools"))
+        {
+            if (result["tools"] is not JsonArray tools)
+            {
+                throw new FuzzFindingException("a tool list that is not an array reached the agent");
+            }
+
+            foreach (var tool in tools)
+            {
+                var name = tool?["name"] is JsonValue v && v.TryGetValue<string>(out var toolName) ? toolName : null;
+                if (name is null || !name.StartsWith("lookup_", StringComparison.Ordinal))
+                {
+                    throw new FuzzFindingException($"a tool list naming '{Printable(name)}' reached the agent");
+                }
+            }
         }
 
         if (message["result"]?["inputRequests"] is JsonObject inputs)

@@ -21,7 +21,7 @@ public sealed class FuzzCorpusTests
             "\"", "\\", "\\u0000", "\\u00", "\\ud800", "}", "{", "]", "[", ",", ":", "\"method\"", "\"name\"", "\"model\"",
             "\"params\"", "\"tools/call\"", "\"jsonrpc\":\"2.0\"", "/*", "//", "\ufeff", "%2f", "%2e", "%25", "..", "/", ";", "\\", "%00",
             "-", "_", "\t", " ", "\u00a0", "1e999", "null", "true",
-            "\r", "\n", "\r\n", "\n\n", "data: ", "event: endpoint\n", "\"id\":2,", "\"elicitation/create\"", "\"inputRequests\"",
+            "\r", "\n", "\r\n", "\n\n", "data: ", "event: endpoint\n", "\"id\":2,", "\"elicitation/create\"", "\"inputRequests\"", "\"tools\"", "{\"name\":\"delete_all\"}",
         }.Select(Encoding.UTF8.GetBytes),
     ];
 
@@ -90,6 +90,9 @@ public sealed class FuzzCorpusTests
         Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("message", "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"inputRequests\":{\"a\":{\"method\":\"roots/list\"}}}}"));
         Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("message", "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]"));
         Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("endpoint", "https://elsewhere.example/messages"));
+        // A tool list passed unfiltered, or one that is not a list at all.
+        Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("message", "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[{\"name\":\"lookup_a\"},{\"name\":\"delete_all\"}]}}"));
+        Assert.Throws<FuzzFindingException>(() => FuzzTargets.CheckServerEvent("message", "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":{\"name\":\"delete_all\"}}}"));
     }
 
     private static void Run(Action<byte[]> target, byte[] input, string what)
