@@ -47,19 +47,36 @@ internal static class AgentsCommand
         catch (HttpRequestException ex)
         {
             await stderr.WriteLineAsync($"The admin API at {baseAddress} cannot be reached ({ex.HttpRequestError}).");
-            return GatewayCommand.ConfigInvalid;
+            return GatewayCommand.Unreachable;
+        }
+        catch (TaskCanceledException)
+        {
+            await stderr.WriteLineAsync($"The admin API at {baseAddress} did not answer within {http.Timeout.TotalSeconds:0} s.");
+            return GatewayCommand.Unreachable;
         }
 
         using (response)
         {
             var body = await response.Content.ReadAsStringAsync();
-            using var json = JsonDocument.Parse(body.Length == 0 ? "null" : body);
+            JsonDocument json;
+            try
+            {
+                json = JsonDocument.Parse(body.Length == 0 ? "null" : body);
+            }
+            catch (JsonException)
+            {
+                // Something other than the admin API answered (a proxy's error page, say).
+                await stderr.WriteLineAsync($"{(int)response.StatusCode}: the answer from {baseAddress} is not the admin API's JSON.");
+                return response.IsSuccessStatusCode ? GatewayCommand.Unreachable : GatewayCommand.Refused;
+            }
+
+            using var _ = json;
             if (!response.IsSuccessStatusCode)
             {
                 var reason = json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("reason", out var r) ? r.GetString() : null;
                 var detail = json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("detail", out var d) ? d.GetString() : null;
                 await stderr.WriteLineAsync($"{(int)response.StatusCode} {reason}: {detail}");
-                return GatewayCommand.ConfigInvalid;
+                return GatewayCommand.Refused;
             }
 
             switch (verb)

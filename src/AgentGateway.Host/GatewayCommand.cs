@@ -13,6 +13,12 @@ public static class GatewayCommand
     public const int ConfigInvalid = 1;
     public const int Usage = 2;
 
+    /// <summary>The admin API could not be reached (connection refused, DNS, TLS, timeout).</summary>
+    public const int Unreachable = 3;
+
+    /// <summary>The admin API answered with a refusal (401, 403, 404, …).</summary>
+    public const int Refused = 4;
+
     private const string Help = """
         Usage:
           agentgateway [run] --config FILE [--urls URLS]   start the gateway (run is the default verb)
@@ -132,11 +138,13 @@ public static class GatewayCommand
 
         var shape = await SchemaCheck.CheckAsync(file);
 
-        // The same services and loader as `run`, so validate accepts exactly what run accepts.
+        // The loader `run` uses, registered the way `run` registers it, so validate accepts exactly
+        // what run accepts; without the process settings (Redis, listeners, export), so it opens
+        // no connection and starts nothing.
         var services = new ServiceCollection()
             .AddLogging(static logging => logging.SetMinimumLevel(LogLevel.Warning))
             .AddSingleton(configuration)
-            .AddAgentGateway(configuration);
+            .AddAgentGatewayConfiguration();
         await using var provider = services.BuildServiceProvider();
         var loader = provider.GetRequiredService<AgentGateway.Proxy.Configuration.GatewayConfigLoader>();
         var result = await loader.LoadAsync(configuration, 1, CancellationToken.None);
@@ -194,7 +202,7 @@ public static class GatewayCommand
         var lines = File.ReadLines(file).ToList();
         if (AgentGateway.Proxy.Audit.AuditChain.Verify(lines, key) is { } broken)
         {
-            await stderr.WriteLineAsync($"{file}: broken at record {broken.Line} (line {broken.Line}): {broken.Reason}");
+            await stderr.WriteLineAsync($"{file}: broken at line {broken.Line}: {broken.Reason}");
             return ConfigInvalid;
         }
 

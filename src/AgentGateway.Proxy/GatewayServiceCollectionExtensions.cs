@@ -29,8 +29,7 @@ public static class GatewayServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddAgentGateway(this IServiceCollection services, IConfiguration configuration)
     {
-        services.TryAddSingleton(TimeProvider.System);
-        services.AddCredentialBroker();
+        services.AddAgentGatewayConfiguration();
 
         // ASP.NET Core's request-start/finish lines carry the raw query string, where agents
         // put tokens (?access_token=…). The gateway strips those from the hop; it must not then
@@ -53,13 +52,8 @@ public static class GatewayServiceCollectionExtensions
             services.AddSingleton<IPolicyStateStore, RedisPolicyStateStore>();
         }
 
-        services.AddHttpClient(IssuerKeySources.HttpClientName)
-            .ConfigurePrimaryHttpMessageHandler(OutboundHttp.CreateHandler)
-            .ConfigureHttpClient(static client => client.Timeout = TimeSpan.FromSeconds(10));
-        services.TryAddSingleton<IssuerKeySources>();
         services.TryAddSingleton<DpopValidator>();
         services.TryAddSingleton<AgentAuthenticator>();
-        services.TryAddSingleton<GatewayConfigLoader>();
         services.TryAddSingleton<GatewayConfigProvider>();
         services.TryAddSingleton<IProxyConfigProvider>(static sp => sp.GetRequiredService<GatewayConfigProvider>());
         services.TryAddSingleton<HopCredentialTransform>();
@@ -89,8 +83,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<ResponseGuardTransform>();
         services.TryAddSingleton<ResponseTrailerGuardTransform>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
-        services.AddReverseProxy();
-        // After AddReverseProxy, so it replaces YARP's default client factory.
+        // AddAgentGatewayConfiguration added YARP (for its validator); this replaces its default client factory.
         services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, ClientCertificateHttpClientFactory>());
 
         var telemetry = services.AddOpenTelemetry()
@@ -110,6 +103,27 @@ public static class GatewayServiceCollectionExtensions
                 .WithLogging(static l => l.AddOtlpExporter());
         }
 
+        return services;
+    }
+
+    /// <summary>
+    /// Adds only what turns a configuration into a revision: the loader, the credential kinds and
+    /// YARP's route and cluster validator. Nothing here connects, listens or starts: the process
+    /// settings that do (Redis, listeners, the audit file, telemetry export) are registered by
+    /// <see cref="AddAgentGateway"/> alone, so <c>agentgateway validate</c>, which uses this, has no
+    /// side effect — with an unreachable Redis it answers at once instead of waiting on a connect.
+    /// </summary>
+    public static IServiceCollection AddAgentGatewayConfiguration(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddCredentialBroker();
+        // Issuers' keys are fetched when a token first needs them, never at load.
+        services.AddHttpClient(IssuerKeySources.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(OutboundHttp.CreateHandler)
+            .ConfigureHttpClient(static client => client.Timeout = TimeSpan.FromSeconds(10));
+        services.TryAddSingleton<IssuerKeySources>();
+        services.TryAddSingleton<GatewayConfigLoader>();
+        services.AddReverseProxy();
         return services;
     }
 }

@@ -683,10 +683,14 @@ public sealed class GatewayConfigLoader(
                 problems.Add($"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteInspectMetadataKey}", $"'{kind}' is not one of: {string.Join(", ", Enum.GetNames<BodyKind>())}");
             }
 
-            // A missing key is reported by the transform provider's ValidateRoute (through YARP's validator);
-            // the route is still known, so grants naming it are not reported as well.
-            if (route.Metadata?.TryGetValue(RouteCredentialMetadataKey, out var name) != true || string.IsNullOrEmpty(name))
+            // Every route says what it injects, if only that it injects nothing: a forgotten key must
+            // not silently forward with no credential. The route is still known, so grants naming it
+            // are not reported as well.
+            if (route.Metadata?.TryGetValue(RouteCredentialMetadataKey, out var name) != true || string.IsNullOrWhiteSpace(name))
             {
+                problems.Add(
+                    $"ReverseProxy:Routes:{route.RouteId}",
+                    $"route '{route.RouteId}' names no hop credential: set Metadata:{RouteCredentialMetadataKey} to a credential, or to '{CredentialName.None}'");
                 result[route.RouteId] = new GatewayRoute(route.RouteId, CredentialName.None, null, inspect);
                 continue;
             }

@@ -556,7 +556,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "The keys of issuer {IssuerName} could not be obtained: {ErrorType}")]
+        [LoggerMessage(EventId = 1211, Level = LogLevel.Warning, Message = "The keys of issuer {IssuerName} could not be obtained: {ErrorType}")]
         public static partial void IssuerKeysUnavailable(ILogger logger, string issuerName, string errorType);
     }
 }

@@ -8,9 +8,8 @@ using Yarp.ReverseProxy.Transforms.Builder;
 namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
-/// Gives every route the strip-then-inject transform. Route metadata is checked here, in
-/// <see cref="ValidateRoute"/>, so a route without a <c>Credential</c> is a load error rather than
-/// a request-time surprise; the transform object is built once per route per revision.
+/// Gives every route the strip-then-inject transform. Route metadata is checked by the loader
+/// (a route without a <c>Credential</c> is a load error rather than a request-time surprise).
 /// </summary>
 internal sealed class CredentialTransformProvider(
     PolicyTransform policy,
@@ -20,18 +19,10 @@ internal sealed class CredentialTransformProvider(
     UnauthorizedResponseTransform unauthorized,
     McpServerStreamTransform mcpStream) : ITransformProvider
 {
+    // Routes are validated by the gateway's loader, which refuses a revision before YARP sees it;
+    // this provider only builds, so it needs nothing that `validate` would have to construct.
     public void ValidateRoute(TransformRouteValidationContext context)
     {
-        var metadata = context.Route.Metadata;
-        if (metadata is null || !metadata.TryGetValue(GatewayConfigLoader.RouteCredentialMetadataKey, out var name) || string.IsNullOrWhiteSpace(name))
-        {
-            context.Errors.Add(new InvalidOperationException(
-                $"route '{context.Route.RouteId}' names no hop credential: set Metadata:{GatewayConfigLoader.RouteCredentialMetadataKey} to a credential, or to '{CredentialName.None}'"));
-        }
-        else if (!CredentialName.IsValid(name))
-        {
-            context.Errors.Add(new InvalidOperationException($"route '{context.Route.RouteId}': '{name}' is not a valid credential name"));
-        }
     }
 
     public void ValidateCluster(TransformClusterValidationContext context)

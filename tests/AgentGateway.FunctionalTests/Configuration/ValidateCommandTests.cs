@@ -326,6 +326,34 @@ public sealed class ValidateCommandTests
     }
 
     [Fact]
+    public async Task Validate_opens_no_connection_to_the_configured_Redis()
+    {
+        // A listener stands where Redis is configured: any connection attempt lands in its backlog.
+        using var redis = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        redis.Start();
+        const string variable = "AGW_TEST_VALIDATE_NO_CONNECT_KEY";
+        Environment.SetEnvironmentVariable(variable, Convert.ToBase64String(new byte[32]));
+        var file = await WriteAsync($$"""
+        {
+          "ReverseProxy": {
+            "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r/{**rest}" }, "Metadata": { "Credential": "none" } } },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": {
+            "Redis": "127.0.0.1:{{((System.Net.IPEndPoint)redis.LocalEndpoint).Port}},connectTimeout=5000",
+            "Cache": { "EncryptionKey": "env:{{variable}}" }
+          }
+        }
+        """);
+
+        var (code, stdout, stderr) = await RunAsync("validate", file);
+
+        Assert.True(code == GatewayCommand.Ok, stderr);
+        Assert.Contains("valid", stdout, StringComparison.Ordinal);
+        Assert.False(redis.Pending(), "validate connected to the configured Redis");
+    }
+
+    [Fact]
     public async Task The_shipped_example_configuration_is_valid()
     {
         var secretFile = Path.GetTempFileName();
