@@ -170,8 +170,13 @@ public sealed class AdminTests(GatewayFixture fx) : IAsyncLifetime
                 Assert.Contains("crm-read", show, StringComparison.Ordinal);
                 Assert.Equal(GatewayCommand.Ok, revokeCode);
                 Assert.Contains("revoked", revoked, StringComparison.Ordinal);
-                Assert.NotEqual(GatewayCommand.Ok, deniedCode);
+                Assert.Equal(GatewayCommand.Refused, deniedCode);
                 Assert.Contains("admin-forbidden", denied, StringComparison.Ordinal);
+
+                // An admin API that is not there is told apart from a refusal and from a bad configuration.
+                var (awayCode, _, away) = await RunAsync("agents", "list", "--admin", $"http://127.0.0.1:{Loopback.FreePort()}", "--token", token);
+                Assert.Equal(GatewayCommand.Unreachable, awayCode);
+                Assert.Contains("cannot be reached", away, StringComparison.Ordinal);
             }
 
             // Without Redis, the revocations file carries it across a restart.

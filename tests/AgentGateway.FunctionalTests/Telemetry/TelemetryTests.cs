@@ -211,10 +211,10 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
             var (removedCode, removedError) = await VerifyAsync(removed);
 
             Assert.Equal(GatewayCommand.ConfigInvalid, editedCode);
-            Assert.Contains("broken at record 2", editedError, StringComparison.Ordinal);
+            Assert.Contains("broken at line 2", editedError, StringComparison.Ordinal);
             Assert.Contains("altered", editedError, StringComparison.Ordinal);
             Assert.Equal(GatewayCommand.ConfigInvalid, removedCode);
-            Assert.Contains("broken at record 2", removedError, StringComparison.Ordinal);
+            Assert.Contains("broken at line 2", removedError, StringComparison.Ordinal);
             Assert.Contains("removed", removedError, StringComparison.Ordinal);
         }
         finally
