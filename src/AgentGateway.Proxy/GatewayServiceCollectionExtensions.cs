@@ -53,6 +53,7 @@ public static class GatewayServiceCollectionExtensions
         }
 
         services.TryAddSingleton<DpopValidator>();
+        services.TryAddSingleton<AccessTokenRules>();
         services.TryAddSingleton<AgentAuthenticator>();
         services.TryAddSingleton<GatewayConfigProvider>();
         services.TryAddSingleton<IProxyConfigProvider>(static sp => sp.GetRequiredService<GatewayConfigProvider>());
@@ -85,6 +86,13 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
         // AddAgentGatewayConfiguration added YARP (for its validator); this replaces its default client factory.
         services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, ClientCertificateHttpClientFactory>());
+
+        // Every request starts a trace of the gateway's own (RequestTrace): hosting takes no parent,
+        // state or baggage from the agent's traceparent, and OpenTelemetry's instrumentation, left
+        // with the plain W3C propagator, neither reads those headers again nor passes agent baggage on.
+        services.Replace(ServiceDescriptor.Singleton<System.Diagnostics.DistributedContextPropagator>(
+            new OwnTracePropagator(System.Diagnostics.DistributedContextPropagator.Current)));
+        OpenTelemetry.Sdk.SetDefaultTextMapPropagator(new OpenTelemetry.Context.Propagation.TraceContextPropagator());
 
         var telemetry = services.AddOpenTelemetry()
             .WithTracing(static tracing => tracing

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -9,6 +8,7 @@ using AgentGateway.Credentials;
 using AgentGateway.Credentials.Secrets;
 using AgentGateway.Proxy.Pipeline;
 using AgentGateway.Proxy.Problems;
+using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -20,7 +20,8 @@ namespace AgentGateway.Proxy.Audit;
 /// <c>Gateway:Audit:Path</c> (fixed for the process; each replica writes its own file). Records
 /// are queued and written in order by one writer; a full queue makes requests wait rather than
 /// lose a record. After a restart the chain continues from the file's last record. Records carry
-/// names, fingerprints and trace ids — never a secret.
+/// names, fingerprints and the gateway's own trace id (the agent's, when it sent one, apart as
+/// <c>agentTraceId</c>) — never a secret.
 /// </summary>
 public sealed partial class AuditLog : IAsyncDisposable
 {
@@ -75,8 +76,9 @@ public sealed partial class AuditLog : IAsyncDisposable
     public ValueTask RefusedAsync(HttpContext context, Refusal refusal, string routeId, string? agentId)
     {
         var feature = context.Features.Get<GatewayRequestFeature>();
-        return EnqueueAsync(new Entry("refusal", _time.GetUtcNow(), TraceId())
+        return EnqueueAsync(new Entry("refusal", _time.GetUtcNow(), RequestTrace.Id(context))
         {
+            AgentTraceId = RequestTrace.AgentTraceId(context.Request),
             Agent = agentId,
             User = feature?.Delegation?.Subject,
             Route = routeId,
@@ -99,8 +101,9 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     /// <summary>An operator revoked an agent (or an instance of a class).</summary>
     public ValueTask RevokedAsync(HttpContext context, string agentId, string by, string? reason) =>
-        EnqueueAsync(new Entry("revocation", _time.GetUtcNow(), TraceId())
+        EnqueueAsync(new Entry("revocation", _time.GetUtcNow(), RequestTrace.Id(context))
         {
+            AgentTraceId = RequestTrace.AgentTraceId(context.Request),
             Agent = agentId,
             User = by,
             Method = context.Request.Method,
@@ -110,7 +113,9 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     /// <summary>A database session opened, ended, or a database connection refused.</summary>
     public ValueTask DatabaseSessionAsync(string kind, DatabaseAuditFacts facts) =>
-        EnqueueAsync(new Entry(kind, _time.GetUtcNow(), TraceId())
+        // A database session has no HTTP request an agent could name a trace in: its trace is the
+        // session span the gateway started.
+        EnqueueAsync(new Entry(kind, _time.GetUtcNow(), System.Diagnostics.Activity.Current?.TraceId.ToHexString() ?? "")
         {
             Agent = facts.Agent,
             Grant = facts.Grant,
@@ -131,8 +136,9 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     /// <summary>An entry with what is known of a request that passed identification and policy.</summary>
     private Entry ForRequest(string kind, HttpContext context, GatewayRequestFeature feature) =>
-        new(kind, _time.GetUtcNow(), TraceId())
+        new(kind, _time.GetUtcNow(), RequestTrace.Id(context))
         {
+            AgentTraceId = RequestTrace.AgentTraceId(context.Request),
             Agent = feature.Agent.Agent.Id,
             User = feature.Delegation?.Subject,
             Route = feature.Route.RouteId,
@@ -149,8 +155,6 @@ public sealed partial class AuditLog : IAsyncDisposable
         _queue?.Writer.TryComplete();
         await _writer;
     }
-
-    private static string TraceId() => Activity.Current?.TraceId.ToHexString() ?? "";
 
     private async Task WriteAsync()
     {
@@ -214,6 +218,7 @@ public sealed partial class AuditLog : IAsyncDisposable
         json.WriteString("time", Round(e.Time, time));
         json.WriteString("event", e.Event);
         json.WriteString("traceId", e.TraceId);
+        Optional(json, "agentTraceId", e.AgentTraceId);
         Optional(json, "agent", e.Agent);
         Optional(json, "user", e.User);
         Optional(json, "route", e.Route);
@@ -269,8 +274,12 @@ public sealed partial class AuditLog : IAsyncDisposable
     }
 
     /// <summary>One audit record before it is sealed; absent members are not written.</summary>
+    /// <param name="TraceId">The gateway's own trace of the request.</param>
     private sealed record Entry(string Event, DateTimeOffset Time, string TraceId)
     {
+        /// <summary>The trace id the agent's <c>traceparent</c> named: its claim, recorded apart.</summary>
+        public string? AgentTraceId { get; init; }
+
         public string? Agent { get; init; }
 
         public string? User { get; init; }

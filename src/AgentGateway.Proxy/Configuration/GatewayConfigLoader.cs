@@ -193,6 +193,7 @@ public sealed class GatewayConfigLoader(
             Certificates = certificates,
             StaticKeyHeader = settings.StaticKeys.Enabled ? settings.StaticKeys.Header : null,
             MaxTokenLifetime = settings.MaxTokenLifetime,
+            PublicOrigins = ReadPublicOrigins(section.Path + ":PublicOrigins", settings.PublicOrigins, problems),
         };
         return (policy, names);
     }
@@ -596,7 +597,28 @@ public sealed class GatewayConfigLoader(
         return new AdminPolicy(s.Issuer, s.Subjects.ToFrozenSet(StringComparer.Ordinal), s.DormantAfter)
         {
             Templates = templates.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
+            RequireDpop = s.RequireDpop,
+            PublicOrigins = ReadPublicOrigins(section.Path + ":PublicOrigins", s.PublicOrigins, problems),
         };
+    }
+
+    /// <summary>Origins a DPoP proof's htu may name: each <c>http(s)://host[:port]</c> and nothing more.</summary>
+    private static PublicOrigins ReadPublicOrigins(string path, string[] values, ConfigProblems problems)
+    {
+        var origins = new List<string>();
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (PublicOrigins.TryParseOrigin(values[i], out var origin, out var error))
+            {
+                origins.Add(origin);
+            }
+            else
+            {
+                problems.Add($"{path}:{i}", error);
+            }
+        }
+
+        return origins.Count == 0 ? PublicOrigins.Listener : PublicOrigins.Create(origins);
     }
 
     private static string? ReadAudit(IConfigurationSection section, ConfigProblems problems)

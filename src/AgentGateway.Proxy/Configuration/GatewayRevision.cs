@@ -74,6 +74,12 @@ public sealed record AdminPolicy(string? Issuer, FrozenSet<string> Subjects, Tim
 
     /// <summary>Templates for just-in-time registration, by name.</summary>
     public FrozenDictionary<string, AgentTemplate> Templates { get; init; } = FrozenDictionary<string, AgentTemplate>.Empty;
+
+    /// <summary>Operators must present DPoP-bound tokens.</summary>
+    public bool RequireDpop { get; init; }
+
+    /// <summary>Where operators reach the admin API: a DPoP proof's <c>htu</c> names one of these.</summary>
+    public PublicOrigins PublicOrigins { get; init; } = PublicOrigins.Listener;
 }
 
 /// <summary>The most an ephemeral agent registered from this template may get.</summary>

@@ -20,6 +20,10 @@ public sealed record InboundSettings
     /// <summary>Agent tokens that live longer than this (exp − iat) are refused: minutes, not days.</summary>
     public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>The origins agents reach the gateway at (e.g. <c>https://gateway.example.com</c>), which
+    /// a DPoP proof's <c>htu</c> must name. Absent: the listener's own scheme, address and port.</summary>
+    public string[] PublicOrigins { get; init; } = [];
+
     /// <summary>Trusted issuers of agent access tokens, by a name agents' identities refer to.</summary>
     public Dictionary<string, IssuerSettings> Issuers { get; init; } = [];
 
@@ -298,6 +302,13 @@ public sealed record AdminSettings
 
     /// <summary>The operators: values of that issuer's agent claim allowed to call the admin API.</summary>
     public string[] Subjects { get; init; } = [];
+
+    /// <summary>Operators' tokens must be DPoP-bound, whatever their issuer requires.</summary>
+    public bool RequireDpop { get; init; }
+
+    /// <summary>The origins operators reach the admin API at, which a DPoP proof's <c>htu</c> must
+    /// name. Absent: the admin listener's own scheme, address and port.</summary>
+    public string[] PublicOrigins { get; init; } = [];
 
     /// <summary>Agents not seen for this long are flagged dormant in the inventory.</summary>
     public TimeSpan DormantAfter { get; init; } = TimeSpan.FromDays(7);

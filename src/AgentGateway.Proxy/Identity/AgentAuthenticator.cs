@@ -41,12 +41,6 @@ public readonly record struct DelegationOutcome(Delegation? Delegation, Refusal 
     public static DelegationOutcome Fail(Refusal refusal) => new(null, refusal);
 }
 
-/// <summary>A verified token and its issuer, or why not.</summary>
-internal readonly record struct TokenCheck(JsonWebToken? Jwt, TrustedIssuer? Issuer, Refusal Refusal)
-{
-    public static TokenCheck Fail(Refusal refusal) => new(null, null, refusal);
-}
-
 /// <summary>An authentication result: the agent, or why not.</summary>
 public readonly record struct AuthenticationOutcome(AuthenticatedAgent? Agent, Refusal Refusal)
 {
@@ -56,53 +50,30 @@ public readonly record struct AuthenticationOutcome(AuthenticatedAgent? Agent, R
 }
 
 /// <summary>
-/// Proves which inventory agent sent a request, from the agent's own OAuth 2.1 access token.
-/// Validation is the identity library's (<see cref="JsonWebTokenHandler"/>, the same one the
-/// ASP.NET Core JwtBearer handler uses); this class chooses the issuer by the token's exact
-/// <c>iss</c>, applies the stricter rules the threat model asks for, and maps the verified
-/// claim to the inventory.
+/// Proves which inventory agent sent a request — from the agent's own OAuth 2.1 access token
+/// (by <see cref="AccessTokenRules"/>), a JWT-SVID, a client certificate, or a development static
+/// key — and which operator calls the admin API, by the same token rules. Maps the proven identity
+/// to the inventory and applies what only the inventory knows (expiry, per-agent DPoP).
 /// </summary>
-public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver resolver, TimeProvider time, ILogger<AgentAuthenticator> logger)
+public sealed class AgentAuthenticator(AccessTokenRules tokens, AgentResolver resolver, TimeProvider time)
 {
-    private const string BearerPrefix = "Bearer ";
-    private const string DpopPrefix = "DPoP ";
-
-    private readonly ValidationCache _validated = new();
-
-    private readonly JsonWebTokenHandler _handler = new()
-    {
-        // Claim names as issued: the agent claim is looked up by its real name.
-        MapInboundClaims = false,
-    };
+    /// <summary>For JWT-SVIDs, which have no issuer entry and so no <see cref="AccessTokenRules"/>.</summary>
+    private static readonly JsonWebTokenHandler SvidHandler = new() { MapInboundClaims = false };
 
     public async ValueTask<AuthenticationOutcome> AuthenticateAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)
     {
-        var authorization = request.Headers.Authorization;
-        if (authorization.Count == 0)
+        var presented = AccessTokenRules.Read(request, revision);
+        if (presented.Failed)
+        {
+            return Fail(presented.Refusal);
+        }
+
+        if (presented.Token is null)
         {
             return await AuthenticateWithoutTokenAsync(request, revision);
         }
 
-        if (authorization.Count > 1)
-        {
-            // Two values would be merged into one line on the way out; refuse rather than guess which counts.
-            return Fail(Refusal.BadRequest("more than one Authorization header"));
-        }
-
-        var value = authorization[0];
-        if (string.IsNullOrEmpty(value) || value.Length > revision.Inbound.MaxTokenBytes)
-        {
-            return Fail(Refusal.Unauthenticated("the Authorization header is empty or too large"));
-        }
-
-        var proofScheme = value.StartsWith(DpopPrefix, StringComparison.OrdinalIgnoreCase);
-        if (!proofScheme && !value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
-        {
-            return Fail(Refusal.Unauthenticated("only the Bearer and DPoP schemes are accepted"));
-        }
-
-        var token = value[(proofScheme ? DpopPrefix.Length : BearerPrefix.Length)..];
-        return await AuthenticateTokenAsync(token, proofScheme, request, revision, cancellationToken);
+        return await AuthenticateTokenAsync(presented, request, revision, cancellationToken);
     }
 
     /// <summary>
@@ -113,7 +84,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
     public ValueTask<AuthenticationOutcome> AuthenticateTokenAsync(string token, GatewayRevision revision, CancellationToken cancellationToken) =>
         string.IsNullOrEmpty(token) || token.Length > revision.Inbound.MaxTokenBytes
             ? ValueTask.FromResult(Fail(Refusal.Unauthenticated("the access token is empty or too large")))
-            : AuthenticateTokenAsync(token, proofScheme: false, request: null, revision, cancellationToken);
+            : AuthenticateTokenAsync(new PresentedToken(token, DpopScheme: false, default), request: null, revision, cancellationToken);
 
     /// <summary>An agent on a TLS connection that is not HTTP (the database listener), by its client
     /// certificate (mTLS, X509-SVID), checked by the same rules as on an https endpoint.</summary>
@@ -126,77 +97,38 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
     }
 
     /// <param name="request">The HTTP request whose DPoP proof is checked; null where no proof can be carried.</param>
-    private async ValueTask<AuthenticationOutcome> AuthenticateTokenAsync(string token, bool proofScheme, HttpRequest? request, GatewayRevision revision, CancellationToken cancellationToken)
+    private async ValueTask<AuthenticationOutcome> AuthenticateTokenAsync(PresentedToken presented, HttpRequest? request, GatewayRevision revision, CancellationToken cancellationToken)
     {
-        if (!proofScheme && await TryJwtSvidAsync(token, revision) is { } svid)
+        var token = presented.Token!;
+        if (!presented.DpopScheme && await TryJwtSvidAsync(token, revision) is { } svid)
         {
             return svid;
         }
 
-        var check = await ValidateAsync(token, revision, cancellationToken);
-        if (check.Jwt is not { } jwt)
+        var (proven, refusal) = await tokens.ProveAsync(request, presented, revision, revision.Inbound.PublicOrigins, cancellationToken);
+        if (proven is null)
         {
-            return Fail(check.Refusal);
+            return Fail(refusal);
         }
 
-        var issuer = check.Issuer!;
-        var now = time.GetUtcNow();
-        // A long-lived agent token is a static key with extra steps: lifetime is exp − iat (or nbf).
-        var issued = jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) ? DateTimeOffset.FromUnixTimeSeconds(iat)
-            : jwt.ValidFrom != DateTime.MinValue ? new DateTimeOffset(jwt.ValidFrom, TimeSpan.Zero) : (DateTimeOffset?)null;
-        if (issued is null)
-        {
-            return Fail(Refusal.Unauthenticated("the token says neither when it was issued (iat) nor from when it is valid (nbf)"));
-        }
-
-        var lifetime = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) - issued.Value;
-        if (lifetime > revision.Inbound.MaxTokenLifetime)
-        {
-            return Fail(Refusal.TokenLifetimeTooLong($"the token lives {lifetime.TotalMinutes:0} minutes; at most {revision.Inbound.MaxTokenLifetime.TotalMinutes:0} are accepted (Gateway:Inbound:MaxTokenLifetime)"));
-        }
-
-        if (!jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject) || string.IsNullOrEmpty(subject))
-        {
-            return Fail(Refusal.AgentUnknown($"the token has no '{issuer.AgentClaim}' claim naming the agent"));
-        }
-
+        var (issuer, subject) = (proven.Issuer, proven.Subject);
         if (!resolver.TryResolve(revision, new AgentIdentityKey(issuer.Name, subject), out var agent, out var instance))
         {
             return Fail(Refusal.AgentUnknown("no agent of the inventory has this identity"));
         }
 
-        if (agent!.ExpiresAt is { } expiresAt && expiresAt <= now)
+        if (agent!.ExpiresAt is { } expiresAt && expiresAt <= time.GetUtcNow())
         {
             return Fail(Refusal.AgentExpired($"agent '{agent.Id}' expired at {expiresAt:O}"));
         }
 
-        // RFC 9449: a key-bound token is worth nothing without proof of the key, and must never be
-        // accepted as a plain bearer token (§7.1); a token that is not bound cannot use DPoP.
-        var thumbprint = BoundThumbprint(jwt);
-        if (thumbprint is null && proofScheme)
+        if (agent.RequireDpop && !proven.KeyBound)
         {
-            return Fail(Refusal.Unauthenticated("the DPoP scheme needs a DPoP-bound token (cnf.jkt)"));
-        }
-
-        if (thumbprint is not null && !proofScheme)
-        {
-            return Fail(Refusal.Unauthenticated("this token is bound to a key: present it with the DPoP scheme and a DPoP proof"));
-        }
-
-        if (thumbprint is null && (issuer.RequireDpop || agent.RequireDpop))
-        {
-            return Fail(Refusal.Unauthenticated($"{(agent.RequireDpop ? $"agent '{agent.Id}'" : $"issuer '{issuer.Name}'")} requires DPoP-bound tokens"));
-        }
-
-        if (thumbprint is not null && (request is null
-            ? Refusal.Unauthenticated("this token is bound to a key, and this connection cannot carry a DPoP proof")
-            : await dpop.ValidateAsync(request, token, thumbprint, issuer.ClockSkew, cancellationToken)) is { } badProof)
-        {
-            return Fail(badProof);
+            return Fail(Refusal.Unauthenticated($"agent '{agent.Id}' requires DPoP-bound tokens"));
         }
 
         string? task = null;
-        if (revision.Policy.TaskClaim is { } claim && jwt.TryGetPayloadValue<string>(claim, out var named))
+        if (revision.Policy.TaskClaim is { } claim && proven.Jwt.TryGetPayloadValue<string>(claim, out var named))
         {
             task = named;
         }
@@ -204,7 +136,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
         return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, issuer, subject, token, task)
         {
             Instance = instance,
-            ExpiresAt = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero),
+            ExpiresAt = new DateTimeOffset(proven.Jwt.ValidTo, TimeSpan.Zero),
         });
     }
 
@@ -241,7 +173,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
             return DelegationOutcome.Fail(Refusal.DelegationInvalid("the delegation token is empty or too large"));
         }
 
-        var check = await ValidateAsync(token, revision, cancellationToken);
+        var check = await tokens.ValidateAsync(token, revision, cancellationToken);
         if (check.Jwt is not { } jwt)
         {
             return DelegationOutcome.Fail(check.Refusal.Status == 401 ? Refusal.DelegationInvalid("delegation token: " + check.Refusal.Detail) : check.Refusal);
@@ -285,122 +217,36 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
         return string.Equals(party, agent.Subject, StringComparison.Ordinal);
     }
 
-    /// <summary>An operator calling the admin API: a bearer token from the configured admin issuer,
-    /// validated by that issuer's rules, whose agent claim is one of the admin subjects.</summary>
+    /// <summary>An operator calling the admin API: an access token proven by the same rules as an
+    /// agent's (binding and DPoP proof for the admin listener's origin, lifetime, types, skew),
+    /// from the admin issuer, whose holder is one of the operators.</summary>
     public async ValueTask<(string? Caller, Refusal Refusal)> AuthenticateAdminAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)
     {
-        var authorization = request.Headers.Authorization;
-        if (authorization.Count != 1 || authorization[0] is not { } value || !value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase)
-            || value.Length > revision.Inbound.MaxTokenBytes)
+        var presented = AccessTokenRules.Read(request, revision);
+        if (presented.Token is null)
         {
-            return (null, Refusal.Unauthenticated("the admin API needs 'Authorization: Bearer <token>'"));
+            return (null, presented.Failed
+                ? presented.Refusal
+                : Refusal.Unauthenticated("the admin API needs an operator's access token: 'Authorization: Bearer <token>', or 'DPoP <token>' with a DPoP proof"));
         }
 
-        var check = await ValidateAsync(value[BearerPrefix.Length..], revision, cancellationToken);
-        if (check.Jwt is not { } jwt)
+        var (proven, refusal) = await tokens.ProveAsync(request, presented, revision, revision.Admin.PublicOrigins, cancellationToken);
+        if (proven is null)
         {
-            return (null, check.Refusal);
+            return (null, refusal);
         }
 
-        var issuer = check.Issuer!;
-        if (!string.Equals(issuer.Name, revision.Admin.Issuer, StringComparison.OrdinalIgnoreCase)
-            || !jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject)
-            || subject is null || !revision.Admin.Subjects.Contains(subject))
+        if (!string.Equals(proven.Issuer.Name, revision.Admin.Issuer, StringComparison.OrdinalIgnoreCase) || !revision.Admin.Subjects.Contains(proven.Subject))
         {
             return (null, Refusal.AdminForbidden("the token does not name an operator of this gateway (Gateway:Admin:Subjects)"));
         }
 
-        return (subject, default);
-    }
-
-    /// <summary>Validates a JWT access token against the trusted issuer its <c>iss</c> names.</summary>
-    private async ValueTask<TokenCheck> ValidateAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
-    {
-        // An agent sends the same token on every call of a task: verifying its signature once per
-        // minute, not once per request, is most of what identity costs. Only successes are kept,
-        // keyed by the token's hash (the token itself is not retained), per revision, never past
-        // the token's expiry; everything decided per request (DPoP, revocation, policy) still is.
-        var key = ValidationCache.Key(token, revision.Number);
-        var now = time.GetUtcNow();
-        if (_validated.TryGet(key, now, out var cached))
+        if (revision.Admin.RequireDpop && !proven.KeyBound)
         {
-            return cached;
+            return (null, Refusal.Unauthenticated("operators must present DPoP-bound tokens (Gateway:Admin:RequireDpop)"));
         }
 
-        var check = await ValidateUncachedAsync(token, revision, cancellationToken);
-        if (check.Jwt is { } valid)
-        {
-            var until = new DateTimeOffset(valid.ValidTo, TimeSpan.Zero);
-            _validated.Add(key, check, until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
-        }
-
-        return check;
-    }
-
-    private async ValueTask<TokenCheck> ValidateUncachedAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
-    {
-        if (!_handler.CanReadToken(token))
-        {
-            return TokenCheck.Fail(Refusal.Unauthenticated("the access token is not a well-formed JWT"));
-        }
-
-        JsonWebToken jwt;
-        try
-        {
-            jwt = _handler.ReadJsonWebToken(token);
-        }
-        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException)
-        {
-            return TokenCheck.Fail(Refusal.Unauthenticated("the access token is not a well-formed JWT"));
-        }
-
-        if (jwt.IsEncrypted || !revision.Inbound.TryGetIssuer(jwt.Issuer, out var issuer))
-        {
-            return TokenCheck.Fail(Refusal.Unauthenticated("the token's issuer is not trusted"));
-        }
-
-        if (JwsHeader.NamesCriticalExtensions(jwt))
-        {
-            return TokenCheck.Fail(Refusal.Unauthenticated("the token names critical header extensions (crit) the gateway does not understand"));
-        }
-
-        TokenValidationResult result;
-        try
-        {
-            var parameters = await issuer!.GetParametersAsync(cancellationToken);
-            result = await _handler.ValidateTokenAsync(jwt, parameters);
-            if (!result.IsValid && result.Exception is SecurityTokenSignatureKeyNotFoundException)
-            {
-                // Perhaps the issuer rotated its keys. The refresh is throttled by the key source,
-                // so a flood of made-up kids costs at most one fetch per interval.
-                issuer.RequestKeyRefresh();
-                var refreshed = await issuer.GetParametersAsync(cancellationToken);
-                if (!ReferenceEquals(refreshed, parameters))
-                {
-                    result = await _handler.ValidateTokenAsync(jwt, refreshed);
-                }
-            }
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            Log.IssuerKeysUnavailable(logger, issuer!.Name, ex.GetType().Name);
-            return TokenCheck.Fail(Refusal.IdentityUnavailable($"the keys of issuer '{issuer.Name}' could not be obtained"));
-        }
-
-        if (!result.IsValid)
-        {
-            return TokenCheck.Fail(Refusal.Unauthenticated(Explain(result.Exception)));
-        }
-
-        // The library does not look at iat; a token "issued" in the future was minted by a
-        // skewed or hostile clock.
-        if (jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) &&
-            DateTimeOffset.FromUnixTimeSeconds(iat) > time.GetUtcNow() + issuer.ClockSkew)
-        {
-            return TokenCheck.Fail(Refusal.Unauthenticated("the token's iat lies in the future"));
-        }
-
-        return new TokenCheck(jwt, issuer, default);
+        return (proven.Subject, default);
     }
 
     private static AuthenticationOutcome Fail(Refusal refusal) => AuthenticationOutcome.Fail(refusal);
@@ -461,7 +307,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
     /// is not one (it is then validated as an issuer's token).</summary>
     private async ValueTask<AuthenticationOutcome?> TryJwtSvidAsync(string token, GatewayRevision revision)
     {
-        if (revision.Inbound.Certificates.Spiffe is not { JwtKeys: { } keys } spiffe || !_handler.CanReadToken(token))
+        if (revision.Inbound.Certificates.Spiffe is not { JwtKeys: { } keys } spiffe || !SvidHandler.CanReadToken(token))
         {
             return null;
         }
@@ -469,7 +315,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
         JsonWebToken jwt;
         try
         {
-            jwt = _handler.ReadJsonWebToken(token);
+            jwt = SvidHandler.ReadJsonWebToken(token);
         }
         catch (Exception ex) when (ex is ArgumentException or SecurityTokenException)
         {
@@ -493,7 +339,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
             return Fail(Refusal.Unauthenticated("the JWT-SVID's SPIFFE ID is invalid or outside this trust domain" + (why is null ? "" : ": " + why)));
         }
 
-        var result = await _handler.ValidateTokenAsync(jwt, new TokenValidationParameters
+        var result = await SvidHandler.ValidateTokenAsync(jwt, new TokenValidationParameters
         {
             IssuerSigningKeys = keys.GetSigningKeys(),
             ValidateIssuer = false,
@@ -504,7 +350,7 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
         });
         if (!result.IsValid)
         {
-            return Fail(Refusal.Unauthenticated("the JWT-SVID is invalid: " + Explain(result.Exception)));
+            return Fail(Refusal.Unauthenticated("the JWT-SVID is invalid: " + AccessTokenRules.Explain(result.Exception)));
         }
 
         var admitted = Admit(revision, new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, subject), "spiffe-jwt");
@@ -529,34 +375,5 @@ public sealed partial class AgentAuthenticator(DpopValidator dpop, AgentResolver
         }
 
         return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, null, key.Subject, string.Empty, null, kind) { Instance = instance });
-    }
-
-    /// <summary>The <c>cnf.jkt</c> the token is bound to, or null.</summary>
-    private static string? BoundThumbprint(JsonWebToken jwt) =>
-        jwt.TryGetPayloadValue<System.Text.Json.JsonElement>("cnf", out var cnf)
-        && cnf.ValueKind == System.Text.Json.JsonValueKind.Object
-        && cnf.TryGetProperty("jkt", out var jkt) && jkt.ValueKind == System.Text.Json.JsonValueKind.String
-            ? jkt.GetString()
-            : null;
-
-    /// <summary>A short, safe explanation: the class of failure, never the token's content.</summary>
-    private static string Explain(Exception? exception) => exception switch
-    {
-        SecurityTokenExpiredException => "the access token has expired",
-        SecurityTokenNotYetValidException => "the access token is not valid yet",
-        SecurityTokenNoExpirationException => "the access token has no expiry",
-        SecurityTokenInvalidAudienceException => "the access token is not for this gateway (audience)",
-        SecurityTokenInvalidIssuerException => "the token's issuer is not trusted",
-        SecurityTokenInvalidTypeException => "the token is not an access token (typ)",
-        SecurityTokenInvalidAlgorithmException => "the token's signature algorithm is not allowed",
-        SecurityTokenSignatureKeyNotFoundException => "the token is signed with a key the issuer does not publish",
-        SecurityTokenInvalidSignatureException => "the token's signature is invalid",
-        _ => "the access token is invalid",
-    };
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 1211, Level = LogLevel.Warning, Message = "The keys of issuer {IssuerName} could not be obtained: {ErrorType}")]
-        public static partial void IssuerKeysUnavailable(ILogger logger, string issuerName, string errorType);
     }
 }

@@ -4,7 +4,6 @@ using System.Text.Json;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Extensions;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -13,7 +12,8 @@ namespace AgentGateway.Proxy.Identity;
 /// <summary>
 /// DPoP (RFC 9449 §4.3): a proof that the agent holds the key its access token is bound to.
 /// The proof must be a <c>dpop+jwt</c> signed with an asymmetric algorithm by the public key in
-/// its own header (no private material), for this method and this URL, fresh, bound to this
+/// its own header (no private material), for this method and this URL at one of the gateway's own
+/// origins (<see cref="PublicOrigins"/>, never the caller's <c>Host</c>), fresh, bound to this
 /// access token (<c>ath</c>), by the key the token names (<c>cnf.jkt</c>), and never seen before
 /// (its <c>jti</c> is claimed once across every replica).
 /// </summary>
@@ -27,7 +27,9 @@ public sealed class DpopValidator(IPolicyStateStore replay, TimeProvider time)
     public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(60);
 
     /// <summary>Null when the proof in <paramref name="request"/> is valid for <paramref name="accessToken"/>, else why not.</summary>
-    public async ValueTask<Refusal?> ValidateAsync(HttpRequest request, string accessToken, string boundThumbprint, TimeSpan clockSkew, CancellationToken cancellationToken)
+    /// <param name="origins">Where callers reach this listener: the proof's <c>htu</c> must name one of them.</param>
+    public async ValueTask<Refusal?> ValidateAsync(
+        HttpRequest request, string accessToken, string boundThumbprint, TimeSpan clockSkew, PublicOrigins origins, CancellationToken cancellationToken)
     {
         var headers = request.Headers["DPoP"];
         if (headers.Count != 1 || string.IsNullOrEmpty(headers[0]) || headers[0]!.Length > 8 * 1024)
@@ -106,9 +108,11 @@ public sealed class DpopValidator(IPolicyStateStore replay, TimeProvider time)
             return Invalid("its htm is not this request's method");
         }
 
-        if (!proof.TryGetPayloadValue<string>("htu", out var htu) || !SameTarget(htu, request))
+        if (!proof.TryGetPayloadValue<string>("htu", out var htu) || !origins.Matches(htu, request))
         {
-            return Invalid("its htu is not this request's URL");
+            return Invalid(origins.Origins.Count > 0
+                ? "its htu is not this request's URL at one of the gateway's public origins"
+                : "its htu is not this request's URL at the address it was sent to (behind a proxy, set the gateway's public origins)");
         }
 
         var now = time.GetUtcNow();
@@ -146,16 +150,4 @@ public sealed class DpopValidator(IPolicyStateStore replay, TimeProvider time)
     }
 
     private static Refusal Invalid(string why) => Refusal.Unauthenticated("the DPoP proof is invalid: " + why);
-
-    /// <summary>RFC 9449 §4.3: the URL without query and fragment, compared after normalising
-    /// scheme and host case and the default port.</summary>
-    private static bool SameTarget(string htu, HttpRequest request)
-    {
-        if (!Uri.TryCreate(htu, UriKind.Absolute, out var claimed) || !Uri.TryCreate(request.GetEncodedUrl(), UriKind.Absolute, out var actual))
-        {
-            return false;
-        }
-
-        return string.Equals(claimed.GetLeftPart(UriPartial.Path), actual.GetLeftPart(UriPartial.Path), StringComparison.Ordinal);
-    }
 }

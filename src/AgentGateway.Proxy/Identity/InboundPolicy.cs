@@ -12,6 +12,9 @@ public sealed class InboundPolicy(FrozenDictionary<string, TrustedIssuer> issuer
     /// <summary>Agent tokens living longer than this are refused.</summary>
     public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>Where agents reach the proxy listener: a DPoP proof's <c>htu</c> names one of these.</summary>
+    public PublicOrigins PublicOrigins { get; init; } = PublicOrigins.Listener;
+
     /// <summary>The static-key header, or null when static keys are off (the default).</summary>
     public string? StaticKeyHeader { get; init; }
 

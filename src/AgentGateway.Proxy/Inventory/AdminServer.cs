@@ -48,6 +48,9 @@ public sealed partial class AdminServer(
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         builder.Logging.ClearProviders();
+        // Operators' requests start traces of the gateway's own too (Telemetry.RequestTrace).
+        builder.Services.AddSingleton<System.Diagnostics.DistributedContextPropagator>(
+            new Telemetry.OwnTracePropagator(System.Diagnostics.DistributedContextPropagator.Current));
         _app = builder.Build();
         _app.Use((context, next) => AuthenticateAsync(context, next));
         _app.MapGet("/admin/agents", (Delegate)ListAsync);

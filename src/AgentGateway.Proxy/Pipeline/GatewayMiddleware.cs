@@ -36,6 +36,11 @@ internal sealed class GatewayMiddleware(
         var activity = Activity.Current;
         activity?.SetTag(GatewayTelemetry.Tags.RouteId, routeId);
         activity?.SetTag(GatewayTelemetry.Tags.ConfigRevision, revision.Number);
+        if (activity is not null && RequestTrace.AgentTraceId(context.Request) is { } agentTrace)
+        {
+            // The request's trace is the gateway's own; what the agent called it is noted beside it.
+            activity.SetTag(GatewayTelemetry.Tags.AgentTraceId, agentTrace);
+        }
 
         if (IsEchoMethod(context.Request.Method))
         {
@@ -91,7 +96,7 @@ internal sealed class GatewayMiddleware(
             return;
         }
 
-        if (SecretInHeadersOrQuery(revision, context.Request) is { } leaked)
+        if (SecretInRequestText(revision, context.Request) is { } leaked)
         {
             await refusals.WriteAsync(context, leaked, routeId, agent.Agent.Id);
             return;
@@ -167,26 +172,69 @@ internal sealed class GatewayMiddleware(
         var error => Refusal.UpstreamUnavailable($"forwarding to the upstream of route '{routeId}' failed ({error})"),
     };
 
-    /// <summary>A gateway secret in a header or the query string (raw or decoded), or null.</summary>
-    private Refusal? SecretInHeadersOrQuery(GatewayRevision revision, HttpRequest request)
+    /// <summary>A gateway secret anywhere the request carries text to the upstream besides the body
+    /// (searched once it is inspected): the path and the query as sent and as the server decoded
+    /// them, header names and values — each also percent-decoded as often as it was encoded, since
+    /// an upstream may decode it. Or null.</summary>
+    private Refusal? SecretInRequestText(GatewayRevision revision, HttpRequest request)
     {
+        var target = request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget;
+        var query = target?.IndexOf('?', StringComparison.Ordinal) ?? -1;
+        if (ContainsSecret(revision, query < 0 ? target : target![..query]) || secrets.Contains(revision, request.PathBase.Value + request.Path.Value))
+        {
+            return Refusal.SecretInRequest("the path");
+        }
+
+        if (query >= 0 && ContainsSecret(revision, target![query..]))
+        {
+            return Refusal.SecretInRequest("the query string");
+        }
+
         foreach (var header in request.Headers)
         {
+            if (ContainsSecret(revision, header.Key))
+            {
+                return Refusal.SecretInRequest("a header name");
+            }
+
             foreach (var value in header.Value)
             {
-                if (secrets.Contains(revision, value))
+                if (ContainsSecret(revision, value))
                 {
                     return Refusal.SecretInRequest($"header '{header.Key}'");
                 }
             }
         }
 
-        if (request.QueryString.Value is { } query && (secrets.Contains(revision, query) || secrets.Contains(revision, Uri.UnescapeDataString(query))))
+        return null;
+    }
+
+    /// <summary>Whether <paramref name="text"/>, or any percent-decoding of it, holds a secret.</summary>
+    private bool ContainsSecret(GatewayRevision revision, string? text)
+    {
+        // Bounded: a secret hidden under more layers than this would reach no upstream intact either.
+        for (var layer = 0; layer < 4 && text is not null; layer++)
         {
-            return Refusal.SecretInRequest("the query string");
+            if (secrets.Contains(revision, text))
+            {
+                return true;
+            }
+
+            if (!text.Contains('%', StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            var decoded = Uri.UnescapeDataString(text);
+            if (decoded == text)
+            {
+                return false;
+            }
+
+            text = decoded;
         }
 
-        return null;
+        return false;
     }
 
     /// <summary>The delegation, the inspected body and the task; on a refusal the response is

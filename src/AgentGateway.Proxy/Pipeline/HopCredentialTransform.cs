@@ -132,7 +132,7 @@ internal sealed partial class HopCredentialTransform(
         }
 
         var signer = feature.Revision.Provenance;
-        var assertion = signer.Sign(feature, credentialName, Activity.Current?.TraceId.ToHexString());
+        var assertion = signer.Sign(feature, credentialName, RequestTrace.Id(context.HttpContext));
         context.ProxyRequest.Headers.Remove(signer.Options.Header);
         context.ProxyRequest.Headers.TryAddWithoutValidation(signer.Options.Header, assertion);
     }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using AgentGateway.Credentials;
 using AgentGateway.Proxy.Configuration;
@@ -21,7 +22,7 @@ public sealed class SecretIndex
     /// <summary>Injected tokens, each with the forms an echo of it can take in a response, made once per token.</summary>
     private readonly ConcurrentDictionary<string, SecretForms> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _order = new();
-    private StaticSecrets _static = new(0, [], SecretForms.None);
+    private StaticSecrets _static = new(0, [], SecretForms.None, null);
 
     /// <summary>The configured secrets of <paramref name="revision"/>, collected once per revision.</summary>
     private StaticSecrets Configured(GatewayRevision revision)
@@ -33,7 +34,7 @@ public sealed class SecretIndex
         }
 
         string[] secrets = [.. revision.Credentials.Sources.SelectMany(s => s.Secrets).Select(s => s.Reveal()).Where(s => s.Length >= MinimumLength).Distinct(StringComparer.Ordinal)];
-        cached = new StaticSecrets(revision.Number, secrets, SecretForms.Of(secrets));
+        cached = new StaticSecrets(revision.Number, secrets, SecretForms.Of(secrets), secrets.Length == 0 ? null : SearchValues.Create(secrets, StringComparison.Ordinal));
         Volatile.Write(ref _static, cached);
         return cached;
     }
@@ -100,12 +101,11 @@ public sealed class SecretIndex
             return false;
         }
 
-        foreach (var secret in Configured(revision).Secrets)
+        // One pass over the text for every configured secret at once, however many there are.
+        var configured = Configured(revision);
+        if (configured.Search is { } search && text.AsSpan().ContainsAny(search))
         {
-            if (text.Contains(secret, StringComparison.Ordinal))
-            {
-                return true;
-            }
+            return true;
         }
 
         return ContainsToken(text);
@@ -130,7 +130,7 @@ public sealed class SecretIndex
             }
             else if (!inRun && start >= 0)
             {
-                if (i - start >= MinimumLength && _tokens.GetAlternateLookup<ReadOnlySpan<char>>().ContainsKey(span[start..i]))
+                if (i - start >= MinimumLength && HoldsToken(span[start..i]))
                 {
                     return true;
                 }
@@ -142,8 +142,47 @@ public sealed class SecretIndex
         return false;
     }
 
+    /// <summary>Whether a token-shaped run is a remembered token, or holds one between its '/' —
+    /// a path's separators are base64's characters too, so <c>/crm/accounts/{token}</c> is one run:
+    /// every stretch from the run's start or a '/' to its end or a '/' is tried.</summary>
+    private bool HoldsToken(ReadOnlySpan<char> run)
+    {
+        var lookup = _tokens.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (lookup.ContainsKey(run))
+        {
+            return true;
+        }
+
+        // Starts: 0 and after each '/'; ends: each '/' and the run's end. Paths have few slashes;
+        // past 32 only the first 32 are cut at, which still finds a token in any early segment.
+        Span<int> slashes = stackalloc int[32];
+        var count = 0;
+        for (var i = 0; i < run.Length && count < slashes.Length; i++)
+        {
+            if (run[i] == '/')
+            {
+                slashes[count++] = i;
+            }
+        }
+
+        for (var s = -1; s < count; s++)
+        {
+            var from = s < 0 ? 0 : slashes[s] + 1;
+            for (var e = s + 1; e <= count; e++)
+            {
+                var to = e == count ? run.Length : slashes[e];
+                if (to - from >= MinimumLength && lookup.ContainsKey(run[from..to]))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>The characters of JWTs and opaque tokens (base64url, plus '.', '~', '+', '/').</summary>
     private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~' or '+' or '/';
 
-    private sealed record StaticSecrets(long Revision, string[] Secrets, SecretForms Forms);
+    private sealed record StaticSecrets(long Revision, string[] Secrets, SecretForms Forms, SearchValues<string>? Search);
 }

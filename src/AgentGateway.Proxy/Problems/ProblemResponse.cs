@@ -1,12 +1,13 @@
-using System.Diagnostics;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
 
 namespace AgentGateway.Proxy.Problems;
 
-/// <summary>Writes a <see cref="Refusal"/> as RFC 9457 <c>application/problem+json</c>, with the W3C
-/// trace id so an agent's operator can hand SREs the one value that finds the request.</summary>
+/// <summary>Writes a <see cref="Refusal"/> as RFC 9457 <c>application/problem+json</c>, with the
+/// gateway's W3C trace id of the request (the audit record's) so an agent's operator can hand SREs
+/// the one value that finds it.</summary>
 public static class ProblemResponse
 {
     // Problem bodies are JSON read by people and programs, never embedded in HTML: escape only what JSON requires.
@@ -37,7 +38,8 @@ public static class ProblemResponse
             response.Headers.WWWAuthenticate = "Bearer realm=\"agentgateway\", DPoP algs=\"ES256 PS256 RS256\"";
         }
 
-        var traceId = Activity.Current?.TraceId.ToHexString() ?? ActivityTraceId.CreateRandom().ToHexString();
+        // The gateway's own trace id, the one the audit record of this refusal carries too.
+        var traceId = RequestTrace.Id(context);
         using (var json = new Utf8JsonWriter(response.BodyWriter, Options))
         {
             json.WriteStartObject();

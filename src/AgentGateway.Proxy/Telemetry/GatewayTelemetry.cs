@@ -102,5 +102,8 @@ public static class GatewayTelemetry
 
         /// <summary>Why a database session ended.</summary>
         public const string DatabaseEndReason = "agentgateway.database.end_reason";
+
+        /// <summary>The trace id of the agent's own <c>traceparent</c>: its claim, not the request's trace.</summary>
+        public const string AgentTraceId = "agentgateway.agent.trace_id";
     }
 }

@@ -240,6 +240,42 @@ public sealed class ValidateCommandTests
     }
 
     [Fact]
+    public async Task Forward_headers_and_public_origins_are_checked_at_load()
+    {
+        var file = await WriteAsync("""
+        {
+          "ReverseProxy": {
+            "Routes": {
+              "leaky": { "ClusterId": "c", "Match": { "Path": "/a/{**rest}" }, "Metadata": { "Credential": "none", "ForwardHeaders": "Accept, X-Api-Key, X_WebAuth_User, Agent-Task" } },
+              "empty": { "ClusterId": "c", "Match": { "Path": "/b/{**rest}" }, "Metadata": { "Credential": "none", "ForwardHeaders": " ; " } },
+              "fine": { "ClusterId": "c", "Match": { "Path": "/c/{**rest}" }, "Metadata": { "Credential": "none", "ForwardHeaders": "Accept;If-Match" } }
+            },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": {
+            "Inbound": { "PublicOrigins": [ "gateway.example.com", "https://gateway.example.com/base", "ftp://gateway.example.com", "https://user@gateway.example.com", "https://gateway.example.com:99999", "https://gateway.example.com" ] },
+            "Admin": { "PublicOrigins": [ "https://admin.example.com?x=1" ] }
+          }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        Assert.Contains("ReverseProxy:Routes:leaky:Metadata:ForwardHeaders: 'X-Api-Key' carries credentials or identity", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:leaky:Metadata:ForwardHeaders: 'X_WebAuth_User' carries credentials or identity", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:leaky:Metadata:ForwardHeaders: 'Agent-Task' is addressed to the gateway itself", stderr, StringComparison.Ordinal);
+        Assert.Contains("ReverseProxy:Routes:empty:Metadata:ForwardHeaders: names no header", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("ReverseProxy:Routes:fine:", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Inbound:PublicOrigins:0: must be an absolute http or https URI", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Inbound:PublicOrigins:1: must be an origin only", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Inbound:PublicOrigins:2: must be an absolute http or https URI", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Inbound:PublicOrigins:3: must not carry user information", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Inbound:PublicOrigins:4: has an invalid port", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Gateway:Inbound:PublicOrigins:5", stderr, StringComparison.Ordinal);
+        Assert.Contains("Gateway:Admin:PublicOrigins:0: must be an origin only", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Grants_and_policy_are_checked_at_load()
     {
         var file = await WriteAsync("""

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
-using System.Text;
 using AgentGateway.FunctionalTests.Infrastructure;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -142,45 +141,95 @@ public sealed class DpopTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, bound.StatusCode);
     }
 
-    private string BoundToken(ECDsa key) => fx.Auth.Mint(
-        Clients.Alpha,
-        AuthorizationServer.GatewayAudience,
-        DateTime.UtcNow.AddMinutes(-1),
-        DateTime.UtcNow.AddMinutes(10),
-        claims: new Dictionary<string, object>
-        {
-            ["cnf"] = new Dictionary<string, object> { ["jkt"] = Thumbprint(key) },
-            ["jti"] = Guid.NewGuid().ToString("N"),
-        });
-
-    private static string Thumbprint(ECDsa key) => Base64UrlEncoder.Encode(new JsonWebKey { Kty = "EC", Crv = "P-256", X = Jwk(key)["x"], Y = Jwk(key)["y"] }.ComputeJwkThumbprint());
-
-    private static Dictionary<string, string> Jwk(ECDsa key, bool leakPrivate = false)
+    /// <summary>The htu is compared with the gateway's own origin, never with the Host header the
+    /// agent writes: a proof made for another server, sent here with that server's name as Host,
+    /// is refused, and a proof for this gateway is good whatever Host says.</summary>
+    [Fact]
+    public async Task The_htu_is_decided_on_the_gateways_origin_not_on_the_agents_host_header()
     {
-        var p = key.ExportParameters(includePrivateParameters: leakPrivate);
-        var jwk = new Dictionary<string, string>
-        {
-            ["kty"] = "EC",
-            ["crv"] = "P-256",
-            ["x"] = Base64UrlEncoder.Encode(p.Q.X!),
-            ["y"] = Base64UrlEncoder.Encode(p.Q.Y!),
-        };
-        if (leakPrivate)
-        {
-            jwk["d"] = Base64UrlEncoder.Encode(p.D!);
-        }
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var token = BoundToken(_key);
 
-        return jwk;
+        using var elsewhere = await SendAsync(gateway, "/crm/accounts", "DPoP " + token, [Proof(_key, "GET", "http://api.elsewhere.example/crm/accounts", token)], host: "api.elsewhere.example");
+        using var here = await SendAsync(gateway, "/crm/accounts", "DPoP " + token, [Proof(_key, "GET", Url(gateway, "/crm/accounts"), token)], host: "api.elsewhere.example");
+
+        var problem = await ProblemAssert.IsProblemAsync(elsewhere, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Contains("htu", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, here.StatusCode);
+        Assert.Single(fx.Crm.Received);
+        fx.Crm.AssertNeverSaw(token);
     }
 
-    private static string Proof(ECDsa key, string method, string url, string accessToken, string? jti = null, DateTimeOffset? iat = null, string typ = "dpop+jwt", bool leakPrivate = false) =>
-        new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
+    /// <summary>RFC 9449 §4.3: htu is compared as a URI, after RFC 3986 syntax- and scheme-based
+    /// normalisation, without query and fragment; anything else names another resource.</summary>
+    [Theory]
+    [InlineData("{origin}/crm/accounts", true)]
+    [InlineData("HTTP://{host}:{port}/crm/accounts", true)]
+    [InlineData("http://localhost:{port}/crm/accounts", true)]
+    [InlineData("{origin}/crm/%61ccounts", true)]
+    [InlineData("{origin}/crm/./old/../accounts", true)]
+    [InlineData("{origin}/crm/accounts?page=2#top", true)]
+    [InlineData("{origin}/crm/Accounts", false)]
+    [InlineData("{origin}/crm/accounts/", false)]
+    [InlineData("{origin}/crm%2Faccounts", false)]
+    [InlineData("https://{host}:{port}/crm/accounts", false)]
+    [InlineData("http://{host}:{other}/crm/accounts", false)]
+    [InlineData("http://agent@{host}:{port}/crm/accounts", false)]
+    [InlineData("/crm/accounts", false)]
+    [InlineData("{origin}/crm/acc%zzounts", false)]
+    public async Task The_htu_is_compared_as_rfc_9449_says(string htu, bool accepted)
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var token = BoundToken(_key);
+        var url = htu.Replace("{origin}", $"http://{gateway.Address.Host}:{gateway.Address.Port}", StringComparison.Ordinal)
+            .Replace("{host}", gateway.Address.Host, StringComparison.Ordinal)
+            .Replace("{port}", gateway.Address.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            .Replace("{other}", (gateway.Address.Port == 65535 ? 1 : gateway.Address.Port + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+
+        using var response = await SendAsync(gateway, "/crm/accounts", "DPoP " + token, Proof(_key, "GET", url, token));
+
+        if (accepted)
         {
-            TokenType = typ,
-            AdditionalHeaderClaims = new Dictionary<string, object> { ["jwk"] = Jwk(key, leakPrivate) },
-            Claims = Claims(method, url, accessToken, jti, iat),
-            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key), SecurityAlgorithms.EcdsaSha256),
-        });
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        }
+        else
+        {
+            var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, "unauthenticated");
+            Assert.Contains("htu", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            Assert.Empty(fx.Crm.Received);
+        }
+    }
+
+    /// <summary>Behind a load balancer or TLS terminator, agents name the gateway's public origin;
+    /// once configured, only those origins count — not the address the gateway listens on.</summary>
+    [Fact]
+    public async Task With_public_origins_the_htu_names_one_of_them()
+    {
+        var config = fx.Config(withRedis: false);
+        config["Gateway"]!["Inbound"]!["PublicOrigins"] = new System.Text.Json.Nodes.JsonArray("https://gateway.example.com", "https://gw.internal.example:8443");
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var token = BoundToken(_key);
+
+        async Task<HttpStatusCode> Send(string url)
+        {
+            using var response = await SendAsync(gateway, "/crm/accounts", "DPoP " + token, Proof(_key, "GET", url, token));
+            return response.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await Send("https://gateway.example.com/crm/accounts"));
+        Assert.Equal(HttpStatusCode.OK, await Send("https://Gateway.Example.com:443/crm/accounts"));
+        Assert.Equal(HttpStatusCode.OK, await Send("https://gw.internal.example:8443/crm/accounts"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Send(Url(gateway, "/crm/accounts")));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Send("http://gateway.example.com/crm/accounts"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await Send("https://gw.internal.example/crm/accounts"));
+        Assert.Equal(3, fx.Crm.Received.Count);
+        fx.Crm.AssertNeverSaw(token);
+    }
+
+    private string BoundToken(ECDsa key) => DpopProof.BoundToken(fx.Auth, Clients.Alpha, key);
+
+    private static string Proof(ECDsa key, string method, string url, string accessToken, string? jti = null, DateTimeOffset? iat = null, string typ = "dpop+jwt", bool leakPrivate = false) =>
+        DpopProof.Create(key, method, url, accessToken, jti, iat, typ, leakPrivate);
 
     private static string SymmetricProof(string url, string accessToken)
     {
@@ -189,33 +238,32 @@ public sealed class DpopTests(GatewayFixture fx) : IAsyncLifetime
         {
             TokenType = "dpop+jwt",
             AdditionalHeaderClaims = new Dictionary<string, object> { ["jwk"] = new Dictionary<string, string> { ["kty"] = "oct", ["k"] = Base64UrlEncoder.Encode(secret) } },
-            Claims = Claims("GET", url, accessToken, null, null),
+            Claims = DpopProof.Claims("GET", url, accessToken, null, null),
             SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(secret), SecurityAlgorithms.HmacSha256),
         });
     }
 
     private string UnsignedProof(string url, string accessToken)
     {
-        var header = Base64UrlEncoder.Encode("{\"typ\":\"dpop+jwt\",\"alg\":\"none\",\"jwk\":" + System.Text.Json.JsonSerializer.Serialize(Jwk(_key)) + "}");
-        var payload = Base64UrlEncoder.Encode(System.Text.Json.JsonSerializer.Serialize(Claims("GET", url, accessToken, null, null)));
+        var header = Base64UrlEncoder.Encode("{\"typ\":\"dpop+jwt\",\"alg\":\"none\",\"jwk\":" + System.Text.Json.JsonSerializer.Serialize(DpopProof.Jwk(_key)) + "}");
+        var payload = Base64UrlEncoder.Encode(System.Text.Json.JsonSerializer.Serialize(DpopProof.Claims("GET", url, accessToken, null, null)));
         return header + "." + payload + ".";
     }
 
-    private static Dictionary<string, object> Claims(string method, string url, string accessToken, string? jti, DateTimeOffset? iat) => new()
-    {
-        ["htm"] = method,
-        ["htu"] = url,
-        ["iat"] = (iat ?? DateTimeOffset.UtcNow).ToUnixTimeSeconds(),
-        ["jti"] = jti ?? Guid.NewGuid().ToString("N"),
-        ["ath"] = Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(accessToken))),
-    };
-
     private static string Url(GatewayInstance gateway, string path) => new Uri(gateway.Address, path).ToString();
 
-    private static async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, string path, string authorization, params string[] proofs)
+    private static Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, string path, string authorization, params string[] proofs) =>
+        SendAsync(gateway, path, authorization, proofs, host: null);
+
+    private static async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, string path, string authorization, string[] proofs, string? host)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        if (host is not null)
+        {
+            request.Headers.Host = host;
+        }
+
         foreach (var proof in proofs)
         {
             request.Headers.TryAddWithoutValidation("DPoP", proof);

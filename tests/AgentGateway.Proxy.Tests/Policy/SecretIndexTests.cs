@@ -17,4 +17,19 @@ public sealed class SecretIndexTests
         Assert.False(index.ContainsToken(token[..^1]));
         Assert.False(index.ContainsToken("something else entirely, long enough"));
     }
+
+    [Fact]
+    public void A_token_is_found_between_the_slashes_of_a_path_even_when_it_holds_slashes_itself()
+    {
+        var index = new SecretIndex();
+        const string jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        const string opaque = "AbCdEf/GhIjKl+MnOpQr/StUvWx";
+        index.Remember(new HopCredential("crm", CredentialKind.OAuthClientCredentials, "Authorization", "Bearer " + jwt, "fp", CredentialSource.Fetched, null));
+        index.Remember(new HopCredential("crm", CredentialKind.OAuthClientCredentials, "Authorization", "Bearer " + opaque, "fp", CredentialSource.Fetched, null));
+
+        Assert.True(index.ContainsToken("/crm/accounts/" + jwt));
+        Assert.True(index.ContainsToken("/crm/" + jwt + "/notes"));
+        Assert.True(index.ContainsToken("/files/" + opaque + "/raw"));
+        Assert.False(index.ContainsToken("/crm/accounts/" + jwt[..^1] + "/x"));
+    }
 }

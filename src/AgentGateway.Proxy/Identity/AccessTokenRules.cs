@@ -1,0 +1,269 @@
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Problems;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace AgentGateway.Proxy.Identity;
+
+/// <summary>What a request's <c>Authorization</c> header carries: nothing (all null and no
+/// refusal), a token and whether it came under the DPoP scheme, or why it cannot be read.</summary>
+public readonly record struct PresentedToken(string? Token, bool DpopScheme, Refusal Refusal)
+{
+    public bool Failed => Refusal.Status != 0;
+}
+
+/// <summary>An access token that passed <see cref="AccessTokenRules"/>: validated, not too
+/// long-lived, naming its holder, and — when bound to a key — presented with a valid proof.</summary>
+/// <param name="Jwt">The validated token.</param>
+/// <param name="Issuer">The issuer that vouched for it.</param>
+/// <param name="Subject">The value of the issuer's agent claim: who holds it.</param>
+/// <param name="Token">The token itself. Never printed.</param>
+/// <param name="KeyBound">Bound to a key (<c>cnf.jkt</c>) and proven with DPoP on this request.</param>
+public sealed record ProvenToken(JsonWebToken Jwt, TrustedIssuer Issuer, string Subject, string Token, bool KeyBound);
+
+/// <summary>A verified token and its issuer, or why not.</summary>
+internal readonly record struct TokenCheck(JsonWebToken? Jwt, TrustedIssuer? Issuer, Refusal Refusal)
+{
+    public static TokenCheck Fail(Refusal refusal) => new(null, null, refusal);
+}
+
+/// <summary>
+/// The rules every OAuth access token presented to the gateway must pass, whoever presents it —
+/// an agent on the proxy listener or an operator on the admin API: one <c>Authorization</c>
+/// header, the Bearer or DPoP scheme, the token validated against the issuer its exact <c>iss</c>
+/// names (signature, algorithms, <c>typ</c>, audience, lifetime with the configured skew, <c>iat</c>
+/// not in the future, no unknown <c>crit</c>), a lifetime no longer than
+/// <c>Inbound:MaxTokenLifetime</c>, the holder named by the issuer's agent claim, and RFC 9449's
+/// binding: a key-bound token only with the DPoP scheme and a valid proof for this listener's
+/// origin, an unbound one never with it, and none at all from an issuer that requires DPoP.
+/// Validation is the identity library's (<see cref="JsonWebTokenHandler"/>, the one the ASP.NET
+/// Core JwtBearer handler uses); successes are cached briefly, everything per request is not.
+/// </summary>
+public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider time, ILogger<AccessTokenRules> logger)
+{
+    private const string BearerPrefix = "Bearer ";
+    private const string DpopPrefix = "DPoP ";
+
+    private readonly ValidationCache _validated = new();
+
+    private readonly JsonWebTokenHandler _handler = new()
+    {
+        // Claim names as issued: the agent claim is looked up by its real name.
+        MapInboundClaims = false,
+    };
+
+    /// <summary>The token in <c>Authorization</c>, if any. Two headers are refused rather than
+    /// guessed between (they would be merged into one line on the way out).</summary>
+    public static PresentedToken Read(HttpRequest request, GatewayRevision revision)
+    {
+        var authorization = request.Headers.Authorization;
+        if (authorization.Count == 0)
+        {
+            return default;
+        }
+
+        if (authorization.Count > 1)
+        {
+            return new(null, false, Refusal.BadRequest("more than one Authorization header"));
+        }
+
+        var value = authorization[0];
+        if (string.IsNullOrEmpty(value) || value.Length > revision.Inbound.MaxTokenBytes)
+        {
+            return new(null, false, Refusal.Unauthenticated("the Authorization header is empty or too large"));
+        }
+
+        var dpopScheme = value.StartsWith(DpopPrefix, StringComparison.OrdinalIgnoreCase);
+        if (!dpopScheme && !value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
+        {
+            return new(null, false, Refusal.Unauthenticated("only the Bearer and DPoP schemes are accepted"));
+        }
+
+        return new(value[(dpopScheme ? DpopPrefix.Length : BearerPrefix.Length)..], dpopScheme, default);
+    }
+
+    /// <summary>Applies every rule to a presented token.</summary>
+    /// <param name="request">The HTTP request whose DPoP proof is checked; null on connections that
+    /// cannot carry one (the database listener), where a key-bound token is then refused.</param>
+    /// <param name="origins">Where callers reach this listener (a DPoP proof's <c>htu</c>).</param>
+    public async ValueTask<(ProvenToken? Token, Refusal Refusal)> ProveAsync(
+        HttpRequest? request, PresentedToken presented, GatewayRevision revision, PublicOrigins origins, CancellationToken cancellationToken)
+    {
+        var token = presented.Token ?? throw new ArgumentException("no token was presented", nameof(presented));
+        var check = await ValidateAsync(token, revision, cancellationToken);
+        if (check.Jwt is not { } jwt)
+        {
+            return (null, check.Refusal);
+        }
+
+        var issuer = check.Issuer!;
+        // A long-lived token is a static key with extra steps: lifetime is exp − iat (or nbf).
+        var issued = jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) ? DateTimeOffset.FromUnixTimeSeconds(iat)
+            : jwt.ValidFrom != DateTime.MinValue ? new DateTimeOffset(jwt.ValidFrom, TimeSpan.Zero) : (DateTimeOffset?)null;
+        if (issued is null)
+        {
+            return (null, Refusal.Unauthenticated("the token says neither when it was issued (iat) nor from when it is valid (nbf)"));
+        }
+
+        var lifetime = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) - issued.Value;
+        if (lifetime > revision.Inbound.MaxTokenLifetime)
+        {
+            return (null, Refusal.TokenLifetimeTooLong($"the token lives {lifetime.TotalMinutes:0} minutes; at most {revision.Inbound.MaxTokenLifetime.TotalMinutes:0} are accepted (Gateway:Inbound:MaxTokenLifetime)"));
+        }
+
+        if (!jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject) || string.IsNullOrEmpty(subject))
+        {
+            return (null, Refusal.AgentUnknown($"the token has no '{issuer.AgentClaim}' claim naming its holder"));
+        }
+
+        // RFC 9449: a key-bound token is worth nothing without proof of the key, and must never be
+        // accepted as a plain bearer token (§7.1); a token that is not bound cannot use DPoP.
+        var thumbprint = BoundThumbprint(jwt);
+        if (thumbprint is null && presented.DpopScheme)
+        {
+            return (null, Refusal.Unauthenticated("the DPoP scheme needs a DPoP-bound token (cnf.jkt)"));
+        }
+
+        if (thumbprint is not null && !presented.DpopScheme)
+        {
+            return (null, Refusal.Unauthenticated("this token is bound to a key: present it with the DPoP scheme and a DPoP proof"));
+        }
+
+        if (thumbprint is null && issuer.RequireDpop)
+        {
+            return (null, Refusal.Unauthenticated($"issuer '{issuer.Name}' requires DPoP-bound tokens"));
+        }
+
+        if (thumbprint is not null && (request is null
+            ? Refusal.Unauthenticated("this token is bound to a key, and this connection cannot carry a DPoP proof")
+            : await dpop.ValidateAsync(request, token, thumbprint, issuer.ClockSkew, origins, cancellationToken)) is { } badProof)
+        {
+            return (null, badProof);
+        }
+
+        return (new ProvenToken(jwt, issuer, subject, token, KeyBound: thumbprint is not null), default);
+    }
+
+    /// <summary>Validates a JWT against the trusted issuer its <c>iss</c> names: signature, claims,
+    /// <c>typ</c>, <c>iat</c>. Without the binding and lifetime rules, for tokens that are not the
+    /// caller's own (a user's delegation token).</summary>
+    internal async ValueTask<TokenCheck> ValidateAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
+    {
+        // A caller sends the same token on every call of a task: verifying its signature once per
+        // minute, not once per request, is most of what identity costs. Only successes are kept,
+        // keyed by the token's hash (the token itself is not retained), per revision, never past
+        // the token's expiry; everything decided per request (DPoP, revocation, policy) still is.
+        var key = ValidationCache.Key(token, revision.Number);
+        var now = time.GetUtcNow();
+        if (_validated.TryGet(key, now, out var cached))
+        {
+            return cached;
+        }
+
+        var check = await ValidateUncachedAsync(token, revision, cancellationToken);
+        if (check.Jwt is { } valid)
+        {
+            var until = new DateTimeOffset(valid.ValidTo, TimeSpan.Zero);
+            _validated.Add(key, check, until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
+        }
+
+        return check;
+    }
+
+    private async ValueTask<TokenCheck> ValidateUncachedAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
+    {
+        if (!_handler.CanReadToken(token))
+        {
+            return TokenCheck.Fail(Refusal.Unauthenticated("the access token is not a well-formed JWT"));
+        }
+
+        JsonWebToken jwt;
+        try
+        {
+            jwt = _handler.ReadJsonWebToken(token);
+        }
+        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException)
+        {
+            return TokenCheck.Fail(Refusal.Unauthenticated("the access token is not a well-formed JWT"));
+        }
+
+        if (jwt.IsEncrypted || !revision.Inbound.TryGetIssuer(jwt.Issuer, out var issuer))
+        {
+            return TokenCheck.Fail(Refusal.Unauthenticated("the token's issuer is not trusted"));
+        }
+
+        if (JwsHeader.NamesCriticalExtensions(jwt))
+        {
+            return TokenCheck.Fail(Refusal.Unauthenticated("the token names critical header extensions (crit) the gateway does not understand"));
+        }
+
+        TokenValidationResult result;
+        try
+        {
+            var parameters = await issuer!.GetParametersAsync(cancellationToken);
+            result = await _handler.ValidateTokenAsync(jwt, parameters);
+            if (!result.IsValid && result.Exception is SecurityTokenSignatureKeyNotFoundException)
+            {
+                // Perhaps the issuer rotated its keys. The refresh is throttled by the key source,
+                // so a flood of made-up kids costs at most one fetch per interval.
+                issuer.RequestKeyRefresh();
+                var refreshed = await issuer.GetParametersAsync(cancellationToken);
+                if (!ReferenceEquals(refreshed, parameters))
+                {
+                    result = await _handler.ValidateTokenAsync(jwt, refreshed);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.IssuerKeysUnavailable(logger, issuer!.Name, ex.GetType().Name);
+            return TokenCheck.Fail(Refusal.IdentityUnavailable($"the keys of issuer '{issuer.Name}' could not be obtained"));
+        }
+
+        if (!result.IsValid)
+        {
+            return TokenCheck.Fail(Refusal.Unauthenticated(Explain(result.Exception)));
+        }
+
+        // The library does not look at iat; a token "issued" in the future was minted by a
+        // skewed or hostile clock.
+        if (jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) &&
+            DateTimeOffset.FromUnixTimeSeconds(iat) > time.GetUtcNow() + issuer.ClockSkew)
+        {
+            return TokenCheck.Fail(Refusal.Unauthenticated("the token's iat lies in the future"));
+        }
+
+        return new TokenCheck(jwt, issuer, default);
+    }
+
+    /// <summary>The <c>cnf.jkt</c> the token is bound to, or null.</summary>
+    private static string? BoundThumbprint(JsonWebToken jwt) =>
+        jwt.TryGetPayloadValue<System.Text.Json.JsonElement>("cnf", out var cnf)
+        && cnf.ValueKind == System.Text.Json.JsonValueKind.Object
+        && cnf.TryGetProperty("jkt", out var jkt) && jkt.ValueKind == System.Text.Json.JsonValueKind.String
+            ? jkt.GetString()
+            : null;
+
+    /// <summary>A short, safe explanation: the class of failure, never the token's content.</summary>
+    internal static string Explain(Exception? exception) => exception switch
+    {
+        SecurityTokenExpiredException => "the access token has expired",
+        SecurityTokenNotYetValidException => "the access token is not valid yet",
+        SecurityTokenNoExpirationException => "the access token has no expiry",
+        SecurityTokenInvalidAudienceException => "the access token is not for this gateway (audience)",
+        SecurityTokenInvalidIssuerException => "the token's issuer is not trusted",
+        SecurityTokenInvalidTypeException => "the token is not an access token (typ)",
+        SecurityTokenInvalidAlgorithmException => "the token's signature algorithm is not allowed",
+        SecurityTokenSignatureKeyNotFoundException => "the token is signed with a key the issuer does not publish",
+        SecurityTokenInvalidSignatureException => "the token's signature is invalid",
+        _ => "the access token is invalid",
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1211, Level = LogLevel.Warning, Message = "The keys of issuer {IssuerName} could not be obtained: {ErrorType}")]
+        public static partial void IssuerKeysUnavailable(ILogger logger, string issuerName, string errorType);
+    }
+}
