@@ -174,7 +174,7 @@ internal sealed class GatewayMiddleware(
 
     /// <summary>A gateway secret anywhere the request carries text to the upstream besides the body
     /// (searched once it is inspected): the path and the query as sent and as the server decoded
-    /// them, header names and values — each also percent-decoded as often as it was encoded, since
+    /// them, the method, header names and values — each also percent-decoded as often as it was encoded, since
     /// an upstream may decode it. Or null.</summary>
     private Refusal? SecretInRequestText(GatewayRevision revision, HttpRequest request)
     {
@@ -188,6 +188,12 @@ internal sealed class GatewayMiddleware(
         if (query >= 0 && ContainsSecret(revision, target![query..]))
         {
             return Refusal.SecretInRequest("the query string");
+        }
+
+        // A method is any token to the server, and YARP forwards it as it came.
+        if (ContainsSecret(revision, request.Method))
+        {
+            return Refusal.SecretInRequest("the method");
         }
 
         foreach (var header in request.Headers)

@@ -141,21 +141,35 @@ public sealed class DpopTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, bound.StatusCode);
     }
 
-    /// <summary>The htu is compared with the gateway's own origin, never with the Host header the
-    /// agent writes: a proof made for another server, sent here with that server's name as Host,
-    /// is refused, and a proof for this gateway is good whatever Host says.</summary>
-    [Fact]
-    public async Task The_htu_is_decided_on_the_gateways_origin_not_on_the_agents_host_header()
+    /// <summary>Nothing the agent writes into its request moves the origin its proof must name: not
+    /// <c>Host</c>, not the forwarding headers proxies add (the gateway is the edge; it trusts none),
+    /// not an absolute-form target. A proof made for another server is refused whichever of them
+    /// names that server; a proof for this gateway is good whatever they say.</summary>
+    [Theory]
+    [InlineData("Host")]
+    [InlineData("X-Forwarded-Host")]
+    [InlineData("Forwarded")]
+    [InlineData("absolute-form target")]
+    public async Task A_proof_for_another_origin_is_refused_whatever_the_request_claims_its_origin_is(string how)
     {
         await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
         var token = BoundToken(_key);
+        const string Elsewhere = "https://api.elsewhere.example/crm/accounts";
+        var (target, host, extra) = how switch
+        {
+            "Host" => ("/crm/accounts", "api.elsewhere.example", ""),
+            "X-Forwarded-Host" => ("/crm/accounts", "gateway.test", "X-Forwarded-Host: api.elsewhere.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n"),
+            "Forwarded" => ("/crm/accounts", "gateway.test", "Forwarded: host=api.elsewhere.example;proto=https\r\n"),
+            "absolute-form target" => (Elsewhere, "api.elsewhere.example", ""),
+            _ => throw new ArgumentOutOfRangeException(nameof(how)),
+        };
 
-        using var elsewhere = await SendAsync(gateway, "/crm/accounts", "DPoP " + token, [Proof(_key, "GET", "http://api.elsewhere.example/crm/accounts", token)], host: "api.elsewhere.example");
-        using var here = await SendAsync(gateway, "/crm/accounts", "DPoP " + token, [Proof(_key, "GET", Url(gateway, "/crm/accounts"), token)], host: "api.elsewhere.example");
+        var forged = await RawHttp.SendAsync(gateway, RawGet(target, host, extra, token, Proof(_key, "GET", Elsewhere, token)));
+        var genuine = await RawHttp.SendAsync(gateway, RawGet(target, host, extra, token, Proof(_key, "GET", Url(gateway, "/crm/accounts"), token)));
 
-        var problem = await ProblemAssert.IsProblemAsync(elsewhere, HttpStatusCode.Unauthorized, "unauthenticated");
-        Assert.Contains("htu", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.OK, here.StatusCode);
+        Assert.StartsWith("HTTP/1.1 401", forged, StringComparison.Ordinal);
+        Assert.Contains("its htu is not this request", forged, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", genuine, StringComparison.Ordinal);
         Assert.Single(fx.Crm.Received);
         fx.Crm.AssertNeverSaw(token);
     }
@@ -249,6 +263,9 @@ public sealed class DpopTests(GatewayFixture fx) : IAsyncLifetime
         var payload = Base64UrlEncoder.Encode(System.Text.Json.JsonSerializer.Serialize(DpopProof.Claims("GET", url, accessToken, null, null)));
         return header + "." + payload + ".";
     }
+
+    private static string RawGet(string target, string host, string headers, string token, string proof) =>
+        $"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: DPoP {token}\r\nDPoP: {proof}\r\n{headers}Connection: close\r\n\r\n";
 
     private static string Url(GatewayInstance gateway, string path) => new Uri(gateway.Address, path).ToString();
 

@@ -46,6 +46,8 @@ public sealed class OperatorIdentityTests(GatewayFixture fx) : IAsyncLifetime
         using var forTheProxy = await SendAsync(http, "DPoP " + token, DpopProof.Create(_key, "GET", new Uri(gateway.Address, "/admin/agents").ToString(), token));
         using var otherMethod = await SendAsync(http, "DPoP " + token, DpopProof.Create(_key, "POST", url, token));
         using var otherKey = await SendAsync(http, "DPoP " + token, ProofByAnotherKey(url, token));
+        using var forTheHostNamed = await SendAsync(http, "DPoP " + token, [DpopProof.Create(_key, "GET", "http://admin.elsewhere.example/admin/agents", token)], host: "admin.elsewhere.example");
+        using var unboundAsDpop = await SendAsync(http, "DPoP " + await fx.AgentTokenAsync(Clients.Operator), DpopProof.Create(_key, "GET", url, token));
 
         await Detail(asBearer, "bound to a key");
         await Detail(noProof, "exactly one DPoP proof");
@@ -54,6 +56,8 @@ public sealed class OperatorIdentityTests(GatewayFixture fx) : IAsyncLifetime
         await Detail(forTheProxy, "htu");
         await Detail(otherMethod, "htm");
         await Detail(otherKey, "cnf.jkt");
+        await Detail(forTheHostNamed, "htu");
+        await Detail(unboundAsDpop, "needs a DPoP-bound token");
     }
 
     public static TheoryData<string, string, string> Shapes => new()
@@ -154,10 +158,18 @@ public sealed class OperatorIdentityTests(GatewayFixture fx) : IAsyncLifetime
         Assert.True(anyOf.Any(part => detail.Contains(part, StringComparison.Ordinal)), detail);
     }
 
-    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, string authorization, params string[] proofs)
+    private static Task<HttpResponseMessage> SendAsync(HttpClient http, string authorization, params string[] proofs) =>
+        SendAsync(http, authorization, proofs, host: null);
+
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, string authorization, string[] proofs, string? host)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/admin/agents");
         request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        if (host is not null)
+        {
+            request.Headers.Host = host;
+        }
+
         foreach (var proof in proofs)
         {
             request.Headers.TryAddWithoutValidation("DPoP", proof);

@@ -31,6 +31,14 @@ public sealed class SecretInRequestTests(GatewayFixture fx) : IAsyncLifetime
     [InlineData("header name")]
     [InlineData("header value percent-encoded")]
     [InlineData("client secret in the path")]
+    [InlineData("path in lower-case percent-encoding")]
+    [InlineData("path partly percent-encoded")]
+    [InlineData("path parameter after a semicolon")]
+    [InlineData("path behind an encoded slash")]
+    [InlineData("absolute-form target")]
+    [InlineData("query parameter name")]
+    [InlineData("header value percent-encoded twice")]
+    [InlineData("method")]
     public async Task A_configured_secret_anywhere_in_the_request_is_refused_and_nothing_is_forwarded(string where)
     {
         await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
@@ -45,10 +53,18 @@ public sealed class SecretInRequestTests(GatewayFixture fx) : IAsyncLifetime
             "header name" => ("/crm/accounts", $"X-{key}: 1\r\n"),
             "header value percent-encoded" => ("/crm/accounts", $"X-Note: {Encode(key)}\r\n"),
             "client secret in the path" => ($"/crm/accounts/{fx.CrmSecret}", ""),
+            "path in lower-case percent-encoding" => ($"/crm/accounts/{Encode(key).ToLowerInvariant()}", ""),
+            "path partly percent-encoded" => ($"/crm/accounts/{PartlyEncode(key)}", ""),
+            "path parameter after a semicolon" => ($"/crm/accounts;key={key}/x", ""),
+            "path behind an encoded slash" => ($"/crm/accounts%2F{key}", ""),
+            "absolute-form target" => ($"http://gateway.test/crm/accounts/{key}", ""),
+            "query parameter name" => ($"/crm/accounts?{key}=1", ""),
+            "header value percent-encoded twice" => ("/crm/accounts", $"X-Note: {Encode(key).Replace("%", "%25", StringComparison.Ordinal)}\r\n"),
+            "method" => ("/crm/accounts", ""),
             _ => throw new ArgumentOutOfRangeException(nameof(where)),
         };
 
-        var response = await RawHttp.SendAsync(gateway, Get(target, headers));
+        var response = await RawHttp.SendAsync(gateway, where == "method" ? Request(key, target, headers) : Get(target, headers));
 
         Assert.StartsWith("HTTP/1.1 403", response, StringComparison.Ordinal);
         Assert.Contains("secret-in-request", response, StringComparison.Ordinal);
@@ -68,9 +84,15 @@ public sealed class SecretInRequestTests(GatewayFixture fx) : IAsyncLifetime
         var hopToken = fx.Crm.Header(0, "Authorization")!["Bearer ".Length..];
 
         var again = await RawHttp.SendAsync(gateway, Get($"/crm/accounts/{hopToken}"));
+        var encoded = await RawHttp.SendAsync(gateway, Get($"/crm/accounts/{Encode(hopToken)}/notes"));
+        var inQuery = await RawHttp.SendAsync(gateway, Get($"/crm/accounts?next=/crm/{hopToken}/x"));
 
-        Assert.StartsWith("HTTP/1.1 403", again, StringComparison.Ordinal);
-        Assert.Contains("secret-in-request", again, StringComparison.Ordinal);
+        foreach (var response in new[] { again, encoded, inQuery })
+        {
+            Assert.StartsWith("HTTP/1.1 403", response, StringComparison.Ordinal);
+            Assert.Contains("secret-in-request", response, StringComparison.Ordinal);
+        }
+
         Assert.Single(fx.Crm.Received);
         fx.Crm.AssertNeverSaw(_token);
     }
@@ -78,6 +100,11 @@ public sealed class SecretInRequestTests(GatewayFixture fx) : IAsyncLifetime
     /// <summary>Every byte percent-encoded, as no client would but every server decodes.</summary>
     private static string Encode(string text) => string.Concat(Encoding.UTF8.GetBytes(text).Select(b => $"%{b:X2}"));
 
-    private string Get(string target, string headers = "") =>
-        $"GET {target} HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer {_token}\r\n{headers}Connection: close\r\n\r\n";
+    /// <summary>Every other byte percent-encoded: a spelling a deny-list of encodings would miss.</summary>
+    private static string PartlyEncode(string text) => string.Concat(text.Select((c, i) => i % 2 == 0 ? $"%{(int)c:X2}" : c.ToString()));
+
+    private string Get(string target, string headers = "") => Request("GET", target, headers);
+
+    private string Request(string method, string target, string headers = "") =>
+        $"{method} {target} HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer {_token}\r\n{headers}Connection: close\r\n\r\n";
 }

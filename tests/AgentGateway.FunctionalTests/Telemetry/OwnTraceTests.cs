@@ -81,6 +81,42 @@ public sealed class OwnTraceTests(GatewayFixture fx) : IAsyncLifetime
         _upstream.AssertNeverSaw(_token);
     }
 
+    /// <summary>An agent that learnt another request's trace id (from a problem body, a log, a
+    /// colleague) and names it in its traceparent does not join that trace: its request gets one of
+    /// the gateway's own, and the forged id is kept as the agent's claim only. A traceparent sent
+    /// twice, or not in W3C form, is no claim at all.</summary>
+    [Fact]
+    public async Task A_traceparent_naming_another_requests_trace_does_not_join_it()
+    {
+        var config = fx.Config(withRedis: false);
+        config["ReverseProxy"]!["Clusters"]!["llm"]!["Destinations"]!["d1"]!["Address"] = _upstream.Url;
+        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = _audit };
+        await using var gateway = await GatewayInstance.StartAsync(config);
+
+        var refused = await RawHttp.SendAsync(gateway, Get("/billing/invoices", ""));
+        var victim = JsonDocument.Parse(refused[refused.IndexOf('{', StringComparison.Ordinal)..(refused.LastIndexOf('}') + 1)]).RootElement.GetProperty("traceId").GetString()!;
+        var joining = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models", $"traceparent: 00-{victim}-00f067aa0ba902b7-01\r\n"));
+        var twice = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models", $"traceparent: 00-{victim}-00f067aa0ba902b7-01\r\ntraceparent: 00-{AgentTrace}-00f067aa0ba902b7-01\r\n"));
+        var upper = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models", $"traceparent: 00-{victim.ToUpperInvariant()}-00F067AA0BA902B7-01\r\n"));
+
+        Assert.StartsWith("HTTP/1.1 200", joining, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", twice, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", upper, StringComparison.Ordinal);
+        var records = await AuditAsync(4);
+        Assert.Equal(4, records.Count);
+        Assert.Equal(victim, records[0].GetProperty("traceId").GetString());
+        var traces = records.Skip(1).Select(r => r.GetProperty("traceId").GetString()!).ToList();
+        Assert.DoesNotContain(victim, traces);
+        Assert.DoesNotContain(AgentTrace, traces);
+        Assert.Equal(3, traces.Distinct().Count());
+        Assert.Equal(victim, records[1].GetProperty("agentTraceId").GetString());
+        Assert.False(records[2].TryGetProperty("agentTraceId", out _));
+        Assert.False(records[3].TryGetProperty("agentTraceId", out _));
+        Assert.All(_upstream.Received, r => Assert.DoesNotContain(victim, r.Text, StringComparison.OrdinalIgnoreCase));
+        Assert.Equal(traces, _upstream.Received.Select(r => Assert.Single(r.Headers("traceparent")).Split('-')[1]));
+        _upstream.AssertNeverSaw(_token);
+    }
+
     /// <summary>The audit trail is written off the request path: wait for it, with a deadline.</summary>
     private async Task<List<JsonElement>> AuditAsync(int count)
     {
