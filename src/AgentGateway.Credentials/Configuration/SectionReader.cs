@@ -56,10 +56,6 @@ public static class SectionReader
             || (key.StartsWith(path, StringComparison.OrdinalIgnoreCase) && key[path.Length] == ':');
     }
 
-    /// <summary>The children of a section holding named entries (agents, grants, …), in file order.</summary>
-    public static IEnumerable<IConfigurationSection> Entries(IConfiguration parent, string key) =>
-        parent.GetSection(key).GetChildren();
-
     /// <summary>Reports keys the settings type does not have, here and in nested settings records
     /// (single, in arrays, in dictionaries), where a typo is just as silent.</summary>
     private static void ReportUnknownKeys(IConfigurationSection section, Type type, ConfigProblems problems)

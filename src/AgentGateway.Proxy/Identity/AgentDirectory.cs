@@ -80,8 +80,6 @@ public sealed class AgentDirectory(FrozenDictionary<AgentIdentityKey, Agent> byI
 
     public IReadOnlyCollection<Agent> All => byId.Values;
 
-    public bool TryFind(AgentIdentityKey identity, out Agent? agent) => byIdentity.TryGetValue(identity, out agent);
-
     public bool TryGet(string id, out Agent? agent) => byId.TryGetValue(id, out agent);
 
     /// <summary>The identities of one kind (e.g. every static key's hash).</summary>
