@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using AgentGateway.Bench;
 using AgentGateway.Host;
-using AgentGateway.Host.Sandbox;
+using AgentGateway.Sandbox;
 using BenchmarkDotNet.Attributes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;

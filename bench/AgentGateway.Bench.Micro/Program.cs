@@ -6,7 +6,7 @@ using System.Text;
 using AgentGateway.Bench;
 using AgentGateway.Bench.Micro;
 using AgentGateway.Host;
-using AgentGateway.Host.Sandbox;
+using AgentGateway.Sandbox;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;

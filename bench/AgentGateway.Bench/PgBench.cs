@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using AgentGateway.Host.Sandbox;
+using AgentGateway.Sandbox;
 
 namespace AgentGateway.Bench;
 

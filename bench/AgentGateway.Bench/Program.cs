@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using AgentGateway.Bench;
-using AgentGateway.Host.Sandbox;
+using AgentGateway.Sandbox;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;

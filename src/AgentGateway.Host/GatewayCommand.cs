@@ -22,14 +22,6 @@ public static class GatewayCommand
     private const string Help = """
         Usage:
           agentgateway [run] --config FILE [--urls URLS]   start the gateway (run is the default verb)
-          agentgateway sandbox [--serve] [--redis]         the whole product in one process: a demo identity
-                                                          provider, upstreams, and an agent task played
-                                                          through the real gateway
-          agentgateway sandbox --upstreams --out DIR [--host NAME] [--bind ADDRESS] [--port N]
-                                                          only the demo identity provider (port N) and
-                                                          upstreams (N+1, MCP N+2) over TLS, for gateways
-                                                          elsewhere (deploy/compose.yaml); writes the CA
-                                                          certificate and the hop secrets to DIR
           agentgateway validate FILE                      check a configuration, list every problem
           agentgateway audit verify FILE [--key REF]      check an audit log's hash chain; name the first broken record
           agentgateway agents list|show ID|revoke ID [--reason TEXT] --admin URL [--token TOKEN]
@@ -39,7 +31,8 @@ public static class GatewayCommand
 
         Configuration: a JSON file with a ReverseProxy section (YARP's schema) and a Gateway
         section; environment variables override it (Gateway__Redis=host:6379). See README.md and
-        config/gateway.example.json.
+        config/gateway.example.json. The sandbox (a demo of the whole product) is its own
+        command, agentgateway-sandbox: dotnet run --project src/AgentGateway.Sandbox.
         """;
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
@@ -60,7 +53,9 @@ public static class GatewayCommand
             case "agents":
                 return await AgentsCommand.RunAsync(rest, stdout, stderr);
             case "sandbox":
-                return await Sandbox.SandboxCommand.RunAsync(rest, stdout, stderr);
+                // The production command carries no demo servers; say where they went.
+                await stderr.WriteLineAsync("The sandbox is its own command now: agentgateway-sandbox (dotnet run --project src/AgentGateway.Sandbox).");
+                return Usage;
             case "help":
                 await stdout.WriteLineAsync(Help);
                 return Ok;

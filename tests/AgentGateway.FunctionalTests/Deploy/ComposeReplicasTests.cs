@@ -14,7 +14,7 @@ using ModelContextProtocol.Protocol;
 namespace AgentGateway.FunctionalTests.Deploy;
 
 /// <summary>
-/// deploy/compose.yaml's wiring, run without a container engine: <c>agentgateway sandbox
+/// deploy/compose.yaml's wiring, run without a container engine: <c>agentgateway-sandbox
 /// --upstreams</c> as the sandbox service, and two <c>agentgateway run</c> processes on the shipped
 /// deploy/compose/gateway.json as the replicas, sharing one Redis — with the compose file's
 /// environment (SSL_CERT_FILE on the sandbox's CA, the managed identity override) and only its
@@ -63,7 +63,7 @@ public sealed class ComposeReplicasTests : IAsyncLifetime
     {
         var port = Loopback.FreePorts(3);
         var shared = Path.Combine(_work.FullName, "sandbox");
-        var sandbox = Start("sandbox", ["sandbox", "--upstreams", "--host", "localhost", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", shared], []);
+        var sandbox = Start("sandbox", "agentgateway-sandbox.dll", ["--upstreams", "--host", "localhost", "--port", port.ToString(CultureInfo.InvariantCulture), "--out", shared], []);
         await sandbox.WaitForOutputAsync("Ready;");
         var authorityFile = Path.Combine(shared, "ca.pem");
         using var authority = X509CertificateLoader.LoadCertificateFromFile(authorityFile);
@@ -83,7 +83,7 @@ public sealed class ComposeReplicasTests : IAsyncLifetime
             var (proxy, admin) = (new Uri($"http://127.0.0.1:{Loopback.FreePort()}/"), new Uri($"http://127.0.0.1:{Loopback.FreePort()}/"));
             var config = Path.Combine(_work.FullName, $"gateway-{i}.json");
             await File.WriteAllTextAsync(config, ComposeConfig(port, shared, admin, Path.Combine(_work.FullName, $"audit-{i}.jsonl")));
-            var replica = Start($"gateway-{i}", ["run", "--config", config, "--urls", proxy.ToString().TrimEnd('/')], environment);
+            var replica = Start($"gateway-{i}", "agentgateway.dll", ["run", "--config", config, "--urls", proxy.ToString().TrimEnd('/')], environment);
             await WaitReadyAsync(replica, proxy);
             replicas.Add((proxy, admin));
         }
@@ -237,7 +237,9 @@ public sealed class ComposeReplicasTests : IAsyncLifetime
         Assert.Fail($"{replica.Name} was not ready within 60 s: {replica.Output}");
     }
 
-    private Child Start(string name, string[] arguments, Dictionary<string, string> environment)
+    /// <param name="assembly">The command's build output in the test's directory: the gateway's
+    /// (agentgateway.dll) or the sandbox's (agentgateway-sandbox.dll), as the image stages run them.</param>
+    private Child Start(string name, string assembly, string[] arguments, Dictionary<string, string> environment)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -245,7 +247,7 @@ public sealed class ComposeReplicasTests : IAsyncLifetime
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "agentgateway.dll"));
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, assembly));
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);

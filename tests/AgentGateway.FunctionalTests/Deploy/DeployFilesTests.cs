@@ -59,8 +59,14 @@ public sealed class DeployFilesTests : IDisposable
         Assert.Contains("**/bin", ignore);
         Assert.Contains("**/obj", ignore);
         Assert.False(File.Exists(Path.Combine(Root, "deploy", "docker", ".dockerignore")));
-        Assert.Contains("USER $APP_UID", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile, StringComparison.Ordinal);
+
+        // Both images (the gateway's and the sandbox's) run on the ASP.NET runtime, unprivileged.
+        var stages = Stages(dockerfile);
+        foreach (var stage in new[] { "runtime", "sandbox" })
+        {
+            Assert.StartsWith("FROM mcr.microsoft.com/dotnet/aspnet:10.0 ", stages[stage], StringComparison.Ordinal);
+            Assert.Contains("\nUSER $APP_UID\n", stages[stage], StringComparison.Ordinal);
+        }
     }
 
     [Fact]
@@ -138,16 +144,31 @@ public sealed class DeployFilesTests : IDisposable
         Assert.True(checkedFiles >= 13, $"only {checkedFiles} files checked");
     }
 
-    [Fact]
-    public void The_image_entrypoint_is_the_hosts_assembly()
+    [Theory]
+    [InlineData("runtime", "AgentGateway.Host")]
+    [InlineData("sandbox", "AgentGateway.Sandbox")]
+    public void Each_image_runs_its_own_projects_assembly(string stage, string project)
     {
         var dockerfile = File.ReadAllText(Path.Combine(Root, "deploy", "docker", "Dockerfile"));
-        var entrypoint = Regex.Match(dockerfile, @"^ENTRYPOINT \[""dotnet"", ""([^""]+)""\]", RegexOptions.Multiline).Groups[1].Value;
-        var project = File.ReadAllText(Path.Combine(Root, "src", "AgentGateway.Host", "AgentGateway.Host.csproj"));
+        var entrypoint = Regex.Match(Stages(dockerfile)[stage], @"^ENTRYPOINT \[""dotnet"", ""([^""]+)""\]", RegexOptions.Multiline).Groups[1].Value;
+        var csproj = File.ReadAllText(Path.Combine(Root, "src", project, project + ".csproj"));
 
-        Assert.Equal(Regex.Match(project, "<AssemblyName>([^<]+)</AssemblyName>").Groups[1].Value + ".dll", entrypoint);
+        Assert.Equal(Regex.Match(csproj, "<AssemblyName>([^<]+)</AssemblyName>").Groups[1].Value + ".dll", entrypoint);
+        Assert.Contains($"dotnet publish src/{project}/{project}.csproj ", dockerfile, StringComparison.Ordinal);
         // The same build output the image publishes; the tests run this very file as a process.
         Assert.True(File.Exists(Path.Combine(AppContext.BaseDirectory, entrypoint)), entrypoint);
+    }
+
+    [Fact]
+    public void The_gateway_image_is_the_default_target_and_carries_no_sandbox()
+    {
+        var dockerfile = File.ReadAllText(Path.Combine(Root, "deploy", "docker", "Dockerfile"));
+        var stages = Stages(dockerfile);
+
+        // `docker build` without --target builds the last stage.
+        Assert.Equal("runtime", stages.Keys.Last());
+        Assert.DoesNotContain("sandbox", stages["runtime"], StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("AgentGateway.Sandbox.csproj -c", stages["build"], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -196,8 +217,11 @@ public sealed class DeployFilesTests : IDisposable
         Assert.Equal(replicas.Select(r => $"{r}:{proxyPort}"), Regex.Matches(nginx, @"server (\S+);").Select(m => m.Groups[1].Value).Order());
         Assert.Equal($"9091:{Port(config.GetProperty("Gateway").GetProperty("Admin").GetProperty("Urls").GetString()!)}", Str(At(services["gateway-1"], "ports", 0)));
 
-        // The sandbox: the port it is told, the port it publishes, the names the replicas use.
+        // The sandbox: its own image, the port it is told, the port it publishes, the names the replicas use.
         var sandbox = services["sandbox"];
+        var stages = Stages(dockerfile);
+        Assert.Contains("agentgateway-sandbox.dll", stages[Str(At(sandbox, "build", "target"))], StringComparison.Ordinal);
+        Assert.NotEqual(Str(At(sandbox, "image")), Str(At(services[replicas[0]], "image")));
         var command = ((List<object>)At(sandbox, "command")!).Select(Str).ToList();
         var port = int.Parse(command[command.IndexOf("--port") + 1], CultureInfo.InvariantCulture);
         var host = command[command.IndexOf("--host") + 1];
@@ -208,7 +232,7 @@ public sealed class DeployFilesTests : IDisposable
         var addresses = Regex.Matches(config.GetRawText(), @"https://([^/:""]+):(\d+)/").Select(m => (Host: m.Groups[1].Value, Port: int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))).Distinct().ToList();
         Assert.All(addresses, a => Assert.Equal(host, a.Host));
         Assert.Equal([port, port + 1, port + 2], addresses.Select(a => a.Port).Distinct().Order());
-        Assert.Contains($"RUN mkdir -p {output} ", dockerfile, StringComparison.Ordinal);
+        Assert.Contains($"RUN mkdir -p {output} ", stages["sandbox"], StringComparison.Ordinal);
 
         foreach (var replica in replicas)
         {
@@ -218,6 +242,7 @@ public sealed class DeployFilesTests : IDisposable
             Assert.Equal($"https://{host}:{port}", Str(environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"]));
             Assert.Contains($"sandbox:{output}:ro", ((List<object>)At(service, "volumes")!).Select(Str));
             Assert.Equal("service_healthy", Str(At(service, "depends_on", "sandbox", "condition")));
+            Assert.Equal("runtime", Str(At(service, "build", "target")));
         }
 
         // Every secret the replicas read is one the sandbox writes to the shared volume.
@@ -225,6 +250,14 @@ public sealed class DeployFilesTests : IDisposable
         {
             Assert.StartsWith(output + "/", file.Groups[1].Value, StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>The Dockerfile's stages by name (<c>FROM … AS name</c>), each with its text.</summary>
+    private static Dictionary<string, string> Stages(string dockerfile)
+    {
+        var starts = Regex.Matches(dockerfile, @"^FROM \S+ AS (\S+)$", RegexOptions.Multiline);
+        return starts.Select((start, i) => (start.Groups[1].Value, dockerfile[start.Index..(i + 1 < starts.Count ? starts[i + 1].Index : dockerfile.Length)]))
+            .ToDictionary(stage => stage.Item1, stage => stage.Item2);
     }
 
     /// <summary>Every document of a YAML file, with merge keys (<c>&lt;&lt;: *anchor</c>) applied.</summary>

@@ -1,18 +1,55 @@
 using System.Diagnostics;
+using System.Text.Json;
+using AgentGateway.Host;
 
 namespace AgentGateway.FunctionalTests.Sandbox;
 
 /// <summary>The README's first command: the sandbox plays its whole story through the real gateway
 /// and exits 0 only if every step behaved. Run as its own process, exactly as a newcomer runs it
-/// (it sets process-wide SDK variables, such as the managed identity endpoint).</summary>
+/// (it sets process-wide SDK variables, such as the managed identity endpoint). The sandbox is its
+/// own command, so the production one carries none of its demo servers.</summary>
 public sealed class SandboxTests
 {
+    [Fact]
+    public async Task The_production_command_carries_no_demo_server_and_the_sandbox_does()
+    {
+        // The dependency lists the two commands run with, copied beside the tests from their builds.
+        var gateway = await LibrariesAsync("agentgateway.deps.json");
+        var sandbox = await LibrariesAsync("agentgateway-sandbox.deps.json");
+
+        foreach (var demo in new[] { "ModelContextProtocol", "ModelContextProtocol.AspNetCore", "ModelContextProtocol.Core", "Microsoft.AspNetCore.Authentication.JwtBearer" })
+        {
+            Assert.DoesNotContain(demo, gateway);
+            Assert.Contains(demo, sandbox);
+        }
+
+        static async Task<HashSet<string>> LibrariesAsync(string file)
+        {
+            using var deps = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, file)));
+            return deps.RootElement.GetProperty("libraries").EnumerateObject().Select(library => library.Name[..library.Name.IndexOf('/', StringComparison.Ordinal)]).ToHashSet();
+        }
+    }
+
+    [Fact]
+    public async Task The_production_command_says_where_the_sandbox_went()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        Assert.Equal(GatewayCommand.Usage, await GatewayCommand.RunAsync(["sandbox"], stdout, stderr));
+        Assert.Contains("agentgateway-sandbox", stderr.ToString(), StringComparison.Ordinal);
+
+        Assert.Equal(GatewayCommand.Ok, await GatewayCommand.RunAsync(["help"], stdout, stderr));
+        Assert.DoesNotContain("agentgateway sandbox", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("dotnet run --project src/AgentGateway.Sandbox", stdout.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task The_sandbox_story_behaves_and_says_so()
     {
         var start = new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "agentgateway.dll"), "sandbox" },
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "agentgateway-sandbox.dll") },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };

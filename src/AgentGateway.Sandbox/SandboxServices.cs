@@ -16,7 +16,7 @@ using ModelContextProtocol.AspNetCore.Authentication;
 using ModelContextProtocol.Authentication;
 using ModelContextProtocol.Server;
 
-namespace AgentGateway.Host.Sandbox;
+namespace AgentGateway.Sandbox;
 
 /// <summary>
 /// The sandbox's demo identity provider: an OAuth token endpoint (client credentials, RFC 8707

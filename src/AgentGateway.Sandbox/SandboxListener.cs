@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace AgentGateway.Host.Sandbox;
+namespace AgentGateway.Sandbox;
 
 /// <summary>
 /// Where the sandbox's demo services listen and the name they are reached by. In process they are

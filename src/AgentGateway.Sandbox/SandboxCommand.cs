@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AgentGateway.Host;
 using AgentGateway.Proxy.Inventory;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -12,10 +13,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ModelContextProtocol.Client;
 
-namespace AgentGateway.Host.Sandbox;
+namespace AgentGateway.Sandbox;
 
 /// <summary>
-/// <c>agentgateway sandbox</c>: the whole product in one process, with nothing outside it — a demo
+/// <c>agentgateway-sandbox</c>: the whole product in one process, with nothing outside it — a demo
 /// identity provider, an upstream for each hop kind, and the real gateway (the same host, the same
 /// pipeline) on its embedded default. It plays a short agent task through the gateway and prints
 /// each step the way a person wants to read it; what it prints about decisions and injected
@@ -23,13 +24,59 @@ namespace AgentGateway.Host.Sandbox;
 /// </summary>
 internal static class SandboxCommand
 {
+    public const int Ok = 0;
+
+    /// <summary>A step did not behave as expected.</summary>
+    public const int Failed = 1;
+
+    public const int Usage = 2;
+
     internal const string AgentId = "sandbox-agent";
     internal const string AgentSecret = "sandbox-agent-secret";
     internal const string Operator = "sandbox-operator";
     internal const string OperatorSecret = "sandbox-operator-secret";
 
-    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr) =>
-        args.Contains("--upstreams") ? SandboxUpstreamsCommand.RunAsync(args, stdout, stderr) : RunStoryAsync(args, stdout);
+    private const string Help = """
+        Usage:
+          agentgateway-sandbox [--serve] [--redis]         the whole product in one process: a demo identity
+                                                          provider, upstreams, and an agent task played
+                                                          through the real gateway (--serve keeps it up on
+                                                          http://127.0.0.1:5080; --redis shares the cache
+                                                          through Redis at 127.0.0.1:6379)
+          agentgateway-sandbox --upstreams --out DIR [--host NAME] [--bind ADDRESS] [--port N]
+                                                          only the demo identity provider (port N) and
+                                                          upstreams (N+1, MCP N+2) over TLS, for gateways
+                                                          elsewhere (deploy/compose.yaml); writes the CA
+                                                          certificate and the hop secrets to DIR
+          agentgateway-sandbox --help                     this text
+
+        The production command, agentgateway, runs a gateway on your own configuration.
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            await stdout.WriteLineAsync(Help);
+            return Ok;
+        }
+
+        if (args.FirstOrDefault(a => a.StartsWith('-') && a is not ("--serve" or "--redis" or "--upstreams" or "--out" or "--host" or "--bind" or "--port")) is { } unknown)
+        {
+            await stderr.WriteLineAsync($"Unknown option '{unknown}'.");
+            await stderr.WriteLineAsync(Help);
+            return Usage;
+        }
+
+        return args.Contains("--upstreams") ? await SandboxUpstreamsCommand.RunAsync(args, stdout, stderr) : await RunStoryAsync(args, stdout);
+    }
+
+    internal static string? OptionValue(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+    }
 
     /// <summary>The story's parties: the agent and an operator (demo secrets: they hold nothing but
     /// their own demo identity), and the gateway's clients for the CRM and the MCP hop.</summary>
@@ -103,7 +150,7 @@ internal static class SandboxCommand
         }
 
         await gateway.StopAsync();
-        return story.AllBehaved ? GatewayCommand.Ok : GatewayCommand.ConfigInvalid;
+        return story.AllBehaved ? Ok : Failed;
     }
 
     /// <summary>Waits for Ctrl+C or, in a container, SIGTERM.</summary>

@@ -2,10 +2,10 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 
-namespace AgentGateway.Host.Sandbox;
+namespace AgentGateway.Sandbox;
 
 /// <summary>
-/// <c>agentgateway sandbox --upstreams</c>: the sandbox's demo identity provider and upstreams
+/// <c>agentgateway-sandbox --upstreams</c>: the sandbox's demo identity provider and upstreams
 /// without its gateway, for gateways that run elsewhere — the compose file's two replicas. They
 /// reach it under a service name, which is not loopback, so it speaks TLS (the gateway sends
 /// credentials over plain HTTP to loopback only). It writes to <c>--out</c> what those gateways
@@ -23,10 +23,10 @@ internal static class SandboxUpstreamsCommand
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var host = GatewayCommand.OptionValue(args, "--host") ?? "localhost";
-        var bindText = GatewayCommand.OptionValue(args, "--bind") ?? "127.0.0.1";
-        var portText = GatewayCommand.OptionValue(args, "--port") ?? "8443";
-        var output = GatewayCommand.OptionValue(args, "--out");
+        var host = SandboxCommand.OptionValue(args, "--host") ?? "localhost";
+        var bindText = SandboxCommand.OptionValue(args, "--bind") ?? "127.0.0.1";
+        var portText = SandboxCommand.OptionValue(args, "--port") ?? "8443";
+        var output = SandboxCommand.OptionValue(args, "--out");
         var problems = new List<string>();
         if (output is null)
         {
@@ -55,7 +55,7 @@ internal static class SandboxUpstreamsCommand
                 await stderr.WriteLineAsync(problem);
             }
 
-            return GatewayCommand.Usage;
+            return SandboxCommand.Usage;
         }
 
         var directory = Directory.CreateDirectory(output!);
@@ -95,7 +95,7 @@ internal static class SandboxUpstreamsCommand
             await SandboxCommand.UntilStoppedAsync();
         }
 
-        return GatewayCommand.Ok;
+        return SandboxCommand.Ok;
     }
 
     /// <summary>Secrets are readable by this user only — the gateways run as the same user.</summary>

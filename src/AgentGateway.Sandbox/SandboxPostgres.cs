@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace AgentGateway.Host.Sandbox;
+namespace AgentGateway.Sandbox;
 
 /// <summary>
 /// A throwaway PostgreSQL for the sandbox's database hop, when Debian's <c>postgresql</c> package

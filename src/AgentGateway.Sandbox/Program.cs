@@ -1,0 +1,3 @@
+using AgentGateway.Sandbox;
+
+return await SandboxCommand.RunAsync(args, Console.Out, Console.Error);
