@@ -193,6 +193,7 @@ public sealed class GatewayConfigLoader(
             Certificates = certificates,
             StaticKeyHeader = settings.StaticKeys.Enabled ? settings.StaticKeys.Header : null,
             MaxTokenLifetime = settings.MaxTokenLifetime,
+            ClockSkew = settings.ClockSkew,
             PublicOrigins = ReadPublicOrigins(section.Path + ":PublicOrigins", settings.PublicOrigins, problems),
         };
         return (policy, names);

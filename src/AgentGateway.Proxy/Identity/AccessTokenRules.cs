@@ -46,7 +46,10 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
     private const string BearerPrefix = "Bearer ";
     private const string DpopPrefix = "DPoP ";
 
+    private static readonly HashSet<string> SvidAlgorithms = new(StringComparer.Ordinal) { "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512" };
+
     private readonly ValidationCache _validated = new();
+    private readonly ValidationCache _svids = new();
 
     private readonly JsonWebTokenHandler _handler = new()
     {
@@ -99,18 +102,9 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
         }
 
         var issuer = check.Issuer!;
-        // A long-lived token is a static key with extra steps: lifetime is exp − iat (or nbf).
-        var issued = jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) ? DateTimeOffset.FromUnixTimeSeconds(iat)
-            : jwt.ValidFrom != DateTime.MinValue ? new DateTimeOffset(jwt.ValidFrom, TimeSpan.Zero) : (DateTimeOffset?)null;
-        if (issued is null)
+        if (LivesTooLong(jwt, revision.Inbound) is { } tooLong)
         {
-            return (null, Refusal.Unauthenticated("the token says neither when it was issued (iat) nor from when it is valid (nbf)"));
-        }
-
-        var lifetime = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) - issued.Value;
-        if (lifetime > revision.Inbound.MaxTokenLifetime)
-        {
-            return (null, Refusal.TokenLifetimeTooLong($"the token lives {lifetime.TotalMinutes:0} minutes; at most {revision.Inbound.MaxTokenLifetime.TotalMinutes:0} are accepted (Gateway:Inbound:MaxTokenLifetime)"));
+            return (null, tooLong);
         }
 
         if (!jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject) || string.IsNullOrEmpty(subject))
@@ -227,16 +221,82 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
             return TokenCheck.Fail(Refusal.Unauthenticated(Explain(result.Exception)));
         }
 
-        // The library does not look at iat; a token "issued" in the future was minted by a
-        // skewed or hostile clock.
-        if (jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) &&
-            DateTimeOffset.FromUnixTimeSeconds(iat) > time.GetUtcNow() + issuer.ClockSkew)
+        if (IssuedInTheFuture(jwt, issuer.ClockSkew))
         {
             return TokenCheck.Fail(Refusal.Unauthenticated("the token's iat lies in the future"));
         }
 
         return new TokenCheck(jwt, issuer, default);
     }
+
+    /// <summary>
+    /// A JWT-SVID — a token signed by a key of the SPIFFE trust domain's JWT bundle rather than by
+    /// a trusted issuer — by the rules every token here passes: an allowed algorithm, one of the
+    /// accepted audiences, <c>exp</c> required, lifetime and <c>iat</c> judged with
+    /// <c>Inbound:ClockSkew</c>, no longer-lived than <c>Inbound:MaxTokenLifetime</c>; successes
+    /// cached like issuers' tokens.
+    /// </summary>
+    /// <returns>No refusal (status 0) when the SVID is valid.</returns>
+    internal async ValueTask<Refusal> ValidateSvidAsync(JsonWebToken jwt, string token, SpiffeTrust spiffe, GatewayRevision revision)
+    {
+        var key = ValidationCache.Key(token, revision.Number);
+        var now = time.GetUtcNow();
+        // Kept apart from issuers' tokens: a cached SVID has no issuer, and must never answer for
+        // a token that is checked as an issuer's (a delegation).
+        if (!_svids.TryGet(key, now, out _))
+        {
+            var result = await _handler.ValidateTokenAsync(jwt, new TokenValidationParameters
+            {
+                IssuerSigningKeys = spiffe.JwtKeys?.GetSigningKeys() ?? [],
+                ValidateIssuer = false,
+                ValidAudiences = spiffe.Audiences,
+                ValidAlgorithms = SvidAlgorithms,
+                RequireExpirationTime = true,
+                RequireSignedTokens = true,
+                ValidateLifetime = true,
+                ClockSkew = revision.Inbound.ClockSkew,
+                SaveSigninToken = false,
+            });
+            if (!result.IsValid)
+            {
+                return Refusal.Unauthenticated("the JWT-SVID is invalid: " + Explain(result.Exception));
+            }
+
+            if (IssuedInTheFuture(jwt, revision.Inbound.ClockSkew))
+            {
+                return Refusal.Unauthenticated("the JWT-SVID's iat lies in the future");
+            }
+
+            var until = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero);
+            _svids.Add(key, new TokenCheck(jwt, null, default), until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
+        }
+
+        return LivesTooLong(jwt, revision.Inbound) ?? default;
+    }
+
+    /// <summary>A long-lived token is a static key with extra steps: refused when its lifetime,
+    /// <c>exp</c> − <c>iat</c> (or <c>nbf</c>), exceeds <c>Inbound:MaxTokenLifetime</c>, or when it
+    /// says neither.</summary>
+    private static Refusal? LivesTooLong(JsonWebToken jwt, InboundPolicy inbound)
+    {
+        var issued = jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) ? DateTimeOffset.FromUnixTimeSeconds(iat)
+            : jwt.ValidFrom != DateTime.MinValue ? new DateTimeOffset(jwt.ValidFrom, TimeSpan.Zero) : (DateTimeOffset?)null;
+        if (issued is null)
+        {
+            return Refusal.Unauthenticated("the token says neither when it was issued (iat) nor from when it is valid (nbf)");
+        }
+
+        var lifetime = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) - issued.Value;
+        return lifetime > inbound.MaxTokenLifetime
+            ? Refusal.TokenLifetimeTooLong($"the token lives {lifetime.TotalMinutes:0} minutes; at most {inbound.MaxTokenLifetime.TotalMinutes:0} are accepted (Gateway:Inbound:MaxTokenLifetime)")
+            : null;
+    }
+
+    /// <summary>The library does not look at <c>iat</c>; a token "issued" in the future was minted
+    /// by a skewed or hostile clock.</summary>
+    private bool IssuedInTheFuture(JsonWebToken jwt, TimeSpan skew) =>
+        jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) &&
+        DateTimeOffset.FromUnixTimeSeconds(iat) > time.GetUtcNow() + skew;
 
     /// <summary>The <c>cnf.jkt</c> the token is bound to, or null.</summary>
     private static string? BoundThumbprint(JsonWebToken jwt) =>

@@ -300,14 +300,12 @@ public sealed class AgentAuthenticator(AccessTokenRules tokens, AgentResolver re
         return Fail(Refusal.AgentUnknown("no agent of the inventory has this certificate's identity"));
     }
 
-    private static readonly HashSet<string> SvidAlgorithms = new(StringComparer.Ordinal) { "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512" };
-
-    /// <summary>A JWT-SVID: a token without a trusted issuer whose <c>sub</c> is a SPIFFE ID, signed by a
-    /// key of the trust domain's JWT bundle, for one of the accepted audiences. Null when the token
-    /// is not one (it is then validated as an issuer's token).</summary>
+    /// <summary>A JWT-SVID: a token without a trusted issuer whose <c>sub</c> is a SPIFFE ID, checked
+    /// by <see cref="AccessTokenRules.ValidateSvidAsync"/>. Null when the token is not one (it is
+    /// then validated as an issuer's token).</summary>
     private async ValueTask<AuthenticationOutcome?> TryJwtSvidAsync(string token, GatewayRevision revision)
     {
-        if (revision.Inbound.Certificates.Spiffe is not { JwtKeys: { } keys } spiffe || !SvidHandler.CanReadToken(token))
+        if (revision.Inbound.Certificates.Spiffe is not { JwtKeys: not null } spiffe || !SvidHandler.CanReadToken(token))
         {
             return null;
         }
@@ -339,18 +337,9 @@ public sealed class AgentAuthenticator(AccessTokenRules tokens, AgentResolver re
             return Fail(Refusal.Unauthenticated("the JWT-SVID's SPIFFE ID is invalid or outside this trust domain" + (why is null ? "" : ": " + why)));
         }
 
-        var result = await SvidHandler.ValidateTokenAsync(jwt, new TokenValidationParameters
+        if (await tokens.ValidateSvidAsync(jwt, token, spiffe, revision) is { Status: not 0 } refused)
         {
-            IssuerSigningKeys = keys.GetSigningKeys(),
-            ValidateIssuer = false,
-            ValidAudiences = spiffe.Audiences,
-            ValidAlgorithms = SvidAlgorithms,
-            RequireExpirationTime = true,
-            ClockSkew = TimeSpan.FromSeconds(30),
-        });
-        if (!result.IsValid)
-        {
-            return Fail(Refusal.Unauthenticated("the JWT-SVID is invalid: " + AccessTokenRules.Explain(result.Exception)));
+            return Fail(refused);
         }
 
         var admitted = Admit(revision, new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, subject), "spiffe-jwt");

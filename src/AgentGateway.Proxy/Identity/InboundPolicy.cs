@@ -9,6 +9,10 @@ public sealed class InboundPolicy(FrozenDictionary<string, TrustedIssuer> issuer
     /// <summary>Client certificates and SPIFFE identities.</summary>
     public CertificateTrust Certificates { get; init; } = CertificateTrust.None;
 
+    /// <summary>How far clocks may disagree: applied to every token's <c>exp</c>, <c>nbf</c> and
+    /// <c>iat</c> — issuers' tokens (each issuer carries it) and JWT-SVIDs alike.</summary>
+    public TimeSpan ClockSkew { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Agent tokens living longer than this are refused.</summary>
     public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
 

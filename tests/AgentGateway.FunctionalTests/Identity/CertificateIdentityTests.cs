@@ -129,6 +129,79 @@ public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_jwt_svid_living_longer_than_MaxTokenLifetime_is_refused_like_an_issuers_token()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(WithSpiffe(fx.Config(withRedis: false)));
+        var now = DateTime.UtcNow;
+
+        using var longLived = await gateway.GetAsAgentAsync("/crm/accounts", JwtSvid(_jwtKey, SpiffeId, "agentgateway", d => (d.IssuedAt, d.NotBefore, d.Expires) = (now, now, now.AddHours(2))));
+        using var shortLived = await gateway.GetAsAgentAsync("/crm/accounts", JwtSvid(_jwtKey, SpiffeId, "agentgateway", d => (d.IssuedAt, d.NotBefore, d.Expires) = (now, now, now.AddMinutes(50))));
+
+        await ProblemAssert.IsProblemAsync(longLived, HttpStatusCode.Unauthorized, "token-lifetime-too-long");
+        Assert.True(shortLived.StatusCode == HttpStatusCode.OK, await shortLived.Content.ReadAsStringAsync());
+        Assert.Single(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task A_jwt_svid_saying_neither_iat_nor_nbf_is_refused_like_an_issuers_token()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(WithSpiffe(fx.Config(withRedis: false)));
+
+        using var undated = await gateway.GetAsAgentAsync("/crm/accounts", JwtSvid(_jwtKey, SpiffeId, "agentgateway", defaultTimes: false));
+
+        var problem = await ProblemAssert.IsProblemAsync(undated, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Contains("neither when it was issued (iat)", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Empty(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task A_jwt_svids_expiry_is_judged_with_Inbound_ClockSkew()
+    {
+        var now = DateTime.UtcNow;
+        string ExpiredAgo(int seconds) =>
+            JwtSvid(_jwtKey, SpiffeId, "agentgateway", d => (d.IssuedAt, d.NotBefore, d.Expires) = (now.AddMinutes(-5), now.AddMinutes(-5), now.AddSeconds(-seconds)));
+
+        var strict = WithSpiffe(fx.Config(withRedis: false));
+        strict["Gateway"]!["Inbound"]!["ClockSkew"] = "00:00:00";
+        await using (var gateway = await GatewayInstance.StartAsync(strict))
+        {
+            using var expired = await gateway.GetAsAgentAsync("/crm/accounts", ExpiredAgo(10));
+            var problem = await ProblemAssert.IsProblemAsync(expired, HttpStatusCode.Unauthorized, "unauthenticated");
+            Assert.Contains("expired", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        }
+
+        var lenient = WithSpiffe(fx.Config(withRedis: false));
+        lenient["Gateway"]!["Inbound"]!["ClockSkew"] = "00:03:00";
+        await using (var gateway = await GatewayInstance.StartAsync(lenient))
+        {
+            using var withinSkew = await gateway.GetAsAgentAsync("/crm/accounts", ExpiredAgo(90));
+            Assert.True(withinSkew.StatusCode == HttpStatusCode.OK, await withinSkew.Content.ReadAsStringAsync());
+        }
+
+        Assert.Single(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task A_repeated_jwt_svid_is_served_from_the_validation_cache()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(WithSpiffe(fx.Config(withRedis: false)));
+        var svid = JwtSvid(_jwtKey, SpiffeId, "agentgateway");
+        using var first = await gateway.GetAsAgentAsync("/crm/accounts", svid);
+        Assert.True(first.StatusCode == HttpStatusCode.OK, await first.Content.ReadAsStringAsync());
+
+        // The revision's bundle loses its keys in place: only a token whose validation was kept can
+        // still pass, and only until the cache lets it go.
+        gateway.Config.Current.Inbound.Certificates.Spiffe!.JwtKeys!.Keys.Clear();
+        using var repeated = await gateway.GetAsAgentAsync("/crm/accounts", svid);
+        using var fresh = await gateway.GetAsAgentAsync("/crm/accounts", JwtSvid(_jwtKey, SpiffeId, "agentgateway"));
+
+        Assert.True(repeated.StatusCode == HttpStatusCode.OK, await repeated.Content.ReadAsStringAsync());
+        await ProblemAssert.IsProblemAsync(fresh, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Equal(2, fx.Crm.Received.Count);
+        fx.Crm.AssertNeverSaw(svid);
+    }
+
+    [Fact]
     public async Task Static_keys_work_only_behind_their_switch_warn_loudly_and_never_reach_the_upstream()
     {
         const string key = "dev-static-key-canary-0123456789";
@@ -189,14 +262,20 @@ public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
         return config;
     }
 
-    private static string JwtSvid(ECDsa key, string subject, string audience) =>
-        new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+    /// <param name="shape">Changes the token's times (or anything else) before it is signed.</param>
+    /// <param name="defaultTimes">False: no <c>iat</c> or <c>nbf</c> unless <paramref name="shape"/> sets them.</param>
+    private static string JwtSvid(ECDsa key, string subject, string audience, Action<SecurityTokenDescriptor>? shape = null, bool defaultTimes = true)
+    {
+        var descriptor = new SecurityTokenDescriptor
         {
             Subject = new System.Security.Claims.ClaimsIdentity([new System.Security.Claims.Claim("sub", subject)]),
             Audience = audience,
             Expires = DateTime.UtcNow.AddMinutes(5),
             SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key) { KeyId = "k1" }, SecurityAlgorithms.EcdsaSha256),
-        });
+        };
+        shape?.Invoke(descriptor);
+        return new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = defaultTimes }.CreateToken(descriptor);
+    }
 
     /// <summary>A request over the gateway's https endpoint, presenting <paramref name="certificate"/>.</summary>
     private async Task<HttpResponseMessage> SendAsync(GatewayInstance gateway, X509Certificate2? certificate, string path, params (string Name, string Value)[] headers)
