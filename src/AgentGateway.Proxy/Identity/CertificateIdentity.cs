@@ -5,13 +5,6 @@ using AgentGateway.Proxy.Problems;
 
 namespace AgentGateway.Proxy.Identity;
 
-/// <summary>How much an identity proves: a private key the agent holds, or a shared static key.</summary>
-public enum IdentityStrength
-{
-    Strong,
-    Weak,
-}
-
 /// <summary>Trust for agents' client certificates: plain mTLS (a CA bundle) and SPIFFE.</summary>
 /// <param name="ClientRoots">CAs whose client certificates identify agents by thumbprint or SAN; null when off.</param>
 /// <param name="Spiffe">SPIFFE trust, or null when off.</param>

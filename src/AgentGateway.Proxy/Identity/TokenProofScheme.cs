@@ -1,0 +1,107 @@
+using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Problems;
+using Microsoft.AspNetCore.Http;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace AgentGateway.Proxy.Identity;
+
+/// <summary>
+/// A token in <c>Authorization</c>: an issuer's access token (Bearer, or DPoP with its proof), or
+/// a JWT-SVID — both by <see cref="AccessTokenRules"/>. Also the token of a connection that is not
+/// HTTP (the database listener), which can carry no DPoP proof.
+/// </summary>
+internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission admission) : IProofScheme
+{
+    /// <summary>Only reads a token's parts to tell a JWT-SVID from an issuer's token.</summary>
+    private static readonly JsonWebTokenHandler Reader = new() { MapInboundClaims = false };
+
+    public bool IsPresented(HttpRequest request, GatewayRevision revision) => request.Headers.Authorization.Count > 0;
+
+    public ValueTask<AuthenticationOutcome> AuthenticateAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)
+    {
+        var presented = AccessTokenRules.Read(request, revision);
+        return presented.Failed || presented.Token is null
+            ? ValueTask.FromResult(AuthenticationOutcome.Fail(presented.Failed ? presented.Refusal : Refusal.Unauthenticated("the Authorization header carries no token")))
+            : AuthenticateAsync(presented, request, revision, cancellationToken);
+    }
+
+    /// <param name="request">The HTTP request whose DPoP proof is checked; null where no proof can be carried.</param>
+    public async ValueTask<AuthenticationOutcome> AuthenticateAsync(PresentedToken presented, HttpRequest? request, GatewayRevision revision, CancellationToken cancellationToken)
+    {
+        var token = presented.Token!;
+        if (!presented.DpopScheme && await TryJwtSvidAsync(token, revision) is { } svid)
+        {
+            return svid;
+        }
+
+        var (proven, refusal) = await tokens.ProveAsync(request, presented, revision, revision.Inbound.PublicOrigins, cancellationToken);
+        if (proven is null)
+        {
+            return AuthenticationOutcome.Fail(refusal);
+        }
+
+        var (agent, instance, refused) = admission.Resolve(revision, new AgentIdentityKey(proven.Issuer.Name, proven.Subject), proven.KeyBound);
+        if (agent is null)
+        {
+            return AuthenticationOutcome.Fail(refused);
+        }
+
+        string? task = null;
+        if (revision.Policy.TaskClaim is { } claim && proven.Jwt.TryGetPayloadValue<string>(claim, out var named))
+        {
+            task = named;
+        }
+
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, proven.Issuer, proven.Subject, token, task)
+        {
+            Instance = instance,
+            ExpiresAt = new DateTimeOffset(proven.Jwt.ValidTo, TimeSpan.Zero),
+        });
+    }
+
+    /// <summary>A JWT-SVID: a token without a trusted issuer whose <c>sub</c> is a SPIFFE ID, checked
+    /// by <see cref="AccessTokenRules.ValidateSvidAsync"/>. Null when the token is not one (it is
+    /// then validated as an issuer's token).</summary>
+    private async ValueTask<AuthenticationOutcome?> TryJwtSvidAsync(string token, GatewayRevision revision)
+    {
+        if (revision.Inbound.Certificates.Spiffe is not { JwtKeys: not null } spiffe || !Reader.CanReadToken(token))
+        {
+            return null;
+        }
+
+        JsonWebToken jwt;
+        try
+        {
+            jwt = Reader.ReadJsonWebToken(token);
+        }
+        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException)
+        {
+            return null;
+        }
+
+        if ((!string.IsNullOrEmpty(jwt.Issuer) && revision.Inbound.TryGetIssuer(jwt.Issuer, out _))
+            || !jwt.TryGetPayloadValue<string>(JwtRegisteredClaimNames.Sub, out var subject) || subject?.StartsWith("spiffe://", StringComparison.Ordinal) != true)
+        {
+            return null;
+        }
+
+        if (JwsHeader.NamesCriticalExtensions(jwt))
+        {
+            return AuthenticationOutcome.Fail(Refusal.Unauthenticated("the JWT-SVID names critical header extensions (crit) the gateway does not understand"));
+        }
+
+        var why = CertificateIdentity.CheckSpiffeId(subject, out var trustDomain);
+        if (why is not null || trustDomain != spiffe.TrustDomain)
+        {
+            return AuthenticationOutcome.Fail(Refusal.Unauthenticated("the JWT-SVID's SPIFFE ID is invalid or outside this trust domain" + (why is null ? "" : ": " + why)));
+        }
+
+        if (await tokens.ValidateSvidAsync(jwt, token, spiffe, revision) is { Status: not 0 } refused)
+        {
+            return AuthenticationOutcome.Fail(refused);
+        }
+
+        return admission.Admit(revision, new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, subject), "spiffe-jwt", new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero));
+    }
+}
