@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Net;
 using System.Net.ServerSentEvents;
 using System.Text;
@@ -68,6 +69,8 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
         "text/event-stream;",
         "TEXT/EVENT-STREAM ; charset=UTF-8",
         "text/event-stream; profile=\"application/json; x\"",
+        "text/event-stream;charset=utf-8",
+        "text/event-stream\t;\tcharset=\"UTF8\"",
     };
 
     public static TheoryData<string, string> Unjudgeable => new()
@@ -80,6 +83,10 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
         { "UTF-16", "Content-Type: text/event-stream; charset=utf-16\r\n" },
         { "JSON lines", "Content-Type: application/jsonl\r\n" },
         { "a syntax error", "Content-Type: text/event-stream; charset\r\n" },
+        { "an empty type", "Content-Type: \r\n" },
+        { "an event stream named in a parameter", "Content-Type: text/html; x=\"text/event-stream\"\r\n" },
+        { "a longer subtype", "Content-Type: text/event-streams\r\n" },
+        { "a charset named twice", "Content-Type: text/event-stream; charset=utf-8; Charset=utf-16\r\n" },
     };
 
     /// <summary>An answer whose type the gateway cannot name is refused, not passed unread: some
@@ -138,6 +145,7 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
         "application/json;",
         "application/json ; charset=\"utf-8\"",
         "application/vnd.example+json",
+        "APPLICATION/JSON;CHARSET=UTF-8",
     };
 
     /// <summary>A JSON answer whose input requests ask for elicitation (MCP 2026-07-28 multi
@@ -155,6 +163,60 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
 
         Assert.Contains("'elicitation/create'", error.Message, StringComparison.Ordinal);
         Assert.Equal(0, _elicitations);
+        _server.AssertNeverSaw(_agentToken);
+    }
+
+    /// <summary>Findings 4 and 5 together: a server that codes its answer although nobody asked
+    /// (the gateway never forwards the agent's Accept-Encoding) has it decoded before it is judged,
+    /// in every coding and stack the gateway decodes, however the coding is spelled; the client reads
+    /// the canonical, uncoded answer.</summary>
+    [Theory]
+    [InlineData("gzip", "stream")]
+    [InlineData("br", "stream")]
+    [InlineData("deflate", "stream")]
+    [InlineData("GZip, br", "stream")]
+    [InlineData("x-gzip", "json")]
+    [InlineData("br, deflate", "json")]
+    public async Task A_coded_answer_is_decoded_and_judged_before_the_client_reads_it(string coding, string kind)
+    {
+        _server.Call = (_, id) => kind == "stream"
+            ? Coded(coding, "text/event-stream", $"data: {Elicitation}\r\n\r\ndata: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"done\"}}]}}}}\r\n\r\n")
+            : Coded(coding, "application/json", """{"jsonrpc":"2.0","id":ID,"result":{"resultType":"input_required","inputRequests":{"q1":{"method":"elicitation/create","params":{"message":"Your card number?","requestedSchema":{"type":"object","properties":{}}}}},"requestState":"s1"}}""".Replace("ID", id, StringComparison.Ordinal));
+
+        await using var client = await ConnectAsync(acceptEncoding: "gzip, deflate, br, zstd");
+        if (kind == "stream")
+        {
+            var result = await client.CallToolAsync("book_trip", new Dictionary<string, object?>(), cancellationToken: Bounded());
+            Assert.Equal("done", Assert.IsType<TextContentBlock>(Assert.Single(result.Content)).Text);
+            Assert.Contains(_server.Answers, a => a.Contains("\"srv-e1\"", StringComparison.Ordinal));
+        }
+        else
+        {
+            var error = await Assert.ThrowsAsync<McpProtocolException>(() => client.CallToolAsync("book_trip", new Dictionary<string, object?>(), cancellationToken: Bounded()).AsTask());
+            Assert.Contains("'elicitation/create'", error.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, _elicitations);
+        Assert.All(_server.Received, r => Assert.Empty(r.Headers("Accept-Encoding")));
+        _server.AssertNeverSaw(_agentToken);
+    }
+
+    /// <summary>A coding the gateway cannot decode is an answer it cannot judge: refused, never
+    /// handed to a client that might decode it.</summary>
+    [Theory]
+    [InlineData("zstd")]
+    [InlineData("gzip, x-unknown")]
+    [InlineData("compress")]
+    public async Task A_coded_answer_the_gateway_cannot_decode_never_reaches_the_client(string coding)
+    {
+        _server.Call = (_, _) => Coded("gzip", "text/event-stream", $"data: {Elicitation}\n\ndata: {Logged}\n\n", label: coding);
+
+        await using var client = await ConnectAsync();
+        var refused = await Assert.ThrowsAsync<HttpRequestException>(() => client.CallToolAsync("book_trip", new Dictionary<string, object?>(), cancellationToken: Bounded()).AsTask());
+
+        Assert.Equal(HttpStatusCode.BadGateway, refused.StatusCode);
+        Assert.Equal(0, _elicitations);
+        Assert.False(_notified.Task.IsCompleted);
         _server.AssertNeverSaw(_agentToken);
     }
 
@@ -198,6 +260,30 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
         _server.AssertNeverSaw(_agentToken);
     }
 
+    /// <summary>A 200 answer of <paramref name="type"/> whose body is <paramref name="body"/> in
+    /// <paramref name="codings"/> (applied in order), labelled with <paramref name="label"/> if given.</summary>
+    private static byte[] Coded(string codings, string type, string body, string? label = null)
+    {
+        var bytes = Encoding.UTF8.GetBytes(body);
+        foreach (var coding in codings.Split(',', StringSplitOptions.TrimEntries))
+        {
+            using var output = new MemoryStream();
+            using (Stream encoder = coding.ToLowerInvariant() switch
+            {
+                "gzip" or "x-gzip" => new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true),
+                "deflate" => new ZLibStream(output, CompressionLevel.Fastest, leaveOpen: true),
+                _ => new BrotliStream(output, CompressionLevel.Fastest, leaveOpen: true),
+            })
+            {
+                encoder.Write(bytes);
+            }
+
+            bytes = output.ToArray();
+        }
+
+        return [.. Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Type: {type}\r\nContent-Encoding: {label ?? codings}\r\nContent-Length: {bytes.Length}\r\n\r\n"), .. bytes];
+    }
+
     private string Post(string body) =>
         "POST /mcp HTTP/1.1\r\n" +
         "Host: gateway.test\r\n" +
@@ -208,13 +294,19 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
         $"Content-Length: {Encoding.UTF8.GetByteCount(body)}\r\n" +
         "Connection: close\r\n\r\n" + body;
 
-    private async Task<McpClient> ConnectAsync()
+    private async Task<McpClient> ConnectAsync(string? acceptEncoding = null)
     {
+        var headers = new Dictionary<string, string> { ["Authorization"] = "Bearer " + _agentToken };
+        if (acceptEncoding is not null)
+        {
+            headers["Accept-Encoding"] = acceptEncoding;
+        }
+
         var transport = new HttpClientTransport(new HttpClientTransportOptions
         {
             Endpoint = new Uri(_gateway.Address, "/mcp"),
             TransportMode = HttpTransportMode.StreamableHttp,
-            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + _agentToken },
+            AdditionalHeaders = headers,
             DefaultReconnectionInterval = TimeSpan.FromMilliseconds(200),
         });
         var options = new McpClientOptions
@@ -239,17 +331,6 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
             },
         };
         return await McpClient.CreateAsync(transport, options, cancellationToken: Bounded());
-    }
-
-    /// <summary>Polls until <paramref name="condition"/> holds, failing after a bound.</summary>
-    private static async Task Eventually(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold within 20 s");
-            await Task.Delay(25);
-        }
     }
 
     private static CancellationToken Bounded() => new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token;

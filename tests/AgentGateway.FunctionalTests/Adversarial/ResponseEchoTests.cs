@@ -43,8 +43,9 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
         {
             foreach (var shape in new[]
             {
-                "plain", "json", "base64", "base64url-unpadded", "base64-json-slashes", "percent", "html", "hex", "utf-16",
-                "gzip", "x-gzip", "deflate", "br", "gzip, br", "identity, gzip", "gzip-of-base64", "gzip-split-chunks",
+                "plain", "json", "base64", "base64url-unpadded", "base64-json-slashes", "percent", "percent-lower-case", "html", "hex",
+                "hex-lower-case", "utf-16", "gzip", "x-gzip", "GZip", "deflate", "br", "gzip, br", "deflate, gzip, br", "identity, gzip",
+                "gzip-then-br-in-two-headers", "gzip-of-base64", "gzip-split-chunks",
             })
             {
                 data.Add(route, shape);
@@ -68,7 +69,8 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Empty(exchange.Header("Content-Encoding"));
         EchoOracle.AssertNotExposed(exchange.Text, secret);
         EchoOracle.AssertNotExposed(exchange.DecodedBody, secret, "the body");
-        if (shape is "plain" or "gzip" or "x-gzip" or "deflate" or "br" or "gzip, br" or "identity, gzip" or "gzip-split-chunks")
+        if (shape is "plain" or "gzip" or "x-gzip" or "GZip" or "deflate" or "br" or "gzip, br" or "deflate, gzip, br" or "identity, gzip"
+            or "gzip-then-br-in-two-headers" or "gzip-split-chunks")
         {
             // Decoded and delivered, only the secret masked: the rest of the echo is there.
             Assert.Contains("GET /echo HTTP/1.1", exchange.DecodedBody, StringComparison.Ordinal);
@@ -190,19 +192,39 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
             "base64url-unpadded" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes(base64.Replace('+', '-').Replace('/', '_').TrimEnd('='))),
             "base64-json-slashes" => Answer("200 OK", "Content-Type: application/json\r\n", Encoding.ASCII.GetBytes($"{{\"echo\":\"{base64.Replace("/", "\\/", StringComparison.Ordinal)}\"}}")),
             "percent" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes("https://x.example/?request=" + Uri.EscapeDataString(head))),
+            "percent-lower-case" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes("request=" + LowerCaseEscapes(Uri.EscapeDataString(head)))),
             "html" => Answer("200 OK", "Content-Type: text/html\r\n", Encoding.UTF8.GetBytes("<pre>" + WebUtility.HtmlEncode(head) + "</pre>")),
             "hex" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes(Convert.ToHexString(text))),
+            "hex-lower-case" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes(Convert.ToHexStringLower(text))),
             "utf-16" => Answer("200 OK", "Content-Type: text/plain; charset=utf-16\r\n", Encoding.Unicode.GetBytes(head)),
             "gzip-of-base64" => Answer("200 OK", "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n", Compress("gzip", Encoding.ASCII.GetBytes(base64))),
+            // Two header lines, each one coding: the list is their concatenation (RFC 9110 §5.3).
+            "gzip-then-br-in-two-headers" => Answer("200 OK", "Content-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Encoding: br\r\n", Compress("br", Compress("gzip", text))),
             "gzip-split-chunks" => Chunked("Content-Type: text/plain\r\nContent-Encoding: gzip\r\n", Compress("gzip", text), pieces: 7),
             _ => Answer("200 OK", $"Content-Type: text/plain\r\nContent-Encoding: {shape}\r\n", shape.Split(',').Select(c => c.Trim()).Aggregate(text, (body, coding) => Compress(coding, body))),
         };
     }
 
+    /// <summary><paramref name="escaped"/> with the hex digits of its percent-escapes in lower case, as some encoders write them.</summary>
+    private static string LowerCaseEscapes(string escaped)
+    {
+        var chars = escaped.ToCharArray();
+        for (var i = 0; i + 2 < chars.Length; i++)
+        {
+            if (chars[i] == '%')
+            {
+                chars[i + 1] = char.ToLowerInvariant(chars[i + 1]);
+                chars[i + 2] = char.ToLowerInvariant(chars[i + 2]);
+            }
+        }
+
+        return new string(chars);
+    }
+
     private static byte[] Compress(string coding, byte[] body)
     {
         using var output = new MemoryStream();
-        using (Stream encoder = coding switch
+        using (Stream encoder = coding.ToLowerInvariant() switch
         {
             "gzip" or "x-gzip" => new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true),
             "deflate" => new ZLibStream(output, CompressionLevel.Fastest, leaveOpen: true),

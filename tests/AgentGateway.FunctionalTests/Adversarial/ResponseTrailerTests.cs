@@ -32,6 +32,8 @@ public sealed class ResponseTrailerTests(GatewayFixture fx) : IAsyncLifetime
     [InlineData("plain")]
     [InlineData("percent-encoded")]
     [InlineData("base64")]
+    [InlineData("base64url")]
+    [InlineData("hex")]
     public async Task A_trailer_echoing_the_hop_token_never_reaches_the_agent(string shape)
     {
         _upstream.Respond = async context =>
@@ -47,8 +49,14 @@ public sealed class ResponseTrailerTests(GatewayFixture fx) : IAsyncLifetime
                 case "percent-encoded":
                     context.Response.AppendTrailer("grpc-message", Uri.EscapeDataString("invalid token: " + authorization));
                     break;
-                default:
+                case "base64":
                     context.Response.AppendTrailer("grpc-status-details-bin", Convert.ToBase64String(Encoding.UTF8.GetBytes("\n\x10" + authorization)).TrimEnd('='));
+                    break;
+                case "base64url":
+                    context.Response.AppendTrailer("x-error-details", Convert.ToBase64String(Encoding.UTF8.GetBytes("{\"sent\":\"" + authorization + "\"}")).Replace('+', '-').Replace('/', '_'));
+                    break;
+                default:
+                    context.Response.AppendTrailer("x-request-dump", Convert.ToHexString(Encoding.UTF8.GetBytes(authorization)));
                     break;
             }
         };
@@ -63,6 +71,27 @@ public sealed class ResponseTrailerTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("echoed a gateway secret in response trailer", StringComparison.Ordinal));
         Assert.DoesNotContain(gateway.Logs.Lines, l => l.Contains(hopToken, StringComparison.Ordinal));
         _upstream.AssertNeverSaw(_token);
+    }
+
+    /// <summary>Another framing: an HTTP/1.1 upstream's chunked trailer section, which the gateway's
+    /// client reads and passes on as trailers to an HTTP/2 agent, is guarded the same way.</summary>
+    [Fact]
+    public async Task A_chunked_HTTP_1_1_trailer_echoing_the_hop_token_never_reaches_an_HTTP_2_agent()
+    {
+        await using var raw = RawUpstream.Start();
+        raw.Respond = request => Encoding.ASCII.GetBytes(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: X-Debug, X-Kept\r\nConnection: close\r\n\r\n" +
+            $"7\r\npartial\r\n0\r\nX-Debug: invalid token {request.Headers("Authorization").Single()}\r\nX-Kept: yes\r\n\r\n");
+        await using var gateway = await GatewayInstance.StartAsync(Config(raw.Url, http2Upstream: false));
+
+        var (body, trailers) = await GetAsync(gateway, "/crm/status");
+
+        var hopToken = raw.Received.Single().Headers("Authorization").Single()["Bearer ".Length..];
+        Assert.Equal("partial", body);
+        Assert.Equal("yes", trailers.GetValueOrDefault("x-kept"));
+        EchoOracle.AssertNotExposed(string.Join("\n", trailers.Select(t => t.Key + ": " + t.Value)), hopToken, "the trailers");
+        Assert.Contains(gateway.Logs.Lines, l => l.Contains("echoed a gateway secret in response trailer X-Debug", StringComparison.OrdinalIgnoreCase));
+        raw.AssertNeverSaw(_token);
     }
 
     /// <summary>A trailer may not say how to read the body (RFC 9110 §6.5.1): a client that merged
@@ -111,7 +140,9 @@ public sealed class ResponseTrailerTests(GatewayFixture fx) : IAsyncLifetime
         return (body, response.TrailingHeaders.ToDictionary(t => t.Key.ToLowerInvariant(), t => string.Join(", ", t.Value), StringComparer.Ordinal));
     }
 
-    private JsonObject Config()
+    private JsonObject Config() => Config(_upstream.Url, http2Upstream: true);
+
+    private JsonObject Config(string upstream, bool http2Upstream)
     {
         var config = fx.Config(withRedis: false);
         config["Kestrel"] = new JsonObject
@@ -119,8 +150,12 @@ public sealed class ResponseTrailerTests(GatewayFixture fx) : IAsyncLifetime
             ["Endpoints"] = new JsonObject { ["h2c"] = new JsonObject { ["Url"] = "http://127.0.0.1:0", ["Protocols"] = "Http2" } },
         };
         var cluster = config["ReverseProxy"]!["Clusters"]!["crm"]!.AsObject();
-        cluster["Destinations"]!["d1"]!["Address"] = _upstream.Url;
-        cluster["HttpRequest"] = new JsonObject { ["Version"] = "2.0", ["VersionPolicy"] = "RequestVersionExact" };
+        cluster["Destinations"]!["d1"]!["Address"] = upstream;
+        if (http2Upstream)
+        {
+            cluster["HttpRequest"] = new JsonObject { ["Version"] = "2.0", ["VersionPolicy"] = "RequestVersionExact" };
+        }
+
         return config;
     }
 }
