@@ -19,6 +19,10 @@ namespace AgentGateway.Proxy.Policy;
 /// <item>base64, standard and URL-safe, at each of the three alignments its bytes can have inside
 /// a longer encoded text (a whole header block encoded, say), so padding does not matter;</item>
 /// <item>hex, lower and upper case (debug dumps);</item>
+/// <item>base64 and hex wrapped into lines, as the <c>base64</c> and <c>xxd -p</c> tools, MIME and
+/// PEM writers wrap them (LF or CRLF, raw or JSON-escaped, at least <see cref="MinimumLine"/>
+/// characters apart): each such form is also matched from each of its first few blocks on, so a
+/// line end near its start, where its anchor would be cut, still leaves an anchor whole;</item>
 /// <item>UTF-16, both byte orders (a page in a charset a client honours).</item>
 /// </list>
 /// Decoded content codings are searched as text (the response guard decodes them first). What is
@@ -37,6 +41,13 @@ public sealed class SecretForms
 
     /// <summary>Base64 forms shorter than this would match by chance.</summary>
     private const int MinimumBase64Length = 12;
+
+    /// <summary>The fewest characters between two line ends a wrapped form may have; wrapping tools
+    /// use 60 to 76, so this bounds how many line ends a match can hold.</summary>
+    private const int MinimumLine = 16;
+
+    /// <summary>The longest line end inside a wrapped form: <c>\r\n</c> written in a JSON string.</summary>
+    private const int MaxLineEndLength = 4;
 
     public static readonly SecretForms None = new([]);
 
@@ -62,8 +73,22 @@ public sealed class SecretForms
     /// <summary>The forms of <paramref name="secrets"/>.</summary>
     public static SecretForms Of(IEnumerable<string> secrets)
     {
-        var forms = new Dictionary<string, bool>(StringComparer.Ordinal);
-        void Add(string text, bool escapable) => forms[text] = escapable || forms.GetValueOrDefault(text);
+        var forms = new Dictionary<string, (bool Escapable, bool Wrappable)>(StringComparer.Ordinal);
+        void Add(string text, bool escapable, bool wrappable = false)
+        {
+            var known = forms.GetValueOrDefault(text);
+            forms[text] = (escapable || known.Escapable, wrappable || known.Wrappable);
+        }
+
+        // A wrapped form, and the same form from each block boundary up to an anchor's length in:
+        // each of those is itself the encoding of a later run of the secret's bytes.
+        void AddWrappable(string text, bool escapable, int block)
+        {
+            for (var skip = 0; skip <= MaxAnchorLength && text.Length - skip >= MinimumBase64Length; skip += block)
+            {
+                Add(text[skip..], escapable, wrappable: true);
+            }
+        }
 
         foreach (var secret in secrets)
         {
@@ -75,18 +100,18 @@ public sealed class SecretForms
                 var base64 = whole > 0 ? Convert.ToBase64String(bytes, skip, whole) : "";
                 if (base64.Length >= MinimumBase64Length)
                 {
-                    Add(base64, escapable: true);
-                    Add(base64.Replace('+', '-').Replace('/', '_'), escapable: false);
+                    AddWrappable(base64, escapable: true, block: 4);
+                    AddWrappable(base64.Replace('+', '-').Replace('/', '_'), escapable: false, block: 4);
                 }
             }
 
-            Add(Convert.ToHexStringLower(bytes), escapable: false);
-            Add(Convert.ToHexString(bytes), escapable: false);
+            AddWrappable(Convert.ToHexStringLower(bytes), escapable: false, block: 2);
+            AddWrappable(Convert.ToHexString(bytes), escapable: false, block: 2);
             Add(Encoding.Latin1.GetString(Encoding.Unicode.GetBytes(secret)), escapable: false);
             Add(Encoding.Latin1.GetString(Encoding.BigEndianUnicode.GetBytes(secret)), escapable: false);
         }
 
-        return forms.Count == 0 ? None : new SecretForms([.. forms.Select(f => new Form(f.Key, f.Value))]);
+        return forms.Count == 0 ? None : new SecretForms([.. forms.Select(f => new Form(f.Key, f.Value.Escapable, f.Value.Wrappable))]);
     }
 
     /// <summary>Whether <paramref name="text"/> holds one of the forms.</summary>
@@ -191,14 +216,16 @@ public sealed class SecretForms
     /// <summary>One form of one secret, matched where its text may start.</summary>
     private sealed class Form
     {
-        public Form(string text, bool escapable)
+        public Form(string text, bool escapable, bool wrappable)
         {
             Text = text;
             Escapable = escapable;
+            Wrappable = wrappable;
             EscapeLed = escapable && !IsLiteral(text[0]);
             var literal = escapable ? text.AsSpan().IndexOfAnyExcept(LiteralChars) : -1;
             Anchor = text[..Math.Min(MaxAnchorLength, literal < 0 ? text.Length : literal)];
-            MaxLength = escapable ? text.Sum(c => IsLiteral(c) ? 1 : MaxEscapeLength) : text.Length;
+            MaxLength = (escapable ? text.Sum(c => IsLiteral(c) ? 1 : MaxEscapeLength) : text.Length)
+                + (wrappable ? ((text.Length / MinimumLine) + 1) * MaxLineEndLength : 0);
         }
 
         private static readonly SearchValues<char> LiteralChars =
@@ -208,6 +235,9 @@ public sealed class SecretForms
 
         /// <summary>Whether its punctuation may appear escaped.</summary>
         public bool Escapable { get; }
+
+        /// <summary>Whether it may be cut into lines (an encoding that wrapping tools wrap).</summary>
+        public bool Wrappable { get; }
 
         /// <summary>Whether its first character may itself appear escaped (then it has no literal anchor).</summary>
         public bool EscapeLed { get; }
@@ -222,6 +252,8 @@ public sealed class SecretForms
         public int Match(ReadOnlySpan<char> text)
         {
             var at = 0;
+            var matched = 0;
+            var sinceLineEnd = MinimumLine;
             foreach (var c in Text)
             {
                 if (at == text.Length)
@@ -229,6 +261,23 @@ public sealed class SecretForms
                     return -1;
                 }
 
+                if (Wrappable && matched > 0 && sinceLineEnd >= MinimumLine && LineEndLength(text[at..]) is not 0 and var lineEnd)
+                {
+                    if (lineEnd < 0)
+                    {
+                        return -1;
+                    }
+
+                    at += lineEnd;
+                    sinceLineEnd = 0;
+                    if (at == text.Length)
+                    {
+                        return -1;
+                    }
+                }
+
+                matched++;
+                sinceLineEnd++;
                 if (text[at] == c)
                 {
                     at++;
@@ -250,6 +299,39 @@ public sealed class SecretForms
             }
 
             return at;
+        }
+
+        /// <summary>How long a line end is at the start of <paramref name="text"/> — LF, CR, CRLF, or
+        /// <c>\n</c>, <c>\r</c>, <c>\r\n</c> in a JSON string; 0 when none is, -1 when the text ends
+        /// while a longer one still could be.</summary>
+        private static int LineEndLength(ReadOnlySpan<char> text)
+        {
+            switch (text[0])
+            {
+                case '\n':
+                    return 1;
+                case '\r':
+                    return text.Length == 1 ? -1 : text[1] == '\n' ? 2 : 1;
+                case '\\':
+                    if (text.Length == 1)
+                    {
+                        return -1;
+                    }
+
+                    if (text[1] == 'n')
+                    {
+                        return 2;
+                    }
+
+                    if (text[1] != 'r')
+                    {
+                        return 0;
+                    }
+
+                    return text.Length < 4 ? (text.Length == 2 || text[2] == '\\' ? -1 : 2) : text[2] == '\\' && text[3] == 'n' ? 4 : 2;
+                default:
+                    return 0;
+            }
         }
 
         /// <summary>How long an escape of <paramref name="c"/> is at the start of

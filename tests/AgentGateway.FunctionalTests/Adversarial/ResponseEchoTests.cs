@@ -43,8 +43,9 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
         {
             foreach (var shape in new[]
             {
-                "plain", "json", "base64", "base64url-unpadded", "base64-json-slashes", "percent", "percent-lower-case", "html", "hex",
-                "hex-lower-case", "utf-16", "gzip", "x-gzip", "GZip", "deflate", "br", "gzip, br", "deflate, gzip, br", "identity, gzip",
+                "plain", "json", "base64", "base64url-unpadded", "base64-json-slashes", "base64-wrapped-76",
+                "base64-wrapped-64-crlf-in-json", "percent", "percent-lower-case", "html", "hex",
+                "hex-lower-case", "hex-wrapped-60", "utf-16", "gzip", "x-gzip", "GZip", "deflate", "br", "gzip, br", "deflate, gzip, br", "identity, gzip",
                 "gzip-then-br-in-two-headers", "gzip-of-base64", "gzip-split-chunks",
             })
             {
@@ -189,12 +190,16 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
             "plain" => Answer("200 OK", "Content-Type: text/plain\r\n", text),
             "json" => Answer("200 OK", "Content-Type: application/json\r\n", Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new { headers = head }))),
             "base64" => Answer("200 OK", "Content-Type: application/json\r\n", Encoding.ASCII.GetBytes($"{{\"echo\":\"{base64}\"}}")),
+            // The base64 command line tool wraps at 76 columns, PEM and MIME writers at 64 or 76 with CRLF.
+            "base64-wrapped-76" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes(Wrap(base64, 76, "\n"))),
+            "base64-wrapped-64-crlf-in-json" => Answer("200 OK", "Content-Type: application/json\r\n", Encoding.ASCII.GetBytes(System.Text.Json.JsonSerializer.Serialize(new { echo = Wrap(base64, 64, "\r\n") }))),
             "base64url-unpadded" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes(base64.Replace('+', '-').Replace('/', '_').TrimEnd('='))),
             "base64-json-slashes" => Answer("200 OK", "Content-Type: application/json\r\n", Encoding.ASCII.GetBytes($"{{\"echo\":\"{base64.Replace("/", "\\/", StringComparison.Ordinal)}\"}}")),
             "percent" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes("https://x.example/?request=" + Uri.EscapeDataString(head))),
             "percent-lower-case" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes("request=" + LowerCaseEscapes(Uri.EscapeDataString(head)))),
             "html" => Answer("200 OK", "Content-Type: text/html\r\n", Encoding.UTF8.GetBytes("<pre>" + WebUtility.HtmlEncode(head) + "</pre>")),
             "hex" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes(Convert.ToHexString(text))),
+            "hex-wrapped-60" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes(Wrap(Convert.ToHexStringLower(text), 60, "\n"))),
             "hex-lower-case" => Answer("200 OK", "Content-Type: text/plain\r\n", Encoding.ASCII.GetBytes(Convert.ToHexStringLower(text))),
             "utf-16" => Answer("200 OK", "Content-Type: text/plain; charset=utf-16\r\n", Encoding.Unicode.GetBytes(head)),
             "gzip-of-base64" => Answer("200 OK", "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n", Compress("gzip", Encoding.ASCII.GetBytes(base64))),
@@ -204,6 +209,9 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
             _ => Answer("200 OK", $"Content-Type: text/plain\r\nContent-Encoding: {shape}\r\n", shape.Split(',').Select(c => c.Trim()).Aggregate(text, (body, coding) => Compress(coding, body))),
         };
     }
+
+    private static string Wrap(string text, int columns, string lineEnd) =>
+        string.Join(lineEnd, text.Chunk(columns).Select(line => new string(line))) + lineEnd;
 
     /// <summary><paramref name="escaped"/> with the hex digits of its percent-escapes in lower case, as some encoders write them.</summary>
     private static string LowerCaseEscapes(string escaped)

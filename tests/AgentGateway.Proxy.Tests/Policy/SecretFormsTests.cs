@@ -48,6 +48,23 @@ public sealed class SecretFormsTests
         }
 
         data.Add("base64 of the secret alone", Convert.ToBase64String(Encoding.UTF8.GetBytes(Secret)));
+
+        // Wrapped into lines as the base64 and xxd tools, MIME and PEM writers wrap: the line ends
+        // fall at every place near the start of the secret's encoding, where its anchor is.
+        foreach (var (name, lineEnd) in new[] { ("LF", "\n"), ("CRLF", "\r\n"), ("JSON \\n", "\\n"), ("JSON \\r\\n", "\\r\\n") })
+        {
+            for (var shift = 0; shift < 16; shift++)
+            {
+                var echoed = Convert.ToBase64String(Encoding.UTF8.GetBytes(new string('x', shift) + header));
+                data.Add($"base64 wrapped at 20 with {name}, shifted {shift}", Wrap(echoed, 20, lineEnd));
+            }
+        }
+
+        for (var shift = 0; shift < 8; shift++)
+        {
+            data.Add($"hex wrapped at 30 (xxd -p), shifted {shift}", Wrap(Convert.ToHexStringLower(Encoding.UTF8.GetBytes(new string('x', shift) + header)), 30, "\n"));
+        }
+
         return data;
     }
 
@@ -112,6 +129,9 @@ public sealed class SecretFormsTests
         await stream.WriteAsync(Encoding.Latin1.GetBytes("2Cnot\"}\n\n"));
         Assert.Equal("data: {\"t\":\"sk\\u002Cnot\"}\n\n", Encoding.Latin1.GetString(sink.ToArray()));
     }
+
+    private static string Wrap(string text, int columns, string lineEnd) =>
+        string.Join(lineEnd, text.Chunk(columns).Select(line => new string(line)));
 
     private static async Task<string> MaskAsync(string text, int[] cuts)
     {
