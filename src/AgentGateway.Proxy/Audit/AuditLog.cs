@@ -23,6 +23,12 @@ namespace AgentGateway.Proxy.Audit;
 /// names, fingerprints and the gateway's own trace id (the agent's, when it sent one, apart as
 /// <c>agentTraceId</c>) — never a secret.
 /// </summary>
+/// <remarks>
+/// A request only fills in an <see cref="Entry"/> of values it already holds (strings, numbers,
+/// times) and queues it; queuing completes at once unless the queue is full. Formatting, hashing,
+/// writing and flushing happen on the writer, which takes whatever has queued up since its last
+/// pass as one batch and flushes once per batch.
+/// </remarks>
 public sealed partial class AuditLog : IAsyncDisposable
 {
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -51,9 +57,12 @@ public sealed partial class AuditLog : IAsyncDisposable
             _key = Encoding.UTF8.GetBytes(key!.Reveal());
         }
 
-        _queue = Channel.CreateBounded<Entry>(new BoundedChannelOptions(10_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        _queue = Channel.CreateBounded<Entry>(new BoundedChannelOptions(Capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _writer = Task.Run(WriteAsync);
     }
+
+    /// <summary>How many records may wait for the writer before a request waits for it.</summary>
+    public const int Capacity = 10_000;
 
     /// <summary>The file written, or null when the audit log is off.</summary>
     public string? Path { get; }
@@ -68,8 +77,8 @@ public sealed partial class AuditLog : IAsyncDisposable
             Fingerprint = credential.Fingerprint,
             ExpiresAt = credential.ExpiresAt,
             Destination = destination,
-            // What shadow policy would have refused of this request; it was not enforced.
-            Shadow = feature.Decision?.ShadowDenials is { Count: > 0 } shadow ? string.Join("; ", shadow) : null,
+            // What shadow policy would have refused of this request; it was not enforced. Joined on the writer.
+            Shadow = feature.Decision?.ShadowDenials is { Count: > 0 } shadow ? shadow : null,
         });
 
     /// <summary>A request was refused.</summary>
@@ -147,7 +156,9 @@ public sealed partial class AuditLog : IAsyncDisposable
             Method = context.Request.Method,
         };
 
-    /// <summary>Off: nothing. On: queued in order; a full queue makes the caller wait, never drops.</summary>
+    /// <summary>Off: nothing. On: queued in order, completing at once while the queue has room; a
+    /// full queue (the writer is <see cref="Capacity"/> records behind, say the disk stalls) makes
+    /// the caller wait for room, so requests slow down to the writer's pace and no record is dropped.</summary>
     private ValueTask EnqueueAsync(Entry entry) => _queue is null ? ValueTask.CompletedTask : _queue.Writer.WriteAsync(entry);
 
     public async ValueTask DisposeAsync()
@@ -247,7 +258,10 @@ public sealed partial class AuditLog : IAsyncDisposable
         OptionalNumber(json, "bytesToServer", e.BytesToServer);
         OptionalNumber(json, "bytesToAgent", e.BytesToAgent);
         OptionalNumber(json, "durationMs", e.DurationMs);
-        Optional(json, "shadow", e.Shadow);
+        if (e.Shadow is { } shadow)
+        {
+            json.WriteString("shadow", string.Join("; ", shadow));
+        }
 
         json.WriteEndObject();
         json.Flush();
@@ -273,9 +287,10 @@ public sealed partial class AuditLog : IAsyncDisposable
         }
     }
 
-    /// <summary>One audit record before it is sealed; absent members are not written.</summary>
+    /// <summary>One audit record before it is sealed, as values (a struct: queuing it allocates
+    /// nothing); absent members are not written.</summary>
     /// <param name="TraceId">The gateway's own trace of the request.</param>
-    private sealed record Entry(string Event, DateTimeOffset Time, string TraceId)
+    private readonly record struct Entry(string Event, DateTimeOffset Time, string TraceId)
     {
         /// <summary>The trace id the agent's <c>traceparent</c> named: its claim, recorded apart.</summary>
         public string? AgentTraceId { get; init; }
@@ -320,7 +335,7 @@ public sealed partial class AuditLog : IAsyncDisposable
 
         public long? DurationMs { get; init; }
 
-        public string? Shadow { get; init; }
+        public IReadOnlyList<string>? Shadow { get; init; }
     }
 
     private static partial class Log
