@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Problems;
@@ -44,6 +45,8 @@ public sealed record PolicyDecision(Grant? Grant, Refusal? Refusal, IReadOnlyLis
 /// </summary>
 public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 {
+    private SeparationIndex? _separation;
+
     private const string EnforcedHistories = "sep";
 
     private const string ShadowHistories = "sep-shadow";
@@ -68,33 +71,47 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
         }
 
         var shadow = await ShadowAsync(request, facts, allowed, options, grants, now, cancellationToken);
-        return shadow.Count == 0 ? decision : decision with { ShadowDenials = shadow };
+        return shadow is null ? decision : decision with { ShadowDenials = shadow };
     }
 
     private async ValueTask<PolicyDecision> EnforceAsync(
         PolicyRequest request, RequestFacts facts, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        // Agent.RouteGrants holds no shadow grant (GrantsByRoute); the filter keeps that true for
-        // an Agent built any other way.
-        var candidates = request.Agent.RouteGrants.TryGetValue(request.RouteId, out var onRoute) ? onRoute.Where(g => !g.Shadow).ToList() : [];
-        if (candidates.Count == 0)
+        // Agent.RouteGrants holds no shadow grant (GrantsByRoute); skipping them keeps that true for
+        // an Agent built any other way. Indexed loops: this runs on every request.
+        var candidates = request.Agent.RouteGrants.TryGetValue(request.RouteId, out var onRoute) ? onRoute : [];
+        var enforced = 0;
+        for (var i = 0; i < candidates.Count; i++)
         {
-            return Deny(Refusal.GrantMissing($"agent '{request.Agent.Id}' holds no grant for route '{request.RouteId}'"));
-        }
+            if (candidates[i].Shadow)
+            {
+                continue;
+            }
 
-        // What cannot be decided is refused before any grant is tried, wherever a grant has a rule it could slip past.
-        foreach (var candidate in candidates)
-        {
-            if (Ambiguity(candidate, facts) is { } ambiguous)
+            enforced++;
+
+            // What cannot be decided is refused before any grant is tried, wherever a grant has a rule it could slip past.
+            if (Ambiguity(candidates[i], facts) is { } ambiguous)
             {
                 return Deny(ambiguous);
             }
         }
 
+        if (enforced == 0)
+        {
+            return Deny(Refusal.GrantMissing($"agent '{request.Agent.Id}' holds no grant for route '{request.RouteId}'"));
+        }
+
         Grant? allowed = null;
         (Stage Stage, Refusal Refusal)? closest = null;
-        foreach (var grant in candidates)
+        for (var i = 0; i < candidates.Count; i++)
         {
+            var grant = candidates[i];
+            if (grant.Shadow)
+            {
+                continue;
+            }
+
             var failure = Check(grant, request, facts, now);
             if (failure is null)
             {
@@ -123,40 +140,44 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
             }
         }
 
-        var rules = options.Separation.Where(r => !r.Shadow).ToList();
-        var (refusal, rule) = await SeparateAsync(request, allowed, rules, EnforcedHistories, options, grants, now, cancellationToken);
+        var separation = Index(options, grants).For(allowed, shadow: false);
+        var (refusal, rule) = await SeparateAsync(request, allowed, separation, EnforcedHistories, options, now, cancellationToken);
         return new PolicyDecision(allowed, refusal, [], rule);
     }
 
     /// <summary>What the agent's shadow grants and the shadow separation rules would have refused of
-    /// a request the enforced evaluation allowed with <paramref name="allowed"/>.</summary>
-    private async ValueTask<List<string>> ShadowAsync(
+    /// a request the enforced evaluation allowed with <paramref name="allowed"/>; null when nothing
+    /// (most requests: nothing is allocated for them).</summary>
+    private async ValueTask<List<string>?> ShadowAsync(
         PolicyRequest request, RequestFacts facts, Grant allowed, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var records = new List<string>();
+        List<string>? records = null;
         try
         {
-            foreach (var grant in request.Agent.ShadowRouteGrants.GetValueOrDefault(request.RouteId) ?? [])
+            if (request.Agent.ShadowRouteGrants.TryGetValue(request.RouteId, out var shadowGrants))
             {
-                if ((Ambiguity(grant, facts) ?? Check(grant, request, facts, now)?.Refusal) is { } failure)
+                foreach (var grant in shadowGrants)
                 {
-                    records.Add($"{grant.Name}: {failure.Reason}");
-                }
-                else if (grant.RateLimit is { } limit && !(await state.HitAsync($"shadow:{request.Agent.Id}:{grant.Name}", limit, now, cancellationToken)).Allowed)
-                {
-                    records.Add($"{grant.Name}: rate-limited");
+                    if ((Ambiguity(grant, facts) ?? Check(grant, request, facts, now)?.Refusal) is { } failure)
+                    {
+                        (records ??= []).Add($"{grant.Name}: {failure.Reason}");
+                    }
+                    else if (grant.RateLimit is { } limit && !(await state.HitAsync($"shadow:{request.Agent.Id}:{grant.Name}", limit, now, cancellationToken)).Allowed)
+                    {
+                        (records ??= []).Add($"{grant.Name}: rate-limited");
+                    }
                 }
             }
 
-            var rules = options.Separation.Where(r => r.Shadow).ToList();
-            if (await SeparateAsync(request, allowed, rules, ShadowHistories, options, grants, now, cancellationToken) is (Refusal refusal, var rule))
+            var separation = Index(options, grants).For(allowed, shadow: true);
+            if (await SeparateAsync(request, allowed, separation, ShadowHistories, options, now, cancellationToken) is (Refusal refusal, var rule))
             {
-                records.Add($"rule {rule ?? "?"}: {refusal.Reason}");
+                (records ??= []).Add($"rule {rule ?? "?"}: {refusal.Reason}");
             }
         }
         catch (PolicyStateUnavailableException)
         {
-            records.Add("shadow separation rules could not be checked (policy-unavailable)");
+            (records ??= []).Add("shadow separation rules could not be checked (policy-unavailable)");
         }
 
         return records;
@@ -296,35 +317,25 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
     }
 
     /// <summary>
-    /// The separation <paramref name="rules"/> that name <paramref name="allowed"/>, decided on the
+    /// The separation rules that name <paramref name="allowed"/> (<paramref name="separation"/>), decided on the
     /// histories of <paramref name="kind"/> the request belongs to: always the agent instance's
     /// own (a proof, not a label), and the named task's as well. A task label can so link steps
     /// across instances of an agent, but never take a step out of its instance's history: a
     /// fresh, changed or absent task id escapes nothing.
     /// </summary>
     private async ValueTask<(Refusal? Refusal, string? Rule)> SeparateAsync(
-        PolicyRequest request, Grant allowed, IReadOnlyList<SeparationRule> rules, string kind, PolicyOptions options,
-        IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
+        PolicyRequest request, Grant allowed, Separation separation, string kind, PolicyOptions options,
+        DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var named = rules.Where(r => r.Names(allowed)).ToList();
-        if (named.Count == 0)
+        var (named, requiring, earlier) = separation;
+        if (named.Length == 0)
         {
             return (null, null);
         }
 
-        if (request.TaskId is null && named.FirstOrDefault(r => r.RequireTask) is { } requiring)
+        if (request.TaskId is null && requiring is not null)
         {
             return (Refusal.TaskRequired($"rule '{requiring.Name}' decides on grant '{allowed.Name}' per task, and the request names none ({options.TaskHeader}{(options.TaskClaim is { } claim ? $", or the token's '{claim}' claim" : "")})"), requiring.Name);
-        }
-
-        // Which earlier grants would make this one toxic, by rule.
-        var earlier = new Dictionary<string, SeparationRule>(StringComparer.OrdinalIgnoreCase);
-        foreach (var rule in named.Where(r => r.Deny.Any(allowed.IsNamed)))
-        {
-            foreach (var grant in grants.Values.Where(g => rule.After.Any(g.IsNamed)))
-            {
-                earlier.TryAdd(grant.Name, rule);
-            }
         }
 
         // Agent ids are letters, digits, '-', '_' and '.', so the braces (a Redis Cluster hash tag:
@@ -403,6 +414,57 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
     }
 
     private static PolicyDecision Deny(Refusal refusal) => new(null, refusal, [], null);
+
+    /// <summary>The separation index of the revision whose <paramref name="options"/> and
+    /// <paramref name="grants"/> these are; made again only when a new revision is decided on.</summary>
+    private SeparationIndex Index(PolicyOptions options, IReadOnlyDictionary<string, Grant> grants)
+    {
+        var index = Volatile.Read(ref _separation);
+        if (index is null || !ReferenceEquals(index.Options, options) || !ReferenceEquals(index.Grants, grants))
+        {
+            index = new SeparationIndex(options, grants);
+            Volatile.Write(ref _separation, index);
+        }
+
+        return index;
+    }
+
+    /// <summary>For one allowed grant: the rules (enforced or shadow) that name it, the first of them
+    /// that requires a task, and which earlier grants would make it toxic, by rule.</summary>
+    private sealed record Separation(SeparationRule[] Named, SeparationRule? RequiringTask, Dictionary<string, SeparationRule> Earlier);
+
+    /// <summary>
+    /// What the separation rules say about each grant, derived from a revision's rules and grants
+    /// on the grant's first use rather than on every request (that walked every rule and every
+    /// grant of the configuration per request).
+    /// </summary>
+    private sealed class SeparationIndex(PolicyOptions options, IReadOnlyDictionary<string, Grant> grants)
+    {
+        private readonly ConcurrentDictionary<Grant, Separation> _enforced = new(ReferenceEqualityComparer.Instance);
+        private readonly ConcurrentDictionary<Grant, Separation> _shadow = new(ReferenceEqualityComparer.Instance);
+
+        public PolicyOptions Options { get; } = options;
+
+        public IReadOnlyDictionary<string, Grant> Grants { get; } = grants;
+
+        public Separation For(Grant allowed, bool shadow) =>
+            (shadow ? _shadow : _enforced).GetOrAdd(allowed, static (grant, state) => state.Index.Build(grant, state.Shadow), (Index: this, Shadow: shadow));
+
+        private Separation Build(Grant allowed, bool shadow)
+        {
+            SeparationRule[] named = [.. Options.Separation.Where(r => r.Shadow == shadow && r.Names(allowed))];
+            var earlier = new Dictionary<string, SeparationRule>(StringComparer.OrdinalIgnoreCase);
+            foreach (var rule in named.Where(r => r.Deny.Any(allowed.IsNamed)))
+            {
+                foreach (var grant in Grants.Values.Where(g => rule.After.Any(g.IsNamed)))
+                {
+                    earlier.TryAdd(grant.Name, rule);
+                }
+            }
+
+            return new Separation(named, named.FirstOrDefault(r => r.RequireTask), earlier);
+        }
+    }
 
     /// <summary>Names an agent or upstream supplied go into problem bodies, logs and audit records: short and plain.</summary>
     internal static string Printable(string text) =>
