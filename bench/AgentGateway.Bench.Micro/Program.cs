@@ -54,8 +54,15 @@ double Mean(string method) => summary.Reports
     .Single();
 
 Console.WriteLine();
+var measured = summary.Reports.Select(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name).ToHashSet();
 foreach (var (yarp, gateway, what) in new[] { ("YarpGet", "GatewayGet", "GET with an OAuth hop token"), ("YarpToolCall", "GatewayToolCall", "MCP tools/call, body inspected") })
 {
+    if (!measured.Contains(yarp) || !measured.Contains(gateway))
+    {
+        // Left out by --filter.
+        continue;
+    }
+
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"{what}: the gateway's own code adds {Allocated(gateway) - Allocated(yarp):0} bytes and {(Mean(gateway) - Mean(yarp)) / 1000:0.0} µs per request ({Allocated(gateway):0} B against bare YARP's {Allocated(yarp):0} B)"));
 }
