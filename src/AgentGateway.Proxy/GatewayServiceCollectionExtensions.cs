@@ -25,7 +25,8 @@ public static class GatewayServiceCollectionExtensions
     /// <summary>
     /// Adds the gateway: YARP fed from the gateway's own validated revisions, inbound identity,
     /// the credential broker (with Redis as its second cache level when <c>Gateway:Redis</c> is
-    /// set), and OpenTelemetry (exporting over OTLP when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set).
+    /// set), and OpenTelemetry when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set (exporting over OTLP;
+    /// otherwise none of it is registered).
     /// </summary>
     public static IServiceCollection AddAgentGateway(this IServiceCollection services, IConfiguration configuration)
     {
@@ -94,23 +95,27 @@ public static class GatewayServiceCollectionExtensions
             new OwnTracePropagator(System.Diagnostics.DistributedContextPropagator.Current)));
         OpenTelemetry.Sdk.SetDefaultTextMapPropagator(new OpenTelemetry.Context.Propagation.TraceContextPropagator());
 
-        var telemetry = services.AddOpenTelemetry()
-            .WithTracing(static tracing => tracing
-                .AddSource(GatewayTelemetry.Name)
-                .AddAspNetCoreInstrumentation()
-                .AddHttpClientInstrumentation())
-            .WithMetrics(static metrics => metrics
-                .AddMeter(GatewayTelemetry.Name)
-                .AddAspNetCoreInstrumentation());
         if (!string.IsNullOrEmpty(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {
             // Configured entirely by the standard OTEL_* variables (environment, or any other
-            // configuration source: the exporter reads them through IConfiguration). Off, it costs nothing.
-            telemetry.WithTracing(static t => t.AddOtlpExporter())
-                .WithMetrics(static m => m.AddOtlpExporter())
-                .WithLogging(static l => l.AddOtlpExporter());
+            // configuration source: the SDK reads them through IConfiguration), the sampler
+            // (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG) among them.
+            services.AddOpenTelemetry()
+                .WithTracing(static tracing => tracing
+                    .AddSource(GatewayTelemetry.Name)
+                    .AddAspNetCoreInstrumentation()
+                    .AddHttpClientInstrumentation()
+                    .AddOtlpExporter())
+                .WithMetrics(static metrics => metrics
+                    .AddMeter(GatewayTelemetry.Name)
+                    .AddAspNetCoreInstrumentation()
+                    .AddOtlpExporter())
+                .WithLogging(static logging => logging.AddOtlpExporter());
         }
 
+        // Exporting nothing, the gateway registers no listener, instrumentation or sampler at all:
+        // its spans are never started and its attributes never set. ASP.NET Core still gives each
+        // request an activity for log scopes, and the forwarder passes its traceparent on.
         return services;
     }
 

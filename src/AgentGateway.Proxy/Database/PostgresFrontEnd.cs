@@ -241,44 +241,32 @@ public sealed partial class PostgresFrontEnd(
 
         // The agent's proof: a client certificate (mTLS, X509-SVID) when it sent one and the gateway
         // trusts client certificates; else its access token as the password — never in clear
-        // across a network.
+        // across a network. What it proves goes on the login span, as an HTTP request's on its request span.
         AuthenticationOutcome outcome;
-        using (var identify = GatewayTelemetry.Source.StartActivity("agentgateway.identify"))
+        if (tls?.RemoteCertificate is { } presented && revision.Inbound.Certificates.Enabled)
         {
-            if (tls?.RemoteCertificate is { } presented && revision.Inbound.Certificates.Enabled)
-            {
-                using var certificate = new X509Certificate2(presented);
-                outcome = authenticator.AuthenticateCertificate(certificate, revision);
-            }
-            else if (tls is null && (remote is null || !IPAddress.IsLoopback(remote)))
-            {
-                await FatalAsync(io, entry, SqlState.InvalidAuthorization, "the gateway takes an access token only over TLS: connect with sslmode=require (or verify-full)", "tls-required", null);
-                return null;
-            }
-            else
-            {
-                PgWire.Authentication(io.Writer, 3);
-                await io.Writer.FlushAsync(cancellationToken);
-                var token = await ReadPasswordAsync(io.Reader, revision.Inbound.MaxTokenBytes, cancellationToken);
-                outcome = token is null
-                    ? AuthenticationOutcome.Fail(Refusal.Unauthenticated("the password message is malformed or larger than Gateway:Inbound:MaxTokenBytes"))
-                    : await authenticator.AuthenticateTokenAsync(token, revision, cancellationToken);
-            }
-
-            if (outcome.Agent is { } identified)
-            {
-                GatewayTelemetry.Stamp(identify, identified.Agent.Id, user: null);
-                identify?.SetTag(GatewayTelemetry.Tags.AgentIssuer, identified.Kind);
-            }
-            else
-            {
-                identify?.SetStatus(ActivityStatusCode.Error, outcome.Refusal.Reason);
-                identify?.SetTag(GatewayTelemetry.Tags.ErrorType, outcome.Refusal.Reason);
-            }
+            using var certificate = new X509Certificate2(presented);
+            outcome = authenticator.AuthenticateCertificate(certificate, revision);
+        }
+        else if (tls is null && (remote is null || !IPAddress.IsLoopback(remote)))
+        {
+            await FatalAsync(io, entry, SqlState.InvalidAuthorization, "the gateway takes an access token only over TLS: connect with sslmode=require (or verify-full)", "tls-required", null);
+            return null;
+        }
+        else
+        {
+            PgWire.Authentication(io.Writer, 3);
+            await io.Writer.FlushAsync(cancellationToken);
+            var token = await ReadPasswordAsync(io.Reader, revision.Inbound.MaxTokenBytes, cancellationToken);
+            outcome = token is null
+                ? AuthenticationOutcome.Fail(Refusal.Unauthenticated("the password message is malformed or larger than Gateway:Inbound:MaxTokenBytes"))
+                : await authenticator.AuthenticateTokenAsync(token, revision, cancellationToken);
         }
 
         if (outcome.Agent is not { } agent)
         {
+            span?.SetStatus(ActivityStatusCode.Error, outcome.Refusal.Reason);
+            span?.SetTag(GatewayTelemetry.Tags.ErrorType, outcome.Refusal.Reason);
             var state = outcome.Refusal.Status == 503 ? SqlState.ConnectionFailure
                 : outcome.Refusal.Reason == "unauthenticated" ? SqlState.InvalidPassword : SqlState.InvalidAuthorization;
             await FatalAsync(io, entry, state, $"{outcome.Refusal.Reason}: {outcome.Refusal.Detail}", outcome.Refusal.Reason, null, role);
@@ -286,6 +274,7 @@ public sealed partial class PostgresFrontEnd(
         }
 
         GatewayTelemetry.Stamp(span, agent.Agent.Id, user: null);
+        span?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Kind);
         if (revocations.TryGet(agent.Agent.Id, out var revoked)
             || (agent.Instance is { } instance && revocations.TryGet(RevocationStore.InstanceKey(agent.Agent.Id, instance), out revoked)))
         {
@@ -459,7 +448,8 @@ public sealed partial class PostgresFrontEnd(
     /// <summary>The hop credential for the grant's login: the password, or a token from the broker.</summary>
     private static async Task<(string? Secret, UsedCredential Used)> AcquireAsync(DatabaseGrant grant, AuthenticatedAgent agent, CancellationToken cancellationToken)
     {
-        using var acquire = GatewayTelemetry.Source.StartActivity("agentgateway.credential.acquire");
+        // The session's one credential use: acquired here, given to the upstream login (its sibling span).
+        using var acquire = GatewayTelemetry.Source.StartActivity(GatewayTelemetry.CredentialSpan);
         acquire?.SetTag(GatewayTelemetry.Tags.CredentialName, grant.Login.CredentialName);
         GatewayTelemetry.Stamp(acquire, agent.Agent.Id, user: null);
         switch (grant.Login)

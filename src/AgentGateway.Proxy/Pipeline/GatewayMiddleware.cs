@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Inspection;
@@ -33,7 +32,8 @@ internal sealed class GatewayMiddleware(
     {
         var revision = config.Current;
         var routeId = context.GetReverseProxyFeature().Route.Config.RouteId;
-        var activity = Activity.Current;
+        // Identify and policy results are attributes of the request's span, not spans of their own.
+        var activity = GatewayTelemetry.RequestSpan(context);
         activity?.SetTag(GatewayTelemetry.Tags.RouteId, routeId);
         activity?.SetTag(GatewayTelemetry.Tags.ConfigRevision, revision.Number);
         if (activity is not null && RequestTrace.AgentTraceId(context.Request) is { } agentTrace)
@@ -57,22 +57,7 @@ internal sealed class GatewayMiddleware(
             return;
         }
 
-        AuthenticationOutcome outcome;
-        using (var identify = GatewayTelemetry.Source.StartActivity("agentgateway.identify"))
-        {
-            outcome = await authenticator.AuthenticateAsync(context.Request, revision, context.RequestAborted);
-            if (outcome.Agent is { } identified)
-            {
-                GatewayTelemetry.Stamp(identify, identified.Agent.Id, user: null);
-                identify?.SetTag(GatewayTelemetry.Tags.AgentIssuer, identified.Kind);
-            }
-            else
-            {
-                identify?.SetStatus(ActivityStatusCode.Error, outcome.Refusal.Reason);
-                identify?.SetTag(GatewayTelemetry.Tags.ErrorType, outcome.Refusal.Reason);
-            }
-        }
-
+        var outcome = await authenticator.AuthenticateAsync(context.Request, revision, context.RequestAborted);
         if (outcome.Agent is not { } agent)
         {
             await refusals.WriteAsync(context, outcome.Refusal, routeId, agentId: null);
@@ -148,12 +133,16 @@ internal sealed class GatewayMiddleware(
         if (feature.Decision is { Allowed: true } && (route.Credential is null || feature.Injected is not null))
         {
             // Counted once per request, whatever the retries.
-            var status = context.Response.StatusCode;
             GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, "forwarded"));
-            GatewayTelemetry.UpstreamResponses.Add(
-                1,
-                new KeyValuePair<string, object?>(GatewayTelemetry.Tags.RouteId, route.RouteId),
-                new KeyValuePair<string, object?>(GatewayTelemetry.Tags.HttpStatusCode, status));
+            if (GatewayTelemetry.UpstreamResponses.Enabled)
+            {
+                // Boxing the status is work only a listening meter needs.
+                GatewayTelemetry.UpstreamResponses.Add(
+                    1,
+                    new KeyValuePair<string, object?>(GatewayTelemetry.Tags.RouteId, route.RouteId),
+                    new KeyValuePair<string, object?>(GatewayTelemetry.Tags.HttpStatusCode, context.Response.StatusCode));
+            }
+
             activity?.SetTag(GatewayTelemetry.Tags.Decision, "forwarded");
         }
     }
@@ -258,7 +247,7 @@ internal sealed class GatewayMiddleware(
 
         if (delegation.Delegation is { } user)
         {
-            GatewayTelemetry.Stamp(Activity.Current, agent.Agent.Id, user.Subject);
+            GatewayTelemetry.Stamp(GatewayTelemetry.RequestSpan(context), agent.Agent.Id, user.Subject);
         }
         else if (route.Credential?.RequiresDelegation == true)
         {

@@ -21,6 +21,8 @@ namespace AgentGateway.Proxy.Pipeline;
 internal sealed partial class HopCredentialTransform(
     SecretIndex secrets, RefusalWriter refusals, AuditLog audit, AgentActivity activity, ILogger<HopCredentialTransform> logger) : RequestTransform
 {
+    private StripCache _strip = new(null, new(StringComparer.Ordinal));
+
     public override async ValueTask ApplyAsync(RequestTransformContext context)
     {
         var feature = context.HttpContext.Features.Get<GatewayRequestFeature>();
@@ -30,18 +32,11 @@ internal sealed partial class HopCredentialTransform(
             return;
         }
 
-        string[] control =
-        [
-            feature.Revision.Inbound.Delegation.Header,
-            feature.Revision.Policy.TaskHeader,
-            feature.Revision.Inbound.StaticKeyHeader ?? feature.Revision.Policy.TaskHeader,
-            // The agent can neither supply nor influence the provenance assertion.
-            feature.Revision.Provenance.Options.Header,
-        ];
-        StripHeaders(context.ProxyRequest.Headers, feature.Route.Credential?.HeaderName, control);
+        var strip = StripNames(feature);
+        StripHeaders(context.ProxyRequest.Headers, strip);
         if (context.ProxyRequest.Content is { } content)
         {
-            StripHeaders(content.Headers, feature.Route.Credential?.HeaderName, control);
+            StripHeaders(content.Headers, strip);
         }
 
         if (context.HttpContext.Request.Headers.Connection.Count > 0)
@@ -65,62 +60,51 @@ internal sealed partial class HopCredentialTransform(
         }
 
         CredentialResult result;
-        using (var acquire = GatewayTelemetry.Source.StartActivity("agentgateway.credential.acquire"))
+        HopCredential? credential;
+        // One span for the whole use: the acquisition (with token-endpoint calls as its children,
+        // made only on a cache miss) and the injection.
+        using (var span = GatewayTelemetry.Source.StartActivity(GatewayTelemetry.CredentialSpan))
         {
-            Stamp(acquire, feature);
-            acquire?.SetTag(GatewayTelemetry.Tags.CredentialName, source.Name);
-            acquire?.SetTag(GatewayTelemetry.Tags.CredentialKind, source.Kind.ToString());
-            result = await source.GetAsync(feature.CredentialRequest, context.CancellationToken);
-            if (result.Credential is { } acquired)
+            var traced = GatewayTelemetry.Recorded(span);
+            if (traced is not null)
             {
-                acquire?.SetTag(GatewayTelemetry.Tags.CredentialSource, acquired.Source.ToString());
-                acquire?.SetTag(GatewayTelemetry.Tags.CredentialFingerprint, acquired.Fingerprint);
-                acquire?.SetTag(GatewayTelemetry.Tags.CredentialExpiresAt, acquired.ExpiresAt?.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+                Stamp(traced, feature);
+                traced.SetTag(GatewayTelemetry.Tags.CredentialName, source.Name);
+                traced.SetTag(GatewayTelemetry.Tags.CredentialKind, source.Kind.ToString());
             }
-            else
+
+            result = await source.GetAsync(feature.CredentialRequest, context.CancellationToken);
+            credential = result.Credential;
+            if (credential is not null && credential.HeaderName is { } header)
             {
-                acquire?.SetStatus(ActivityStatusCode.Error, "credential-unavailable");
-                acquire?.SetTag(GatewayTelemetry.Tags.ErrorType, "credential-unavailable");
+                context.ProxyRequest.Headers.TryAddWithoutValidation(header, credential.HeaderValue);
+            }
+
+            if (traced is not null)
+            {
+                Describe(traced, credential, context.DestinationPrefix);
             }
         }
 
-        if (result.Credential is not { } credential)
+        if (credential is null)
         {
             Log.CredentialUnavailable(logger, source.Name, feature.Agent.Agent.Id, result.Error!.Detail);
             await refusals.WriteAsync(context.HttpContext, Refusal.CredentialUnavailable(result.Error.Detail), feature.Route.RouteId, feature.Agent.Agent.Id);
             return;
         }
 
-        using (var inject = GatewayTelemetry.Source.StartActivity("agentgateway.credential.inject"))
-        {
-            Stamp(inject, feature);
-            if (credential.HeaderName is { } header)
-            {
-                context.ProxyRequest.Headers.TryAddWithoutValidation(header, credential.HeaderValue);
-            }
-
-            if (inject is not null)
-            {
-                inject.SetTag(GatewayTelemetry.Tags.CredentialName, credential.CredentialName);
-                inject.SetTag(GatewayTelemetry.Tags.CredentialKind, credential.Kind.ToString());
-                inject.SetTag(GatewayTelemetry.Tags.CredentialFingerprint, credential.Fingerprint);
-                inject.SetTag(GatewayTelemetry.Tags.CredentialHeader, credential.HeaderName);
-                if (Uri.TryCreate(context.DestinationPrefix, UriKind.Absolute, out var destination))
-                {
-                    inject.SetTag(GatewayTelemetry.Tags.ServerAddress, destination.Host);
-                    inject.SetTag(GatewayTelemetry.Tags.ServerPort, destination.Port);
-                }
-            }
-        }
-
         feature.Injected = credential;
         AddProvenance(context, feature, credential.CredentialName);
         secrets.Remember(credential);
         activity.Used(feature.Agent.Agent.Id, feature.Agent.Instance, credential.Kind);
-        GatewayTelemetry.CredentialUses.Add(
-            1,
-            new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialKind, credential.Kind.ToString()),
-            new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialSource, credential.Source.ToString()));
+        if (GatewayTelemetry.CredentialUses.Enabled)
+        {
+            GatewayTelemetry.CredentialUses.Add(
+                1,
+                new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialKind, credential.Kind.ToString()),
+                new KeyValuePair<string, object?>(GatewayTelemetry.Tags.CredentialSource, credential.Source.ToString()));
+        }
+
         await audit.CredentialUsedAsync(context.HttpContext, feature, credential, context.DestinationPrefix);
     }
 
@@ -138,28 +122,68 @@ internal sealed partial class HopCredentialTransform(
     }
 
     /// <summary>Who acts and where, on each of the gateway's spans.</summary>
-    private static void Stamp(Activity? activity, GatewayRequestFeature feature)
+    private static void Stamp(Activity span, GatewayRequestFeature feature)
     {
-        GatewayTelemetry.Stamp(activity, feature.Agent.Agent.Id, feature.Delegation?.Subject);
-        activity?.SetTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
-        activity?.SetTag(GatewayTelemetry.Tags.Grant, feature.Grant);
+        GatewayTelemetry.Stamp(span, feature.Agent.Agent.Id, feature.Delegation?.Subject);
+        span.SetTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
+        span.SetTag(GatewayTelemetry.Tags.Grant, feature.Grant);
+    }
+
+    /// <summary>What was used and where it went (names, fingerprint, header name; never a value), or that nothing could be.</summary>
+    private static void Describe(Activity span, HopCredential? credential, string destinationPrefix)
+    {
+        if (credential is null)
+        {
+            span.SetStatus(ActivityStatusCode.Error, "credential-unavailable");
+            span.SetTag(GatewayTelemetry.Tags.ErrorType, "credential-unavailable");
+            return;
+        }
+
+        span.SetTag(GatewayTelemetry.Tags.CredentialSource, credential.Source.ToString());
+        span.SetTag(GatewayTelemetry.Tags.CredentialFingerprint, credential.Fingerprint);
+        span.SetTag(GatewayTelemetry.Tags.CredentialExpiresAt, credential.ExpiresAt?.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        span.SetTag(GatewayTelemetry.Tags.CredentialHeader, credential.HeaderName);
+        if (Uri.TryCreate(destinationPrefix, UriKind.Absolute, out var destination))
+        {
+            span.SetTag(GatewayTelemetry.Tags.ServerAddress, destination.Host);
+            span.SetTag(GatewayTelemetry.Tags.ServerPort, destination.Port);
+        }
+    }
+
+    /// <summary>
+    /// The header names removed from the hop, as one search: every credential and untrusted header
+    /// pattern, the headers addressed to the gateway itself (the delegation, the task, the static
+    /// key, the provenance assertion, which the agent can neither supply nor influence) and the
+    /// header about to be injected, each in every spelling an upstream could read as it. Built
+    /// once per revision and injected header, so a request folds each of its header names once.
+    /// </summary>
+    private NamePatterns StripNames(GatewayRequestFeature feature)
+    {
+        var cache = Volatile.Read(ref _strip);
+        if (!ReferenceEquals(cache.Revision, feature.Revision))
+        {
+            cache = new StripCache(feature.Revision, new(StringComparer.Ordinal));
+            Volatile.Write(ref _strip, cache);
+        }
+
+        return cache.ByInjectedHeader.GetOrAdd(feature.Route.Credential?.HeaderName ?? "", static (inject, revision) =>
+        {
+            string?[] own = [revision.Inbound.Delegation.Header, revision.Policy.TaskHeader, revision.Inbound.StaticKeyHeader, revision.Provenance.Options.Header, inject];
+            return new NamePatterns([
+                .. InboundCredentials.HeaderPatterns,
+                .. UntrustedHeaders.HeaderPatterns,
+                .. own.Where(name => !string.IsNullOrEmpty(name)).Select(name => $":{NamePatterns.Fold(name!)}:")]);
+        }, feature.Revision);
     }
 
     /// <param name="headers">The outgoing headers.</param>
-    /// <param name="inject">The header about to be injected: no spelling of it may survive.</param>
-    /// <param name="control">Headers addressed to the gateway itself (the delegation, the task).</param>
-    private static void StripHeaders(HttpHeaders headers, string? inject, string[] control)
+    /// <param name="strip">The names removed (<see cref="StripNames"/>).</param>
+    private static void StripHeaders(HttpHeaders headers, NamePatterns strip)
     {
         List<string>? remove = null;
         foreach (var header in headers.NonValidated)
         {
-            if (InboundCredentials.IsCredentialHeader(header.Key)
-                || UntrustedHeaders.IsUntrusted(header.Key)
-                || InboundCredentials.SameHeader(header.Key, control[0])
-                || InboundCredentials.SameHeader(header.Key, control[1])
-                || InboundCredentials.SameHeader(header.Key, control[2])
-                || InboundCredentials.SameHeader(header.Key, control[3])
-                || (inject is not null && InboundCredentials.SameHeader(header.Key, inject)))
+            if (strip.Matches(header.Key))
             {
                 (remove ??= []).Add(header.Key);
             }
@@ -193,6 +217,8 @@ internal sealed partial class HopCredentialTransform(
             }
         }
     }
+
+    private sealed record StripCache(Configuration.GatewayRevision? Revision, System.Collections.Concurrent.ConcurrentDictionary<string, NamePatterns> ByInjectedHeader);
 
     private static partial class Log
     {

@@ -28,9 +28,6 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
 
         if (feature.Decision is null)
         {
-            using var span = GatewayTelemetry.Source.StartActivity("agentgateway.policy");
-            GatewayTelemetry.Stamp(span, feature.Agent.Agent.Id, feature.Delegation?.Subject);
-            span?.SetTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
             var request = new PolicyRequest(
                 feature.Agent.Agent,
                 feature.Route.RouteId,
@@ -56,7 +53,7 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
             }
 
             feature.Decision = decision;
-            Record(span, decision, feature);
+            Record(GatewayTelemetry.RequestSpan(context.HttpContext), decision, feature);
         }
 
         if (feature.Decision.Refusal is { } refusal)
@@ -65,6 +62,8 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
         }
     }
 
+    /// <summary>The decision on the request's span (its attributes, not a span of its own) and
+    /// what shadow policy would have refused in the log.</summary>
     private void Record(Activity? span, PolicyDecision decision, GatewayRequestFeature feature)
     {
         foreach (var shadow in decision.ShadowDenials)
@@ -72,30 +71,22 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
             Log.ShadowDenied(logger, feature.Agent.Agent.Id, feature.Route.RouteId, shadow);
         }
 
-        var outer = Activity.Current?.Parent ?? Activity.Current;
-        foreach (var activity in new[] { span, outer })
+        if (span is null)
         {
-            if (activity is null)
-            {
-                continue;
-            }
+            return;
+        }
 
-            activity.SetTag(GatewayTelemetry.Tags.Grant, decision.Grant?.Name);
-            activity.SetTag(GatewayTelemetry.Tags.PolicyRule, decision.Rule);
-            activity.SetTag(GatewayTelemetry.Tags.PolicyDecision, decision.Refusal?.Reason ?? "allowed");
-            if (decision.Refusal is { } refused)
-            {
-                activity.SetStatus(ActivityStatusCode.Error, refused.Reason);
-            }
-            if (decision.ShadowDenials.Count > 0)
-            {
-                activity.SetTag(GatewayTelemetry.Tags.PolicyShadow, string.Join("; ", decision.ShadowDenials));
-            }
+        span.SetTag(GatewayTelemetry.Tags.Grant, decision.Grant?.Name);
+        span.SetTag(GatewayTelemetry.Tags.PolicyRule, decision.Rule);
+        span.SetTag(GatewayTelemetry.Tags.PolicyDecision, decision.Refusal?.Reason ?? "allowed");
+        if (decision.ShadowDenials.Count > 0)
+        {
+            span.SetTag(GatewayTelemetry.Tags.PolicyShadow, string.Join("; ", decision.ShadowDenials));
+        }
 
-            if (feature.Task is { } task)
-            {
-                activity.SetTag(GatewayTelemetry.Tags.Task, task);
-            }
+        if (feature.Task is { } task)
+        {
+            span.SetTag(GatewayTelemetry.Tags.Task, task);
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using AgentGateway.Proxy.Audit;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Telemetry;
@@ -13,9 +12,7 @@ internal sealed partial class RefusalWriter(AuditLog audit, ILogger<RefusalWrite
 {
     public async Task WriteAsync(HttpContext context, Refusal refusal, string routeId, string? agentId)
     {
-        var activity = Activity.Current;
-        activity?.SetTag(GatewayTelemetry.Tags.Decision, refusal.Reason);
-        activity?.SetStatus(ActivityStatusCode.Error, refusal.Reason);
+        GatewayTelemetry.Refused(GatewayTelemetry.RequestSpan(context), refusal.Reason, refusal.Status, refusal.Detail);
         GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, refusal.Reason));
         if (refusal.Reason == "secret-in-request")
         {

@@ -16,7 +16,7 @@ namespace AgentGateway.Proxy.Stripping;
 public static class InboundCredentials
 {
     /// <summary>Header names that are credentials wherever the pattern appears in the name.</summary>
-    private static readonly NamePatterns Headers = new(
+    internal static readonly string[] HeaderPatterns =
     [
         "authorization",       // Authorization, Proxy-Authorization, X-Forwarded-Authorization, X-Serverless-Authorization
         "authenticat",         // X-Authenticated-User, X-Goog-Authenticated-User-Email
@@ -35,7 +35,9 @@ public static class InboundCredentials
         "client-cert", "clientcert", "ssl-client", "client-verify", "client-dn", "client-s-dn", ":x-ssl-",
         "principal",           // X-Ms-Client-Principal (identity asserted by a front end)
         "oidc",                // X-Amzn-Oidc-Accesstoken, -Identity, -Data
-    ]);
+    ];
+
+    private static readonly NamePatterns Headers = new(HeaderPatterns);
 
     /// <summary>Query parameters that carry credentials: exact names (anchored) and names containing a fragment.</summary>
     private static readonly NamePatterns Query = new(

@@ -12,7 +12,7 @@ namespace AgentGateway.Proxy.Stripping;
 /// </summary>
 public static class UntrustedHeaders
 {
-    private static readonly NamePatterns Headers = new(
+    internal static readonly string[] HeaderPatterns =
     [
         // Identity asserted by a forward-auth proxy or identity-aware proxy.
         ":x-auth-", "auth-request",                                     // oauth2-proxy X-Auth-Request-User/-Email/-Groups/-Access-Token; Keycloak gatekeeper X-Auth-*
@@ -47,7 +47,9 @@ public static class UntrustedHeaders
 
         // Method overrides: the method the policy decided on is the method that goes.
         "method-override", "methodoverride", "http-method", "httpmethod", ":x-method:",
-    ]);
+    ];
+
+    private static readonly NamePatterns Headers = new(HeaderPatterns);
 
     /// <summary>Query parameters that ask the upstream's framework to take another method:
     /// <c>_method</c> (Rails, Laravel, Symfony, Spring, Express), <c>_HttpMethod</c> (Salesforce),

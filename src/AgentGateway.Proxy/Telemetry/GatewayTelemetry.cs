@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace AgentGateway.Proxy.Telemetry;
 
@@ -35,6 +37,40 @@ public static class GatewayTelemetry
     /// <summary>Database sessions ended, by why (agent-revoked, session-expired, grant-removed, client-closed, ...).</summary>
     public static readonly Counter<long> DatabaseSessionEnds = Meter.CreateCounter<long>("agentgateway.database.session.ends", unit: "{session}", description: "Database sessions ended, by reason");
 
+    /// <summary>The one span of a credential use: acquired (token-endpoint calls, on a cache miss,
+    /// are its children) and put into the hop.</summary>
+    public const string CredentialSpan = "agentgateway.credential";
+
+    /// <summary>The event a refusal adds to the request's span.</summary>
+    public const string RefusalEvent = "agentgateway.refusal";
+
+    /// <summary>The request's server span when it is recorded for an exporter, else null. ASP.NET
+    /// Core makes a request activity even when nothing listens (for log scopes and to pass
+    /// <c>traceparent</c> on); attributes set on it would be work for nobody.</summary>
+    public static Activity? RequestSpan(HttpContext context) => Recorded(context.Features.Get<IHttpActivityFeature>()?.Activity);
+
+    /// <summary><paramref name="activity"/> when a listener asked for its data (sampled in), else null.</summary>
+    public static Activity? Recorded(Activity? activity) => activity is { IsAllDataRequested: true } ? activity : null;
+
+    /// <summary>Marks the request's span with a refusal: the decision, the error status and an
+    /// event with the reason, the status code and the detail (the problem body's, never a secret).</summary>
+    public static void Refused(Activity? span, string reason, int status, string detail)
+    {
+        if (span is null)
+        {
+            return;
+        }
+
+        span.SetTag(Tags.Decision, reason);
+        span.SetStatus(ActivityStatusCode.Error, reason);
+        span.AddEvent(new ActivityEvent(RefusalEvent, tags: new ActivityTagsCollection
+        {
+            [Tags.Decision] = reason,
+            [Tags.HttpStatusCode] = status,
+            [Tags.RefusalDetail] = detail,
+        }));
+    }
+
     /// <summary>Marks <paramref name="activity"/> with who acts: the agent and, when it acts for a
     /// user, the user and the chain (user first, then each actor), so any one span answers
     /// "who triggered this?".</summary>
@@ -66,6 +102,9 @@ public static class GatewayTelemetry
         public const string RouteId = "agentgateway.route.id";
         public const string Grant = "agentgateway.policy.grant";
         public const string Decision = "agentgateway.decision";
+
+        /// <summary>On the refusal event: the problem body's detail.</summary>
+        public const string RefusalDetail = "agentgateway.refusal.detail";
         public const string CredentialName = "agentgateway.credential.name";
         public const string CredentialKind = "agentgateway.credential.kind";
         public const string CredentialSource = "agentgateway.credential.source";

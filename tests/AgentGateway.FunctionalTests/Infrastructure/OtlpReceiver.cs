@@ -89,6 +89,7 @@ public sealed class OtlpReceiver : IAsyncDisposable
         string traceId = "", spanId = "", parent = "", name = "";
         long kind = 0, status = 0;
         var attributes = new Dictionary<string, object?>();
+        var events = new List<SpanEvent>();
         foreach (var field in Fields(bytes))
         {
             switch (field.Number)
@@ -102,13 +103,37 @@ public sealed class OtlpReceiver : IAsyncDisposable
                     var (key, value) = ReadKeyValue(field.Bytes!);
                     attributes[key] = value;
                     break;
+                case 11:
+                    events.Add(ReadEvent(field.Bytes!));
+                    break;
                 case 15:
                     status = (long)(Fields(field.Bytes!).FirstOrDefault(f => f.Number == 3).Varint);
                     break;
             }
         }
 
-        return new Span(scope, name, traceId, spanId, parent, kind, status, attributes);
+        return new Span(scope, name, traceId, spanId, parent, kind, status, attributes) { Events = events };
+    }
+
+    /// <summary>Span.Event: 2 name, 3 attributes.</summary>
+    private static SpanEvent ReadEvent(byte[] bytes)
+    {
+        var name = "";
+        var attributes = new Dictionary<string, object?>();
+        foreach (var field in Fields(bytes))
+        {
+            if (field.Number == 2)
+            {
+                name = Encoding.UTF8.GetString(field.Bytes!);
+            }
+            else if (field.Number == 3)
+            {
+                var (key, value) = ReadKeyValue(field.Bytes!);
+                attributes[key] = value;
+            }
+        }
+
+        return new SpanEvent(name, attributes);
     }
 
     private static (string Key, object? Value) ReadKeyValue(byte[] bytes)
@@ -208,5 +233,12 @@ public sealed class OtlpReceiver : IAsyncDisposable
             null => null,
             _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture),
         } : null;
+
+        public IReadOnlyList<SpanEvent> Events { get; init; } = [];
+    }
+
+    public sealed record SpanEvent(string Name, IReadOnlyDictionary<string, object?> Attributes)
+    {
+        public string? Attribute(string name) => Attributes.TryGetValue(name, out var value) ? Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) : null;
     }
 }

@@ -9,8 +9,8 @@ using AgentGateway.Host;
 namespace AgentGateway.FunctionalTests.Telemetry;
 
 /// <summary>
-/// Every credential use is an auditable span, exported over OTLP to a real receiver, and a
-/// hash-chained audit record; no secret reaches any sink.
+/// Every credential use is a span, exported over OTLP to a real receiver, and a hash-chained audit
+/// record, which stays complete whatever the sampling; no secret reaches any sink.
 /// </summary>
 [Collection(GatewayCollection.Name)]
 public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
@@ -31,63 +31,79 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task One_request_over_an_on_behalf_of_hop_is_traced_from_identity_to_injection()
+    public async Task A_request_is_its_server_span_one_span_per_credential_use_and_the_upstream_call()
     {
         var userToken = await fx.UserTokenAsync("alice");
         var agentToken = await fx.AgentTokenAsync();
-        string traceId;
+        var traceIds = new List<string>();
         await using (var gateway = await GatewayInstance.StartAsync(Observed(fx.Config(withRedis: true))))
         {
-            using var response = await SendAsync(gateway, "/crm-obo/accounts", agentToken, ("Subject-Token", userToken));
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            traceId = response.Headers.TryGetValues("traceparent", out var values) ? values.Single().Split('-')[1] : "";
+            // The first use fetches the hop token, the second takes it from the cache.
+            for (var i = 0; i < 2; i++)
+            {
+                using var response = await SendAsync(gateway, "/crm-obo/accounts", agentToken, ("Subject-Token", userToken));
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
         }
 
         var spans = _otlp.Spans;
-        var server = Assert.Single(spans, s => s.Kind == 2 && s.Attribute("agentgateway.route.id") == "crm-obo");
-        var trace = spans.Where(s => s.TraceId == server.TraceId).ToList();
-        var identify = Assert.Single(trace, s => s.Name == "agentgateway.identify");
-        var policy = Assert.Single(trace, s => s.Name == "agentgateway.policy");
-        var acquire = Assert.Single(trace, s => s.Name == "agentgateway.credential.acquire");
-        var inject = Assert.Single(trace, s => s.Name == "agentgateway.credential.inject");
-
-        Assert.Equal(server.SpanId, identify.ParentSpanId);
-        Assert.True(DescendsFrom(policy, server, trace), "the policy span belongs under the request");
-        Assert.True(DescendsFrom(acquire, server, trace), "the acquisition span belongs under the request");
-        Assert.True(DescendsFrom(inject, server, trace), "the injection span belongs under the request");
-        // The token exchange the acquisition made is its child: an HttpClient span to the token endpoint.
-        Assert.Contains(trace, s => s.Kind == 3 && DescendsFrom(s, acquire, trace) && s.Attribute("url.full")?.Contains("/connect/token", StringComparison.Ordinal) == true);
-        // The forwarded request: a client span with the upstream's status.
-        Assert.Contains(trace, s => s.Kind == 3 && s.Attribute("http.response.status_code") == "200" && s.Attribute("server.port") == new Uri(fx.Crm.Url).Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
-
-        foreach (var span in new[] { identify, policy, acquire, inject })
+        var servers = spans.Where(s => s.Kind == 2 && s.Attribute("agentgateway.route.id") == "crm-obo").ToList();
+        Assert.Equal(2, servers.Count);
+        foreach (var (server, miss) in new[] { (servers[0], true), (servers[1], false) })
         {
-            Assert.Equal("AgentGateway", span.Scope);
-            Assert.Equal("support-bot", span.Attribute("agentgateway.agent.id"));
+            var trace = spans.Where(s => s.TraceId == server.TraceId).ToList();
+
+            // Identify and policy are attributes of the request's span, not spans of their own.
+            Assert.Equal("support-bot", server.Attribute("agentgateway.agent.id"));
+            Assert.NotNull(server.Attribute("agentgateway.agent.issuer"));
+            Assert.Equal("crm-for-users", server.Attribute("agentgateway.policy.grant"));
+            Assert.Equal("allowed", server.Attribute("agentgateway.policy.decision"));
+            Assert.Equal("forwarded", server.Attribute("agentgateway.decision"));
+            Assert.Empty(server.Events);
+
+            // The gateway's one span of its own: the credential use, directly under the request.
+            var credential = Assert.Single(trace, s => s.Scope == "AgentGateway");
+            Assert.Equal("agentgateway.credential", credential.Name);
+            Assert.Equal(server.SpanId, credential.ParentSpanId);
+            Assert.Equal("crm-obo", credential.Attribute("agentgateway.credential.name"));
+            Assert.Equal("OAuthTokenExchange", credential.Attribute("agentgateway.credential.kind"));
+            Assert.StartsWith("fp:", credential.Attribute("agentgateway.credential.fingerprint"), StringComparison.Ordinal);
+            Assert.NotNull(credential.Attribute("agentgateway.credential.expires_at"));
+            Assert.Equal("Authorization", credential.Attribute("agentgateway.credential.header"));
+            Assert.Equal(new Uri(fx.Crm.Url).Host, credential.Attribute("server.address"));
+            Assert.Equal("crm-for-users", credential.Attribute("agentgateway.policy.grant"));
+
+            // Token-endpoint calls are the credential span's children, and only on a cache miss.
+            var children = trace.Where(s => s.ParentSpanId == credential.SpanId).ToList();
+            if (miss)
+            {
+                Assert.Equal("Fetched", credential.Attribute("agentgateway.credential.source"));
+                Assert.Contains(children, s => s.Kind == 3 && s.Attribute("url.full")?.Contains("/connect/token", StringComparison.Ordinal) == true);
+            }
+            else
+            {
+                Assert.Equal("LocalCache", credential.Attribute("agentgateway.credential.source"));
+                Assert.Empty(children);
+            }
+
+            // The forwarded request: a client span under the request, with the upstream's status.
+            var upstream = Assert.Single(trace, s => s.Kind == 3 && s.Attribute("server.port") == new Uri(fx.Crm.Url).Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(server.SpanId, upstream.ParentSpanId);
+            Assert.Equal("200", upstream.Attribute("http.response.status_code"));
+
+            // Who acts, on every span the gateway makes or describes.
+            foreach (var span in new[] { server, credential })
+            {
+                Assert.Equal("support-bot", span.Attribute("agentgateway.agent.id"));
+                Assert.Equal("alice", span.Attribute("agentgateway.delegation.user"));
+                Assert.Equal("alice,support-bot", span.Attribute("agentgateway.delegation.chain"));
+            }
+
+            traceIds.Add(server.TraceId);
         }
 
-        foreach (var span in new[] { server, policy, acquire, inject })
-        {
-            Assert.Equal("alice", span.Attribute("agentgateway.delegation.user"));
-            Assert.Equal("alice,support-bot", span.Attribute("agentgateway.delegation.chain"));
-        }
-
-        Assert.Equal("crm-for-users", policy.Attribute("agentgateway.policy.grant"));
-        Assert.Equal("allowed", policy.Attribute("agentgateway.policy.decision"));
-        Assert.Equal("crm-obo", acquire.Attribute("agentgateway.credential.name"));
-        Assert.Equal("OAuthTokenExchange", acquire.Attribute("agentgateway.credential.kind"));
-        Assert.Equal("Fetched", acquire.Attribute("agentgateway.credential.source"));
-        Assert.StartsWith("fp:", acquire.Attribute("agentgateway.credential.fingerprint"), StringComparison.Ordinal);
-        Assert.NotNull(acquire.Attribute("agentgateway.credential.expires_at"));
-        Assert.Equal("Authorization", inject.Attribute("agentgateway.credential.header"));
-        Assert.Equal(new Uri(fx.Crm.Url).Host, inject.Attribute("server.address"));
-        Assert.Equal(acquire.Attribute("agentgateway.credential.fingerprint"), inject.Attribute("agentgateway.credential.fingerprint"));
-        Assert.Equal("forwarded", server.Attribute("agentgateway.decision"));
-        if (traceId.Length > 0)
-        {
-            Assert.Equal(traceId, server.TraceId);
-        }
-
+        Assert.Equal(traceIds, await AuditTraceIdsAsync("credential-use"));
+        Assert.Equal(2, fx.Crm.Received.Count);
         fx.Crm.AssertNeverSaw(agentToken);
         fx.Crm.AssertNeverSaw(userToken);
     }
@@ -106,6 +122,59 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal("grant-missing", server.Attribute("agentgateway.decision"));
         Assert.Equal(2, server.Status);
         Assert.Equal("support-bot", server.Attribute("agentgateway.agent.id"));
+        var refusal = Assert.Single(server.Events);
+        Assert.Equal("agentgateway.refusal", refusal.Name);
+        Assert.Equal("grant-missing", refusal.Attribute("agentgateway.decision"));
+        Assert.Equal("403", refusal.Attribute("http.response.status_code"));
+        Assert.Contains("billing", refusal.Attribute("agentgateway.refusal.detail"), StringComparison.Ordinal);
+        Assert.DoesNotContain(_otlp.Spans, s => s.TraceId == server.TraceId && s.Scope == "AgentGateway");
+    }
+
+    [Fact]
+    public async Task Sampled_out_requests_leave_no_span_yet_every_audit_record_and_pass_their_trace_on()
+    {
+        var token = await fx.AgentTokenAsync();
+        var config = Observed(fx.Config(withRedis: false));
+        config["OTEL_TRACES_SAMPLER"] = "traceidratio";
+        config["OTEL_TRACES_SAMPLER_ARG"] = "0";
+        await using (var gateway = await GatewayInstance.StartAsync(config))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                using var response = await gateway.GetAsAgentAsync("/crm/accounts", token);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+
+        // Disposing the gateway flushed its exporters: metrics came, spans did not.
+        Assert.Contains(_otlp.Payloads, p => p.Path == "/v1/metrics");
+        Assert.Empty(_otlp.Spans);
+        var audited = await AuditTraceIdsAsync("credential-use");
+        Assert.Equal(3, audited.Count);
+        Assert.Equal(audited, UpstreamTraceIds(3));
+        Assert.All(Enumerable.Range(0, 3), i => Assert.EndsWith("-00", fx.Crm.Header(i, "traceparent"), StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Exporting_nothing_registers_no_telemetry_and_still_passes_the_audited_trace_on()
+    {
+        var token = await fx.AgentTokenAsync();
+        var config = fx.Config(withRedis: false);
+        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = _audit };
+        await using (var gateway = await GatewayInstance.StartAsync(config))
+        {
+            Assert.Null(gateway.Services.GetService(typeof(OpenTelemetry.Trace.TracerProvider)));
+            Assert.Null(gateway.Services.GetService(typeof(OpenTelemetry.Metrics.MeterProvider)));
+            for (var i = 0; i < 2; i++)
+            {
+                using var response = await gateway.GetAsAgentAsync("/crm/accounts", token);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+
+        var audited = await AuditTraceIdsAsync("credential-use");
+        Assert.Equal(2, audited.Count);
+        Assert.Equal(audited, UpstreamTraceIds(2));
     }
 
     [Fact]
@@ -235,21 +304,15 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
         return config;
     }
 
-    private static bool DescendsFrom(OtlpReceiver.Span span, OtlpReceiver.Span ancestor, IReadOnlyList<OtlpReceiver.Span> trace)
-    {
-        var current = span;
-        for (var depth = 0; depth < 10 && current is not null; depth++)
-        {
-            if (current.ParentSpanId == ancestor.SpanId)
-            {
-                return true;
-            }
+    /// <summary>The trace ids of the audit records of <paramref name="event"/>, in order.</summary>
+    private async Task<List<string>> AuditTraceIdsAsync(string @event) =>
+        [.. (await File.ReadAllLinesAsync(_audit)).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("event").GetString() == @event)
+            .Select(r => r.GetProperty("traceId").GetString()!)];
 
-            current = trace.FirstOrDefault(s => s.SpanId == current.ParentSpanId);
-        }
-
-        return false;
-    }
+    /// <summary>The trace ids of the <c>traceparent</c> headers the CRM upstream received, in order.</summary>
+    private List<string> UpstreamTraceIds(int count) =>
+        [.. Enumerable.Range(0, count).Select(i => fx.Crm.Header(i, "traceparent")?.Split('-')[1] ?? "(none)")];
 
     private static async Task<(int Code, string Error)> VerifyAsync(string file)
     {
