@@ -19,6 +19,22 @@ public sealed class SecretIndexTests
     }
 
     [Fact]
+    public void A_token_is_found_in_whichever_run_of_a_text_it_is()
+    {
+        var index = new SecretIndex();
+        const string token = "AbCdEfGhIjKlMnOpQrStUvWx";
+        index.Remember(new HopCredential("crm", CredentialKind.OAuthClientCredentials, "Authorization", "Bearer " + token, "fp", CredentialSource.Fetched, null));
+
+        // Runs are cut at every character a token cannot hold, ASCII or not.
+        Assert.True(index.ContainsToken(token));
+        Assert.True(index.ContainsToken("a b, c; [" + token + "]"));
+        Assert.True(index.ContainsToken("shortrun=" + token + "&more=long-enough-run"));
+        Assert.True(index.ContainsToken("é" + token + "é"));
+        Assert.False(index.ContainsToken("x" + token));
+        Assert.False(index.ContainsToken(token + "~"));
+    }
+
+    [Fact]
     public void A_token_is_found_between_the_slashes_of_a_path_even_when_it_holds_slashes_itself()
     {
         var index = new SecretIndex();
