@@ -79,6 +79,9 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<AgentGateway.Proxy.Database.PostgresFrontEnd>();
         services.TryAddSingleton<AgentGateway.Proxy.Database.PostgresListener>();
         services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Database.PostgresListener>());
+        services.TryAddSingleton<AgentGateway.Proxy.Sessions.LiveSessionRegistry>();
+        services.TryAddSingleton<AgentGateway.Proxy.Sessions.ILiveSessionRegistry>(static sp => sp.GetRequiredService<AgentGateway.Proxy.Sessions.LiveSessionRegistry>());
+        services.AddHostedService<AgentGateway.Proxy.Sessions.SessionFeeds>();
         services.TryAddSingleton<InProcessPolicyStateStore>();
         services.TryAddSingleton<IPolicyStateStore>(static sp => sp.GetRequiredService<InProcessPolicyStateStore>());
         services.TryAddSingleton<UnauthorizedResponseTransform>();

@@ -143,6 +143,21 @@ public sealed partial class AuditLog : IAsyncDisposable
             DurationMs = facts.Duration is { } duration ? (long)duration.TotalMilliseconds : null,
         });
 
+    /// <summary>The gateway ended a live session (a stream, a tunnel, a long request, a database
+    /// session): revoked, expired, its grant removed, over its rate. Called off the request's own
+    /// flow (a timer, the revocation channel), so the session's trace id is passed in.</summary>
+    public ValueTask SessionEndedAsync(string traceId, string agentId, string? user, string resource, string? grant, string? method, string reason, string detail) =>
+        EnqueueAsync(new Entry("session-end", _time.GetUtcNow(), traceId)
+        {
+            Agent = agentId,
+            User = user,
+            Route = resource,
+            Grant = grant,
+            Method = method,
+            Reason = reason,
+            Detail = detail,
+        });
+
     /// <summary>An entry with what is known of a request that passed identification and policy.</summary>
     private Entry ForRequest(string kind, HttpContext context, GatewayRequestFeature feature) =>
         new(kind, _time.GetUtcNow(), RequestTrace.Id(context))

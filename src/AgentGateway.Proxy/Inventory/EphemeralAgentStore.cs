@@ -79,6 +79,13 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
         return true;
     }
 
+    /// <summary>The ephemeral agent <paramref name="id"/>, compiled against <paramref name="revision"/>'s grants.</summary>
+    public bool TryResolve(GatewayRevision revision, string id, out Agent? agent)
+    {
+        agent = _byId.TryGetValue(id, out var registered) ? registered.For(revision) : null;
+        return agent is not null;
+    }
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (_redis is null)
@@ -273,6 +280,11 @@ public sealed class AgentResolver(EphemeralAgentStore ephemeral)
         instance = null;
         return ephemeral.TryResolve(revision, identity, out agent);
     }
+
+    /// <summary>The agent <paramref name="id"/> as <paramref name="revision"/> has it (configured,
+    /// a class, or ephemeral), e.g. to decide an open session again after a reload.</summary>
+    public bool TryGet(GatewayRevision revision, string id, out Agent? agent) =>
+        revision.Agents.TryGet(id, out agent) || ephemeral.TryResolve(revision, id, out agent);
 }
 
 [JsonSerializable(typeof(EphemeralAgent))]

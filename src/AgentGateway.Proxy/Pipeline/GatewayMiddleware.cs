@@ -4,6 +4,7 @@ using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Inventory;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
+using AgentGateway.Proxy.Sessions;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
@@ -26,7 +27,10 @@ internal sealed class GatewayMiddleware(
     SecretIndex secrets,
     RevocationStore revocations,
     AgentActivity activityLog,
-    RefusalWriter refusals)
+    RefusalWriter refusals,
+    LiveSessionRegistry sessions,
+    AgentResolver resolver,
+    Audit.AuditLog audit)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -66,6 +70,23 @@ internal sealed class GatewayMiddleware(
 
         GatewayTelemetry.Stamp(activity, agent.Agent.Id, user: null);
         activity?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Kind);
+
+        // Registered before the revocation check below, so a revocation arriving in between still
+        // finds it; from here to the last byte, revocation, expiry and reloads reach this request.
+        var session = new HttpSession(context, agent, routeId, resolver, audit);
+        using var registration = sessions.Register(session);
+        session.Registration = registration;
+        if (agent.Agent.ExpiresAt is { } agentExpiry)
+        {
+            registration.EndNoLaterThan(agentExpiry, SessionEnd.AgentExpired(agent.Agent.Id));
+        }
+
+        if (agent.ExpiresAt is { } proofExpiry)
+        {
+            // As long as the gateway would still accept the token: its exp plus the issuer's clock skew.
+            registration.EndNoLaterThan(proofExpiry + (agent.Issuer?.ClockSkew ?? TimeSpan.Zero), SessionEnd.Expired);
+        }
+
         if (revocations.TryGet(agent.Agent.Id, out var revoked)
             || (agent.Instance is { } instance && revocations.TryGet(RevocationStore.InstanceKey(agent.Agent.Id, instance), out revoked)))
         {
@@ -93,7 +114,13 @@ internal sealed class GatewayMiddleware(
             return;
         }
 
-        var feature = new GatewayRequestFeature(revision, agent, route, delegation, body, task);
+        if (delegation?.ExpiresAt is { } userExpiry)
+        {
+            registration.EndNoLaterThan(userExpiry + (agent.Issuer?.ClockSkew ?? TimeSpan.Zero), SessionEnd.Expired);
+        }
+
+        var feature = new GatewayRequestFeature(revision, agent, route, delegation, body, task) { Session = session };
+        session.Feature = feature;
         context.Features.Set(feature);
         var agentBody = context.Response.Body;
         try
@@ -122,6 +149,13 @@ internal sealed class GatewayMiddleware(
         finally
         {
             context.Response.Body = agentBody;
+        }
+
+        if (session.EndedBy is not null)
+        {
+            // Ended by the gateway (revoked, expired, grant removed): already recorded, and the
+            // exchange is aborted, so nothing more can be said to the agent.
+            return;
         }
 
         if (context.Features.Get<IForwarderErrorFeature>() is { } failure && !context.Response.HasStarted)

@@ -42,6 +42,9 @@ public sealed class GatewayRequestFeature(
     /// <summary>Whether the one retry has been used.</summary>
     public bool Retried { get; set; }
 
+    /// <summary>The request as a live session: ended on revocation, expiry or a reload that removes its grant.</summary>
+    internal HttpSession? Session { get; init; }
+
     /// <summary>The stream masking echoed secrets in the agent's response body, once the response guard has put it there.</summary>
     internal SecretMaskingStream? Masking { get; set; }
 

@@ -71,6 +71,8 @@ public static class GatewayTelemetry
         }));
     }
 
+    public static readonly Counter<long> SessionsEnded = Meter.CreateCounter<long>("agentgateway.sessions.ended", unit: "{session}", description: "Live sessions (streams, tunnels, long requests) the gateway ended, by reason");
+
     /// <summary>Marks <paramref name="activity"/> with who acts: the agent and, when it acts for a
     /// user, the user and the chain (user first, then each actor), so any one span answers
     /// "who triggered this?".</summary>
@@ -144,5 +146,8 @@ public static class GatewayTelemetry
 
         /// <summary>The trace id of the agent's own <c>traceparent</c>: its claim, not the request's trace.</summary>
         public const string AgentTraceId = "agentgateway.agent.trace_id";
+
+        /// <summary>Why the gateway ended a live session (<c>agent-revoked</c>, <c>session-expired</c>, ...).</summary>
+        public const string SessionEnd = "agentgateway.session.end";
     }
 }

@@ -1,0 +1,29 @@
+namespace AgentGateway.Proxy.Sessions;
+
+/// <summary>Why a live session ended: a stable reason (audit, metrics, the agent's error) and a
+/// sentence for people. Never a secret.</summary>
+public sealed record SessionEnd(string Reason, string Message)
+{
+    public static SessionEnd Revoked(string agentId) => new("agent-revoked", $"agent '{agentId}' was revoked");
+
+    public static SessionEnd AgentExpired(string agentId) => new("agent-expired", $"agent '{agentId}' is past its expiry");
+
+    /// <summary>The proof the session was opened with (the agent's token, its user's token, its
+    /// certificate) or the session's maximum lifetime ran out.</summary>
+    public static readonly SessionEnd Expired = new("session-expired", "the agent's credential (or the session's maximum lifetime) has expired; connect again with a fresh token");
+
+    /// <summary>A reload took away (or changed) the grant the session was opened under.</summary>
+    public static SessionEnd GrantRemoved(string why) => new("grant-removed", why);
+
+    /// <summary>A message on the session went over its grant's rate limit.</summary>
+    public static SessionEnd RateLimited(string why) => new("rate-limited", why);
+
+    public static readonly SessionEnd ClientClosed = new("client-closed", "the agent closed the connection");
+
+    public static readonly SessionEnd ServerClosed = new("server-closed", "the upstream closed the connection");
+
+    public static readonly SessionEnd Shutdown = new("shutdown", "the gateway is shutting down");
+
+    /// <summary>Whether the gateway ended it (and so owes the agent an explanation where the protocol has one).</summary>
+    public bool ByGateway => Reason is not ("client-closed" or "server-closed");
+}
