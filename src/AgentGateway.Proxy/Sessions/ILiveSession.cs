@@ -20,7 +20,8 @@ public interface ILiveSession
     SessionEnd? Recheck(GatewayRevision revision);
 
     /// <summary>Ends the session, telling the agent why where its protocol can. Called at most once
-    /// by the registry, from any thread (a timer, the revocation channel, a reload); must not block.</summary>
+    /// by the registry, from any thread (a timer, the revocation channel, a reload), and never after
+    /// the session's registration was disposed; must not block (start the closing and return).</summary>
     void End(SessionEnd end);
 }
 

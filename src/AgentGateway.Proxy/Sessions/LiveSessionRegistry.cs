@@ -110,21 +110,27 @@ public sealed partial class LiveSessionRegistry : ILiveSessionRegistry, IDisposa
     /// <summary>Ends one session: at most once, whoever asks first.</summary>
     internal void End(SessionRegistration registration, SessionEnd end)
     {
-        if (!registration.TryMarkEnded())
+        // Under the registration's lock, which its Dispose takes too: once the connection has
+        // closed by itself, no end can still be on its way to it (an HTTP context, for one, serves
+        // the connection's next request afterwards).
+        lock (registration.EndGate)
         {
-            return;
-        }
+            if (!registration.TryMarkEnded())
+            {
+                return;
+            }
 
-        _live.TryRemove(registration, out _);
-        GatewayTelemetry.SessionsEnded.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.SessionEnd, end.Reason));
-        Log.Ended(_logger, registration.Session.AgentId, end.Reason, end.Message);
-        try
-        {
-            registration.Session.End(end);
-        }
-        catch (Exception ex)
-        {
-            Log.EndFailed(_logger, ex, registration.Session.AgentId);
+            _live.TryRemove(registration, out _);
+            GatewayTelemetry.SessionsEnded.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.SessionEnd, end.Reason));
+            Log.Ended(_logger, registration.Session.AgentId, end.Reason, end.Message);
+            try
+            {
+                registration.Session.End(end);
+            }
+            catch (Exception ex)
+            {
+                Log.EndFailed(_logger, ex, registration.Session.AgentId);
+            }
         }
     }
 
@@ -262,9 +268,15 @@ public sealed class SessionRegistration : IDisposable
 
     public void Dispose()
     {
-        Interlocked.Exchange(ref _ended, 1);
+        lock (EndGate)
+        {
+            Interlocked.Exchange(ref _ended, 1);
+        }
+
         _registry.Unregister(this);
     }
+
+    internal Lock EndGate { get; } = new();
 
     internal bool TryMarkEnded() => Interlocked.Exchange(ref _ended, 1) == 0;
 }
