@@ -82,6 +82,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<AgentGateway.Proxy.Sessions.LiveSessionRegistry>();
         services.TryAddSingleton<AgentGateway.Proxy.Sessions.ILiveSessionRegistry>(static sp => sp.GetRequiredService<AgentGateway.Proxy.Sessions.LiveSessionRegistry>());
         services.AddHostedService<AgentGateway.Proxy.Sessions.SessionFeeds>();
+        services.TryAddSingleton<AgentGateway.Proxy.Tunnels.WebSocketTunnels>();
         services.TryAddSingleton<InProcessPolicyStateStore>();
         services.TryAddSingleton<IPolicyStateStore>(static sp => sp.GetRequiredService<InProcessPolicyStateStore>());
         services.TryAddSingleton<UnauthorizedResponseTransform>();

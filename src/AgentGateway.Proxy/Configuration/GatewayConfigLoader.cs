@@ -42,6 +42,9 @@ public sealed class GatewayConfigLoader(
 
     public const string RouteLlmProviderMetadataKey = "LlmProvider";
 
+    /// <summary>The protocol upgrade a route lets through (<c>WebSocket</c>); absent, none.</summary>
+    public const string RouteUpgradeMetadataKey = "Upgrade";
+
     private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin", "Provenance", "Databases"];
 
     /// <summary>Without a configured key: one generated per process, so a reload keeps it.</summary>
@@ -788,6 +791,31 @@ public sealed class GatewayConfigLoader(
                 {
                     problems.Add($"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteProvenanceMetadataKey}", "must be true or false");
                 }
+            }
+        }
+
+        // Tunnels are opt-in per route, and WebSocket is the only kind: its messages are framed, so
+        // the gateway can count them and read what comes back to the agent. A route that inspects
+        // bodies never opens one: the messages would pass uninspected.
+        foreach (var route in routes)
+        {
+            if (route.Metadata?.TryGetValue(RouteUpgradeMetadataKey, out var upgrade) != true || !result.TryGetValue(route.RouteId, out var compiled))
+            {
+                continue;
+            }
+
+            var path = $"ReverseProxy:Routes:{route.RouteId}:Metadata:{RouteUpgradeMetadataKey}";
+            if (!string.Equals(upgrade, "WebSocket", StringComparison.Ordinal))
+            {
+                problems.Add(path, "must be WebSocket, the only protocol upgrade the gateway lets through (leave it out for none)");
+            }
+            else if (compiled.Inspect != BodyKind.None)
+            {
+                problems.Add(path, $"a route that inspects bodies (Metadata:{RouteInspectMetadataKey}) never opens tunnels: their messages would not be inspected");
+            }
+            else
+            {
+                result[route.RouteId] = compiled with { WebSockets = true };
             }
         }
 

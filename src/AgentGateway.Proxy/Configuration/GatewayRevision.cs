@@ -65,6 +65,10 @@ public sealed record GatewayRoute(string RouteId, string CredentialName, ICreden
     /// <summary>On LLM routes: whose request shapes it speaks, so the model is read where that
     /// provider reads it (<c>Metadata:LlmProvider</c>, default OpenAI).</summary>
     public LlmProvider LlmProvider { get; init; }
+
+    /// <summary>WebSockets may open on this route (<c>Metadata:Upgrade = WebSocket</c>); every other
+    /// protocol upgrade, and WebSockets elsewhere, are refused.</summary>
+    public bool WebSockets { get; init; }
 }
 
 /// <summary>The admin API's callers (an issuer and its allowed subjects) and the dormancy period.</summary>

@@ -36,12 +36,34 @@ public static class BodyInspector
         MaxDepth = MaxDepth,
     };
 
-    /// <summary>Reads, checks and parses the body; on success the request body is the buffered copy.</summary>
+    /// <summary>Reads, checks and parses the body; on success the request body is the buffered copy.
+    /// Whether there is a body is the server's judgement, not the headers': an HTTP/2 or HTTP/3
+    /// request streams one without any length, and every body that can follow is read and decided
+    /// on, whatever the method. A request with nothing after its headers (an MCP GET stream, the
+    /// DELETE of a session, a model list) is bodiless and decided by method and path.</summary>
     public static async ValueTask<(InspectedBody? Body, Refusal Refusal)> InspectAsync(HttpRequest request, BodyKind kind, int limit, CancellationToken cancellationToken)
     {
-        var hasBody = request.ContentLength > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0);
-        if (!hasBody)
+        if (!Pipeline.RequestFraming.CanHaveBody(request.HttpContext))
         {
+            return (InspectedBody.Empty(kind), default);
+        }
+
+        if (request.ContentLength > limit)
+        {
+            return (null, Refusal.BodyTooLarge($"inspected bodies are limited to {limit} bytes"));
+        }
+
+        // Read before anything else is judged: an empty body (a stream ended with an empty frame)
+        // is no body, whatever headers came with it.
+        var (bytes, tooLarge) = await ReadAsync(request.Body, request.ContentLength, limit, cancellationToken);
+        if (tooLarge)
+        {
+            return (null, Refusal.BodyTooLarge($"inspected bodies are limited to {limit} bytes"));
+        }
+
+        if (bytes.IsEmpty)
+        {
+            Forward(request, bytes);
             return (InspectedBody.Empty(kind), default);
         }
 
@@ -60,17 +82,6 @@ public static class BodyInspector
             return Refuse("the body must be 'application/json' (UTF-8)");
         }
 
-        if (request.ContentLength > limit)
-        {
-            return (null, Refusal.BodyTooLarge($"inspected bodies are limited to {limit} bytes"));
-        }
-
-        var (bytes, tooLarge) = await ReadAsync(request.Body, request.ContentLength, limit, cancellationToken);
-        if (tooLarge)
-        {
-            return (null, Refusal.BodyTooLarge($"inspected bodies are limited to {limit} bytes"));
-        }
-
         var shape = CheckStrict(bytes.Span);
         if (shape is not null)
         {
@@ -84,13 +95,18 @@ public static class BodyInspector
             return Refuse(why!);
         }
 
-        // The forwarder sends exactly these bytes, and no more.
+        Forward(request, bytes);
+        return (body, default);
+    }
+
+    /// <summary>The forwarder sends exactly these bytes, and no more, framed by their length.</summary>
+    private static void Forward(HttpRequest request, ReadOnlyMemory<byte> bytes)
+    {
         request.Body = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var array)
             ? new MemoryStream(array.Array!, array.Offset, array.Count, writable: false)
             : new MemoryStream(bytes.ToArray(), writable: false);
         request.ContentLength = bytes.Length;
         request.Headers.TransferEncoding = default;
-        return (body, default);
     }
 
     private static (InspectedBody?, Refusal) Refuse(string detail) => (null, Refusal.BadRequest(detail));

@@ -37,6 +37,10 @@ public sealed record InspectedBody(BodyKind Kind, string? Method, string? Target
     /// <summary><c>completion/complete</c>: what its <c>params.ref</c> names, as (<c>ref/prompt</c>,
     /// name) or (<c>ref/resource</c>, URI template); null when it names neither.</summary>
     public (string Type, string Name)? CompletionRef { get; init; }
+
+    /// <summary>Nothing followed the headers (an MCP GET stream, a DELETE, a model list): there is
+    /// no call, tool or model to decide on, so method and path decide.</summary>
+    public bool IsBodiless => Bytes.IsEmpty;
 }
 
 /// <summary>The MCP name rules the gateway holds bodies and patterns to.</summary>

@@ -6,6 +6,7 @@ using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Sessions;
 using AgentGateway.Proxy.Telemetry;
+using AgentGateway.Proxy.Tunnels;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
@@ -30,7 +31,8 @@ internal sealed class GatewayMiddleware(
     RefusalWriter refusals,
     LiveSessionRegistry sessions,
     AgentResolver resolver,
-    Audit.AuditLog audit)
+    Audit.AuditLog audit,
+    WebSocketTunnels tunnels)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -46,6 +48,14 @@ internal sealed class GatewayMiddleware(
             activity.SetTag(GatewayTelemetry.Tags.AgentTraceId, agentTrace);
         }
 
+        if (RequestFraming.Ambiguity(context.Request) is { } ambiguity)
+        {
+            // Before anything else, on every route: which bytes are this request's is in doubt.
+            CloseConnectionAfter(context);
+            await refusals.WriteAsync(context, Refusal.BadRequest($"ambiguous framing ({ambiguity}) is never forwarded"), routeId, agentId: null);
+            return;
+        }
+
         if (IsEchoMethod(context.Request.Method))
         {
             // TRACE/TRACK make the upstream send the request back, with the credential the
@@ -59,6 +69,28 @@ internal sealed class GatewayMiddleware(
             // YARP is still switching to the revision that dropped this route.
             await refusals.WriteAsync(context, Refusal.ConfigurationChanging($"route '{routeId}' is being reconfigured; retry"), routeId, agentId: null);
             return;
+        }
+
+        var (switching, what) = ProtocolSwitch.Classify(context);
+        if (switching == SwitchKind.Other || (switching == SwitchKind.WebSocket && !route.WebSockets))
+        {
+            // A tunnel carries whatever its ends like past every check made on requests: only a
+            // route that opted in gets one, and only a WebSocket, whose messages the gateway reads.
+            CloseConnectionAfter(context);
+            await refusals.WriteAsync(
+                context,
+                HttpMethods.IsConnect(context.Request.Method) && switching == SwitchKind.Other
+                    ? Refusal.MethodNotAllowed("CONNECT opens a tunnel, which the gateway never forwards")
+                    : Refusal.BadRequest($"route '{routeId}' does not let {what} through" + (route.Inspect != BodyKind.None ? ": its messages would not be inspected" : "")),
+                routeId,
+                agentId: null);
+            return;
+        }
+
+        if (switching == SwitchKind.Declined)
+        {
+            // Answered in HTTP/1.1; an upstream that switches protocols anyway gets no tunnel.
+            context.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature>(NoUpgrade.Instance);
         }
 
         var outcome = await authenticator.AuthenticateAsync(context.Request, revision, context.RequestAborted);
@@ -119,9 +151,14 @@ internal sealed class GatewayMiddleware(
             registration.EndNoLaterThan(userExpiry + (agent.Issuer?.ClockSkew ?? TimeSpan.Zero), SessionEnd.Expired);
         }
 
-        var feature = new GatewayRequestFeature(revision, agent, route, delegation, body, task) { Session = session };
+        var feature = new GatewayRequestFeature(revision, agent, route, delegation, body, task) { Session = session, WebSocket = switching == SwitchKind.WebSocket };
         session.Feature = feature;
         context.Features.Set(feature);
+        if (feature.WebSocket)
+        {
+            tunnels.Prepare(context, feature);
+        }
+
         var agentBody = context.Response.Body;
         try
         {
@@ -151,10 +188,11 @@ internal sealed class GatewayMiddleware(
             context.Response.Body = agentBody;
         }
 
-        if (session.EndedBy is not null)
+        if (session.EndedBy is not null || context.RequestAborted.IsCancellationRequested)
         {
-            // Ended by the gateway (revoked, expired, grant removed): already recorded, and the
-            // exchange is aborted, so nothing more can be said to the agent.
+            // Ended by the gateway (revoked, expired, grant removed: already recorded), or by the
+            // agent, which went away (an event stream it closed): nobody is left to answer, and
+            // nothing was refused.
             return;
         }
 
@@ -178,6 +216,20 @@ internal sealed class GatewayMiddleware(
             }
 
             activity?.SetTag(GatewayTelemetry.Tags.Decision, "forwarded");
+        }
+    }
+
+    /// <summary>After a refusal whose request bytes are in doubt (framing, a protocol switch), the
+    /// HTTP/1.x connection is not used again: what follows on it might be read as another request.</summary>
+    private static void CloseConnectionAfter(HttpContext context)
+    {
+        if (!HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
+        {
+            context.Response.OnStarting(static state =>
+            {
+                ((HttpResponse)state).Headers.Connection = "close";
+                return Task.CompletedTask;
+            }, context.Response);
         }
     }
 
@@ -310,7 +362,7 @@ internal sealed class GatewayMiddleware(
                 return default;
             }
 
-            if (BodyInspector.Strings(inspected.Bytes).Any(text => secrets.Contains(revision, text)))
+            if (!inspected.IsBodiless && BodyInspector.Strings(inspected.Bytes).Any(text => secrets.Contains(revision, text)))
             {
                 await refusals.WriteAsync(context, Refusal.SecretInRequest("the body"), routeId, agent.Agent.Id);
                 return default;

@@ -42,6 +42,9 @@ public sealed class GatewayRequestFeature(
     /// <summary>Whether the one retry has been used.</summary>
     public bool Retried { get; set; }
 
+    /// <summary>A WebSocket handshake (HTTP/1.1 GET upgrade or HTTP/2 extended CONNECT), decided as the GET it is.</summary>
+    public bool WebSocket { get; init; }
+
     /// <summary>The request as a live session: ended on revocation, expiry or a reload that removes its grant.</summary>
     internal HttpSession? Session { get; init; }
 

@@ -31,8 +31,9 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
             var request = new PolicyRequest(
                 feature.Agent.Agent,
                 feature.Route.RouteId,
-                // Decided on what goes, like the path: a route transform may change the method.
-                context.ProxyRequest.Method.Method,
+                // Decided on what goes, like the path: a route transform may change the method. A
+                // WebSocket handshake is the same GET over HTTP/1.1 and HTTP/2 (which carries it as CONNECT).
+                feature.WebSocket ? Microsoft.AspNetCore.Http.HttpMethods.Get : context.ProxyRequest.Method.Method,
                 context.Path.Value ?? "/",
                 feature.Delegation is not null,
                 feature.Body,

@@ -132,7 +132,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 
         if (allowed.RateLimit is { } limit)
         {
-            var hit = await state.HitAsync($"{request.Agent.Id}:{allowed.Name}", limit, now, cancellationToken);
+            var hit = await state.HitAsync(RateKey(request.Agent.Id, allowed), limit, now, cancellationToken);
             if (!hit.Allowed)
             {
                 return new PolicyDecision(allowed, Refusal.RateLimited(
@@ -465,6 +465,22 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
             return new Separation(named, named.FirstOrDefault(r => r.RequireTask), earlier);
         }
     }
+
+    /// <summary>Counts one more use of <paramref name="grant"/> by <paramref name="agentId"/> against
+    /// its rate limit — a message on a tunnel the grant opened counts as a request does: the refusal
+    /// when the limit is used up, else null.</summary>
+    public async ValueTask<Refusal?> CountAsync(string agentId, Grant grant, CancellationToken cancellationToken)
+    {
+        if (grant.RateLimit is not { } limit || grant.Shadow)
+        {
+            return null;
+        }
+
+        var hit = await state.HitAsync(RateKey(agentId, grant), limit, time.GetUtcNow(), cancellationToken);
+        return hit.Allowed ? null : Refusal.RateLimited($"grant '{grant.Name}' allows agent '{agentId}' {limit.Requests} requests per {limit.Window}", hit.RetryAfter);
+    }
+
+    private static string RateKey(string agentId, Grant grant) => $"{agentId}:{grant.Name}";
 
     /// <summary>Names an agent or upstream supplied go into problem bodies, logs and audit records: short and plain.</summary>
     internal static string Printable(string text) =>

@@ -18,6 +18,12 @@ public sealed record SessionEnd(string Reason, string Message)
     /// <summary>A message on the session went over its grant's rate limit.</summary>
     public static SessionEnd RateLimited(string why) => new("rate-limited", why);
 
+    /// <summary>A peer broke the protocol the session speaks (a malformed WebSocket frame, say).</summary>
+    public static SessionEnd ProtocolError(string why) => new("protocol-error", why);
+
+    /// <summary>A message was larger than the gateway reads whole before passing it on.</summary>
+    public static SessionEnd MessageTooLarge(string why) => new("message-too-large", why);
+
     public static readonly SessionEnd ClientClosed = new("client-closed", "the agent closed the connection");
 
     public static readonly SessionEnd ServerClosed = new("server-closed", "the upstream closed the connection");
