@@ -32,7 +32,8 @@ internal sealed class GatewayMiddleware(
     LiveSessionRegistry sessions,
     AgentResolver resolver,
     Audit.AuditLog audit,
-    WebSocketTunnels tunnels)
+    WebSocketTunnels tunnels,
+    TimeProvider time)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -105,7 +106,7 @@ internal sealed class GatewayMiddleware(
 
         // Registered before the revocation check below, so a revocation arriving in between still
         // finds it; from here to the last byte, revocation, expiry and reloads reach this request.
-        var session = new HttpSession(context, agent, routeId, resolver, audit);
+        var session = new HttpSession(context, agent, routeId, resolver, audit, time);
         using var registration = sessions.Register(session);
         session.Registration = registration;
         if (agent.Agent.ExpiresAt is { } agentExpiry)

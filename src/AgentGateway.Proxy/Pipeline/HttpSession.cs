@@ -3,6 +3,7 @@ using AgentGateway.Proxy.Audit;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Inventory;
+using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Sessions;
 using Microsoft.AspNetCore.Http;
 
@@ -16,7 +17,7 @@ namespace AgentGateway.Proxy.Pipeline;
 /// close frame first (<see cref="Tunnel"/>); anything else is aborted (HTTP/1.1 connection closed,
 /// HTTP/2 stream reset), since a response already under way cannot honestly be finished.
 /// </summary>
-internal sealed class HttpSession(HttpContext context, AuthenticatedAgent agent, string routeId, AgentResolver resolver, AuditLog audit) : ILiveSession
+internal sealed class HttpSession(HttpContext context, AuthenticatedAgent agent, string routeId, AgentResolver resolver, AuditLog audit, TimeProvider time) : ILiveSession
 {
     private readonly string _traceId = Activity.Current?.TraceId.ToHexString() ?? "";
 
@@ -35,6 +36,47 @@ internal sealed class HttpSession(HttpContext context, AuthenticatedAgent agent,
 
     /// <summary>Why the gateway ended it, if it did.</summary>
     public SessionEnd? EndedBy { get; private set; }
+
+    /// <summary>The grant that allowed the request: a session it opened within its hours ends with them.</summary>
+    public void Allowed(Grant grant)
+    {
+        if (grant.Hours is { Count: > 0 } hours && HoursEnd(hours, time.GetUtcNow()) is { } end)
+        {
+            Registration?.EndNoLaterThan(end, SessionEnd.OutsideHours(grant.Name));
+        }
+    }
+
+    /// <summary>When the windows of <paramref name="hours"/> that contain <paramref name="now"/> end
+    /// (the latest of them), or null when none does. A window runs to its <c>To</c> on the day it
+    /// started; past midnight when <c>To</c> is not after <c>From</c>.</summary>
+    internal static DateTimeOffset? HoursEnd(IReadOnlyList<TimeWindow> hours, DateTimeOffset now)
+    {
+        DateTimeOffset? latest = null;
+        foreach (var window in hours)
+        {
+            if (!window.Contains(now))
+            {
+                continue;
+            }
+
+            var local = TimeZoneInfo.ConvertTime(now, window.Zone).DateTime;
+            var overnightEvening = window.To <= window.From && TimeOnly.FromDateTime(local) >= window.From;
+            var endLocal = DateTime.SpecifyKind(local.Date.AddDays(overnightEvening ? 1 : 0) + window.To.ToTimeSpan(), DateTimeKind.Unspecified);
+            while (window.Zone.IsInvalidTime(endLocal))
+            {
+                // The clock skips that time (a daylight-saving change): the window ends when it resumes.
+                endLocal = endLocal.AddMinutes(1);
+            }
+
+            var end = new DateTimeOffset(TimeZoneInfo.ConvertTimeToUtc(endLocal, window.Zone), TimeSpan.Zero);
+            if (latest is null || end > latest)
+            {
+                latest = end;
+            }
+        }
+
+        return latest;
+    }
 
     public SessionEnd? Recheck(GatewayRevision revision)
     {

@@ -54,6 +54,11 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
             }
 
             feature.Decision = decision;
+            if (decision is { Allowed: true, Grant: { } grant })
+            {
+                feature.Session?.Allowed(grant);
+            }
+
             Record(GatewayTelemetry.RequestSpan(context.HttpContext), decision, feature);
         }
 

@@ -15,6 +15,9 @@ public sealed record SessionEnd(string Reason, string Message)
     /// <summary>A reload took away (or changed) the grant the session was opened under.</summary>
     public static SessionEnd GrantRemoved(string why) => new("grant-removed", why);
 
+    /// <summary>The hours of the grant that opened the session ended.</summary>
+    public static SessionEnd OutsideHours(string grant) => new("outside-hours", $"the hours of grant '{grant}', which opened this session, are over");
+
     /// <summary>A message on the session went over its grant's rate limit.</summary>
     public static SessionEnd RateLimited(string why) => new("rate-limited", why);
 
