@@ -73,9 +73,6 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<AgentGateway.Proxy.Inventory.AdminServer>();
         services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Inventory.AdminServer>());
         services.TryAddSingleton<SecretIndex>();
-        services.TryAddSingleton<AgentGateway.Proxy.Database.LiveSessionRegistry>();
-        services.TryAddSingleton<AgentGateway.Proxy.Database.ILiveSessionRegistry>(static sp => sp.GetRequiredService<AgentGateway.Proxy.Database.LiveSessionRegistry>());
-        services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Database.LiveSessionRegistry>());
         services.TryAddSingleton<AgentGateway.Proxy.Database.PostgresFrontEnd>();
         services.TryAddSingleton<AgentGateway.Proxy.Database.PostgresListener>();
         services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Database.PostgresListener>());

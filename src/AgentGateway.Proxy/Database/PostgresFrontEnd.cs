@@ -15,6 +15,7 @@ using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Inventory;
 using AgentGateway.Proxy.Problems;
+using AgentGateway.Proxy.Sessions;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
@@ -387,13 +388,14 @@ public sealed partial class PostgresFrontEnd(
         var tags = new TagList { { GatewayTelemetry.Tags.DatabaseName, session.Entry.Name } };
         GatewayTelemetry.DatabaseSessions.Add(1, tags);
         SessionEnd end;
-        using (sessions.Register(session))
+        using (var registration = sessions.Register(session))
         {
+            registration.EndNoLaterThan(session.Deadline, SessionEnd.Expired);
             // A revocation that landed between the check and the registration is not missed.
             if (revocations.TryGet(session.AgentId, out _)
                 || (session.Instance is { } instance && revocations.TryGet(RevocationStore.InstanceKey(session.AgentId, instance), out _)))
             {
-                session.End(SessionEnd.Revoked(session.AgentId));
+                registration.End(SessionEnd.Revoked(session.AgentId));
             }
 
             end = await session.RunAsync();

@@ -1,4 +1,5 @@
 using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Sessions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;

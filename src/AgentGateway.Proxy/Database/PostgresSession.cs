@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.IO.Pipelines;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
+using AgentGateway.Proxy.Sessions;
 
 namespace AgentGateway.Proxy.Database;
 
@@ -11,8 +12,9 @@ namespace AgentGateway.Proxy.Database;
 /// the one way the gateway ends it. The server-to-agent direction is followed message by message
 /// (type and length only, never the content), so that when policy ends the session — revocation,
 /// expiry, a grant removed by a reload — the agent gets a whole FATAL ErrorResponse (SQLSTATE
-/// 28000) between two messages, never inside one; then the server's running query is cancelled and
-/// both sockets close.
+/// 28000; 57P01 when the gateway stops) between two messages, never inside one; then the server's
+/// running query is cancelled and both sockets close. Registered in the replica's
+/// <see cref="LiveSessionRegistry"/> like every other long-lived connection, which ends it.
 /// </summary>
 internal sealed class PostgresSession : ILiveSession
 {
@@ -24,7 +26,6 @@ internal sealed class PostgresSession : ILiveSession
     private readonly TimeProvider _time;
     private readonly Action _abortAgent;
     private SessionEnd? _end;
-    private ITimer? _deadline;
     private ITimer? _grace;
 
     public PostgresSession(
@@ -72,7 +73,6 @@ internal sealed class PostgresSession : ILiveSession
             return;
         }
 
-        _deadline?.Dispose();
         if (end.ByGateway)
         {
             // The server would otherwise finish (or keep running) the agent's query: a revoked
@@ -106,6 +106,10 @@ internal sealed class PostgresSession : ILiveSession
             : SessionEnd.GrantRemoved($"a configuration reload removed the grant that opened database '{Entry.Name}' as role '{Grant.Role}' for agent '{AgentId}'");
     }
 
+    /// <summary>What the agent's driver is told: admin_shutdown when the gateway stops (a retry
+    /// elsewhere may work), invalid_authorization_specification for every policy end.</summary>
+    private static string SqlStateOf(SessionEnd end) => end == SessionEnd.Shutdown ? "57P01" : "28000";
+
     private static bool SameServer(UpstreamDatabase a, UpstreamDatabase b) =>
         string.Equals(a.Host, b.Host, StringComparison.OrdinalIgnoreCase) && a.Port == b.Port
         && string.Equals(a.Database, b.Database, StringComparison.Ordinal) && a.Tls == b.Tls;
@@ -113,12 +117,9 @@ internal sealed class PostgresSession : ILiveSession
     /// <summary>Relays until one side closes or the session is ended; returns why it ended.</summary>
     public async Task<SessionEnd> RunAsync()
     {
-        var remaining = Deadline - _time.GetUtcNow();
-        _deadline = _time.CreateTimer(_ => End(SessionEnd.Expired), null, remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
         var toServer = Task.Run(RelayToServerAsync);
         var toAgent = Task.Run(RelayToAgentAsync);
         await Task.WhenAll(toServer, toAgent);
-        _deadline.Dispose();
         _grace?.Dispose();
         return _end ?? SessionEnd.ServerClosed;
     }
@@ -176,7 +177,7 @@ internal sealed class PostgresSession : ILiveSession
                     _upstream.Reader.AdvanceTo(buffer.Start);
                     if (ending.ByGateway)
                     {
-                        PgWire.Error(_agentWriter, "FATAL", ending.SqlState, ending.Message);
+                        PgWire.Error(_agentWriter, "FATAL", SqlStateOf(ending), ending.Message);
                         await _agentWriter.FlushAsync();
                     }
 
@@ -271,7 +272,8 @@ internal sealed class PostgresSession : ILiveSession
     /// <summary>The gateway's own key for this session, handed to the agent instead of the server's.</summary>
     public (int ProcessId, int Secret) AgentKey { get; init; }
 
-    /// <summary>When the session must end: the agent's proof's expiry, the agent's, or the entry's maximum lifetime.</summary>
+    /// <summary>When the session must end: the agent's proof's expiry, the agent's, or the entry's
+    /// maximum lifetime. The registry ends it then.</summary>
     public DateTimeOffset Deadline { get; init; }
 
     /// <summary>The agent is an ephemeral one (registered through the admin API), not in any revision.</summary>
