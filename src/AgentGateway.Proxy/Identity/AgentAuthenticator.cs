@@ -96,10 +96,8 @@ public sealed class AgentAuthenticator
     /// certificate (mTLS, X509-SVID), checked by the same rules as on an https endpoint.</summary>
     public AuthenticationOutcome AuthenticateCertificate(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, GatewayRevision revision)
     {
-        var outcome = _certificate.Identify(certificate, revision);
-        return outcome.Agent is { } agent
-            ? AuthenticationOutcome.Success(agent with { ExpiresAt = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero) })
-            : outcome;
+        // The scheme carries the certificate's end as the proof's expiry, as on an https endpoint.
+        return _certificate.Identify(certificate, revision);
     }
 
     /// <inheritdoc cref="DelegationProof.VerifyAsync"/>

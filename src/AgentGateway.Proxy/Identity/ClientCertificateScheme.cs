@@ -34,7 +34,9 @@ internal sealed class ClientCertificateScheme(AgentAdmission admission) : IProof
         {
             if (admission.Knows(revision, key))
             {
-                return admission.Admit(revision, key, key.Issuer);
+                // The certificate proves nothing after its end: a stream or session opened with it
+                // (HTTP or database) ends then, as one opened with a token ends at its exp.
+                return admission.Admit(revision, key, key.Issuer, new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero));
             }
         }
 

@@ -9,7 +9,7 @@ namespace AgentGateway.Proxy.Inspection;
 
 /// <summary>
 /// Reads and parses MCP and LLM request bodies so that the policy decision and the upstream can
-/// never disagree about what is being called (THREATS.md §3). The body is read whole, up to the
+/// never disagree about what is being called. The body is read whole, up to the
 /// limit, and parsed with the strictest reading: one encoding (UTF-8, no BOM, no content coding),
 /// no duplicate keys at any depth, no comments or trailing commas, bounded depth, one JSON-RPC
 /// message (no batches), well-typed ids and names. Anything a lenient parser might read otherwise

@@ -6,7 +6,7 @@ namespace AgentGateway.Proxy.Pipeline;
 /// <summary>
 /// Whether a request's body has one reading. Kestrel already refuses much (two Content-Lengths, a
 /// final coding other than chunked), but it accepts and normalises some shapes an upstream or a
-/// second proxy could read differently (THREATS.md §2), and the normalised request no longer shows
+/// second proxy could read differently (request smuggling), and the normalised request no longer shows
 /// them, except by the traces they leave:
 /// <list type="bullet">
 /// <item>Content-Length beside Transfer-Encoding: Kestrel frames by the chunks and keeps the length

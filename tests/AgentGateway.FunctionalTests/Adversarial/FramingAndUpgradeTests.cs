@@ -6,7 +6,7 @@ using AgentGateway.FunctionalTests.Infrastructure;
 namespace AgentGateway.FunctionalTests.Adversarial;
 
 /// <summary>
-/// THREATS §2 and §6, on raw sockets: a request whose body could be read two ways is refused 400
+/// Request smuggling and protocol switches, on raw sockets: a request whose body could be read two ways is refused 400
 /// before anything else, on every route, and its connection closed — including the shapes Kestrel
 /// accepts and normalises (Content-Length beside Transfer-Encoding, which it keeps as
 /// X-Content-Length; codings before chunked; chunked twice; Transfer-Encoding on HTTP/1.0). And

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -11,7 +12,7 @@ namespace AgentGateway.FunctionalTests.Sessions;
 /// <summary>
 /// Long-lived connections are decided again: an event stream or a long download held open through
 /// the gateway ends within a second of its agent's revocation (made at another replica), of the
-/// agent's expiry, of the expiry of the token it was opened with, and when a reload removes the
+/// agent's expiry, of the expiry of the token or client certificate it was opened with, and when a reload removes the
 /// grant that opened it; a reload that leaves the grant alone leaves the stream alone. Each end is
 /// an audit record, and the upstream sees its side closed.
 /// </summary>
@@ -102,6 +103,49 @@ public sealed class LiveSessionTests(GatewayFixture fx) : IAsyncLifetime
         Assert.NotNull(ended);
         Assert.True(ended >= expiresAt - TimeSpan.FromMilliseconds(50), $"ended at {ended:O}, before the token's expiry {expiresAt:O}");
         await AssertAuditedAsync("session-expired");
+    }
+
+    [Fact]
+    public async Task A_stream_opened_with_a_client_certificate_ends_when_the_certificate_expires()
+    {
+        using var serverCa = TestPki.Create("gateway server CA");
+        using var agentCa = TestPki.Create("agent CA");
+        // X.509 times are whole seconds.
+        var expiresAt = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddSeconds(4).ToUnixTimeSeconds());
+        using var certificate = agentCa.IssueClient("bot.agents.example", notAfter: expiresAt);
+        var config = Config(withRedis: false);
+        var (serverCertificate, serverKey) = serverCa.WritePem(serverCa.IssueServer());
+        config["Kestrel"] = new JsonObject
+        {
+            ["Endpoints"] = new JsonObject
+            {
+                ["Http"] = new JsonObject { ["Url"] = "http://127.0.0.1:0" },
+                ["Agents"] = new JsonObject
+                {
+                    ["Url"] = "https://127.0.0.1:0",
+                    ["Certificate"] = new JsonObject { ["Path"] = serverCertificate, ["KeyPath"] = serverKey },
+                },
+            },
+        };
+        config["Gateway"]!["Inbound"]!["ClientCertificates"] = new JsonObject { ["TrustBundle"] = "file:" + agentCa.WriteAuthorityPem() };
+        config["Gateway"]!["Agents"]!["support-bot"]!["Identities"]!.AsArray().Add(new JsonObject { ["CertificateSan"] = "dns:bot.agents.example" });
+        await using var gateway = await GatewayInstance.StartAsync(config);
+
+        using var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => server is X509Certificate2 c && serverCa.Issued(c);
+        handler.SslOptions.ClientCertificates = [certificate];
+        using var http = new HttpClient(handler) { BaseAddress = gateway.Addresses.First(a => a.Scheme == Uri.UriSchemeHttps) };
+        using var response = await http.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/live/events"), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = new FirstByteStream(await response.Content.ReadAsStreamAsync());
+        var reading = ReadUntilEndAsync(body);
+        await body.FirstBytes;
+
+        var ended = await EndedAtAsync(reading, expiresAt + TimeSpan.FromSeconds(1));
+        Assert.NotNull(ended);
+        Assert.True(ended >= expiresAt - TimeSpan.FromMilliseconds(50), $"ended at {ended:O}, before the certificate's end {expiresAt:O}");
+        await AssertAuditedAsync("session-expired");
+        _upstream.AssertNeverSaw(Convert.ToBase64String(certificate.RawData));
     }
 
     [Fact]
