@@ -1,11 +1,12 @@
 using System.Buffers;
+using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Sessions;
 
 namespace AgentGateway.Proxy.Tunnels;
 
 /// <summary>What a WebSocket relay asks of the gateway.</summary>
 /// <param name="AdmitMessage">A new message from the agent is about to pass: null lets it, else why the tunnel ends (its grant's rate limit). Null: every message passes.</param>
-/// <param name="Secrets">The gateway's secrets (UTF-8) that must never reach the agent: the configured ones and the token injected for this tunnel.</param>
+/// <param name="Secrets">The gateway's secrets that must never reach the agent, in every form an echo gives them: the configured ones and the token injected for this tunnel.</param>
 /// <param name="MaxMessageBytes">The largest message from the upstream the gateway holds to read whole.</param>
 /// <param name="EndSession">Ends the session (through the registry, which records it and comes back to <see cref="WebSocketRelayStream.Close"/>).</param>
 /// <param name="OnMasked">A secret was masked in a message (logged once per tunnel).</param>
@@ -13,7 +14,7 @@ namespace AgentGateway.Proxy.Tunnels;
 /// <param name="Time">Times the grace a closing tunnel gets before its connection is dropped.</param>
 internal sealed record RelayPolicy(
     Func<CancellationToken, ValueTask<SessionEnd?>>? AdmitMessage,
-    IReadOnlyList<byte[]> Secrets,
+    IReadOnlyList<SecretForms> Secrets,
     int MaxMessageBytes,
     Action<SessionEnd> EndSession,
     Action OnMasked,
@@ -354,18 +355,31 @@ internal sealed class WebSocketRelayStream(Stream agent, RelayPolicy policy) : S
 
     private bool Mask(Span<byte> span)
     {
-        var any = false;
-        foreach (var secret in policy.Secrets)
+        if (span.IsEmpty)
         {
-            int at;
-            while (secret.Length > 0 && (at = span.IndexOf(secret)) >= 0)
-            {
-                span.Slice(at, secret.Length).Fill((byte)'*');
-                any = true;
-            }
+            return false;
         }
 
-        return any;
+        // Read one byte per character (Latin-1), as the response guard reads bodies, so a position
+        // in the text is one in the bytes whatever the message's encoding: the forms (escaped,
+        // base64, hex, UTF-16) are found as they are in a body.
+        var rented = ArrayPool<char>.Shared.Rent(span.Length);
+        try
+        {
+            var text = rented.AsSpan(0, span.Length);
+            System.Text.Encoding.Latin1.GetChars(span, text);
+            var any = false;
+            foreach (var forms in policy.Secrets)
+            {
+                any |= !forms.IsEmpty && forms.Mask(text, span);
+            }
+
+            return any;
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(rented);
+        }
     }
 
     private void Keep(int consumed)

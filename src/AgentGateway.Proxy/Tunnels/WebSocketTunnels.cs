@@ -48,11 +48,7 @@ internal sealed partial class WebSocketTunnels(SecretIndex secrets, PolicyEngine
         var routeId = feature.Route.RouteId;
         var grant = feature.Decision?.Grant;
         var registration = feature.Session?.Registration;
-        List<byte[]> hidden = [.. secrets.ConfiguredUtf8(feature.Revision)];
-        if (secrets.TokenUtf8(feature.Injected?.HeaderValue) is { } token)
-        {
-            hidden.Add(token);
-        }
+        SecretForms[] hidden = [secrets.ConfiguredForms(feature.Revision), secrets.TokenForms(feature.Injected?.HeaderValue)];
 
         var agentId = feature.Agent.Agent.Id;
         var relay = new WebSocketRelayStream(agent, new RelayPolicy(

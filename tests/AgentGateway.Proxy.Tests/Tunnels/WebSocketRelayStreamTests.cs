@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Sessions;
 using AgentGateway.Proxy.Tunnels;
 
@@ -86,6 +87,30 @@ public sealed class WebSocketRelayStreamTests
         Assert.Equal(new string('*', Secret.Length), frames[^1].Text);
         Assert.DoesNotContain(Encoding.UTF8.GetString(Secret), Encoding.UTF8.GetString(agent.Received.ToArray()), StringComparison.Ordinal);
         Assert.Equal(1, masked);
+    }
+
+    [Theory]
+    [InlineData("base64")]
+    [InlineData("hex")]
+    [InlineData("utf-16")]
+    public async Task A_secret_echoed_in_an_encoded_form_is_masked_too(string form)
+    {
+        var secret = Encoding.UTF8.GetString(Secret);
+        var encoded = form switch
+        {
+            "base64" => Convert.ToBase64String(Secret),
+            "hex" => Convert.ToHexString(Secret),
+            _ => string.Concat(secret.Select(c => c + "\0")),
+        };
+        var agent = new FakeAgent([], 4096);
+        var relay = new WebSocketRelayStream(agent, Policy());
+
+        await relay.WriteAsync(Frame(WebSocketFrame.Text, fin: true, "echo: " + encoded + " end"));
+
+        var message = Assert.Single(ReadFrames(agent.Received.ToArray())).Text;
+        Assert.StartsWith("echo: ", message, StringComparison.Ordinal);
+        Assert.EndsWith(" end", message, StringComparison.Ordinal);
+        Assert.DoesNotContain(encoded, message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -215,7 +240,7 @@ public sealed class WebSocketRelayStreamTests
 
     private static RelayPolicy Policy(
         Func<CancellationToken, ValueTask<SessionEnd?>>? admit = null, Action<SessionEnd>? end = null, Action? masked = null, Action? abort = null, int maxMessage = 1024 * 1024) =>
-        new(admit, [Secret], maxMessage, end ?? (_ => { }), masked ?? (() => { }), abort ?? (() => { }), TimeProvider.System);
+        new(admit, [SecretForms.Of([Encoding.UTF8.GetString(Secret)])], maxMessage, end ?? (_ => { }), masked ?? (() => { }), abort ?? (() => { }), TimeProvider.System);
 
     private static async Task<byte[]> ReadAllAsync(Stream relay)
     {
