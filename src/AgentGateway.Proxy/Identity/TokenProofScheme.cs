@@ -102,6 +102,8 @@ internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission a
             return AuthenticationOutcome.Fail(refused);
         }
 
-        return admission.Admit(revision, new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, subject), "spiffe-jwt", new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero));
+        // Accepted until exp plus Inbound:ClockSkew (there is no issuer whose skew a session would
+        // add): a stream opened with it lasts as long as the SVID would still be accepted.
+        return admission.Admit(revision, new AgentIdentityKey(CertificateIdentity.SpiffeIssuer, subject), "spiffe-jwt", new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) + revision.Inbound.ClockSkew);
     }
 }
