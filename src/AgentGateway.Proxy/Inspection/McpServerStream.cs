@@ -21,7 +21,7 @@ internal interface IMcpServerStreamObserver
 
 /// <summary>
 /// Sits in front of the agent's response body on an MCP server-sent event stream and lets
-/// through only what policy allows (THREATS.md §3: server-to-client traffic is traffic too).
+/// through only what policy allows (server-to-client traffic is traffic too: see the README's threat model).
 /// Each event is read as a spec-following client reads it and written on in canonical form;
 /// its data must be one strict JSON-RPC message. Responses to the agent's own calls and
 /// notifications pass; a server request (sampling, elicitation, roots) passes only when the

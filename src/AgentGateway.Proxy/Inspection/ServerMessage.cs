@@ -18,7 +18,7 @@ public enum ServerMessageKind
 
 /// <summary>
 /// A message an MCP server sent on a stream, read as strictly as the gateway reads the agent's
-/// bodies (THREATS.md §3): one JSON-RPC 2.0 object, strict UTF-8 JSON without duplicate keys,
+/// bodies (the README's threat model: server-to-client traffic is traffic too): one JSON-RPC 2.0 object, strict UTF-8 JSON without duplicate keys,
 /// well-typed id and method. A message that a lenient client might read differently from the
 /// gateway is not classified at all, so it can never be passed on as something it is not.
 /// </summary>

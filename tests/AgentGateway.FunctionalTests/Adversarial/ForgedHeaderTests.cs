@@ -5,7 +5,7 @@ using AgentGateway.FunctionalTests.Infrastructure;
 namespace AgentGateway.FunctionalTests.Adversarial;
 
 /// <summary>
-/// THREATS §2 and §6 ("identity claims have many spellings"): an agent forging the headers that
+/// The README's threat model ("identity claims have many spellings"): an agent forging the headers that
 /// proxies and identity providers in front of an upstream assert — who the user is, which groups,
 /// which client address, which original URL — or asking the upstream's framework for another method
 /// than the one policy decided on. Requests are written byte for byte to the real gateway on Kestrel;

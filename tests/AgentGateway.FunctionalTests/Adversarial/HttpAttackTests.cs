@@ -6,7 +6,7 @@ using AgentGateway.FunctionalTests.Infrastructure;
 namespace AgentGateway.FunctionalTests.Adversarial;
 
 /// <summary>
-/// THREATS §2 (and the response half of §4): requests written byte by byte to the real gateway on
+/// The README's threat model (and its response half): requests written byte by byte to the real gateway on
 /// Kestrel, to an upstream that keeps every byte it receives and answers with bytes the test
 /// chooses. The agent's grant allows only <c>/v1/models…</c> and <c>/v1/chat/completions</c> on
 /// the LLM route; what is being attacked is the gap between what policy decided on and what the

@@ -11,7 +11,7 @@ using WireMock.Server;
 namespace AgentGateway.FunctionalTests.Adversarial;
 
 /// <summary>
-/// THREATS §1, inbound identity: every way an agent could get a token past the gateway that the
+/// The README's threat model, inbound identity: every way an agent could get a token past the gateway that the
 /// gateway must not believe. Two issuers are trusted — the real OpenIddict server ("corp") and a
 /// partner whose JWKS a WireMock server publishes — so key sets can be checked per issuer. Each
 /// refusal is a 401 problem, nothing reaches the upstream, and every test also shows the genuine

@@ -6,7 +6,7 @@ using AgentGateway.FunctionalTests.Infrastructure;
 namespace AgentGateway.FunctionalTests.Adversarial;
 
 /// <summary>
-/// THREATS §2, size and time: limits hold on the raw socket whatever the request claims about
+/// The README's threat model, size and time: limits hold on the raw socket whatever the request claims about
 /// itself, and nothing over a limit reaches the upstream whole. Kestrel's limits come from the
 /// gateway file's standard <c>Kestrel:Limits</c> section, a route's body limit from YARP's
 /// <c>MaxRequestBodySize</c>; no content type switches either off.

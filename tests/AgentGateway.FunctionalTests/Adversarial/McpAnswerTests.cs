@@ -9,7 +9,7 @@ using WireMock.ResponseBuilders;
 namespace AgentGateway.FunctionalTests.Adversarial;
 
 /// <summary>
-/// THREATS.md §3, the server's side: answers from an MCP server that ask the agent for things.
+/// The threat model's server side (README): answers from an MCP server that ask the agent for things.
 /// In MCP 2026-07-28 a server no longer sends requests; it answers a call with
 /// <c>resultType: input_required</c> and <c>inputRequests</c> (multi round-trip requests), as JSON
 /// or on an event stream. A WireMock double plays servers that do so, and servers that answer

@@ -11,7 +11,7 @@ using ModelContextProtocol.Protocol;
 namespace AgentGateway.FunctionalTests.Adversarial;
 
 /// <summary>
-/// THREATS.md §3: server-to-client traffic on SSE streams is traffic too. A real MCP server whose
+/// The threat model (README): server-to-client traffic on SSE streams is traffic too. A real MCP server whose
 /// tools ask the client for sampling or elicitation in the middle of a call, a real MCP client
 /// with handlers for both, the gateway between them: a request the grant does not list never
 /// reaches the client's handler, the server is told so (its tool ends with an error rather than

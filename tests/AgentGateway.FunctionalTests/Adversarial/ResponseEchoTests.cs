@@ -7,7 +7,7 @@ using AgentGateway.FunctionalTests.Infrastructure;
 namespace AgentGateway.FunctionalTests.Adversarial;
 
 /// <summary>
-/// THREATS §4, the hop secret coming back (findings 5 and 6): an upstream on a bare socket that
+/// The README's threat model, the hop secret coming back (findings 5 and 6): an upstream on a bare socket that
 /// echoes the request it received — every header, so the injected credential too — in every
 /// encoding and content coding an echo plausibly applies, and in every part of a response that
 /// carries text: body, headers, header names, the reason phrase, an informational response. Two
