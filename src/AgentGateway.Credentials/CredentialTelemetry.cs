@@ -2,7 +2,7 @@ using System.Diagnostics.Metrics;
 
 namespace AgentGateway.Credentials;
 
-/// <summary>The broker's metrics, on the gateway's one meter (<c>AgentGateway</c>; DESIGN.md).</summary>
+/// <summary>The broker's metrics, on the gateway's one meter (<c>AgentGateway</c>, as the README's outside contract names it).</summary>
 public static class CredentialTelemetry
 {
     public const string MeterName = "AgentGateway";

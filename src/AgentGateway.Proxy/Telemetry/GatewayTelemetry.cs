@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http.Features;
 namespace AgentGateway.Proxy.Telemetry;
 
 /// <summary>The one <see cref="ActivitySource"/> and one <see cref="Meter"/> of the gateway, both
-/// named <c>AgentGateway</c> (DESIGN.md), and the attribute names SREs query by.</summary>
+/// named <c>AgentGateway</c> (the README's outside contract), and the attribute names SREs query by.</summary>
 public static class GatewayTelemetry
 {
     public const string Name = "AgentGateway";
