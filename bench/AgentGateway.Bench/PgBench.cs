@@ -57,9 +57,11 @@ internal static partial class PgBench
             idp.AddClient("bench-agent", "bench-secret", "agentgateway");
             var gatewayPort = ChildProcess.FreePort();
             var configFile = Path.Combine(work.FullName, "gateway.json");
-            await File.WriteAllTextAsync(configFile, Config(idp.Url, server.Port, gatewayPort).ToJsonString());
+            // The HTTP listeners are in the configuration: readiness is asked on the first of them.
+            var listeners = (Http: ChildProcess.FreePort(), H2c: ChildProcess.FreePort());
+            await File.WriteAllTextAsync(configFile, BenchConfig.Listeners(Config(idp.Url, server.Port, gatewayPort), listeners.Http, listeners.H2c).ToJsonString());
             var everyCore = new CpuSet([.. Enumerable.Range(0, Environment.ProcessorCount)]);
-            gateway = await ChildProcess.StartGatewayAsync(everyCore, gatewayBinary, configFile, (ChildProcess.FreePort(), ChildProcess.FreePort()), new Dictionary<string, string> { ["AGW_BENCH_PG_PASSWORD"] = password });
+            gateway = await ChildProcess.StartGatewayAsync(everyCore, gatewayBinary, configFile, listeners, new Dictionary<string, string> { ["AGW_BENCH_PG_PASSWORD"] = password });
             var token = idp.Mint("bench-agent", "agentgateway", TimeSpan.FromMinutes(50));
 
             var targets = new List<(string Name, int Port, string Password)> { ("direct", server.Port, password) };
@@ -124,7 +126,8 @@ internal static partial class PgBench
 
             if (pgbouncer is { HasExited: false })
             {
-                pgbouncer.Kill();
+                // As root it runs under runuser: the bouncer is its child, so the whole tree goes.
+                pgbouncer.Kill(entireProcessTree: true);
                 await pgbouncer.WaitForExitAsync();
             }
 
