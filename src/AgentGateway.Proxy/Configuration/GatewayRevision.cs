@@ -1,9 +1,10 @@
 using System.Collections.Frozen;
 using AgentGateway.Credentials;
 using AgentGateway.Proxy.Identity;
-using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Inventory;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Provenance;
+using AgentGateway.Proxy.Routes;
 using Yarp.ReverseProxy.Configuration;
 
 namespace AgentGateway.Proxy.Configuration;
@@ -51,40 +52,3 @@ public sealed class GatewayRevision
     /// <summary>The databases agents reach on the gateway's PostgreSQL listeners, and the grants that open them.</summary>
     public Database.DatabaseCatalog Databases { get; init; } = Database.DatabaseCatalog.Empty;
 }
-
-/// <summary>A proxied route as the gateway sees it: which credential its hop gets, which bodies it inspects.</summary>
-/// <param name="RouteId">The YARP route id.</param>
-/// <param name="CredentialName">The hop credential's name, or <see cref="CredentialName.None"/>.</param>
-/// <param name="Credential">The source, or null when the hop needs none.</param>
-/// <param name="Inspect">Which bodies are read and decided on (<c>Metadata:Inspect</c>).</param>
-public sealed record GatewayRoute(string RouteId, string CredentialName, ICredentialSource? Credential, BodyKind Inspect)
-{
-    /// <summary>Send the upstream a signed provenance assertion (<c>Metadata:Provenance = true</c>).</summary>
-    public bool Provenance { get; init; }
-
-    /// <summary>On LLM routes: whose request shapes it speaks, so the model is read where that
-    /// provider reads it (<c>Metadata:LlmProvider</c>, default OpenAI).</summary>
-    public LlmProvider LlmProvider { get; init; }
-
-    /// <summary>WebSockets may open on this route (<c>Metadata:Upgrade = WebSocket</c>); every other
-    /// protocol upgrade, and WebSockets elsewhere, are refused.</summary>
-    public bool WebSockets { get; init; }
-}
-
-/// <summary>The admin API's callers (an issuer and its allowed subjects) and the dormancy period.</summary>
-public sealed record AdminPolicy(string? Issuer, FrozenSet<string> Subjects, TimeSpan DormantAfter)
-{
-    public static AdminPolicy None { get; } = new(null, FrozenSet<string>.Empty, TimeSpan.FromDays(7));
-
-    /// <summary>Templates for just-in-time registration, by name.</summary>
-    public FrozenDictionary<string, AgentTemplate> Templates { get; init; } = FrozenDictionary<string, AgentTemplate>.Empty;
-
-    /// <summary>Operators must present DPoP-bound tokens.</summary>
-    public bool RequireDpop { get; init; }
-
-    /// <summary>Where operators reach the admin API: a DPoP proof's <c>htu</c> names one of these.</summary>
-    public PublicOrigins PublicOrigins { get; init; } = PublicOrigins.Listener;
-}
-
-/// <summary>The most an ephemeral agent registered from this template may get.</summary>
-public sealed record AgentTemplate(string Name, FrozenSet<string> Grants, FrozenSet<string> Issuers, TimeSpan MaxTimeToLive);

@@ -3,6 +3,7 @@ using System.Collections.Frozen;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using AgentGateway.Credentials.Configuration;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -44,6 +45,26 @@ public sealed class PublicOrigins
 
     /// <summary>Compiles configured origins; each must be <c>http(s)://host[:port]</c>, nothing more.</summary>
     public static PublicOrigins Create(IEnumerable<string> origins) => new(origins.ToFrozenSet(StringComparer.Ordinal));
+
+    /// <summary>Compiles a configured list (<c>Inbound:PublicOrigins</c>, <c>Admin:PublicOrigins</c>),
+    /// each entry that is not an origin reported as <c>{path}:{i}</c>; none configured is <see cref="Listener"/>.</summary>
+    public static PublicOrigins Compile(string path, string[] values, ConfigProblems problems)
+    {
+        var origins = new List<string>();
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (TryParseOrigin(values[i], out var origin, out var error))
+            {
+                origins.Add(origin);
+            }
+            else
+            {
+                problems.Add($"{path}:{i}", error);
+            }
+        }
+
+        return origins.Count == 0 ? Listener : Create(origins);
+    }
 
     /// <summary>Reads one configured origin into its normalised form, or says why it is not one.</summary>
     public static bool TryParseOrigin(string? value, out string origin, out string error)

@@ -1,5 +1,5 @@
-using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Inspection;
+using AgentGateway.Proxy.Routes;
 using AgentGateway.Proxy.Stripping;
 using AgentGateway.Credentials;
 using Yarp.ReverseProxy.Transforms;
@@ -66,7 +66,7 @@ internal sealed class CredentialTransformProvider(
         context.ResponseTransforms.Add(guard);
         context.ResponseTransforms.Add(unauthorized);
         context.ResponseTrailersTransforms.Add(trailerGuard);
-        if (context.Route.Metadata?.TryGetValue(GatewayConfigLoader.RouteInspectMetadataKey, out var inspect) == true && inspect == nameof(BodyKind.Mcp))
+        if (context.Route.Metadata?.TryGetValue(RouteMetadata.Inspect, out var inspect) == true && inspect == nameof(BodyKind.Mcp))
         {
             context.ResponseTransforms.Add(mcpStream);
         }

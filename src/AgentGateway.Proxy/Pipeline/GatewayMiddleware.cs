@@ -4,6 +4,7 @@ using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Inventory;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
+using AgentGateway.Proxy.Routes;
 using AgentGateway.Proxy.Sessions;
 using AgentGateway.Proxy.Telemetry;
 using AgentGateway.Proxy.Tunnels;

@@ -3,6 +3,7 @@ using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Policy;
+using AgentGateway.Proxy.Routes;
 
 namespace AgentGateway.Proxy.Pipeline;
 

@@ -1,7 +1,7 @@
 using System.Collections.Frozen;
 using System.Globalization;
 using AgentGateway.Credentials.Configuration;
-using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Routes;
 using AgentGateway.Proxy.Inspection;
 using Microsoft.Extensions.Configuration;
 

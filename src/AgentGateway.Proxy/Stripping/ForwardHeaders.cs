@@ -1,5 +1,7 @@
 using System.Collections.Frozen;
 using System.Net.Http.Headers;
+using AgentGateway.Credentials.Configuration;
+using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Transforms;
 
 namespace AgentGateway.Proxy.Stripping;
@@ -31,6 +33,24 @@ public sealed class ForwardHeaders
 
     /// <summary>The names as configured.</summary>
     public IReadOnlyCollection<string> Names => _allowed;
+
+    /// <summary>Checks every route's <c>Metadata:ForwardHeaders</c> at load, each error under the
+    /// route's path; <paramref name="control"/> holds the gateway's own headers (delegation, task,
+    /// static key, provenance), which are never forwarded.</summary>
+    public static void Check(IReadOnlyList<RouteConfig> routes, string[] control, ConfigProblems problems)
+    {
+        foreach (var route in routes)
+        {
+            if (route.Metadata?.TryGetValue(MetadataKey, out var value) == true)
+            {
+                Parse(value, control, out var errors);
+                foreach (var error in errors)
+                {
+                    problems.Add($"ReverseProxy:Routes:{route.RouteId}:Metadata:{MetadataKey}", error);
+                }
+            }
+        }
+    }
 
     /// <summary>Parses a route's <c>ForwardHeaders</c> value; every name must be an HTTP token and
     /// none may be one the gateway never forwards (credentials, identity assertions, the gateway's

@@ -8,7 +8,11 @@ using AgentGateway.Credentials.Mcp;
 using AgentGateway.Credentials.OAuth;
 using AgentGateway.FunctionalTests.Infrastructure;
 using AgentGateway.Host;
-using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Audit;
+using AgentGateway.Proxy.Identity;
+using AgentGateway.Proxy.Inventory;
+using AgentGateway.Proxy.Policy;
+using AgentGateway.Proxy.Provenance;
 
 namespace AgentGateway.FunctionalTests.Configuration;
 
