@@ -1,6 +1,6 @@
 using System.Collections.Frozen;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Caching;
-using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.Configuration;

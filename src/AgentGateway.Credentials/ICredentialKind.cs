@@ -1,5 +1,5 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Caching;
-using AgentGateway.Credentials.Configuration;
 using Microsoft.Extensions.Configuration;
 
 namespace AgentGateway.Credentials;

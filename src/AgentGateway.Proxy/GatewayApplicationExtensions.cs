@@ -13,7 +13,7 @@ public static class GatewayApplicationExtensions
 {
     /// <summary>
     /// Loads and validates the configuration (throwing
-    /// <see cref="AgentGateway.Credentials.Configuration.InvalidGatewayConfigurationException"/> with
+    /// <see cref="AgentGateway.Configuration.InvalidGatewayConfigurationException"/> with
     /// every problem when it is wrong), then maps the health endpoints and the proxy.
     /// </summary>
     public static async Task MapAgentGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)

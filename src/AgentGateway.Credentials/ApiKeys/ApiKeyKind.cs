@@ -1,3 +1,4 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.Secrets;
 
@@ -10,7 +11,7 @@ internal sealed class ApiKeyKind(CredentialFingerprint fingerprint) : Credential
 
     protected override ApiKeyOptions? Validate(string name, string path, ApiKeySettings settings, ConfigProblems problems)
     {
-        var ok = CredentialConfigReader.CheckHeaderName(path + ":Header", settings.Header, problems);
+        var ok = HeaderName.TryRead(path + ":Header", settings.Header, problems, out _);
         if (!settings.Format.Contains("{secret}", StringComparison.Ordinal))
         {
             problems.Add(path + ":Format", "must contain '{secret}' where the key goes");

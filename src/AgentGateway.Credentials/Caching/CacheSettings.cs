@@ -1,4 +1,4 @@
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Configuration;
 

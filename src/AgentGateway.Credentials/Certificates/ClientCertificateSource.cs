@@ -3,7 +3,7 @@ using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Logging;
 

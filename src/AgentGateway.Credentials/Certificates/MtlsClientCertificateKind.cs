@@ -1,3 +1,4 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Logging;

@@ -1,45 +1,16 @@
-using System.Net;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 
 namespace AgentGateway.Credentials.Configuration;
 
 /// <summary>
 /// The rules every credential kind shares when it validates its settings (secret references,
-/// header names, scopes, token timing, endpoints), each adding its problem with the path it is
-/// given. <see cref="TryReadEndpoint"/> also serves the gateway's other readers.
+/// scopes, token timing, settings the chosen method ignores), each adding its problem with the
+/// path it is given. Header names and endpoints are typed values of their own
+/// (<see cref="HeaderName"/>, <see cref="HttpEndpoint"/>), shared with the rest of the gateway.
 /// </summary>
 public static class CredentialConfigReader
 {
-    /// <summary>Token endpoints receive client secrets: HTTPS only, except on the loopback interface
-    /// (a local identity provider or a test), where there is no network to protect.</summary>
-    public static bool TryReadEndpoint(string path, string? text, ConfigProblems problems, out Uri? endpoint)
-    {
-        endpoint = null;
-        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
-        {
-            problems.Add(path, "must be an absolute http(s) URL");
-            return false;
-        }
-
-        if (uri.Scheme == Uri.UriSchemeHttp && !IsLoopback(uri))
-        {
-            problems.Add(path, "must use https (plain http is allowed only for loopback addresses)");
-            return false;
-        }
-
-        if (!string.IsNullOrEmpty(uri.UserInfo))
-        {
-            problems.Add(path, "must not carry user information");
-            return false;
-        }
-
-        endpoint = uri;
-        return true;
-    }
-
-    public static bool IsLoopback(Uri uri) =>
-        uri.IsLoopback || (IPAddress.TryParse(uri.DnsSafeHost, out var ip) && IPAddress.IsLoopback(ip));
-
     /// <summary>A required secret reference (<c>env:</c>, <c>file:</c>); never echoes the text.</summary>
     public static bool TryReadSecret(string path, string? text, ConfigProblems problems, out SecretReference reference)
     {
@@ -101,17 +72,5 @@ public static class CredentialConfigReader
         }
 
         return ok;
-    }
-
-    public static bool CheckHeaderName(string path, string? header, ConfigProblems problems)
-    {
-        // RFC 9110 token characters; anything else could split or smuggle headers.
-        if (string.IsNullOrEmpty(header) || !header.All(c => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c)))
-        {
-            problems.Add(path, "must be a valid HTTP header name");
-            return false;
-        }
-
-        return true;
     }
 }

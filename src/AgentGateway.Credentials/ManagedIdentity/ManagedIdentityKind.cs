@@ -1,3 +1,4 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Configuration;
 using Microsoft.Extensions.Logging;
 
@@ -11,7 +12,7 @@ internal sealed class ManagedIdentityKind(CredentialFingerprint fingerprint, Tim
 
     protected override ManagedIdentityOptions? Validate(string name, string path, ManagedIdentitySettings s, ConfigProblems problems)
     {
-        var ok = CredentialConfigReader.CheckHeaderName(path + ":Header", s.Header, problems);
+        var ok = HeaderName.TryRead(path + ":Header", s.Header, problems, out _);
         if (!Enum.TryParse<ManagedIdentityProvider>(s.Provider, ignoreCase: false, out var provider) || !Enum.IsDefined(provider))
         {
             problems.Add(path + ":Provider", $"'{s.Provider}' is not one of: {string.Join(", ", Enum.GetNames<ManagedIdentityProvider>())}");

@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Caching;
-using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.OAuth;
 using Microsoft.Extensions.Logging;
 
@@ -144,14 +144,13 @@ internal sealed partial class AuthorizationServerDiscovery(
             throw Fail("the authorization server's metadata names another issuer");
         }
 
-        var problems = new ConfigProblems();
         if (!root.TryGetProperty("token_endpoint", out var endpoint) || endpoint.ValueKind != JsonValueKind.String
-            || !CredentialConfigReader.TryReadEndpoint("token_endpoint", endpoint.GetString(), problems, out var tokenEndpoint))
+            || !HttpEndpoint.TryParse(endpoint.GetString(), out var tokenEndpoint, out _))
         {
             throw Fail("the authorization server's metadata has no usable token_endpoint (absolute, https unless loopback)");
         }
 
-        return tokenEndpoint!;
+        return tokenEndpoint.Uri;
     }
 
     private async Task<JsonDocument> FetchFirstAsync(HttpClient http, Uri[] candidates, string what, CancellationToken cancellationToken)

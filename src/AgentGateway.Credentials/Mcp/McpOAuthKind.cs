@@ -1,4 +1,4 @@
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.OAuth;
 using Microsoft.Extensions.Logging;
 
@@ -13,7 +13,7 @@ internal sealed class McpOAuthKind(TokenEndpoints endpoints) : CredentialKindBas
     {
         var authentication = OAuthSettingsValidation.ReadCommon(path, s, problems);
         var ok = authentication is not null;
-        ok &= CredentialConfigReader.TryReadEndpoint(path + ":Resource", s.Resource, problems, out var resource);
+        ok &= HttpEndpoint.TryRead(path + ":Resource", s.Resource, problems, out var resource);
         if (resource is not null && resource.Fragment.Length > 0)
         {
             problems.Add(path + ":Resource", "must not have a fragment (RFC 8707)");
@@ -23,7 +23,7 @@ internal sealed class McpOAuthKind(TokenEndpoints endpoints) : CredentialKindBas
         Uri? metadata = null;
         if (s.ResourceMetadata is not null)
         {
-            ok &= CredentialConfigReader.TryReadEndpoint(path + ":ResourceMetadata", s.ResourceMetadata, problems, out metadata);
+            ok &= HttpEndpoint.TryRead(path + ":ResourceMetadata", s.ResourceMetadata, problems, out metadata);
         }
 
         var servers = new List<Uri>();
@@ -35,7 +35,7 @@ internal sealed class McpOAuthKind(TokenEndpoints endpoints) : CredentialKindBas
 
         for (var i = 0; i < s.AuthorizationServers.Length; i++)
         {
-            if (CredentialConfigReader.TryReadEndpoint($"{path}:AuthorizationServers:{i}", s.AuthorizationServers[i], problems, out var server))
+            if (HttpEndpoint.TryRead($"{path}:AuthorizationServers:{i}", s.AuthorizationServers[i], problems, out var server))
             {
                 servers.Add(server!);
             }

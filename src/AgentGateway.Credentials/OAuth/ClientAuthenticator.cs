@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Duende.IdentityModel;
 using Duende.IdentityModel.Client;

@@ -1,4 +1,4 @@
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 
 namespace AgentGateway.Credentials.OAuth;
 

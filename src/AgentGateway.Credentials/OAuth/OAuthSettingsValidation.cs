@@ -1,3 +1,4 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Configuration;
 
 namespace AgentGateway.Credentials.OAuth;
@@ -5,13 +6,11 @@ namespace AgentGateway.Credentials.OAuth;
 /// <summary>Validation the OAuth kinds share: the client, its authentication, scopes, timing.</summary>
 public static class OAuthSettingsValidation
 {
-    private static readonly string[] SigningAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
-
     /// <summary>The OAuth kinds with a configured token endpoint; null (with problems added) when any setting is wrong.</summary>
     /// <param name="path">The entry's configuration path.</param>
     public static OAuthClient? ReadClient(string path, OAuthClientSettings s, ConfigProblems problems)
     {
-        var ok = CredentialConfigReader.TryReadEndpoint(path + ":TokenEndpoint", s.TokenEndpoint, problems, out var endpoint);
+        var ok = HttpEndpoint.TryRead(path + ":TokenEndpoint", s.TokenEndpoint, problems, out var endpoint);
         var authentication = ReadCommon(path, s, problems);
         ok &= authentication is not null;
         for (var i = 0; i < s.Resources.Length; i++)
@@ -32,7 +31,7 @@ public static class OAuthSettingsValidation
     /// <param name="path">The entry's configuration path.</param>
     public static ClientAuthentication? ReadCommon(string path, OAuthCommonSettings s, ConfigProblems problems)
     {
-        var ok = CredentialConfigReader.CheckHeaderName(path + ":Header", s.Header, problems);
+        var ok = HeaderName.TryRead(path + ":Header", s.Header, problems, out _);
         if (string.IsNullOrWhiteSpace(s.ClientId))
         {
             problems.Add(path + ":ClientId", "is required");
@@ -58,9 +57,9 @@ public static class OAuthSettingsValidation
                 ok = false;
             }
 
-            if (s.SigningAlgorithm is { } algorithm && !SigningAlgorithms.Contains(algorithm))
+            if (s.SigningAlgorithm is { } algorithm && !SigningAlgorithm.TryParse(algorithm, out _))
             {
-                problems.Add(path + ":SigningAlgorithm", $"'{algorithm}' is not one of: {string.Join(", ", SigningAlgorithms)}");
+                problems.Add(path + ":SigningAlgorithm", $"'{algorithm}' is not one of: {SigningAlgorithm.List(", ")}");
                 ok = false;
             }
 

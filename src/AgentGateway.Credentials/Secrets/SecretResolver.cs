@@ -1,3 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
+using AgentGateway.Configuration;
+
 namespace AgentGateway.Credentials.Secrets;
 
 /// <summary>Resolves <see cref="SecretReference"/>s at configuration load, so a missing secret is a
@@ -6,6 +9,21 @@ public static class SecretResolver
 {
     /// <summary>Files larger than this are not secrets; refusing them avoids reading a wrong path whole.</summary>
     private const int MaxSecretFileBytes = 64 * 1024;
+
+    /// <summary>A configured secret reference (<c>env:</c>, <c>file:</c>), parsed and resolved: the one
+    /// way a setting holding a secret is read at load. A problem at <paramref name="path"/> says what
+    /// is wrong with the reference, never the value.</summary>
+    public static bool TryRead(string path, string? reference, ConfigProblems problems, [NotNullWhen(true)] out SecretValue? value)
+    {
+        value = null;
+        if (!SecretReference.TryParse(reference, out var parsed, out var error) || !TryResolve(parsed.Value, out value, out error))
+        {
+            problems.Add(path, error!);
+            return false;
+        }
+
+        return true;
+    }
 
     public static bool TryResolve(SecretReference reference, out SecretValue? value, out string? error)
     {

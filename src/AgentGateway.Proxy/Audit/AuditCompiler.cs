@@ -1,4 +1,4 @@
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Configuration;
 
@@ -22,14 +22,7 @@ public static class AuditCompiler
 
         if (s.Key is not null)
         {
-            if (!SecretReference.TryParse(s.Key, out var reference, out var error))
-            {
-                problems.Add(section.Path + ":Key", error);
-            }
-            else if (!SecretResolver.TryResolve(reference.Value, out _, out var unresolved))
-            {
-                problems.Add(section.Path + ":Key", unresolved!);
-            }
+            SecretResolver.TryRead(section.Path + ":Key", s.Key, problems, out _);
         }
 
         return s.Path;

@@ -1,6 +1,6 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials;
 using AgentGateway.Credentials.Caching;
-using AgentGateway.Credentials.Configuration;
 using AgentGateway.Proxy.Audit;
 using AgentGateway.Proxy.Database;
 using AgentGateway.Proxy.Identity;

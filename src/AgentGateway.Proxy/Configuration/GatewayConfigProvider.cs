@@ -1,4 +1,4 @@
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;

@@ -1,5 +1,5 @@
 using System.Security.Authentication;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using Microsoft.Extensions.Configuration;
 using Yarp.ReverseProxy.Configuration;
 

@@ -3,8 +3,8 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials;
-using AgentGateway.Credentials.Configuration;
 using AgentGateway.Credentials.Secrets;
 using AgentGateway.Proxy.Policy;
 using Microsoft.Extensions.Configuration;
@@ -198,13 +198,9 @@ internal static class DatabaseConfigReader
         }
         else if (s.Password is { } reference)
         {
-            if (!SecretReference.TryParse(reference, out var parsed, out var error) || !SecretResolver.TryResolve(parsed.Value, out var password, out error))
+            if (SecretResolver.TryRead(path + ":Password", reference, problems, out var password))
             {
-                problems.Add(path + ":Password", error!);
-            }
-            else
-            {
-                login = new PasswordLogin(password!, fingerprint.Of(password!.Reveal()));
+                login = new PasswordLogin(password, fingerprint.Of(password.Reveal()));
             }
         }
         else if (!credentials.TryGet(s.Credential!, out var source))
@@ -284,13 +280,7 @@ internal static class DatabaseConfigReader
             return null;
         }
 
-        if (!SecretReference.TryParse(reference, out var parsed, out var error) || !SecretResolver.TryResolve(parsed.Value, out var value, out error))
-        {
-            problems.Add(path, error!);
-            return null;
-        }
-
-        return value;
+        return SecretResolver.TryRead(path, reference, problems, out var value) ? value : null;
     }
 
     internal static bool IsLoopback(string host) =>

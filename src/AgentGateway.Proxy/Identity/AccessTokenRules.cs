@@ -1,3 +1,4 @@
+using AgentGateway.Configuration;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Problems;
 using Microsoft.AspNetCore.Http;
@@ -46,7 +47,7 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
     private const string BearerPrefix = "Bearer ";
     private const string DpopPrefix = "DPoP ";
 
-    private static readonly HashSet<string> SvidAlgorithms = new(StringComparer.Ordinal) { "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512" };
+    private static readonly IReadOnlySet<string> SvidAlgorithms = SigningAlgorithm.All;
 
     private readonly ValidationCache _validated = new();
     private readonly ValidationCache _svids = new();

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using AgentGateway.Configuration;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using Microsoft.AspNetCore.Http;
@@ -19,7 +20,7 @@ namespace AgentGateway.Proxy.Identity;
 /// </summary>
 public sealed class DpopValidator(IPolicyStateStore replay, TimeProvider time)
 {
-    private static readonly HashSet<string> Algorithms = new(StringComparer.Ordinal) { "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512" };
+    private static readonly IReadOnlySet<string> Algorithms = SigningAlgorithm.All;
     private static readonly string[] PrivateMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
     private static readonly JsonWebTokenHandler Handler = new();
 

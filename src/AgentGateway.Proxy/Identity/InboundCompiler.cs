@@ -1,6 +1,6 @@
 using System.Collections.Frozen;
 using System.Security.Cryptography.X509Certificates;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Configuration;
 
@@ -59,9 +59,9 @@ public static class InboundCompiler
         var certificates = new CertificateTrust(
             settings.ClientCertificates is { } client ? ReadPemBundle(section.Path + ":ClientCertificates:TrustBundle", client.TrustBundle, problems) : null,
             settings.Spiffe is { } spiffe ? CompileSpiffe(section.Path + ":Spiffe", spiffe, problems) : null);
-        if (settings.StaticKeys.Enabled && (string.IsNullOrEmpty(settings.StaticKeys.Header) || !settings.StaticKeys.Header.All(c => char.IsAsciiLetterOrDigit(c) || c == '-')))
+        if (settings.StaticKeys.Enabled)
         {
-            problems.Add(section.Path + ":StaticKeys:Header", "must be a header name of letters, digits and '-'");
+            HeaderName.TryRead(section.Path + ":StaticKeys:Header", settings.StaticKeys.Header, problems, out _);
         }
 
         var policy = new InboundPolicy(byIss.ToFrozenDictionary(StringComparer.Ordinal), settings.MaxTokenBytes, delegation)
@@ -77,11 +77,8 @@ public static class InboundCompiler
 
     private static DelegationPolicy CompileDelegation(string path, DelegationSettings settings, HashSet<string> issuerNames, ConfigProblems problems)
     {
-        if (string.IsNullOrEmpty(settings.Header) || !settings.Header.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-        {
-            problems.Add(path + ":Header", "must be a header name of letters, digits, '-' or '_'");
-        }
-        else if (string.Equals(settings.Header, "Authorization", StringComparison.OrdinalIgnoreCase))
+        if (HeaderName.TryRead(path + ":Header", settings.Header, problems, out _)
+            && string.Equals(settings.Header, "Authorization", StringComparison.OrdinalIgnoreCase))
         {
             problems.Add(path + ":Header", "must not be Authorization: that carries the agent's own token");
         }
@@ -109,15 +106,11 @@ public static class InboundCompiler
         Microsoft.IdentityModel.Tokens.JsonWebKeySet? keys = null;
         if (s.JwtBundle is not null)
         {
-            if (!SecretReference.TryParse(s.JwtBundle, out var parsed, out var error) || !SecretResolver.TryResolve(parsed.Value, out var json, out error))
-            {
-                problems.Add(path + ":JwtBundle", error!);
-            }
-            else
+            if (SecretResolver.TryRead(path + ":JwtBundle", s.JwtBundle, problems, out var json))
             {
                 try
                 {
-                    keys = new Microsoft.IdentityModel.Tokens.JsonWebKeySet(json!.Reveal());
+                    keys = new Microsoft.IdentityModel.Tokens.JsonWebKeySet(json.Reveal());
                 }
                 catch (ArgumentException)
                 {
@@ -141,22 +134,15 @@ public static class InboundCompiler
 
     private static X509Certificate2Collection? ReadPemBundle(string path, string? reference, ConfigProblems problems)
     {
-        if (!SecretReference.TryParse(reference, out var parsed, out var error))
+        if (!SecretResolver.TryRead(path, reference, problems, out var pem))
         {
-            problems.Add(path, error);
-            return null;
-        }
-
-        if (!SecretResolver.TryResolve(parsed.Value, out var pem, out error))
-        {
-            problems.Add(path, error!);
             return null;
         }
 
         var bundle = new X509Certificate2Collection();
         try
         {
-            bundle.ImportFromPem(pem!.Reveal());
+            bundle.ImportFromPem(pem.Reveal());
         }
         catch (System.Security.Cryptography.CryptographicException)
         {

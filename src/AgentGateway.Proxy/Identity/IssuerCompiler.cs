@@ -1,4 +1,4 @@
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using Microsoft.Extensions.Configuration;
 
 namespace AgentGateway.Proxy.Identity;
@@ -10,18 +10,13 @@ namespace AgentGateway.Proxy.Identity;
 /// </summary>
 public static class IssuerCompiler
 {
-    private static readonly string[] DefaultAlgorithms = ["RS256", "PS256", "ES256"];
-
     private static readonly string[] DefaultTokenTypes = ["at+jwt"];
-
-    private static readonly System.Collections.Frozen.FrozenSet<string> AllowedAlgorithms = System.Collections.Frozen.FrozenSet.ToFrozenSet(
-        ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"], StringComparer.Ordinal);
 
     /// <summary>Null when the entry has a problem (reported under its path).</summary>
     public static TrustedIssuer? Compile(IConfigurationSection entry, TimeSpan clockSkew, IssuerKeySources issuerKeys, ConfigProblems problems)
     {
         var s = SectionReader.Read<IssuerSettings>(entry, problems);
-        s = s with { Algorithms = s.Algorithms ?? DefaultAlgorithms, TokenTypes = s.TokenTypes ?? DefaultTokenTypes };
+        s = s with { Algorithms = s.Algorithms ?? SigningAlgorithm.IssuerDefault, TokenTypes = s.TokenTypes ?? DefaultTokenTypes };
         var before = problems.Items.Count;
         Uri? metadata = null;
         var discovery = false;
@@ -32,7 +27,7 @@ public static class IssuerCompiler
         }
         else if (s.Authority is not null)
         {
-            if (CredentialConfigReader.TryReadEndpoint(entry.Path + ":Authority", s.Authority, problems, out var authority))
+            if (HttpEndpoint.TryRead(entry.Path + ":Authority", s.Authority, problems, out var authority))
             {
                 metadata = new Uri(authority!.AbsoluteUri.TrimEnd('/') + "/.well-known/openid-configuration");
                 discovery = true;
@@ -42,7 +37,7 @@ public static class IssuerCompiler
         }
         else if (s.JwksUri is not null)
         {
-            CredentialConfigReader.TryReadEndpoint(entry.Path + ":JwksUri", s.JwksUri, problems, out metadata);
+            HttpEndpoint.TryRead(entry.Path + ":JwksUri", s.JwksUri, problems, out metadata);
             iss = s.Issuer;
             if (string.IsNullOrWhiteSpace(iss))
             {
@@ -66,9 +61,9 @@ public static class IssuerCompiler
 
         for (var i = 0; i < s.Algorithms.Length; i++)
         {
-            if (!AllowedAlgorithms.Contains(s.Algorithms[i]))
+            if (!SigningAlgorithm.TryParse(s.Algorithms[i], out _))
             {
-                problems.Add($"{entry.Path}:Algorithms:{i}", $"'{s.Algorithms[i]}' is not allowed; use asymmetric algorithms only: {string.Join(", ", AllowedAlgorithms.Order())}");
+                problems.Add($"{entry.Path}:Algorithms:{i}", $"'{s.Algorithms[i]}' is not allowed; use asymmetric algorithms only: {SigningAlgorithm.List(", ")}");
             }
         }
 

@@ -3,7 +3,7 @@ using System.Collections.Frozen;
 using System.Globalization;
 using System.Net;
 using System.Text;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 

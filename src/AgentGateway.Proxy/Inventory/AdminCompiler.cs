@@ -1,5 +1,5 @@
 using System.Collections.Frozen;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Policy;
 using Microsoft.Extensions.Configuration;

@@ -1,6 +1,6 @@
 using System.Collections.Frozen;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials;
-using AgentGateway.Credentials.Configuration;
 using AgentGateway.Proxy.Identity;
 using AgentGateway.Proxy.Policy;
 using Microsoft.Extensions.Configuration;

@@ -1,6 +1,6 @@
 using System.Collections.Frozen;
 using System.Globalization;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Proxy.Routes;
 using AgentGateway.Proxy.Inspection;
 using Microsoft.Extensions.Configuration;
@@ -143,11 +143,7 @@ internal static class PolicyConfigReader
             problems.Add(section.Path + ":MaxServerEventBytes", "must be between 1024 and 67108864");
         }
 
-        if (string.IsNullOrEmpty(s.Task.Header) || !s.Task.Header.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
-        {
-            problems.Add(section.Path + ":Task:Header", "must be a header name of letters, digits and '-'");
-        }
-
+        HeaderName.TryRead(section.Path + ":Task:Header", s.Task.Header, problems, out _);
         if (s.Task.Ttl < TimeSpan.FromMinutes(1) || s.Task.Ttl > TimeSpan.FromDays(7))
         {
             problems.Add(section.Path + ":Task:Ttl", "must be between 00:01:00 and 7.00:00:00");

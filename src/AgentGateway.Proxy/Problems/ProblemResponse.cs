@@ -1,5 +1,6 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using AgentGateway.Configuration;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
 
@@ -12,6 +13,10 @@ public static class ProblemResponse
 {
     // Problem bodies are JSON read by people and programs, never embedded in HTML: escape only what JSON requires.
     private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>RFC 6750 §3 and RFC 9449 §7.1: the schemes the gateway takes, and the DPoP proof
+    /// algorithms it accepts — the same list its validator checks.</summary>
+    private static readonly string DpopChallenge = $"Bearer realm=\"agentgateway\", DPoP algs=\"{SigningAlgorithm.List(" ")}\"";
 
     public static async Task WriteAsync(HttpContext context, Refusal refusal)
     {
@@ -35,7 +40,7 @@ public static class ProblemResponse
         if (refusal.Status == StatusCodes.Status401Unauthorized)
         {
             // RFC 6750 §3: tell a client which scheme the gateway expects.
-            response.Headers.WWWAuthenticate = "Bearer realm=\"agentgateway\", DPoP algs=\"ES256 PS256 RS256\"";
+            response.Headers.WWWAuthenticate = DpopChallenge;
         }
 
         // The gateway's own trace id, the one the audit record of this refusal carries too.

@@ -1,4 +1,4 @@
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Configuration;
 
@@ -14,11 +14,7 @@ public static class ProvenanceCompiler
     public static ProvenanceSigner? Compile(IConfigurationSection section, TimeProvider time, ConfigProblems problems)
     {
         var s = SectionReader.Read<ProvenanceSettings>(section, problems);
-        if (string.IsNullOrEmpty(s.Header) || !s.Header.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
-        {
-            problems.Add(section.Path + ":Header", "must be a header name of letters, digits and '-'");
-        }
-
+        HeaderName.TryRead(section.Path + ":Header", s.Header, problems, out _);
         if (s.Lifetime < TimeSpan.FromSeconds(5) || s.Lifetime > TimeSpan.FromMinutes(10))
         {
             problems.Add(section.Path + ":Lifetime", "must be between 00:00:05 and 00:10:00: the assertion covers one request");
@@ -39,9 +35,8 @@ public static class ProvenanceCompiler
 
     private static Microsoft.IdentityModel.Tokens.AsymmetricSecurityKey? ReadSigningKey(string path, string reference, ConfigProblems problems)
     {
-        if (!SecretReference.TryParse(reference, out var parsed, out var error) || !SecretResolver.TryResolve(parsed.Value, out var pem, out error))
+        if (!SecretResolver.TryRead(path, reference, problems, out var pem))
         {
-            problems.Add(path, error!);
             return null;
         }
 
@@ -49,7 +44,7 @@ public static class ProvenanceCompiler
         try
         {
             var ec = System.Security.Cryptography.ECDsa.Create();
-            ec.ImportFromPem(pem!.Reveal());
+            ec.ImportFromPem(pem.Reveal());
             key = new Microsoft.IdentityModel.Tokens.ECDsaSecurityKey(ec);
         }
         catch (Exception ex) when (ex is ArgumentException or System.Security.Cryptography.CryptographicException)
@@ -57,7 +52,7 @@ public static class ProvenanceCompiler
             try
             {
                 var rsa = System.Security.Cryptography.RSA.Create();
-                rsa.ImportFromPem(pem!.Reveal());
+                rsa.ImportFromPem(pem.Reveal());
                 key = new Microsoft.IdentityModel.Tokens.RsaSecurityKey(rsa);
             }
             catch (Exception inner) when (inner is ArgumentException or System.Security.Cryptography.CryptographicException)

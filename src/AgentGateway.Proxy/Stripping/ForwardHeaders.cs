@@ -1,6 +1,6 @@
 using System.Collections.Frozen;
 using System.Net.Http.Headers;
-using AgentGateway.Credentials.Configuration;
+using AgentGateway.Configuration;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Transforms;
 
@@ -73,7 +73,7 @@ public sealed class ForwardHeaders
 
         foreach (var name in names)
         {
-            if (!name.All(IsTokenChar))
+            if (!HeaderName.IsToken(name))
             {
                 problems.Add($"'{name}' is not a header name");
             }
@@ -96,8 +96,6 @@ public sealed class ForwardHeaders
     /// <summary>The transform that applies this list; it runs before the route's own transforms, so
     /// what they set is the gateway's and stays.</summary>
     public RequestTransform Transform() => new Filter(this);
-
-    private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
 
     private sealed class Filter(ForwardHeaders allowed) : RequestTransform
     {

@@ -1,6 +1,6 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials;
 using AgentGateway.Credentials.Certificates;
-using AgentGateway.Credentials.Configuration;
 using Yarp.ReverseProxy.Configuration;
 
 namespace AgentGateway.Proxy.Upstream;

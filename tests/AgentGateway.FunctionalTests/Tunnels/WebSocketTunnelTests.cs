@@ -221,7 +221,7 @@ public sealed class WebSocketTunnelTests(GatewayFixture fx) : IAsyncLifetime
         config["ReverseProxy"]!["Routes"]!["anthropic"]!["Metadata"]!["Inspect"] = "Llm";
         config["ReverseProxy"]!["Routes"]!["anthropic"]!["Metadata"]!["Upgrade"] = "WebSocket";
 
-        var refused = await Assert.ThrowsAsync<AgentGateway.Credentials.Configuration.InvalidGatewayConfigurationException>(() => GatewayInstance.StartAsync(config));
+        var refused = await Assert.ThrowsAsync<AgentGateway.Configuration.InvalidGatewayConfigurationException>(() => GatewayInstance.StartAsync(config));
 
         Assert.Equal(
             ["ReverseProxy:Routes:anthropic:Metadata:Upgrade", "ReverseProxy:Routes:closed:Metadata:Upgrade"],

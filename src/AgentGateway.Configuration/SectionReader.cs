@@ -1,7 +1,7 @@
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
 
-namespace AgentGateway.Credentials.Configuration;
+namespace AgentGateway.Configuration;
 
 /// <summary>
 /// Binds one configuration section to a settings record and reports, as problems rather than

@@ -1,4 +1,4 @@
-namespace AgentGateway.Credentials.Configuration;
+namespace AgentGateway.Configuration;
 
 /// <summary>One thing wrong with a configuration: where (the configuration path, e.g.
 /// <c>Gateway:Credentials:crm:TokenEndpoint</c>) and why. Never carries a secret value.</summary>
