@@ -40,7 +40,7 @@ public static class GatewayHost
         // body sizes, the header timeout that ends a slowloris) are bound here, so operators set
         // them in the same file as everything else.
         builder.WebHost.ConfigureKestrel(static (context, kestrel) => context.Configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits));
-        if (builder.Configuration.GetSection("Gateway:Inbound:ClientCertificates").Exists() || builder.Configuration["Gateway:Inbound:Spiffe:X509Bundle"] is not null)
+        if (AgentGateway.Proxy.Configuration.ProcessSettings.Read(builder.Configuration).ClientCertificates)
         {
             // Agents may present a client certificate on https endpoints. Kestrel accepts any and
             // the gateway checks it against its own trust (never the operating system's store).

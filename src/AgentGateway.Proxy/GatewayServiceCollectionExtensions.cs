@@ -37,9 +37,11 @@ public static class GatewayServiceCollectionExtensions
         // write them to its own logs. Operators can still lower this in Logging:LogLevel.
         services.AddLogging(static logging => logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning));
 
-        // The Redis connection is fixed for the life of the process; a reload that changes it is refused.
-        var redis = configuration["Gateway:Redis"];
-        if (!string.IsNullOrWhiteSpace(redis))
+        // What connects, listens or opens a file at start is read once, here, and fixed for the life
+        // of the process: the first revision validates it, a reload that changes it is refused.
+        var process = ProcessSettings.Read(configuration);
+        services.TryAddSingleton(process);
+        if (process.Redis is { } redis)
         {
             services.AddSingleton<IConnectionMultiplexer>(_ =>
             {

@@ -5,10 +5,11 @@ using Microsoft.Extensions.Configuration;
 namespace AgentGateway.Proxy.Audit;
 
 /// <summary>Checks <c>Gateway:Audit</c>: the file's directory exists and the HMAC key, if any,
-/// resolves. The compiled form is the file path (null: no audit file).</summary>
+/// resolves. Both are process settings (<see cref="Configuration.ProcessSettings"/>): the audit log
+/// opens the file and reads the key once, at start.</summary>
 public static class AuditCompiler
 {
-    public static string? Compile(IConfigurationSection section, ConfigProblems problems)
+    public static void Check(IConfigurationSection section, ConfigProblems problems)
     {
         var s = SectionReader.Read<AuditSettings>(section, problems);
         if (s.Path is { } path)
@@ -24,7 +25,5 @@ public static class AuditCompiler
         {
             SecretResolver.TryRead(section.Path + ":Key", s.Key, problems, out _);
         }
-
-        return s.Path;
     }
 }

@@ -6,11 +6,11 @@ using System.Text.Json;
 using System.Threading.Channels;
 using AgentGateway.Credentials;
 using AgentGateway.Credentials.Secrets;
+using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Pipeline;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 
 namespace AgentGateway.Proxy.Audit;
@@ -39,18 +39,17 @@ public sealed partial class AuditLog : IAsyncDisposable
     private readonly ILogger<AuditLog> _logger;
     private readonly byte[]? _key;
 
-    public AuditLog(IConfiguration configuration, TimeProvider time, ILogger<AuditLog> logger)
+    public AuditLog(ProcessSettings process, TimeProvider time, ILogger<AuditLog> logger)
     {
         _time = time;
         _logger = logger;
-        Path = configuration["Gateway:Audit:Path"];
-        if (string.IsNullOrWhiteSpace(Path))
+        Path = process.AuditPath;
+        if (Path is null)
         {
-            Path = null;
             return;
         }
 
-        if (configuration["Gateway:Audit:Key"] is { } keyReference
+        if (process.AuditKey is { } keyReference
             && SecretReference.TryParse(keyReference, out var reference, out _)
             && SecretResolver.TryResolve(reference.Value, out var key, out _))
         {

@@ -59,14 +59,14 @@ public sealed class GatewayConfigLoader(
 
         var inbound = InboundCompiler.Compile(gateway.GetSection("Inbound"), issuerKeys, problems);
         var definitions = credentials.Read(gateway.GetSection("Credentials"), problems);
-        var redis = gateway["Redis"];
-        var cache = CacheConfigReader.Read(gateway.GetSection("Cache"), shared: !string.IsNullOrWhiteSpace(redis), problems);
+        var process = ProcessSettings.Read(configuration);
+        var cache = CacheConfigReader.Read(gateway.GetSection("Cache"), shared: process.Redis is not null, problems);
         var credentialSet = credentials.Build(definitions, cache, "Gateway:Credentials", problems);
         ClusterRules.Check(clusters, definitions, problems);
         var gatewayRoutes = RouteCompiler.Compile(routes, clusters, definitions, credentialSet, inbound.Policy.Delegation, problems);
         var grants = PolicyConfigReader.ReadGrants(gateway.GetSection("Grants"), gatewayRoutes, problems);
         var policy = PolicyConfigReader.ReadPolicy(gateway.GetSection("Policy"), grants, problems);
-        var audit = AuditCompiler.Compile(gateway.GetSection("Audit"), problems);
+        AuditCompiler.Check(gateway.GetSection("Audit"), problems);
         var admin = AdminCompiler.Compile(gateway.GetSection("Admin"), inbound.IssuerNames, grants, problems);
         var provenance = ProvenanceCompiler.Compile(gateway.GetSection("Provenance"), time, problems);
         var agents = AgentDirectoryCompiler.Compile(gateway.GetSection("Agents"), inbound.IssuerNames, grants, problems);
@@ -94,8 +94,7 @@ public sealed class GatewayConfigLoader(
                 Credentials = credentialSet,
                 Grants = grants,
                 Policy = policy,
-                Redis = string.IsNullOrWhiteSpace(redis) ? null : redis,
-                AuditPath = audit,
+                Process = process,
                 Admin = admin,
                 Provenance = provenance!,
                 Databases = databases,

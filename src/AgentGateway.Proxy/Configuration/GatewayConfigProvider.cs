@@ -64,19 +64,7 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
         {
             var current = Current;
             var result = await _loader.LoadAsync(_configuration, current.Number + 1, CancellationToken.None);
-            IReadOnlyList<ConfigProblem> problems = result.Problems;
-            if (result.Succeeded && !string.Equals(result.Revision!.Redis, current.Redis, StringComparison.Ordinal))
-            {
-                problems = [new ConfigProblem("Gateway:Redis", "changing the Redis connection needs a restart; the running connection is kept")];
-            }
-            else if (result.Succeeded && !string.Equals(result.Revision!.AuditPath, current.AuditPath, StringComparison.Ordinal))
-            {
-                problems = [new ConfigProblem("Gateway:Audit:Path", "changing the audit file needs a restart; the running audit log is kept")];
-            }
-            else if (result.Succeeded && !result.Revision!.Databases.SameListeners(current.Databases))
-            {
-                problems = [new ConfigProblem("Gateway:Databases", "adding, removing or moving a database listener needs a restart; the running listeners are kept")];
-            }
+            IReadOnlyList<ConfigProblem> problems = result.Succeeded ? NeedRestart(result.Revision!, current) : result.Problems;
 
             if (problems.Count > 0)
             {
@@ -123,6 +111,19 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
         // Tell YARP after the gateway's own view switched: a request routed by the new routes
         // then always finds their credentials.
         previous?.SignalChange();
+    }
+
+    /// <summary>What the process started with and a revision cannot change: each such setting the
+    /// new revision changes, by path. The reload is then refused whole, as for any problem.</summary>
+    private static List<ConfigProblem> NeedRestart(GatewayRevision next, GatewayRevision current)
+    {
+        var problems = next.Process.ChangesFrom(current.Process).ToList();
+        if (!next.Databases.SameListeners(current.Databases))
+        {
+            problems.Add(new ConfigProblem("Gateway:Databases", "adding, removing or moving a database listener needs a restart; the running listeners are kept"));
+        }
+
+        return problems;
     }
 
     private static InvalidOperationException NotLoaded() => new("The gateway configuration has not been loaded; call InitializeAsync first.");

@@ -38,16 +38,14 @@ public sealed class GatewayRevision
 
     public required PolicyOptions Policy { get; init; }
 
-    public required string? Redis { get; init; }
+    /// <summary>The process settings this revision was read with; a reload that changes them is refused.</summary>
+    public required ProcessSettings Process { get; init; }
 
     /// <summary>Signs provenance assertions and publishes its keys.</summary>
     public required ProvenanceSigner Provenance { get; init; }
 
     /// <summary>Who may call the admin API, and when an agent counts as dormant.</summary>
     public AdminPolicy Admin { get; init; } = AdminPolicy.None;
-
-    /// <summary>The audit file (fixed for the process), or null.</summary>
-    public string? AuditPath { get; init; }
 
     /// <summary>The databases agents reach on the gateway's PostgreSQL listeners, and the grants that open them.</summary>
     public Database.DatabaseCatalog Databases { get; init; } = Database.DatabaseCatalog.Empty;

@@ -9,7 +9,6 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -24,7 +23,7 @@ namespace AgentGateway.Proxy.Inventory;
 /// configuration status.
 /// </summary>
 public sealed partial class AdminServer(
-    IServiceProvider gateway, IConfiguration configuration, ILogger<AdminServer> logger) : IHostedService, IAsyncDisposable
+    IServiceProvider gateway, ProcessSettings process, ILogger<AdminServer> logger) : IHostedService, IAsyncDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -39,8 +38,7 @@ public sealed partial class AdminServer(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var urls = configuration["Gateway:Admin:Urls"];
-        if (string.IsNullOrWhiteSpace(urls))
+        if (process.AdminUrls is not { } urls)
         {
             return;
         }

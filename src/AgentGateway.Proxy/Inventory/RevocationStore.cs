@@ -3,7 +3,6 @@ using System.Text.Json;
 using AgentGateway.Credentials.Caching;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Telemetry;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -36,10 +35,10 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
     private readonly ILogger<RevocationStore> _logger;
     private ITimer? _reconcile;
 
-    public RevocationStore(IServiceProvider services, IConfiguration configuration, AgentTokenIndex agentTokens, TimeProvider time, ILogger<RevocationStore> logger)
+    public RevocationStore(IServiceProvider services, ProcessSettings process, AgentTokenIndex agentTokens, TimeProvider time, ILogger<RevocationStore> logger)
     {
         _redis = services.GetService<IConnectionMultiplexer>();
-        _file = configuration["Gateway:Admin:RevocationsFile"];
+        _file = process.RevocationsFile;
         _agentTokens = agentTokens;
         _time = time;
         _logger = logger;

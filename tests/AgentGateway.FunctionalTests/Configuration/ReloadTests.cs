@@ -52,6 +52,30 @@ public sealed class ReloadTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal("Bearer " + fx.OpenAiKey, fx.Llm.Header(0, "Authorization"));
     }
 
+    [Fact]
+    public async Task A_reload_that_changes_process_settings_is_refused_naming_each_as_needing_a_restart()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var token = await fx.AgentTokenAsync();
+
+        var moved = fx.Config(withRedis: false);
+        ((JsonArray)moved["Gateway"]!["Agents"]!["support-bot"]!["Grants"]!).Add("billing");
+        moved["Gateway"]!["Audit"] = new JsonObject { ["Path"] = Path.Combine(Path.GetTempPath(), $"agw-audit-{Guid.NewGuid():N}.jsonl") };
+        moved["Gateway"]!["Admin"] ??= new JsonObject();
+        moved["Gateway"]!["Admin"]!["RevocationsFile"] = Path.Combine(Path.GetTempPath(), $"agw-revocations-{Guid.NewGuid():N}.jsonl");
+        await gateway.RewriteConfigAsync(moved);
+
+        var status = gateway.Config.Status;
+        Assert.Equal(1, status.Revision);
+        Assert.Equal(
+            ["Gateway:Admin:RevocationsFile", "Gateway:Audit:Path"],
+            status.LastReloadProblems.Select(p => p.Path).Order(StringComparer.Ordinal));
+        Assert.All(status.LastReloadProblems, p => Assert.Contains("needs a restart", p.Message, StringComparison.Ordinal));
+        // The grant added beside them did not take effect either: the reload is refused whole.
+        Assert.Equal(HttpStatusCode.Forbidden, await StatusAsync(gateway, "/billing/x", token));
+        fx.Crm.AssertNeverSaw(token);
+    }
+
     private static async Task<HttpStatusCode> StatusAsync(GatewayInstance gateway, string path, string token)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using AgentGateway.Proxy.Audit;
-using Microsoft.Extensions.Configuration;
+using AgentGateway.Proxy.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace AgentGateway.Proxy.Tests.Audit;
@@ -18,7 +18,7 @@ public sealed class AuditLogTests : IDisposable
         // for room, and every record must still be written, in order.
         const int Records = AuditLog.Capacity * 3;
         var audit = new AuditLog(
-            new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Gateway:Audit:Path"] = _path }).Build(),
+            new ProcessSettings { AuditPath = _path },
             TimeProvider.System,
             NullLogger<AuditLog>.Instance);
         var pending = new List<Task>(Records);
