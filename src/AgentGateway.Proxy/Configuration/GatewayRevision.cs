@@ -27,7 +27,7 @@ public sealed class GatewayRevision
     /// <summary>The gateway's view of each YARP route, by route id.</summary>
     public required FrozenDictionary<string, GatewayRoute> GatewayRoutes { get; init; }
 
-    public required InboundPolicy Inbound { get; init; }
+    public required InboundOptions Inbound { get; init; }
 
     public required AgentDirectory Agents { get; init; }
 
@@ -45,7 +45,7 @@ public sealed class GatewayRevision
     public required ProvenanceSigner Provenance { get; init; }
 
     /// <summary>Who may call the admin API, and when an agent counts as dormant.</summary>
-    public AdminPolicy Admin { get; init; } = AdminPolicy.None;
+    public AdminOptions Admin { get; init; } = AdminOptions.None;
 
     /// <summary>The databases agents reach on the gateway's PostgreSQL listeners, and the grants that open them.</summary>
     public Database.DatabaseCatalog Databases { get; init; } = Database.DatabaseCatalog.Empty;

@@ -278,7 +278,7 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
     /// <summary>A long-lived token is a static key with extra steps: refused when its lifetime,
     /// <c>exp</c> − <c>iat</c> (or <c>nbf</c>), exceeds <c>Inbound:MaxTokenLifetime</c>, or when it
     /// says neither.</summary>
-    private static Refusal? LivesTooLong(JsonWebToken jwt, InboundPolicy inbound)
+    private static Refusal? LivesTooLong(JsonWebToken jwt, InboundOptions inbound)
     {
         var issued = jwt.TryGetPayloadValue<long>(JwtRegisteredClaimNames.Iat, out var iat) ? DateTimeOffset.FromUnixTimeSeconds(iat)
             : jwt.ValidFrom != DateTime.MinValue ? new DateTimeOffset(jwt.ValidFrom, TimeSpan.Zero) : (DateTimeOffset?)null;

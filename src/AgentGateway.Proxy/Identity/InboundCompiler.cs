@@ -9,7 +9,7 @@ namespace AgentGateway.Proxy.Identity;
 /// <summary>The compiled <c>Gateway:Inbound</c> section and the issuer names later sections refer to.</summary>
 /// <param name="Policy">How agents prove who they are.</param>
 /// <param name="IssuerNames">The names of the issuers that compiled (any case).</param>
-public sealed record CompiledInbound(InboundPolicy Policy, IReadOnlySet<string> IssuerNames);
+public sealed record CompiledInbound(InboundOptions Policy, IReadOnlySet<string> IssuerNames);
 
 /// <summary>
 /// Compiles <c>Gateway:Inbound</c>: token bounds, trusted issuers, delegation, client-certificate
@@ -64,7 +64,7 @@ public static class InboundCompiler
             HeaderName.TryRead(section.Path + ":StaticKeys:Header", settings.StaticKeys.Header, problems, out _);
         }
 
-        var policy = new InboundPolicy(byIss.ToFrozenDictionary(StringComparer.Ordinal), settings.MaxTokenBytes, delegation)
+        var policy = new InboundOptions(byIss.ToFrozenDictionary(StringComparer.Ordinal), settings.MaxTokenBytes, delegation)
         {
             Certificates = certificates,
             StaticKeyHeader = settings.StaticKeys.Enabled ? settings.StaticKeys.Header : null,
@@ -75,7 +75,7 @@ public static class InboundCompiler
         return new CompiledInbound(policy, names);
     }
 
-    private static DelegationPolicy CompileDelegation(string path, DelegationSettings settings, HashSet<string> issuerNames, ConfigProblems problems)
+    private static DelegationOptions CompileDelegation(string path, DelegationSettings settings, HashSet<string> issuerNames, ConfigProblems problems)
     {
         if (HeaderName.TryRead(path + ":Header", settings.Header, problems, out _)
             && string.Equals(settings.Header, "Authorization", StringComparison.OrdinalIgnoreCase))
@@ -91,7 +91,7 @@ public static class InboundCompiler
             }
         }
 
-        return new DelegationPolicy(settings.Header, settings.Issuers.ToFrozenSet(StringComparer.OrdinalIgnoreCase), settings.RequireAuthorizedParty);
+        return new DelegationOptions(settings.Header, settings.Issuers.ToFrozenSet(StringComparer.OrdinalIgnoreCase), settings.RequireAuthorizedParty);
     }
 
     private static SpiffeTrust? CompileSpiffe(string path, SpiffeSettings s, ConfigProblems problems)

@@ -13,7 +13,7 @@ namespace AgentGateway.Proxy.Inventory;
 /// </summary>
 public static class AdminCompiler
 {
-    public static AdminPolicy Compile(IConfigurationSection section, IReadOnlySet<string> issuers, FrozenDictionary<string, Grant> grants, ConfigProblems problems)
+    public static AdminOptions Compile(IConfigurationSection section, IReadOnlySet<string> issuers, FrozenDictionary<string, Grant> grants, ConfigProblems problems)
     {
         var s = SectionReader.Read<AdminSettings>(section, problems);
         if (s.Urls is not null)
@@ -67,7 +67,7 @@ public static class AdminCompiler
                 template.MaxTimeToLive);
         }
 
-        return new AdminPolicy(s.Issuer, s.Subjects.ToFrozenSet(StringComparer.Ordinal), s.DormantAfter)
+        return new AdminOptions(s.Issuer, s.Subjects.ToFrozenSet(StringComparer.Ordinal), s.DormantAfter)
         {
             Templates = templates.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
             RequireDpop = s.RequireDpop,

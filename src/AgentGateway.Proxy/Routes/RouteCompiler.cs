@@ -22,7 +22,7 @@ public static class RouteCompiler
         IReadOnlyList<ClusterConfig> clusters,
         IReadOnlyList<CredentialOptions> definitions,
         CredentialSet credentialSet,
-        DelegationPolicy delegation,
+        DelegationOptions delegation,
         ConfigProblems problems)
     {
         var defined = definitions.Select(d => d.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);

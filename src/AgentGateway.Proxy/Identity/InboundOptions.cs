@@ -4,7 +4,7 @@ namespace AgentGateway.Proxy.Identity;
 
 /// <summary>The compiled <c>Gateway:Inbound</c> section: trusted issuers by their exact <c>iss</c>,
 /// and how agents present the users they act for.</summary>
-public sealed class InboundPolicy(FrozenDictionary<string, TrustedIssuer> issuersByIss, int maxTokenBytes, DelegationPolicy delegation)
+public sealed class InboundOptions(FrozenDictionary<string, TrustedIssuer> issuersByIss, int maxTokenBytes, DelegationOptions delegation)
 {
     /// <summary>Client certificates and SPIFFE identities.</summary>
     public CertificateTrust Certificates { get; init; } = CertificateTrust.None;
@@ -26,7 +26,7 @@ public sealed class InboundPolicy(FrozenDictionary<string, TrustedIssuer> issuer
 
     public IReadOnlyCollection<TrustedIssuer> Issuers => issuersByIss.Values;
 
-    public DelegationPolicy Delegation { get; } = delegation;
+    public DelegationOptions Delegation { get; } = delegation;
 
     /// <summary>Exact, case-sensitive match: <c>https://idp/</c> and <c>https://idp</c> are different issuers.</summary>
     public bool TryGetIssuer(string iss, out TrustedIssuer? issuer) => issuersByIss.TryGetValue(iss, out issuer);
@@ -36,7 +36,7 @@ public sealed class InboundPolicy(FrozenDictionary<string, TrustedIssuer> issuer
 /// <param name="Header">Where the agent puts the user's access token. Always stripped before forwarding.</param>
 /// <param name="Issuers">Names of the issuers whose tokens are accepted as users' tokens; empty turns delegation off.</param>
 /// <param name="RequireAuthorizedParty">The user's token must have been issued to the agent itself.</param>
-public sealed record DelegationPolicy(string Header, FrozenSet<string> Issuers, bool RequireAuthorizedParty)
+public sealed record DelegationOptions(string Header, FrozenSet<string> Issuers, bool RequireAuthorizedParty)
 {
     public bool Enabled => Issuers.Count > 0;
 }

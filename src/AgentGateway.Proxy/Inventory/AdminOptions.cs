@@ -4,9 +4,9 @@ using AgentGateway.Proxy.Identity;
 namespace AgentGateway.Proxy.Inventory;
 
 /// <summary>The admin API's callers (an issuer and its allowed subjects) and the dormancy period.</summary>
-public sealed record AdminPolicy(string? Issuer, FrozenSet<string> Subjects, TimeSpan DormantAfter)
+public sealed record AdminOptions(string? Issuer, FrozenSet<string> Subjects, TimeSpan DormantAfter)
 {
-    public static AdminPolicy None { get; } = new(null, FrozenSet<string>.Empty, TimeSpan.FromDays(7));
+    public static AdminOptions None { get; } = new(null, FrozenSet<string>.Empty, TimeSpan.FromDays(7));
 
     /// <summary>Templates for just-in-time registration, by name.</summary>
     public FrozenDictionary<string, AgentTemplate> Templates { get; init; } = FrozenDictionary<string, AgentTemplate>.Empty;
