@@ -22,7 +22,7 @@ public static class SecretResolver
             return false;
         }
 
-        return true;
+        return value is not null;
     }
 
     public static bool TryResolve(SecretReference reference, out SecretValue? value, out string? error)

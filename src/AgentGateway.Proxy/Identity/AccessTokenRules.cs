@@ -47,7 +47,7 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
     private const string BearerPrefix = "Bearer ";
     private const string DpopPrefix = "DPoP ";
 
-    private static readonly IReadOnlySet<string> SvidAlgorithms = SigningAlgorithm.All;
+    private static readonly System.Collections.Frozen.FrozenSet<string> SvidAlgorithms = SigningAlgorithm.All;
 
     private readonly ValidationCache _validated = new();
     private readonly ValidationCache _svids = new();

@@ -20,7 +20,7 @@ namespace AgentGateway.Proxy.Identity;
 /// </summary>
 public sealed class DpopValidator(IPolicyStateStore replay, TimeProvider time)
 {
-    private static readonly IReadOnlySet<string> Algorithms = SigningAlgorithm.All;
+    private static readonly System.Collections.Frozen.FrozenSet<string> Algorithms = SigningAlgorithm.All;
     private static readonly string[] PrivateMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
     private static readonly JsonWebTokenHandler Handler = new();
 

@@ -60,7 +60,7 @@ public sealed class TypedValueTests
     [Fact]
     public void An_issuer_without_algorithms_gets_a_subset_of_the_accepted_ones()
     {
-        Assert.All(SigningAlgorithm.IssuerDefault, a => Assert.Contains(a, SigningAlgorithm.All));
+        Assert.All(SigningAlgorithm.IssuerDefault, a => Assert.True(SigningAlgorithm.All.Contains(a), a));
     }
 
     [Theory]
