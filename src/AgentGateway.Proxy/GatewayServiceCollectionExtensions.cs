@@ -75,6 +75,8 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<AgentGateway.Proxy.Inventory.AdminServer>();
         services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Inventory.AdminServer>());
         services.TryAddSingleton<SecretIndex>();
+        services.TryAddSingleton<AgentGateway.Proxy.Database.CancelKeys>();
+        services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Database.CancelKeys>());
         services.TryAddSingleton<AgentGateway.Proxy.Database.PostgresFrontEnd>();
         services.TryAddSingleton<AgentGateway.Proxy.Database.PostgresListener>();
         services.AddHostedService(static sp => sp.GetRequiredService<AgentGateway.Proxy.Database.PostgresListener>());

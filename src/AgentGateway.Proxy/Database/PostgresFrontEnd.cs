@@ -36,6 +36,7 @@ public sealed partial class PostgresFrontEnd(
     RevocationStore revocations,
     AgentActivity activity,
     ILiveSessionRegistry sessions,
+    CancelKeys cancelKeys,
     AuditLog audit,
     TimeProvider time,
     ILogger<PostgresFrontEnd> logger)
@@ -54,8 +55,6 @@ public sealed partial class PostgresFrontEnd(
         StringComparer.OrdinalIgnoreCase);
 
     private static readonly SslApplicationProtocol PostgresAlpn = new("postgresql");
-
-    private readonly ConcurrentDictionary<int, PostgresSession> _byKey = new();
 
     /// <summary>Serves one agent connection on the listener of database <paramref name="databaseName"/>.</summary>
     public async Task HandleAsync(ConnectionContext connection, string databaseName)
@@ -162,7 +161,7 @@ public sealed partial class PostgresFrontEnd(
                     await io.Writer.WriteAsync(new[] { (byte)'N' }, cancellationToken);
                     break;
                 case PgWire.CancelRequest when packet.Length == 16:
-                    await CancelAsync(BinaryPrimitives.ReadInt32BigEndian(packet.AsSpan(8)), BinaryPrimitives.ReadInt32BigEndian(packet.AsSpan(12)));
+                    await cancelKeys.CancelAsync(BinaryPrimitives.ReadInt32BigEndian(packet.AsSpan(8)), BinaryPrimitives.ReadInt32BigEndian(packet.AsSpan(12)));
                     return null;
                 case >= PgWire.ProtocolV3 and < (PgWire.ProtocolV3 + 0x10000):
                     startup = packet;
@@ -342,14 +341,14 @@ public sealed partial class PostgresFrontEnd(
             return null;
         }
 
-        var key = NewKey();
+        var key = cancelKeys.NewKey();
         var session = new PostgresSession(agent, entry, grant, io.Reader, io.Writer, upstream, time, connection.Abort)
         {
             AgentKey = key,
             Deadline = deadline,
             Ephemeral = !revision.Agents.TryGet(agent.Agent.Id, out _) && revision.Agents.ClassOf(agent.Agent.Id) is null,
         };
-        _byKey[key.ProcessId] = session;
+        cancelKeys.Add(session);
         PgWire.Authentication(io.Writer, 0);
         io.Writer.Write(upstream.Greeting);
         PgWire.BackendKeyData(io.Writer, key.ProcessId, key.Secret);
@@ -401,7 +400,7 @@ public sealed partial class PostgresFrontEnd(
             end = await session.RunAsync();
         }
 
-        _byKey.TryRemove(session.AgentKey.ProcessId, out _);
+        cancelKeys.Remove(session);
         GatewayTelemetry.DatabaseSessions.Add(-1, tags);
         GatewayTelemetry.DatabaseSessionEnds.Add(1, new(GatewayTelemetry.Tags.DatabaseEndReason, end.Reason), new(GatewayTelemetry.Tags.DatabaseName, session.Entry.Name));
         var duration = time.GetElapsedTime(started);
@@ -414,37 +413,6 @@ public sealed partial class PostgresFrontEnd(
         });
         Log.SessionEnded(logger, session.AgentId, session.Entry.Name, end.Reason, session.BytesToServer, session.BytesToAgent, duration.TotalMilliseconds);
         await session.DisposeUpstreamAsync();
-    }
-
-    /// <summary>A CancelRequest: honoured only when it carries the key of a session of this replica
-    /// (the secret compared in constant time); then the server gets the real key from the gateway.</summary>
-    private async Task CancelAsync(int processId, int secret)
-    {
-        Span<byte> expected = stackalloc byte[4];
-        Span<byte> presented = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(presented, secret);
-        if (_byKey.TryGetValue(processId, out var session))
-        {
-            BinaryPrimitives.WriteInt32BigEndian(expected, session.AgentKey.Secret);
-        }
-
-        if (session is null || !CryptographicOperations.FixedTimeEquals(expected, presented))
-        {
-            GatewayTelemetry.DatabaseDecisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, "cancel-refused"));
-            Log.CancelRefused(logger);
-            return;
-        }
-
-        GatewayTelemetry.DatabaseDecisions.Add(1, new(GatewayTelemetry.Tags.Decision, "cancel"), new(GatewayTelemetry.Tags.DatabaseName, session.Entry.Name));
-        try
-        {
-            using var timeout = new CancellationTokenSource(session.Entry.Upstream.ConnectTimeout);
-            await session.CancelQueryAsync(timeout.Token);
-        }
-        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or OperationCanceledException or AuthenticationException)
-        {
-            Log.CancelFailed(logger, session.Entry.Name, ex.GetType().Name);
-        }
     }
 
     /// <summary>The hop credential for the grant's login: the password, or a token from the broker.</summary>
@@ -563,19 +531,6 @@ public sealed partial class PostgresFrontEnd(
         }
     }
 
-    /// <summary>A fresh key for the agent: random, positive like a process id, unused on this replica.</summary>
-    private (int ProcessId, int Secret) NewKey()
-    {
-        while (true)
-        {
-            var processId = RandomNumberGenerator.GetInt32(1, int.MaxValue);
-            if (!_byKey.ContainsKey(processId))
-            {
-                return (processId, BinaryPrimitives.ReadInt32BigEndian(RandomNumberGenerator.GetBytes(4)));
-            }
-        }
-    }
-
     private static bool IsFalse(string value) =>
         value.Equals("false", StringComparison.OrdinalIgnoreCase) || value.Equals("off", StringComparison.OrdinalIgnoreCase)
         || value.Equals("no", StringComparison.OrdinalIgnoreCase) || value == "0";
@@ -608,13 +563,7 @@ public sealed partial class PostgresFrontEnd(
         [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "The gateway's login to database {DatabaseName} as {DatabaseRole} failed: {Reason}")]
         public static partial void UpstreamLoginFailed(ILogger logger, string databaseName, string databaseRole, string reason);
 
-        [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "A CancelRequest named no session of this replica; ignored")]
-        public static partial void CancelRefused(ILogger logger);
-
         [LoggerMessage(EventId = 3007, Level = LogLevel.Error, Message = "A connection to database {DatabaseName} failed unexpectedly")]
         public static partial void Failed(ILogger logger, string databaseName, Exception exception);
-
-        [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Passing a CancelRequest to database {DatabaseName} failed: {Reason}")]
-        public static partial void CancelFailed(ILogger logger, string databaseName, string reason);
     }
 }

@@ -242,6 +242,59 @@ public sealed class PostgresHopTests(GatewayFixture fx, PostgresFixture pg, Meta
     }
 
     [Fact]
+    public async Task A_cancel_sent_to_another_replica_reaches_the_session_and_a_wrong_secret_does_not()
+    {
+        // Drivers send CancelRequest on a new connection, which a load balancer may give to any replica.
+        await using var holder = await GatewayInstance.StartAsync(pg.WithDatabase(fx.Config(withRedis: true), agentTls: false));
+        await using var other = await GatewayInstance.StartAsync(pg.WithDatabase(fx.Config(withRedis: true), agentTls: false));
+        await using var relay = await RecordingRelay.StartAsync(holder.DatabaseEndpoint(PostgresFixture.Name));
+        await using var connection = new NpgsqlConnection(pg.ConnectionString(relay.Endpoint, await fx.AgentTokenAsync(), tls: false));
+        await connection.OpenAsync();
+        var (processId, secret) = BackendKey(relay.ToClient());
+        await using var sleep = new NpgsqlCommand("SELECT pg_sleep(30)", connection);
+        var running = sleep.ExecuteScalarAsync();
+        try
+        {
+            await WaitForAsync(async () => await ActiveSleepsAsync() == 1, "the query to run");
+
+            // The right process id with a wrong secret: passed on, and refused by the replica holding it.
+            await RawPg.ExchangeAsync(other.DatabaseEndpoint(PostgresFixture.Name), RawPg.Request(80877102, processId, secret ^ 1));
+            await WaitForAsync(() => Task.FromResult(holder.Logs.Lines.Any(l => l.Contains("named no session of this replica; ignored", StringComparison.Ordinal))), "the holder to refuse the wrong secret");
+            Assert.Contains(other.Logs.Lines, l => l.Contains("passed to the other replicas", StringComparison.Ordinal));
+            Assert.Equal(1, await ActiveSleepsAsync());
+
+            await RawPg.ExchangeAsync(other.DatabaseEndpoint(PostgresFixture.Name), RawPg.Request(80877102, processId, secret));
+
+            var cancelled = await Assert.ThrowsAsync<PostgresException>(() => running.WaitAsync(TimeSpan.FromSeconds(15)));
+            Assert.Equal("57014", cancelled.SqlState);
+            await using var after = new NpgsqlCommand("SELECT 1", connection);
+            Assert.Equal(1, await after.ExecuteScalarAsync());
+        }
+        finally
+        {
+            // A failed assertion must not leave the sleep holding the connection's disposal.
+            await pg.Server.ScalarAsync<object>("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'");
+        }
+    }
+
+    /// <summary>The BackendKeyData the gateway sent: the messages after the login, read in order.</summary>
+    private static (int ProcessId, int Secret) BackendKey(byte[] toClient)
+    {
+        for (var at = 0; at + 5 <= toClient.Length;)
+        {
+            var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(toClient.AsSpan(at + 1));
+            if (toClient[at] == (byte)'K' && length == 12)
+            {
+                return (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(toClient.AsSpan(at + 5)), System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(toClient.AsSpan(at + 9)));
+            }
+
+            at += 1 + length;
+        }
+
+        throw new InvalidOperationException("the gateway sent no BackendKeyData");
+    }
+
+    [Fact]
     public async Task Malformed_and_hostile_openings_get_a_clear_error_or_a_closed_socket_and_never_reach_the_server()
     {
         await using var gateway = await GatewayInstance.StartAsync(pg.WithDatabase(fx.Config(withRedis: false)));
