@@ -62,7 +62,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<IProxyConfigProvider>(static sp => sp.GetRequiredService<GatewayConfigProvider>());
         services.TryAddSingleton<HopCredentialTransform>();
         services.TryAddSingleton<PolicyTransform>();
-        services.TryAddSingleton<AgentGateway.Proxy.Inspection.McpServerStreamTransform>();
+        services.TryAddSingleton<McpServerStreamTransform>();
         services.TryAddSingleton<PolicyEngine>();
         services.TryAddSingleton<RefusalWriter>();
         services.TryAddSingleton<AgentGateway.Proxy.Audit.AuditLog>();

@@ -103,7 +103,7 @@ public sealed partial class AuditLog : IAsyncDisposable
     public ValueTask ServerRequestRefusedAsync(HttpContext context, GatewayRequestFeature feature, string serverMethod) =>
         EnqueueAsync(ForRequest("server-request-refusal", context, feature) with
         {
-            Reason = Inspection.McpServerStreamTransform.Refused,
+            Reason = McpServerStreamTransform.Refused,
             Detail = $"the MCP server asked for '{serverMethod}', which grant '{feature.Grant}' does not allow",
         });
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using AgentGateway.Proxy.Problems;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Net.Http.Headers;
 
 namespace AgentGateway.Proxy.Inspection;
@@ -43,7 +44,7 @@ public static class BodyInspector
     /// DELETE of a session, a model list) is bodiless and decided by method and path.</summary>
     public static async ValueTask<(InspectedBody? Body, Refusal Refusal)> InspectAsync(HttpRequest request, BodyKind kind, int limit, CancellationToken cancellationToken)
     {
-        if (!Pipeline.RequestFraming.CanHaveBody(request.HttpContext))
+        if (!CanHaveBody(request.HttpContext))
         {
             return (InspectedBody.Empty(kind), default);
         }
@@ -410,4 +411,10 @@ public static class BodyInspector
             }
         }
     }
+
+    /// <summary>Whether a body can follow the request's headers, in the server's own judgement (HTTP/1.1:
+    /// a length or chunks; HTTP/2 and 3: the stream was not ended with the headers, with or without a
+    /// length). Unknown, it can: reading an empty body costs nothing, missing one costs everything.</summary>
+    internal static bool CanHaveBody(HttpContext context) =>
+        context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true;
 }

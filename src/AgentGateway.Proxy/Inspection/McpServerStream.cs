@@ -1,5 +1,4 @@
 using System.Buffers;
-using AgentGateway.Proxy.Pipeline;
 using AgentGateway.Proxy.Policy;
 
 namespace AgentGateway.Proxy.Inspection;
@@ -118,7 +117,7 @@ internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventByt
             {
                 // A multi round-trip answer ends its exchange: the agent gets an error in its
                 // place, and the server waits for nothing.
-                ServerSentEventReader.Write(item with { Data = McpServerStreamTransform.InputRefusedError(message.Id, refused) }, _output);
+                ServerSentEventReader.Write(item with { Data = McpErrors.InputRefusedError(message.Id, refused) }, _output);
             }
 
             return null;

@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace AgentGateway.Proxy.Pipeline;
 
@@ -54,10 +53,4 @@ internal static class RequestFraming
             ? null
             : "a transfer coding other than exactly 'chunked'";
     }
-
-    /// <summary>Whether a body can follow the request's headers, in the server's own judgement (HTTP/1.1:
-    /// a length or chunks; HTTP/2 and 3: the stream was not ended with the headers, with or without a
-    /// length). Unknown, it can: reading an empty body costs nothing, missing one costs everything.</summary>
-    public static bool CanHaveBody(HttpContext context) =>
-        context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true;
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Policy;
 
 namespace AgentGateway.Proxy.Pipeline;

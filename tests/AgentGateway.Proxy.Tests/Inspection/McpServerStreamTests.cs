@@ -167,7 +167,7 @@ public sealed class McpServerStreamTests
     [Fact]
     public void The_refusal_answer_is_a_JSON_RPC_error_for_the_same_id_with_the_method_escaped()
     {
-        var answer = Encoding.UTF8.GetString(McpServerStreamTransform.RefusalAnswer(new ServerMessage(ServerMessageKind.Request, "x\"y", "\"e1\"")));
+        var answer = Encoding.UTF8.GetString(McpErrors.RefusalAnswer(new ServerMessage(ServerMessageKind.Request, "x\"y", "\"e1\"")));
 
         var json = System.Text.Json.Nodes.JsonNode.Parse(answer)!;
         Assert.Equal("e1", json["id"]!.GetValue<string>());

@@ -1,4 +1,4 @@
-namespace AgentGateway.Proxy.Pipeline;
+namespace AgentGateway.Proxy.Inspection;
 
 /// <summary>
 /// A write-only stream in front of the agent's response body that sees every byte before the

@@ -2,14 +2,14 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using AgentGateway.Proxy.Audit;
-using AgentGateway.Proxy.Pipeline;
+using AgentGateway.Proxy.Inspection;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Telemetry;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Transforms;
 
-namespace AgentGateway.Proxy.Inspection;
+namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
 /// Judges every successful answer on a route and grant that restrict MCP before the agent sees
@@ -125,7 +125,7 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
         if (bytes is null)
         {
             observer.Broken($"an answer larger than {limit} bytes (Gateway:Policy:MaxServerEventBytes)");
-            output = UnreadableError(feature.Body?.Id);
+            output = McpErrors.UnreadableError(feature.Body?.Id);
         }
         else if (bytes.Length > 0)
         {
@@ -133,19 +133,19 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             if (message is null)
             {
                 observer.Broken("an answer that is not one strict JSON-RPC message: " + why);
-                output = UnreadableError(feature.Body?.Id);
+                output = McpErrors.UnreadableError(feature.Body?.Id);
             }
             else if (message.FirstRefused(grant.AllowsServerRequest) is { } asked)
             {
                 var refused = Policy.PolicyEngine.Printable(asked);
                 await observer.RefusedAsync(message, refused, context.CancellationToken);
-                output = listing ? UnreadableError(feature.Body?.Id)
-                    : InputRefusedError(message.Kind == ServerMessageKind.Response ? message.Id : feature.Body?.Id, refused);
+                output = listing ? McpErrors.UnreadableError(feature.Body?.Id)
+                    : McpErrors.InputRefusedError(message.Kind == ServerMessageKind.Response ? message.Id : feature.Body?.Id, refused);
             }
             else if (listing && message.Kind != ServerMessageKind.Response)
             {
                 observer.Broken("an answer to tools/list that is not a response");
-                output = UnreadableError(feature.Body?.Id);
+                output = McpErrors.UnreadableError(feature.Body?.Id);
             }
             else if (toolFilter is not null && message is { Kind: ServerMessageKind.Response, ListsTools: true })
             {
@@ -153,7 +153,7 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
                 if (output is null)
                 {
                     observer.Broken("a tool list whose 'tools' is not an array");
-                    output = UnreadableError(feature.Body?.Id);
+                    output = McpErrors.UnreadableError(feature.Body?.Id);
                 }
                 else
                 {
@@ -168,38 +168,6 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
         http.ContentType = AnswerMediaType.Json;
         http.ContentLength = output!.Length;
         await http.Body.WriteAsync(output, context.CancellationToken);
-    }
-
-    /// <summary>The JSON-RPC error the server gets in the agent's place.</summary>
-    internal static byte[] RefusalAnswer(ServerMessage request) =>
-        // -32601: as far as this server is concerned, the client does not offer the method.
-        JsonRpcError(request.Id, -32601, $"The agent gateway's policy does not allow '{Policy.PolicyEngine.Printable(request.Method!)}' from this server.");
-
-    /// <summary>What the agent gets instead of an answer whose input requests policy refuses.</summary>
-    internal static byte[] InputRefusedError(string? id, string method) =>
-        JsonRpcError(id, -32000, $"The MCP server asked for '{method}' to complete this call, which the agent gateway's policy does not allow.");
-
-    /// <summary>What the agent gets instead of an answer the gateway could not read one way only.</summary>
-    internal static byte[] UnreadableError(string? id) =>
-        JsonRpcError(id, -32603, "The agent gateway could not inspect the MCP server's answer, so it was not passed on.");
-
-    private static byte[] JsonRpcError(string? id, int code, string message)
-    {
-        using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteString("jsonrpc", "2.0");
-            json.WritePropertyName("id");
-            json.WriteRawValue(id ?? "null", skipInputValidation: false);
-            json.WriteStartObject("error");
-            json.WriteNumber("code", code);
-            json.WriteString("message", message);
-            json.WriteEndObject();
-            json.WriteEndObject();
-        }
-
-        return buffer.ToArray();
     }
 
     private sealed class Observer(
@@ -241,7 +209,7 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             {
                 Version = sent.Version,
                 VersionPolicy = sent.VersionPolicy,
-                Content = new ByteArrayContent(RefusalAnswer(request)),
+                Content = new ByteArrayContent(McpErrors.RefusalAnswer(request)),
             };
             answer.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
             answer.Headers.Accept.ParseAdd("application/json, text/event-stream");
