@@ -1,5 +1,6 @@
 using AgentGateway.Credentials;
 using AgentGateway.Credentials.ApiKeys;
+using AgentGateway.Credentials.AwsSigV4;
 using AgentGateway.Credentials.Caching;
 using AgentGateway.Credentials.Certificates;
 using AgentGateway.Credentials.ManagedIdentity;
@@ -44,6 +45,7 @@ public static class CredentialServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ICredentialKind, McpOAuthKind>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ICredentialKind, ManagedIdentityKind>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ICredentialKind, MtlsClientCertificateKind>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ICredentialKind, AwsSigV4Kind>());
 
         services.AddHybridCache(options =>
         {

@@ -4,7 +4,8 @@ namespace AgentGateway.Credentials;
 /// What the broker hands the injection point: the header to set and its value, plus the facts
 /// telemetry records about the use. <see cref="HeaderValue"/> is the only secret-bearing
 /// member and is excluded from <see cref="ToString"/>. Both header members are null for a
-/// credential that travels on the connection (a client certificate).
+/// credential that travels on the connection (a client certificate); <see cref="HeaderValue"/>
+/// is null for one that a <see cref="Signer"/> writes as the request leaves.
 /// </summary>
 public sealed record HopCredential(
     string CredentialName,
@@ -18,6 +19,10 @@ public sealed record HopCredential(
     /// <summary>The token itself, for a hop that carries it outside an HTTP header (a database login
     /// takes it as the password). Set by the token kinds; secret-bearing like <see cref="HeaderValue"/>.</summary>
     public string? Secret { get; init; }
+
+    /// <summary>Signs the request as it is sent, for a credential that is a signature over it
+    /// (writing <see cref="HeaderName"/> itself); null for a header value set in advance.</summary>
+    public IRequestSigner? Signer { get; init; }
 
     public override string ToString() =>
         $"{CredentialName} ({Kind}, {HeaderName ?? "no header"}, fingerprint {Fingerprint}, {Source})";

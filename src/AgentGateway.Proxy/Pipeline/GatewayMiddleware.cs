@@ -244,6 +244,7 @@ internal sealed class GatewayMiddleware(
         ForwarderError.RequestBodyClient when failure.Exception?.InnerException is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: 413 }
             || failure.Exception is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: 413 }
             => Refusal.BodyTooLarge($"the body is larger than route '{routeId}' accepts (MaxRequestBodySize)"),
+        ForwarderError.Request when failure.Exception is AgentGateway.Proxy.Upstream.RequestNotSignableException unsignable => Refusal.BadRequest(unsignable.Message),
         ForwarderError.RequestTimedOut => Refusal.UpstreamTimeout($"the upstream of route '{routeId}' did not answer within the cluster's activity timeout"),
         ForwarderError.RequestCanceled or ForwarderError.RequestBodyClient or ForwarderError.ResponseBodyClient => Refusal.BadRequest("the agent's side of the connection failed while forwarding"),
         var error => Refusal.UpstreamUnavailable($"forwarding to the upstream of route '{routeId}' failed ({error})"),

@@ -7,6 +7,7 @@ using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Stripping;
 using AgentGateway.Proxy.Telemetry;
+using AgentGateway.Proxy.Upstream;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Transforms;
 
@@ -75,9 +76,9 @@ internal sealed partial class HopCredentialTransform(
 
             result = await source.GetAsync(feature.CredentialRequest, context.CancellationToken);
             credential = result.Credential;
-            if (credential is not null && credential.HeaderName is { } header)
+            if (credential is { HeaderName: { } header, HeaderValue: { } value })
             {
-                context.ProxyRequest.Headers.TryAddWithoutValidation(header, credential.HeaderValue);
+                context.ProxyRequest.Headers.TryAddWithoutValidation(header, value);
             }
 
             if (traced is not null)
@@ -90,6 +91,12 @@ internal sealed partial class HopCredentialTransform(
         {
             Log.CredentialUnavailable(logger, source.Name, feature.Agent.Agent.Id, result.Error!.Detail);
             await refusals.WriteAsync(context.HttpContext, Refusal.CredentialUnavailable(result.Error.Detail), feature.Route.RouteId, feature.Agent.Agent.Id);
+            return;
+        }
+
+        if (credential.Signer is { } signer && await RequestSigning.PrepareAsync(context, signer, credential.CredentialName, feature.Route.RouteId) is { } unsignable)
+        {
+            await refusals.WriteAsync(context.HttpContext, unsignable, feature.Route.RouteId, feature.Agent.Agent.Id);
             return;
         }
 

@@ -159,6 +159,10 @@ internal sealed partial class ClientCertificateHttpClientFactory(
 
         public HttpMessageHandler Wrap(ForwarderHttpClientContext context, SocketsHttpHandler handler) => WrapHandler(context, handler);
 
+        // Innermost, so a signature covers the request as the socket handler sends it.
+        protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler) =>
+            base.WrapHandler(context, new RequestSigning.Handler(handler));
+
         protected override bool CanReuseOldClient(ForwarderHttpClientContext context) =>
             base.CanReuseOldClient(context) && CertificateName(context.OldMetadata) == CertificateName(context.NewMetadata);
     }

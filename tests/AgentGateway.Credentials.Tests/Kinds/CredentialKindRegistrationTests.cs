@@ -42,7 +42,7 @@ public sealed class CredentialKindRegistrationTests
 
         var problem = Assert.Single(problems.Items);
         Assert.Equal("Gateway:Credentials:odd:Kind", problem.Path);
-        Assert.EndsWith("expected one of: ApiKey, ManagedIdentity, McpOAuth, MtlsClientCertificate, OAuthClientCredentials, OAuthTokenExchange", problem.Message, StringComparison.Ordinal);
+        Assert.EndsWith("expected one of: ApiKey, AwsSigV4, ManagedIdentity, McpOAuth, MtlsClientCertificate, OAuthClientCredentials, OAuthTokenExchange", problem.Message, StringComparison.Ordinal);
     }
 
     private static CredentialSetFactory Factory(Action<IServiceCollection> more)

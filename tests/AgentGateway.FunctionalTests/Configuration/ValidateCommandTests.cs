@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.Json;
 using AgentGateway.Credentials.ApiKeys;
+using AgentGateway.Credentials.AwsSigV4;
 using AgentGateway.Credentials.Caching;
 using AgentGateway.Credentials.Certificates;
 using AgentGateway.Credentials.ManagedIdentity;
@@ -410,6 +411,7 @@ public sealed class ValidateCommandTests
         var file = await WriteAsync(example
             .Replace("/run/secrets/crm-client-secret", secretFile, StringComparison.Ordinal)
             .Replace("/run/secrets/tools-client-key.pem", keyFile, StringComparison.Ordinal)
+            .Replace("/var/run/secrets/eks.amazonaws.com/serviceaccount/token", secretFile, StringComparison.Ordinal)
             .Replace("/run/secrets/gateway-pg.crt", certificate, StringComparison.Ordinal)
             .Replace("/run/secrets/gateway-pg.key", certificateKey, StringComparison.Ordinal)
             .Replace("/run/secrets/orders-db-ca.crt", pki.WriteAuthorityPem(), StringComparison.Ordinal));
@@ -450,6 +452,7 @@ public sealed class ValidateCommandTests
     [InlineData(typeof(MtlsClientCertificateSettings), 3)]
     [InlineData(typeof(ManagedIdentitySettings), 4)]
     [InlineData(typeof(McpOAuthSettings), 5)]
+    [InlineData(typeof(AwsSigV4Settings), 6)]
     public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, int branch)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
