@@ -25,8 +25,8 @@ public static class GatewayServiceCollectionExtensions
     /// <summary>
     /// Adds the gateway: YARP fed from the gateway's own validated revisions, inbound identity,
     /// the credential broker (with Redis as its second cache level when <c>Gateway:Redis</c> is
-    /// set), and OpenTelemetry when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set (exporting over OTLP;
-    /// otherwise none of it is registered).
+    /// set), and OpenTelemetry for each signal exported over OTLP (see <see cref="TelemetryExport"/>;
+    /// a signal not exported registers none of its machinery).
     /// </summary>
     public static IServiceCollection AddAgentGateway(this IServiceCollection services, IConfiguration configuration)
     {
@@ -58,10 +58,10 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<DpopValidator>();
         services.TryAddSingleton<AccessTokenRules>();
         services.TryAddSingleton<AgentAuthenticator>();
+        services.TryAddSingleton<PublishedRoutes>();
         services.TryAddSingleton<GatewayConfigProvider>();
         services.TryAddSingleton<IProxyConfigProvider>(static sp => sp.GetRequiredService<GatewayConfigProvider>());
-        services.TryAddSingleton<HopCredentialTransform>();
-        services.TryAddSingleton<PolicyTransform>();
+        services.TryAddSingleton<RoutePlans>();
         services.TryAddSingleton<McpServerStreamTransform>();
         services.TryAddSingleton<PolicyEngine>();
         services.TryAddSingleton<RefusalWriter>();
@@ -87,8 +87,6 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton<InProcessPolicyStateStore>();
         services.TryAddSingleton<IPolicyStateStore>(static sp => sp.GetRequiredService<InProcessPolicyStateStore>());
         services.TryAddSingleton<UnauthorizedResponseTransform>();
-        services.TryAddSingleton<ResponseGuardTransform>();
-        services.TryAddSingleton<ResponseTrailerGuardTransform>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, CredentialTransformProvider>());
         // AddAgentGatewayConfiguration added YARP (for its validator); this replaces its default client factory.
         services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, ClientCertificateHttpClientFactory>());
@@ -100,22 +98,37 @@ public static class GatewayServiceCollectionExtensions
             new OwnTracePropagator(System.Diagnostics.DistributedContextPropagator.Current)));
         OpenTelemetry.Sdk.SetDefaultTextMapPropagator(new OpenTelemetry.Context.Propagation.TraceContextPropagator());
 
-        if (!string.IsNullOrEmpty(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        // Configured entirely by the standard OTEL_* variables (environment, or any other
+        // configuration source: the SDK reads them through IConfiguration), the sampler
+        // (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG) among them; OTEL_{TRACES,METRICS,LOGS}_EXPORTER
+        // decide per signal (TelemetryExport).
+        var traces = TelemetryExport.Exports(configuration, TelemetryExport.Traces);
+        var metrics = TelemetryExport.Exports(configuration, TelemetryExport.Metrics);
+        var logs = TelemetryExport.Exports(configuration, TelemetryExport.Logs);
+        if (traces || metrics || logs)
         {
-            // Configured entirely by the standard OTEL_* variables (environment, or any other
-            // configuration source: the SDK reads them through IConfiguration), the sampler
-            // (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG) among them.
-            services.AddOpenTelemetry()
-                .WithTracing(static tracing => tracing
+            var telemetry = services.AddOpenTelemetry();
+            if (traces)
+            {
+                telemetry.WithTracing(static tracing => tracing
                     .AddSource(GatewayTelemetry.Name)
                     .AddAspNetCoreInstrumentation()
                     .AddHttpClientInstrumentation()
-                    .AddOtlpExporter())
-                .WithMetrics(static metrics => metrics
+                    .AddOtlpExporter());
+            }
+
+            if (metrics)
+            {
+                telemetry.WithMetrics(static metrics => metrics
                     .AddMeter(GatewayTelemetry.Name)
                     .AddAspNetCoreInstrumentation()
-                    .AddOtlpExporter())
-                .WithLogging(static logging => logging.AddOtlpExporter());
+                    .AddOtlpExporter());
+            }
+
+            if (logs)
+            {
+                telemetry.WithLogging(static logging => logging.AddOtlpExporter());
+            }
         }
 
         // Exporting nothing, the gateway registers no listener, instrumentation or sampler at all:

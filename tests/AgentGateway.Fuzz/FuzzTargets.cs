@@ -305,7 +305,7 @@ public static class FuzzTargets
         context.Request.ContentType = "application/json";
         context.Request.ContentLength = input.Length;
         context.Request.Body = new MemoryStream(input, writable: false);
-        var (body, _) = BodyInspector.InspectAsync(context.Request, kind, InspectionLimit, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        var (body, _) = BodyInspector.InspectAsync(context.Request, kind, InspectionLimit, secrets: null, CancellationToken.None).AsTask().GetAwaiter().GetResult();
         return body;
     }
 

@@ -27,7 +27,10 @@ namespace AgentGateway.Proxy.Audit;
 /// A request only fills in an <see cref="Entry"/> of values it already holds (strings, numbers,
 /// times) and queues it; queuing completes at once unless the queue is full. Formatting, hashing,
 /// writing and flushing happen on the writer, which takes whatever has queued up since its last
-/// pass as one batch and flushes once per batch.
+/// pass as one batch and flushes once per batch. A batch whose write fails (the disk is full) is
+/// kept: the file is cut back to its last good record and the same batch written again, after a
+/// wait that doubles up to <see cref="MaxRetryDelay"/>, until it succeeds — so the chain never has
+/// a gap, and meanwhile the queue fills and requests wait for it, as they do for a slow disk.
 /// </remarks>
 public sealed partial class AuditLog : IAsyncDisposable
 {
@@ -38,11 +41,20 @@ public sealed partial class AuditLog : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<AuditLog> _logger;
     private readonly byte[]? _key;
+    private readonly Func<string, Stream> _open;
+    private readonly CancellationTokenSource _stopping = new();
 
     public AuditLog(ProcessSettings process, TimeProvider time, ILogger<AuditLog> logger)
+        : this(process, time, logger, OpenFile)
+    {
+    }
+
+    /// <param name="open">Opens the file for writing (tests put a failing disk in between).</param>
+    internal AuditLog(ProcessSettings process, TimeProvider time, ILogger<AuditLog> logger, Func<string, Stream> open)
     {
         _time = time;
         _logger = logger;
+        _open = open;
         Path = process.AuditPath;
         if (Path is null)
         {
@@ -62,6 +74,14 @@ public sealed partial class AuditLog : IAsyncDisposable
 
     /// <summary>How many records may wait for the writer before a request waits for it.</summary>
     public const int Capacity = 10_000;
+
+    /// <summary>The most records written (and, after a failure, held and written again) as one batch.</summary>
+    internal const int MaxBatch = 1_000;
+
+    /// <summary>The first wait after a failed write; each next one doubles, up to <see cref="MaxRetryDelay"/>.</summary>
+    internal static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(100);
+
+    internal static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(5);
 
     /// <summary>The file written, or null when the audit log is off.</summary>
     public string? Path { get; }
@@ -178,39 +198,108 @@ public sealed partial class AuditLog : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _queue?.Writer.TryComplete();
+        // A writer waiting out a failure tries once more at once; if that fails too, it gives up.
+        await _stopping.CancelAsync();
         await _writer;
+        _stopping.Dispose();
     }
+
+    /// <summary>Unbuffered: a batch is one write, and after a failure nothing is left in a buffer
+    /// to be written again behind the file's back.</summary>
+    private static FileStream OpenFile(string path) => new(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, bufferSize: 0);
 
     private async Task WriteAsync()
     {
         var (seq, previous) = ReadTail(Path!);
-        await using var file = new FileStream(Path!, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 64 * 1024);
+        await using var file = _open(Path!);
+        // Where the last good record ends: a failed write is cut back to here.
+        var good = file.Seek(0, SeekOrigin.End);
         Log.Opened(_logger, Path!, seq);
-        // One reader, so one buffer and one JSON writer serve every record: a record costs its
-        // formatting and its hash, not a string, a stream and a parse.
-        var buffer = new ArrayBufferWriter<byte>(1024);
-        using var json = new Utf8JsonWriter(buffer, WriterOptions);
+        // One reader, so one record buffer, one batch buffer and one JSON writer serve every record:
+        // a record costs its formatting and its hash, not a string, a stream and a parse.
+        var record = new ArrayBufferWriter<byte>(1024);
+        using var json = new Utf8JsonWriter(record, WriterOptions);
+        using var batch = new MemoryStream(64 * 1024);
         var reader = _queue!.Reader;
         while (await reader.WaitToReadAsync())
         {
-            try
+            batch.SetLength(0);
+            var (batchSeq, batchPrevious, count) = (seq, previous, 0);
+            while (count < MaxBatch && reader.TryRead(out var entry))
             {
-                while (reader.TryRead(out var entry))
+                batchSeq++;
+                count++;
+                record.ResetWrittenCount();
+                json.Reset(record);
+                Format(json, entry, batchSeq, batchPrevious);
+                batchPrevious = AuditChain.Hash(record.WrittenSpan, _key);
+                AuditChain.WriteSealed(batch, record.WrittenSpan, batchPrevious);
+            }
+
+            if (await WriteBatchAsync(file, batch.GetBuffer().AsMemory(0, (int)batch.Length), good, count) is not { } end)
+            {
+                // Stopping with the disk still failing: nothing more can be written.
+                var lost = count;
+                while (reader.TryRead(out _))
                 {
-                    seq++;
-                    buffer.ResetWrittenCount();
-                    json.Reset(buffer);
-                    Format(json, entry, seq, previous);
-                    previous = AuditChain.Hash(buffer.WrittenSpan, _key);
-                    AuditChain.WriteSealed(file, buffer.WrittenSpan, previous);
+                    lost++;
                 }
 
+                Log.RecordsLost(_logger, Path!, lost);
+                return;
+            }
+
+            (good, seq, previous) = (end, batchSeq, batchPrevious);
+        }
+    }
+
+    /// <summary>Writes <paramref name="batch"/> after the last good record (ending at
+    /// <paramref name="good"/>) until the write succeeds: after a failure the file is cut back to
+    /// <paramref name="good"/> — whatever part of the batch reached it goes — and the whole batch is
+    /// written again after a wait. Returns where the batch ends, or null when the writer stopped
+    /// while writes still failed.</summary>
+    private async Task<long?> WriteBatchAsync(Stream file, ReadOnlyMemory<byte> batch, long good, int records)
+    {
+        var delay = FirstRetryDelay;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                if (file.Length != good)
+                {
+                    file.SetLength(good);
+                }
+
+                file.Position = good;
+                await file.WriteAsync(batch);
                 await file.FlushAsync();
+                if (attempt > 1)
+                {
+                    Log.WriteRecovered(_logger, Path!, records, attempt);
+                }
+
+                return good + batch.Length;
             }
             catch (IOException ex)
             {
-                // Loud, and the chain goes on: a gap shows up as a broken sequence in `audit verify`.
-                Log.WriteFailed(_logger, Path!, ex);
+                if (_stopping.IsCancellationRequested && attempt > 1)
+                {
+                    Log.WriteFailed(_logger, Path!, records, TimeSpan.Zero, ex);
+                    return null;
+                }
+
+                // Loud, and nothing is dropped: the batch waits (and the queue behind it fills).
+                Log.WriteFailed(_logger, Path!, records, delay, ex);
+                try
+                {
+                    await Task.Delay(delay, _time, _stopping.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Stopping: one more attempt at once.
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
             }
         }
     }
@@ -357,8 +446,14 @@ public sealed partial class AuditLog : IAsyncDisposable
         [LoggerMessage(EventId = 2601, Level = LogLevel.Information, Message = "Audit log {AuditPath} open; the chain continues after record {Sequence}")]
         public static partial void Opened(ILogger logger, string auditPath, long sequence);
 
-        [LoggerMessage(EventId = 2602, Level = LogLevel.Error, Message = "Writing the audit log {AuditPath} failed")]
-        public static partial void WriteFailed(ILogger logger, string auditPath, Exception exception);
+        [LoggerMessage(EventId = 2602, Level = LogLevel.Error, Message = "Writing {RecordCount} record(s) to the audit log {AuditPath} failed; the file is cut back to its last good record and the records are written again in {RetryDelay}; requests wait once the queue is full")]
+        public static partial void WriteFailed(ILogger logger, string auditPath, int recordCount, TimeSpan retryDelay, Exception exception);
+
+        [LoggerMessage(EventId = 2603, Level = LogLevel.Warning, Message = "The audit log {AuditPath} is written again: {RecordCount} held record(s) written on attempt {Attempt}; the chain has no gap")]
+        public static partial void WriteRecovered(ILogger logger, string auditPath, int recordCount, int attempt);
+
+        [LoggerMessage(EventId = 2604, Level = LogLevel.Critical, Message = "The gateway stopped while the audit log {AuditPath} could not be written; {RecordCount} record(s) were not written")]
+        public static partial void RecordsLost(ILogger logger, string auditPath, int recordCount);
     }
 }
 

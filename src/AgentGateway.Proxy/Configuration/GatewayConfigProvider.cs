@@ -20,6 +20,7 @@ public sealed record ConfigStatus(long Revision, DateTimeOffset LoadedAt, DateTi
 /// </summary>
 public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDisposable
 {
+    private readonly PublishedRoutes _published;
     private readonly IConfiguration _configuration;
     private readonly GatewayConfigLoader _loader;
     private readonly ILogger<GatewayConfigProvider> _logger;
@@ -29,8 +30,9 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
     private State? _state;
     private ConfigStatus? _status;
 
-    public GatewayConfigProvider(IConfiguration configuration, GatewayConfigLoader loader, ILogger<GatewayConfigProvider> logger, TimeProvider time)
+    public GatewayConfigProvider(IConfiguration configuration, GatewayConfigLoader loader, ILogger<GatewayConfigProvider> logger, TimeProvider time, PublishedRoutes published)
     {
+        _published = published;
         _configuration = configuration;
         _loader = loader;
         _logger = logger;
@@ -99,7 +101,12 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
     private void Publish(GatewayRevision revision)
     {
         var previous = _state;
-        _state = new State(revision);
+        _state = new State(revision, _published);
+        // YARP reads the new routes from the state as it is told, and builds each of them again
+        // from this revision (its transforms holding what the revision compiled) within this call.
+        // Only then does the revision count as serving: from when the status says so, requests
+        // are routed, and so decided, by it.
+        previous?.SignalChange();
         _status = new ConfigStatus(revision.Number, revision.LoadedAt, null, []);
         Log.RevisionServing(_logger, revision.Number, revision.Routes.Count, revision.Agents.All.Count);
         if (revision.Inbound.StaticKeyHeader is not null)
@@ -107,10 +114,6 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
             var weak = string.Join(", ", revision.Agents.All.Where(a => a.Identities.Any(i => i.Issuer == Identity.StaticKeys.Issuer)).Select(a => a.Id));
             Log.StaticKeysEnabled(_logger, revision.Number, weak);
         }
-
-        // Tell YARP after the gateway's own view switched: a request routed by the new routes
-        // then always finds their credentials.
-        previous?.SignalChange();
     }
 
     /// <summary>What the process started with and a revision cannot change: each such setting the
@@ -128,13 +131,19 @@ public sealed partial class GatewayConfigProvider : IProxyConfigProvider, IDispo
 
     private static InvalidOperationException NotLoaded() => new("The gateway configuration has not been loaded; call InitializeAsync first.");
 
-    private sealed class State(GatewayRevision revision) : IProxyConfig, IDisposable
+    private sealed class State : IProxyConfig, IDisposable
     {
         private readonly CancellationTokenSource _changed = new();
 
-        public GatewayRevision Revision { get; } = revision;
+        public State(GatewayRevision revision, PublishedRoutes published)
+        {
+            Revision = revision;
+            Routes = published.Publish(revision);
+        }
 
-        public IReadOnlyList<RouteConfig> Routes => Revision.Routes;
+        public GatewayRevision Revision { get; }
+
+        public IReadOnlyList<RouteConfig> Routes { get; }
 
         public IReadOnlyList<ClusterConfig> Clusters => Revision.Clusters;
 

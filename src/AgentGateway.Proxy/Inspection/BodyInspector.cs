@@ -42,7 +42,11 @@ public static class BodyInspector
     /// request streams one without any length, and every body that can follow is read and decided
     /// on, whatever the method. A request with nothing after its headers (an MCP GET stream, the
     /// DELETE of a session, a model list) is bodiless and decided by method and path.</summary>
-    public static async ValueTask<(InspectedBody? Body, Refusal Refusal)> InspectAsync(HttpRequest request, BodyKind kind, int limit, CancellationToken cancellationToken)
+    /// <param name="secrets">What the body may not hold (the gateway's secrets): searched for in the
+    /// raw text and in every decoded string and name, as the strict check reads them — the body is
+    /// not parsed again for it.</param>
+    public static async ValueTask<(InspectedBody? Body, Refusal Refusal)> InspectAsync(
+        HttpRequest request, BodyKind kind, int limit, ISecretSearch? secrets, CancellationToken cancellationToken)
     {
         if (!CanHaveBody(request.HttpContext))
         {
@@ -83,7 +87,7 @@ public static class BodyInspector
             return Refuse("the body must be 'application/json' (UTF-8)");
         }
 
-        var shape = CheckStrict(bytes.Span);
+        var shape = CheckStrict(bytes.Span, secrets, out var holdsSecret);
         if (shape is not null)
         {
             return Refuse(shape);
@@ -94,6 +98,11 @@ public static class BodyInspector
         if (body is null)
         {
             return Refuse(why!);
+        }
+
+        if (holdsSecret || (secrets is not null && RawTextHolds(bytes.Span, secrets)))
+        {
+            return (null, Refusal.SecretInRequest("the body"));
         }
 
         Forward(request, bytes);
@@ -158,9 +167,30 @@ public static class BodyInspector
         }
     }
 
-    /// <summary>Null when the body is one strict JSON value, else why not.</summary>
-    internal static string? CheckStrict(ReadOnlySpan<byte> json)
+    /// <summary>Whether the body's raw text holds a secret (one written across JSON's own
+    /// characters, say), decoded into a pooled buffer rather than a string.</summary>
+    private static bool RawTextHolds(ReadOnlySpan<byte> utf8, ISecretSearch secrets)
     {
+        var chars = System.Buffers.ArrayPool<char>.Shared.Rent(Encoding.UTF8.GetMaxCharCount(utf8.Length));
+        try
+        {
+            var count = Encoding.UTF8.GetChars(utf8, chars);
+            return secrets.IsIn(chars.AsSpan(0, count));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<char>.Shared.Return(chars);
+        }
+    }
+
+    /// <summary>Null when the body is one strict JSON value, else why not.</summary>
+    internal static string? CheckStrict(ReadOnlySpan<byte> json) => CheckStrict(json, null, out _);
+
+    /// <summary>Null when the body is one strict JSON value, else why not; and whether a decoded
+    /// string or name in it holds one of <paramref name="secrets"/>.</summary>
+    private static string? CheckStrict(ReadOnlySpan<byte> json, ISecretSearch? secrets, out bool holdsSecret)
+    {
+        holdsSecret = false;
         if (json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
         {
             return "the body starts with a byte-order mark";
@@ -182,14 +212,18 @@ public static class BodyInspector
                         break;
                     case JsonTokenType.PropertyName:
                         // Compared decoded: "na\u006de" and "name" are the same key to any parser.
-                        if (!names.Peek().Add(reader.GetString()!))
+                        var name = reader.GetString()!;
+                        if (!names.Peek().Add(name))
                         {
                             return "the body has a duplicate key; parsers disagree about which one counts";
                         }
 
+                        holdsSecret = holdsSecret || (secrets is not null && secrets.IsIn(name));
                         break;
                     case JsonTokenType.String:
-                        _ = reader.GetString();
+                        // Decoded as any parser reads it (an escaped secret is the secret).
+                        var text = reader.GetString()!;
+                        holdsSecret = holdsSecret || (secrets is not null && secrets.IsIn(text));
                         break;
                 }
             }
@@ -378,43 +412,15 @@ public static class BodyInspector
         return null;
     }
 
-    /// <summary>Text for secret scanning: the raw body and every decoded string in it.</summary>
-    public static IEnumerable<string> Strings(ReadOnlyMemory<byte> bytes)
-    {
-        yield return Encoding.UTF8.GetString(bytes.Span);
-        using var document = JsonDocument.Parse(bytes);
-        var stack = new Stack<JsonElement>();
-        stack.Push(document.RootElement);
-        while (stack.Count > 0)
-        {
-            var element = stack.Pop();
-            switch (element.ValueKind)
-            {
-                case JsonValueKind.String:
-                    yield return element.GetString()!;
-                    break;
-                case JsonValueKind.Object:
-                    foreach (var property in element.EnumerateObject())
-                    {
-                        yield return property.Name;
-                        stack.Push(property.Value);
-                    }
-
-                    break;
-                case JsonValueKind.Array:
-                    foreach (var item in element.EnumerateArray())
-                    {
-                        stack.Push(item);
-                    }
-
-                    break;
-            }
-        }
-    }
-
     /// <summary>Whether a body can follow the request's headers, in the server's own judgement (HTTP/1.1:
     /// a length or chunks; HTTP/2 and 3: the stream was not ended with the headers, with or without a
     /// length). Unknown, it can: reading an empty body costs nothing, missing one costs everything.</summary>
     internal static bool CanHaveBody(HttpContext context) =>
         context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? true;
+}
+
+/// <summary>What a body may not hold, searched for while it is read (the gateway's secrets).</summary>
+public interface ISecretSearch
+{
+    bool IsIn(ReadOnlySpan<char> text);
 }

@@ -1,21 +1,29 @@
+using AgentGateway.Proxy.Audit;
 using AgentGateway.Proxy.Inspection;
-using AgentGateway.Proxy.Routes;
+using AgentGateway.Proxy.Inventory;
+using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Stripping;
-using AgentGateway.Credentials;
+using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
-/// Gives every route the strip-then-inject transform. Route metadata is checked by the loader
-/// (a route without a <c>Credential</c> is a load error rather than a request-time surprise).
+/// Gives every route, as YARP builds it from a revision, its own policy, strip-then-inject and
+/// response guard transforms, holding what that revision compiled for the route
+/// (<see cref="RoutePlan"/>): built once per route per revision, never looked up per request.
+/// Route metadata is checked by the loader (a route without a <c>Credential</c> is a load error
+/// rather than a request-time surprise).
 /// </summary>
 internal sealed class CredentialTransformProvider(
-    PolicyTransform policy,
-    HopCredentialTransform transform,
-    ResponseGuardTransform guard,
-    ResponseTrailerGuardTransform trailerGuard,
+    RoutePlans plans,
+    PolicyEngine engine,
+    SecretIndex secrets,
+    RefusalWriter refusals,
+    AuditLog audit,
+    AgentActivity activity,
+    ILoggerFactory loggers,
     UnauthorizedResponseTransform unauthorized,
     McpServerStreamTransform mcpStream) : ITransformProvider
 {
@@ -31,6 +39,7 @@ internal sealed class CredentialTransformProvider(
 
     public void Apply(TransformBuilderContext context)
     {
+        var plan = plans.For(context.Route);
         if (context.Route.Metadata?.TryGetValue(ForwardHeaders.MetadataKey, out var forward) == true)
         {
             // First of all, on the agent's headers alone: what the route's transforms set after it
@@ -51,8 +60,8 @@ internal sealed class CredentialTransformProvider(
         // Added by a provider, so they run after every transform the route configures itself:
         // policy decides on the path and method as forwarded, and nothing a route transform copies
         // in survives the strip.
-        context.RequestTransforms.Add(policy);
-        context.RequestTransforms.Add(transform);
+        context.RequestTransforms.Add(new PolicyTransform(plan, engine, refusals, loggers.CreateLogger<PolicyTransform>()));
+        context.RequestTransforms.Add(new HopCredentialTransform(plan, secrets, refusals, audit, activity, loggers.CreateLogger<HopCredentialTransform>()));
         foreach (var configured in forwarding)
         {
             context.RequestTransforms.Add(configured);
@@ -63,10 +72,11 @@ internal sealed class CredentialTransformProvider(
         // the common case a plain body; the guard handles an upstream that codes unasked.
         context.RequestTransforms.Add(new RequestHeaderRemoveTransform("Accept-Encoding"));
         // First, so the body is decoded and guarded before any later transform reads or writes it.
+        var guard = new ResponseGuardTransform(plan, secrets, loggers.CreateLogger<ResponseGuardTransform>());
         context.ResponseTransforms.Add(guard);
         context.ResponseTransforms.Add(unauthorized);
-        context.ResponseTrailersTransforms.Add(trailerGuard);
-        if (context.Route.Metadata?.TryGetValue(RouteMetadata.Inspect, out var inspect) == true && inspect == nameof(BodyKind.Mcp))
+        context.ResponseTrailersTransforms.Add(new ResponseTrailerGuardTransform(plan, secrets, guard, loggers.CreateLogger<ResponseTrailerGuardTransform>()));
+        if (plan.Route.Inspect == BodyKind.Mcp)
         {
             context.ResponseTransforms.Add(mcpStream);
         }

@@ -7,26 +7,37 @@ using AgentGateway.Proxy.Routes;
 
 namespace AgentGateway.Proxy.Pipeline;
 
-/// <summary>What the gateway knows and decided about a request, from one revision: set by the
-/// middleware (identity, delegation, inspected body, task), completed by the policy transform
-/// (the decision), used by the injection transform and telemetry.</summary>
-public sealed class GatewayRequestFeature(
-    GatewayRevision revision, AuthenticatedAgent agent, GatewayRoute route, Delegation? delegation, InspectedBody? body, string? task)
+/// <summary>What the gateway knows and decided about a request, from one revision — the one its
+/// route was built from: set by the middleware (identity, delegation, inspected body, task),
+/// completed by the policy transform (the decision), used by the injection transform and telemetry.</summary>
+public sealed class GatewayRequestFeature
 {
-    public GatewayRevision Revision { get; } = revision;
+    internal GatewayRequestFeature(RoutePlan plan, AuthenticatedAgent agent, Delegation? delegation, InspectedBody? body, string? task)
+    {
+        Plan = plan;
+        Agent = agent;
+        Delegation = delegation;
+        Body = body;
+        Task = task;
+    }
 
-    public AuthenticatedAgent Agent { get; } = agent;
+    public GatewayRevision Revision => Plan.Revision;
 
-    public GatewayRoute Route { get; } = route;
+    public AuthenticatedAgent Agent { get; }
+
+    public GatewayRoute Route => Plan.Route;
+
+    /// <summary>The matched route as its revision compiled it.</summary>
+    internal RoutePlan Plan { get; }
 
     /// <summary>The user the agent acts for on this request, when it presented a valid delegation.</summary>
-    public Delegation? Delegation { get; } = delegation;
+    public Delegation? Delegation { get; }
 
     /// <summary>The strictly parsed body, on routes that inspect bodies.</summary>
-    public InspectedBody? Body { get; } = body;
+    public InspectedBody? Body { get; }
 
     /// <summary>The task the request belongs to, if it names one.</summary>
-    public string? Task { get; } = task;
+    public string? Task { get; }
 
     /// <summary>The policy decision, taken once per request (a retry reuses it).</summary>
     public PolicyDecision? Decision { get; set; }

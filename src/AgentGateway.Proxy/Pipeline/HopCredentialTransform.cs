@@ -17,13 +17,12 @@ namespace AgentGateway.Proxy.Pipeline;
 /// On the outgoing request: remove every credential the agent brought (headers in every spelling,
 /// query parameters), every identity or forwarding claim it made and every method override it asked
 /// for, then ask the broker for the hop's credential and inject it. If the broker cannot supply it,
-/// the request is answered with 503 and never forwarded. Stateless; one instance serves every route.
+/// the request is answered with 503 and never forwarded. One per route and revision: what is
+/// stripped and which credential is injected were compiled with the route (<see cref="RoutePlan"/>).
 /// </summary>
 internal sealed partial class HopCredentialTransform(
-    SecretIndex secrets, RefusalWriter refusals, AuditLog audit, AgentActivity activity, ILogger<HopCredentialTransform> logger) : RequestTransform
+    RoutePlan plan, SecretIndex secrets, RefusalWriter refusals, AuditLog audit, AgentActivity activity, ILogger<HopCredentialTransform> logger) : RequestTransform
 {
-    private StripCache _strip = new(null, new(StringComparer.Ordinal));
-
     public override async ValueTask ApplyAsync(RequestTransformContext context)
     {
         var feature = context.HttpContext.Features.Get<GatewayRequestFeature>();
@@ -33,7 +32,7 @@ internal sealed partial class HopCredentialTransform(
             return;
         }
 
-        var strip = StripNames(feature);
+        var strip = plan.Strip;
         StripHeaders(context.ProxyRequest.Headers, strip);
         if (context.ProxyRequest.Content is { } content)
         {
@@ -54,7 +53,7 @@ internal sealed partial class HopCredentialTransform(
             StripQuery(context.Query.Collection);
         }
 
-        if (feature.Route.Credential is not { } source)
+        if (plan.Route.Credential is not { } source)
         {
             AddProvenance(context, feature, credentialName: null);
             return;
@@ -157,34 +156,8 @@ internal sealed partial class HopCredentialTransform(
         }
     }
 
-    /// <summary>
-    /// The header names removed from the hop, as one search: every credential and untrusted header
-    /// pattern, the headers addressed to the gateway itself (the delegation, the task, the static
-    /// key, the provenance assertion, which the agent can neither supply nor influence) and the
-    /// header about to be injected, each in every spelling an upstream could read as it. Built
-    /// once per revision and injected header, so a request folds each of its header names once.
-    /// </summary>
-    private NamePatterns StripNames(GatewayRequestFeature feature)
-    {
-        var cache = Volatile.Read(ref _strip);
-        if (!ReferenceEquals(cache.Revision, feature.Revision))
-        {
-            cache = new StripCache(feature.Revision, new(StringComparer.Ordinal));
-            Volatile.Write(ref _strip, cache);
-        }
-
-        return cache.ByInjectedHeader.GetOrAdd(feature.Route.Credential?.HeaderName ?? "", static (inject, revision) =>
-        {
-            string?[] own = [revision.Inbound.Delegation.Header, revision.Policy.TaskHeader, revision.Inbound.StaticKeyHeader, revision.Provenance.Options.Header, inject];
-            return new NamePatterns([
-                .. InboundCredentials.HeaderPatterns,
-                .. UntrustedHeaders.HeaderPatterns,
-                .. own.Where(name => !string.IsNullOrEmpty(name)).Select(name => $":{NamePatterns.Fold(name!)}:")]);
-        }, feature.Revision);
-    }
-
     /// <param name="headers">The outgoing headers.</param>
-    /// <param name="strip">The names removed (<see cref="StripNames"/>).</param>
+    /// <param name="strip">The names removed (<see cref="RoutePlan.Strip"/>).</param>
     private static void StripHeaders(HttpHeaders headers, NamePatterns strip)
     {
         List<string>? remove = null;
@@ -224,8 +197,6 @@ internal sealed partial class HopCredentialTransform(
             }
         }
     }
-
-    private sealed record StripCache(Configuration.GatewayRevision? Revision, System.Collections.Concurrent.ConcurrentDictionary<string, NamePatterns> ByInjectedHeader);
 
     private static partial class Log
     {

@@ -37,13 +37,17 @@ internal sealed class HttpSession(HttpContext context, AuthenticatedAgent agent,
     /// <summary>Why the gateway ended it, if it did.</summary>
     public SessionEnd? EndedBy { get; private set; }
 
-    /// <summary>The grant that allowed the request: a session it opened within its hours ends with them.</summary>
-    public void Allowed(Grant grant)
+    /// <summary>The grant that allowed the request, by <paramref name="decidedBy"/> (the revision
+    /// its route was built from): a session it opened within its hours ends with them, and one a newer
+    /// revision no longer allows ends now.</summary>
+    public void Allowed(Grant grant, GatewayRevision decidedBy)
     {
         if (grant.Hours is { Count: > 0 } hours && HoursEnd(hours, time.GetUtcNow()) is { } end)
         {
             Registration?.EndNoLaterThan(end, SessionEnd.OutsideHours(grant.Name));
         }
+
+        Registration?.Decided(decidedBy);
     }
 
     /// <summary>When the windows of <paramref name="hours"/> that contain <paramref name="now"/> end

@@ -13,8 +13,9 @@ namespace AgentGateway.Proxy.Pipeline;
 /// will be forwarded. A refusal is answered here and
 /// the request is not sent; an allowed request carries its decision on to the injection step.
 /// A retry after an upstream 401 reuses the decision (it is the same request, counted once).
+/// One per route and revision, deciding with that revision's policy plan.
 /// </summary>
-internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter refusals, ILogger<PolicyTransform> logger) : RequestTransform
+internal sealed partial class PolicyTransform(RoutePlan plan, PolicyEngine engine, RefusalWriter refusals, ILogger<PolicyTransform> logger) : RequestTransform
 {
     public override async ValueTask ApplyAsync(RequestTransformContext context)
     {
@@ -46,7 +47,7 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
             PolicyDecision decision;
             try
             {
-                decision = await engine.DecideAsync(request, feature.Revision.Policy, feature.Revision.Grants, context.CancellationToken);
+                decision = await engine.DecideAsync(request, plan.Shared.Policy, context.CancellationToken);
             }
             catch (PolicyStateUnavailableException ex)
             {
@@ -56,7 +57,12 @@ internal sealed partial class PolicyTransform(PolicyEngine engine, RefusalWriter
             feature.Decision = decision;
             if (decision is { Allowed: true, Grant: { } grant })
             {
-                feature.Session?.Allowed(grant);
+                feature.Session?.Allowed(grant, plan.Revision);
+                if (feature.Session?.EndedBy is { } ended)
+                {
+                    // A newer revision, published after this route was built, no longer allows it.
+                    decision = feature.Decision = decision with { Refusal = Refusal.GrantMissing(ended.Message) };
+                }
             }
 
             Record(GatewayTelemetry.RequestSpan(context.HttpContext), decision, feature);

@@ -25,11 +25,15 @@ namespace AgentGateway.Proxy.Pipeline;
 /// upstreams). Informational answers (103 Early Hints) never reach the agent: the gateway's
 /// HTTP client reads past them.</item>
 /// </list>
+/// One per route and revision, searching for that revision's configured secrets.
 /// </summary>
-internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogger<ResponseGuardTransform> logger) : ResponseTransform
+internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex secrets, ILogger<ResponseGuardTransform> logger) : ResponseTransform
 {
     /// <summary>Logged in place of a field name that is itself the secret.</summary>
     internal const string NameWithSecret = "(a name holding the secret)";
+
+    /// <summary>Made once for the route, not per response.</summary>
+    private Action? _echoedInBody;
 
     public override async ValueTask ApplyAsync(ResponseTransformContext context)
     {
@@ -69,7 +73,7 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
             }
         }
 
-        var configured = secrets.ConfiguredForms(feature.Revision);
+        var configured = plan.Secrets.Forms;
         var injected = secrets.TokenForms(feature.Injected?.HeaderValue);
         if (configured.IsEmpty && injected.IsEmpty)
         {
@@ -83,7 +87,7 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
             Log.EchoedInReason(logger, routeId);
         }
 
-        foreach (var (name, inName) in Echoing(response.Headers, feature.Revision, configured, injected))
+        foreach (var (name, inName) in Echoing(response.Headers, configured, injected))
         {
             response.Headers.Remove(name);
             Log.EchoedInHeader(logger, routeId, inName ? NameWithSecret : PolicyEngine.Printable(name));
@@ -91,14 +95,14 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
 
         if (feature.Masking is null)
         {
-            response.Body = feature.Masking = new SecretMaskingStream(response.Body, configured, injected, () => Log.EchoedInBody(logger, routeId));
+            response.Body = feature.Masking = new SecretMaskingStream(response.Body, configured, injected, _echoedInBody ??= () => Log.EchoedInBody(logger, plan.Route.RouteId));
         }
     }
 
     /// <summary>The fields of <paramref name="fields"/> whose name or a value holds a gateway secret
     /// in any form: one of <paramref name="configured"/> or <paramref name="injected"/>, or a hop
     /// token injected lately on another request.</summary>
-    internal List<(string Name, bool InName)> Echoing(IHeaderDictionary fields, Configuration.GatewayRevision revision, SecretForms configured, SecretForms injected)
+    internal List<(string Name, bool InName)> Echoing(IHeaderDictionary fields, SecretForms configured, SecretForms injected)
     {
         List<(string, bool)>? echoed = null;
         foreach (var field in fields)
@@ -121,7 +125,7 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
 
         return echoed ?? [];
 
-        bool Echoes(string text) => configured.IsIn(text) || injected.IsIn(text) || secrets.Contains(revision, text);
+        bool Echoes(string text) => configured.IsIn(text) || injected.IsIn(text) || secrets.Contains(plan.Secrets, text);
     }
 
     /// <summary>Whether the answer carries a body at all: not to a HEAD, not 1xx, 204 or 304.</summary>
@@ -153,7 +157,7 @@ internal sealed partial class ResponseGuardTransform(SecretIndex secrets, ILogge
 /// trailers into headers would read the body differently from the gateway; and digests of a body
 /// the gateway rewrote.
 /// </summary>
-internal sealed partial class ResponseTrailerGuardTransform(SecretIndex secrets, ResponseGuardTransform guard, ILogger<ResponseTrailerGuardTransform> logger) : ResponseTrailersTransform
+internal sealed partial class ResponseTrailerGuardTransform(RoutePlan plan, SecretIndex secrets, ResponseGuardTransform guard, ILogger<ResponseTrailerGuardTransform> logger) : ResponseTrailersTransform
 {
     /// <summary>Fields a trailer may not carry (RFC 9110 §6.5.1: "many fields cannot be processed
     /// outside the header section"), which the RFC names by what they do.</summary>
@@ -174,7 +178,7 @@ internal sealed partial class ResponseTrailerGuardTransform(SecretIndex secrets,
         }
 
         var routeId = feature.Route.RouteId;
-        var echoing = guard.Echoing(trailers, feature.Revision, secrets.ConfiguredForms(feature.Revision), secrets.TokenForms(feature.Injected?.HeaderValue));
+        var echoing = guard.Echoing(trailers, plan.Secrets.Forms, secrets.TokenForms(feature.Injected?.HeaderValue));
         foreach (var (name, inName) in echoing)
         {
             trailers.Remove(name);

@@ -45,8 +45,6 @@ public sealed record PolicyDecision(Grant? Grant, Refusal? Refusal, IReadOnlyLis
 /// </summary>
 public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 {
-    private SeparationIndex? _separation;
-
     private const string EnforcedHistories = "sep";
 
     private const string ShadowHistories = "sep-shadow";
@@ -60,22 +58,27 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
         Body,
     }
 
-    public async ValueTask<PolicyDecision> DecideAsync(PolicyRequest request, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, CancellationToken cancellationToken)
+    /// <summary>Decides on a plan made for this call alone (tests, tools); the gateway decides on the
+    /// plan of the revision its route was built from.</summary>
+    public ValueTask<PolicyDecision> DecideAsync(PolicyRequest request, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, CancellationToken cancellationToken) =>
+        DecideAsync(request, new PolicyPlan(options, grants), cancellationToken);
+
+    public async ValueTask<PolicyDecision> DecideAsync(PolicyRequest request, PolicyPlan plan, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var facts = new RequestFacts(request);
-        var decision = await EnforceAsync(request, facts, options, grants, now, cancellationToken);
+        var decision = await EnforceAsync(request, facts, plan, now, cancellationToken);
         if (decision.Grant is not { } allowed || !decision.Allowed)
         {
             return decision;
         }
 
-        var shadow = await ShadowAsync(request, facts, allowed, options, grants, now, cancellationToken);
+        var shadow = await ShadowAsync(request, facts, allowed, plan, now, cancellationToken);
         return shadow is null ? decision : decision with { ShadowDenials = shadow };
     }
 
     private async ValueTask<PolicyDecision> EnforceAsync(
-        PolicyRequest request, RequestFacts facts, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
+        PolicyRequest request, RequestFacts facts, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken)
     {
         // Agent.RouteGrants holds no shadow grant (GrantsByRoute); skipping them keeps that true for
         // an Agent built any other way. Indexed loops: this runs on every request.
@@ -140,8 +143,8 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
             }
         }
 
-        var separation = Index(options, grants).For(allowed, shadow: false);
-        var (refusal, rule) = await SeparateAsync(request, allowed, separation, EnforcedHistories, options, now, cancellationToken);
+        var separation = plan.Separation(allowed, shadow: false);
+        var (refusal, rule) = await SeparateAsync(request, allowed, separation, EnforcedHistories, plan.Options, now, cancellationToken);
         return new PolicyDecision(allowed, refusal, [], rule);
     }
 
@@ -149,7 +152,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
     /// a request the enforced evaluation allowed with <paramref name="allowed"/>; null when nothing
     /// (most requests: nothing is allocated for them).</summary>
     private async ValueTask<List<string>?> ShadowAsync(
-        PolicyRequest request, RequestFacts facts, Grant allowed, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, DateTimeOffset now, CancellationToken cancellationToken)
+        PolicyRequest request, RequestFacts facts, Grant allowed, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken)
     {
         List<string>? records = null;
         try
@@ -169,8 +172,8 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
                 }
             }
 
-            var separation = Index(options, grants).For(allowed, shadow: true);
-            if (await SeparateAsync(request, allowed, separation, ShadowHistories, options, now, cancellationToken) is (Refusal refusal, var rule))
+            var separation = plan.Separation(allowed, shadow: true);
+            if (await SeparateAsync(request, allowed, separation, ShadowHistories, plan.Options, now, cancellationToken) is (Refusal refusal, var rule))
             {
                 (records ??= []).Add($"rule {rule ?? "?"}: {refusal.Reason}");
             }
@@ -415,56 +418,9 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 
     private static PolicyDecision Deny(Refusal refusal) => new(null, refusal, [], null);
 
-    /// <summary>The separation index of the revision whose <paramref name="options"/> and
-    /// <paramref name="grants"/> these are; made again only when a new revision is decided on.</summary>
-    private SeparationIndex Index(PolicyOptions options, IReadOnlyDictionary<string, Grant> grants)
-    {
-        var index = Volatile.Read(ref _separation);
-        if (index is null || !ReferenceEquals(index.Options, options) || !ReferenceEquals(index.Grants, grants))
-        {
-            index = new SeparationIndex(options, grants);
-            Volatile.Write(ref _separation, index);
-        }
-
-        return index;
-    }
-
     /// <summary>For one allowed grant: the rules (enforced or shadow) that name it, the first of them
     /// that requires a task, and which earlier grants would make it toxic, by rule.</summary>
-    private sealed record Separation(SeparationRule[] Named, SeparationRule? RequiringTask, Dictionary<string, SeparationRule> Earlier);
-
-    /// <summary>
-    /// What the separation rules say about each grant, derived from a revision's rules and grants
-    /// on the grant's first use rather than on every request (that walked every rule and every
-    /// grant of the configuration per request).
-    /// </summary>
-    private sealed class SeparationIndex(PolicyOptions options, IReadOnlyDictionary<string, Grant> grants)
-    {
-        private readonly ConcurrentDictionary<Grant, Separation> _enforced = new(ReferenceEqualityComparer.Instance);
-        private readonly ConcurrentDictionary<Grant, Separation> _shadow = new(ReferenceEqualityComparer.Instance);
-
-        public PolicyOptions Options { get; } = options;
-
-        public IReadOnlyDictionary<string, Grant> Grants { get; } = grants;
-
-        public Separation For(Grant allowed, bool shadow) =>
-            (shadow ? _shadow : _enforced).GetOrAdd(allowed, static (grant, state) => state.Index.Build(grant, state.Shadow), (Index: this, Shadow: shadow));
-
-        private Separation Build(Grant allowed, bool shadow)
-        {
-            SeparationRule[] named = [.. Options.Separation.Where(r => r.Shadow == shadow && r.Names(allowed))];
-            var earlier = new Dictionary<string, SeparationRule>(StringComparer.OrdinalIgnoreCase);
-            foreach (var rule in named.Where(r => r.Deny.Any(allowed.IsNamed)))
-            {
-                foreach (var grant in Grants.Values.Where(g => rule.After.Any(g.IsNamed)))
-                {
-                    earlier.TryAdd(grant.Name, rule);
-                }
-            }
-
-            return new Separation(named, named.FirstOrDefault(r => r.RequireTask), earlier);
-        }
-    }
+    internal sealed record Separation(SeparationRule[] Named, SeparationRule? RequiringTask, Dictionary<string, SeparationRule> Earlier);
 
     /// <summary>Counts one more use of <paramref name="grant"/> by <paramref name="agentId"/> against
     /// its rate limit — a message on a tunnel the grant opened counts as a request does: the refusal
@@ -485,4 +441,38 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
     /// <summary>Names an agent or upstream supplied go into problem bodies, logs and audit records: short and plain.</summary>
     internal static string Printable(string text) =>
         new([.. text.Take(128).Select(c => char.IsControl(c) ? '?' : c)]);
+}
+
+/// <summary>
+/// What one revision's policy decides with: its options, its grants, and what the separation rules
+/// say about each grant — derived on the grant's first use in that revision rather than on every
+/// request (that walked every rule and every grant of the configuration per request). Made once per
+/// revision, with the routes YARP builds from it.
+/// </summary>
+public sealed class PolicyPlan(PolicyOptions options, IReadOnlyDictionary<string, Grant> grants)
+{
+    private readonly ConcurrentDictionary<Grant, PolicyEngine.Separation> _enforced = new(ReferenceEqualityComparer.Instance);
+    private readonly ConcurrentDictionary<Grant, PolicyEngine.Separation> _shadow = new(ReferenceEqualityComparer.Instance);
+
+    public PolicyOptions Options { get; } = options;
+
+    public IReadOnlyDictionary<string, Grant> Grants { get; } = grants;
+
+    internal PolicyEngine.Separation Separation(Grant allowed, bool shadow) =>
+        (shadow ? _shadow : _enforced).GetOrAdd(allowed, static (grant, state) => state.Plan.Build(grant, state.Shadow), (Plan: this, Shadow: shadow));
+
+    private PolicyEngine.Separation Build(Grant allowed, bool shadow)
+    {
+        SeparationRule[] named = [.. Options.Separation.Where(r => r.Shadow == shadow && r.Names(allowed))];
+        var earlier = new Dictionary<string, SeparationRule>(StringComparer.OrdinalIgnoreCase);
+        foreach (var rule in named.Where(r => r.Deny.Any(allowed.IsNamed)))
+        {
+            foreach (var grant in Grants.Values.Where(g => rule.After.Any(g.IsNamed)))
+            {
+                earlier.TryAdd(grant.Name, rule);
+            }
+        }
+
+        return new PolicyEngine.Separation(named, named.FirstOrDefault(r => r.RequireTask), earlier);
+    }
 }

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using AgentGateway.Credentials;
-using AgentGateway.Proxy.Configuration;
 
 namespace AgentGateway.Proxy.Policy;
 
@@ -26,25 +25,6 @@ public sealed class SecretIndex
     /// <summary>Injected tokens, each with the forms an echo of it can take in a response, made once per token.</summary>
     private readonly ConcurrentDictionary<string, SecretForms> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _order = new();
-    private StaticSecrets _static = new(0, [], SecretForms.None, null);
-
-    /// <summary>The configured secrets of <paramref name="revision"/>, collected once per revision.</summary>
-    private StaticSecrets Configured(GatewayRevision revision)
-    {
-        var cached = Volatile.Read(ref _static);
-        if (cached.Revision == revision.Number)
-        {
-            return cached;
-        }
-
-        string[] secrets = [.. revision.Credentials.Sources.SelectMany(s => s.Secrets).Select(s => s.Reveal()).Where(s => s.Length >= MinimumLength).Distinct(StringComparer.Ordinal)];
-        cached = new StaticSecrets(revision.Number, secrets, SecretForms.Of(secrets), secrets.Length == 0 ? null : SearchValues.Create(secrets, StringComparison.Ordinal));
-        Volatile.Write(ref _static, cached);
-        return cached;
-    }
-
-    /// <summary>The forms the configured secrets of <paramref name="revision"/> can take in a response.</summary>
-    public SecretForms ConfiguredForms(GatewayRevision revision) => Configured(revision).Forms;
 
     /// <summary>The token part of an injected header value (after the scheme), or empty when there
     /// is none or it is too short to search for. A view, not a copy: this runs on every request.</summary>
@@ -96,27 +76,19 @@ public sealed class SecretIndex
         }
     }
 
-    /// <summary>Whether <paramref name="text"/> contains one of the gateway's secrets (those of
-    /// <paramref name="revision"/>, and the tokens injected lately).</summary>
-    public bool Contains(GatewayRevision revision, string? text)
-    {
-        if (string.IsNullOrEmpty(text) || text.Length < MinimumLength)
-        {
-            return false;
-        }
+    /// <summary>Whether <paramref name="text"/> contains one of the gateway's secrets (the
+    /// <paramref name="configured"/> ones of a revision, and the tokens injected lately).</summary>
+    public bool Contains(ConfiguredSecrets configured, string? text) => Contains(configured, text.AsSpan());
 
-        // One pass over the text for every configured secret at once, however many there are.
-        var configured = Configured(revision);
-        if (configured.Search is { } search && text.AsSpan().ContainsAny(search))
-        {
-            return true;
-        }
-
-        return ContainsToken(text);
-    }
+    /// <inheritdoc cref="Contains(ConfiguredSecrets, string?)"/>
+    public bool Contains(ConfiguredSecrets configured, ReadOnlySpan<char> text) =>
+        text.Length >= MinimumLength && (configured.IsIn(text) || ContainsToken(text));
 
     /// <summary>Whether <paramref name="text"/> holds, as a whole token-shaped run, a hop token injected lately.</summary>
-    public bool ContainsToken(string text)
+    public bool ContainsToken(string text) => ContainsToken(text.AsSpan());
+
+    /// <inheritdoc cref="ContainsToken(string)"/>
+    public bool ContainsToken(ReadOnlySpan<char> text)
     {
         if (_tokens.IsEmpty || text.Length < MinimumLength)
         {
@@ -124,7 +96,7 @@ public sealed class SecretIndex
         }
 
         // Run by run, each found by a vectorised search rather than a test of every character.
-        var rest = text.AsSpan();
+        var rest = text;
         while (rest.IndexOfAny(TokenChars) is var start and >= 0)
         {
             rest = rest[start..];
@@ -184,5 +156,35 @@ public sealed class SecretIndex
         return false;
     }
 
-    private sealed record StaticSecrets(long Revision, string[] Secrets, SecretForms Forms, SearchValues<string>? Search);
+    /// <summary>Whether <paramref name="text"/> is long enough to hold a secret at all.</summary>
+    internal static bool CouldHold(ReadOnlySpan<char> text) => text.Length >= MinimumLength;
+}
+
+/// <summary>
+/// The long-lived secrets one revision configures (API keys, client secrets), compiled once per
+/// revision: one vectorised search for all of them at once, however many there are, and the forms
+/// an echo of them can take in a response.
+/// </summary>
+public sealed class ConfiguredSecrets
+{
+    private readonly SearchValues<string>? _search;
+
+    private ConfiguredSecrets(string[] secrets)
+    {
+        Forms = SecretForms.Of(secrets);
+        _search = secrets.Length == 0 ? null : SearchValues.Create(secrets, StringComparison.Ordinal);
+    }
+
+    public static ConfiguredSecrets None { get; } = new([]);
+
+    /// <summary>The forms these secrets can take in a response.</summary>
+    public SecretForms Forms { get; }
+
+    /// <summary>The secrets of <paramref name="credentials"/>; those too short to search for without
+    /// matching by chance are left out.</summary>
+    public static ConfiguredSecrets Of(CredentialSet credentials) =>
+        new([.. credentials.Sources.SelectMany(s => s.Secrets).Select(s => s.Reveal()).Where(s => SecretIndex.CouldHold(s)).Distinct(StringComparer.Ordinal)]);
+
+    /// <summary>Whether <paramref name="text"/> holds one of these secrets.</summary>
+    public bool IsIn(ReadOnlySpan<char> text) => _search is { } search && text.ContainsAny(search);
 }

@@ -81,6 +81,4 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
     public static Refusal IdentityUnavailable(string detail) => new(503, "identity-unavailable", "The agent's issuer keys could not be obtained", detail);
 
     public static Refusal PolicyUnavailable(string detail) => new(503, "policy-unavailable", "The state a policy rule needs could not be read", detail);
-
-    public static Refusal ConfigurationChanging(string detail) => new(503, "configuration-changing", "The configuration changed while the request was in flight", detail);
 }

@@ -28,6 +28,7 @@ public sealed partial class LiveSessionRegistry : ILiveSessionRegistry, IDisposa
     private ITimer? _timer;
     private long _armedAt = long.MaxValue;
     private bool _disposed;
+    private GatewayRevision? _rechecked;
 
     public LiveSessionRegistry(TimeProvider time, ILogger<LiveSessionRegistry> logger)
     {
@@ -66,24 +67,48 @@ public sealed partial class LiveSessionRegistry : ILiveSessionRegistry, IDisposa
     /// <summary>Decides every open session again on <paramref name="revision"/>.</summary>
     public void Recheck(GatewayRevision revision)
     {
+        // Published before the sweep, with a full fence: a session decided on an older revision
+        // once the sweep has passed it sees this in CatchUp and is decided again there.
+        Interlocked.Exchange(ref _rechecked, revision);
         foreach (var registration in _live.Keys)
         {
-            SessionEnd? end;
-            try
-            {
-                end = registration.Session.Recheck(revision);
-            }
-            catch (Exception ex)
-            {
-                // What cannot be decided again does not go on.
-                Log.RecheckFailed(_logger, ex, registration.Session.AgentId);
-                end = SessionEnd.GrantRemoved("the session could not be decided again on the new configuration");
-            }
+            RecheckOne(registration, revision);
+        }
+    }
 
-            if (end is not null)
-            {
-                End(registration, end);
-            }
+    /// <summary>
+    /// A session was just decided by <paramref name="decidedBy"/>, the revision its route was built
+    /// from. When a newer revision has been swept already (it arrived between the route's build
+    /// and the decision), the session is decided again on that one now, as the sweep would have.
+    /// </summary>
+    public void CatchUp(SessionRegistration registration, GatewayRevision decidedBy)
+    {
+        // Pairs with the exchange in Recheck: either the sweep saw this session's decision, or this
+        // sees the sweep's revision.
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _rechecked) is { } latest && latest.Number > decidedBy.Number)
+        {
+            RecheckOne(registration, latest);
+        }
+    }
+
+    private void RecheckOne(SessionRegistration registration, GatewayRevision revision)
+    {
+        SessionEnd? end;
+        try
+        {
+            end = registration.Session.Recheck(revision);
+        }
+        catch (Exception ex)
+        {
+            // What cannot be decided again does not go on.
+            Log.RecheckFailed(_logger, ex, registration.Session.AgentId);
+            end = SessionEnd.GrantRemoved("the session could not be decided again on the new configuration");
+        }
+
+        if (end is not null)
+        {
+            End(registration, end);
         }
     }
 
@@ -211,6 +236,9 @@ public sealed class SessionRegistration : IDisposable
     }
 
     public ILiveSession Session { get; }
+
+    /// <summary>The session was just decided by <paramref name="decidedBy"/>: see <see cref="LiveSessionRegistry.CatchUp"/>.</summary>
+    public void Decided(GatewayRevision decidedBy) => _registry.CatchUp(this, decidedBy);
 
     /// <summary>Whether the registry has ended the session (rather than the connection closing by itself).</summary>
     public bool Ended => Volatile.Read(ref _ended) != 0;

@@ -48,7 +48,7 @@ internal sealed partial class WebSocketTunnels(SecretIndex secrets, PolicyEngine
         var routeId = feature.Route.RouteId;
         var grant = feature.Decision?.Grant;
         var registration = feature.Session?.Registration;
-        SecretForms[] hidden = [secrets.ConfiguredForms(feature.Revision), secrets.TokenForms(feature.Injected?.HeaderValue)];
+        SecretForms[] hidden = [feature.Plan.Secrets.Forms, secrets.TokenForms(feature.Injected?.HeaderValue)];
 
         var agentId = feature.Agent.Agent.Id;
         var relay = new WebSocketRelayStream(agent, new RelayPolicy(

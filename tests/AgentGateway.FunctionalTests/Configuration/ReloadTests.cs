@@ -31,6 +31,26 @@ public sealed class ReloadTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reload_that_changes_only_what_a_route_injects_builds_the_route_again_from_the_new_revision()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var token = await fx.AgentTokenAsync();
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(gateway, "/llm/openai/v1/models", token));
+        Assert.Equal("Bearer " + fx.OpenAiKey, fx.Llm.Header(0, "Authorization"));
+
+        // The route's own configuration is the same text in both revisions: YARP would keep a route
+        // that compares equal, and with it the credential the first revision compiled.
+        var config = fx.Config(withRedis: false);
+        config["Gateway"]!["Credentials"]!["openai"]!["Format"] = "Bearer rotated-{secret}";
+        await gateway.RewriteConfigAsync(config);
+
+        Assert.Equal(2, gateway.Config.Status.Revision);
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(gateway, "/llm/openai/v1/models", token));
+        Assert.Equal("Bearer rotated-" + fx.OpenAiKey, fx.Llm.Header(1, "Authorization"));
+        fx.Llm.AssertNeverSaw(token);
+    }
+
+    [Fact]
     public async Task An_invalid_reload_is_refused_logged_and_the_last_good_revision_keeps_serving()
     {
         await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));

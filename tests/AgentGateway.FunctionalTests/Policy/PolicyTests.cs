@@ -355,6 +355,34 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_inspected_body_is_searched_as_it_was_parsed_its_names_its_decoded_strings_and_hop_tokens_in_it()
+    {
+        var config = WithModels(fx.Config(withRedis: false), "gpt-4o-mini");
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var token = await fx.AgentTokenAsync();
+        using (var warm = await gateway.GetAsAgentAsync("/crm/accounts", token))
+        {
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        }
+
+        var hopToken = fx.Crm.Header(0, "Authorization")!["Bearer ".Length..];
+        var escaped = string.Concat(fx.OpenAiKey.Select(c => $"\\u{(int)c:x4}"));
+        static string Chat(string extra) => "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]" + extra + "}";
+
+        using var clean = await SendAsync(gateway, HttpMethod.Post, "/llm/openai/v1/chat/completions", token, Chat(""));
+        using var inName = await SendAsync(gateway, HttpMethod.Post, "/llm/openai/v1/chat/completions", token, Chat($",\"{escaped}\":1"));
+        using var inEscapes = await SendAsync(gateway, HttpMethod.Post, "/llm/openai/v1/chat/completions", token, Chat($",\"user\":\"{escaped}\""));
+        using var hopTokenIn = await SendAsync(gateway, HttpMethod.Post, "/llm/openai/v1/chat/completions", token, Chat($",\"user\":\"seen: {hopToken}\""));
+
+        Assert.Equal(HttpStatusCode.OK, clean.StatusCode);
+        await ProblemAssert.IsProblemAsync(inName, HttpStatusCode.Forbidden, "secret-in-request");
+        await ProblemAssert.IsProblemAsync(inEscapes, HttpStatusCode.Forbidden, "secret-in-request");
+        await ProblemAssert.IsProblemAsync(hopTokenIn, HttpStatusCode.Forbidden, "secret-in-request");
+        Assert.Single(fx.Llm.Received);
+        fx.Llm.AssertNeverSaw(token);
+    }
+
+    [Fact]
     public async Task A_secret_the_gateway_holds_coming_back_from_the_agent_is_refused_and_recorded()
     {
         var config = WithModels(fx.Config(withRedis: false), "gpt-4o-mini");

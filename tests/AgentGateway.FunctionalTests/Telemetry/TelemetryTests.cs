@@ -156,6 +156,36 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OTEL_TRACES_EXPORTER_none_exports_no_span_and_registers_no_tracing_while_metrics_still_go()
+    {
+        var token = await fx.AgentTokenAsync();
+        var config = Observed(fx.Config(withRedis: false));
+        config["OTEL_TRACES_EXPORTER"] = "none";
+        await using (var gateway = await GatewayInstance.StartAsync(config))
+        {
+            Assert.Null(gateway.Services.GetService(typeof(OpenTelemetry.Trace.TracerProvider)));
+            Assert.NotNull(gateway.Services.GetService(typeof(OpenTelemetry.Metrics.MeterProvider)));
+            using var response = await gateway.GetAsAgentAsync("/crm/accounts", token);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // Disposing the gateway flushed its exporters.
+        Assert.Contains(_otlp.Payloads, p => p.Path == "/v1/metrics");
+        Assert.DoesNotContain(_otlp.Payloads, p => p.Path == "/v1/traces");
+        Assert.Single(await AuditTraceIdsAsync("credential-use"));
+
+        // And every signal off: nothing of OpenTelemetry at all.
+        config["OTEL_METRICS_EXPORTER"] = "none";
+        config["OTEL_LOGS_EXPORTER"] = " None ";
+        await using (var gateway = await GatewayInstance.StartAsync(config))
+        {
+            Assert.Null(gateway.Services.GetService(typeof(OpenTelemetry.Trace.TracerProvider)));
+            Assert.Null(gateway.Services.GetService(typeof(OpenTelemetry.Metrics.MeterProvider)));
+            Assert.Null(gateway.Services.GetService(typeof(OpenTelemetry.Logs.LoggerProvider)));
+        }
+    }
+
+    [Fact]
     public async Task Exporting_nothing_registers_no_telemetry_and_still_passes_the_audited_trace_on()
     {
         var token = await fx.AgentTokenAsync();

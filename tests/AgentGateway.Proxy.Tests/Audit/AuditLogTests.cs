@@ -2,6 +2,7 @@ using System.Text.Json;
 using AgentGateway.Proxy.Audit;
 using AgentGateway.Proxy.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace AgentGateway.Proxy.Tests.Audit;
 
@@ -35,5 +36,116 @@ public sealed class AuditLogTests : IDisposable
         Assert.Null(AuditChain.Verify(lines, key: null));
         Assert.Equal("agent-0", JsonDocument.Parse(lines[0]).RootElement.GetProperty("agent").GetString());
         Assert.Equal($"agent-{Records - 1}", JsonDocument.Parse(lines[^1]).RootElement.GetProperty("agent").GetString());
+    }
+
+    [Fact]
+    public async Task A_batch_whose_write_fails_is_kept_the_file_cut_back_and_written_again_so_the_chain_has_no_gap()
+    {
+        var time = new FakeTimeProvider();
+        FailingDisk? disk = null;
+        var audit = new AuditLog(
+            new ProcessSettings { AuditPath = _path },
+            time,
+            NullLogger<AuditLog>.Instance,
+            path => disk = new FailingDisk(new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, bufferSize: 0)));
+        await Record(audit, 0, 3);
+        await WaitUntil(() => LineCount() == 3);
+
+        // The disk fills: two writes fail after half their bytes reached the file.
+        disk!.FailNext = 2;
+        await Record(audit, 3, 5);
+        await WaitUntil(() => disk.Failures == 1);
+        // Nothing is written again until the writer's clock says so.
+        await Task.Delay(50);
+        Assert.Equal(1, disk.Failures);
+        await WaitUntil(() =>
+        {
+            time.Advance(AuditLog.FirstRetryDelay);
+            return disk.Failures == 2;
+        });
+        await WaitUntil(() =>
+        {
+            time.Advance(AuditLog.MaxRetryDelay);
+            return LineCount() == 8;
+        });
+
+        await Record(audit, 8, 2);
+        await audit.DisposeAsync();
+
+        var lines = await File.ReadAllLinesAsync(_path);
+        Assert.Equal(10, lines.Length);
+        Assert.Null(AuditChain.Verify(lines, key: null));
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => $"agent-{i}"), lines.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("agent").GetString()));
+    }
+
+    private static Task Record(AuditLog audit, int from, int count) =>
+        Task.WhenAll(Enumerable.Range(from, count).Select(i => audit.DatabaseSessionAsync("database-session-end", new DatabaseAuditFacts($"agent-{i}", "orders", "reader", "g")).AsTask()));
+
+    private int LineCount() => File.Exists(_path) ? File.ReadAllLines(_path).Count(l => l.EndsWith('}')) : 0;
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for the audit writer");
+            await Task.Delay(10);
+        }
+    }
+
+    /// <summary>A file on a disk that fills up: a failing write gets half its bytes onto the disk,
+    /// then fails as ENOSPC does.</summary>
+    private sealed class FailingDisk(FileStream file) : Stream
+    {
+        private int _failures;
+
+        public int FailNext { get; set; }
+
+        public int Failures => Volatile.Read(ref _failures);
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => true;
+
+        public override bool CanWrite => true;
+
+        public override long Length => file.Length;
+
+        public override long Position { get => file.Position; set => file.Position = value; }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (FailNext > 0)
+            {
+                FailNext--;
+                await file.WriteAsync(buffer[..(buffer.Length / 2)], cancellationToken);
+                Interlocked.Increment(ref _failures);
+                throw new IOException("No space left on device");
+            }
+
+            await file.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Flush() => file.Flush();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => file.FlushAsync(cancellationToken);
+
+        public override long Seek(long offset, SeekOrigin origin) => file.Seek(offset, origin);
+
+        public override void SetLength(long value) => file.SetLength(value);
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                file.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 }

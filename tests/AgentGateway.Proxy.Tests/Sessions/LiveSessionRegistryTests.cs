@@ -6,6 +6,7 @@ using AgentGateway.Proxy.Sessions;
 using AgentGateway.Proxy.Tests.Policy;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using AgentGateway.Proxy.Routes;
 
 namespace AgentGateway.Proxy.Tests.Sessions;
 
@@ -134,6 +135,30 @@ public sealed class LiveSessionRegistryTests : IDisposable
     }
 
     [Fact]
+    public void A_session_decided_on_its_routes_older_revision_after_a_newer_one_was_swept_is_decided_again_on_the_newer()
+    {
+        // Revision 2 arrived after the requests' route was built from revision 1, and its sweep
+        // passed before they were registered and decided.
+        _registry.Recheck(Revision(2));
+        var removedBy2 = new Session("a") { VerdictOn = r => r?.Number >= 2 ? SessionEnd.GrantRemoved("grant 'g' was removed") : null };
+        var allowedBy2 = new Session("b") { VerdictOn = _ => null };
+        using var removed = _registry.Register(removedBy2);
+        using var allowed = _registry.Register(allowedBy2);
+
+        removed.Decided(Revision(1));
+        allowed.Decided(Revision(1));
+
+        Assert.Equal(["grant-removed"], removedBy2.Ends);
+        Assert.Empty(allowedBy2.Ends);
+
+        // Decided by the newest revision swept: nothing to catch up on.
+        var current = new Session("c") { VerdictOn = _ => SessionEnd.GrantRemoved("never asked") };
+        using var registration = _registry.Register(current);
+        registration.Decided(Revision(2));
+        Assert.Empty(current.Ends);
+    }
+
+    [Fact]
     public void A_session_that_fails_while_being_ended_does_not_stop_the_others_from_ending()
     {
         var failing = new Session("a") { ThrowsOnEnd = true };
@@ -170,6 +195,23 @@ public sealed class LiveSessionRegistryTests : IDisposable
         Assert.False(Structural.Equal(original, original with { Shadow = true }));
     }
 
+    /// <summary>A revision that is only its number: what the registry compares.</summary>
+    private static GatewayRevision Revision(long number) => new()
+    {
+        Number = number,
+        LoadedAt = default,
+        Routes = [],
+        Clusters = [],
+        GatewayRoutes = FrozenDictionary<string, GatewayRoute>.Empty,
+        Inbound = null!,
+        Agents = null!,
+        Credentials = null!,
+        Grants = FrozenDictionary<string, Grant>.Empty,
+        Policy = null!,
+        Process = null!,
+        Provenance = null!,
+    };
+
     private sealed class Session(string agentId, string? instance = null) : ILiveSession
     {
         public string AgentId => agentId;
@@ -184,7 +226,9 @@ public sealed class LiveSessionRegistryTests : IDisposable
 
         public bool ThrowsOnEnd { get; init; }
 
-        public SessionEnd? Recheck(GatewayRevision revision) => Throws ? throw new InvalidOperationException("cannot decide") : Verdict;
+        public Func<GatewayRevision?, SessionEnd?>? VerdictOn { get; init; }
+
+        public SessionEnd? Recheck(GatewayRevision revision) => Throws ? throw new InvalidOperationException("cannot decide") : VerdictOn is { } on ? on(revision) : Verdict;
 
         public void End(SessionEnd end)
         {

@@ -1,0 +1,45 @@
+using Microsoft.Extensions.Configuration;
+
+namespace AgentGateway.Proxy.Telemetry;
+
+/// <summary>
+/// Which signals the gateway exports, read as the OpenTelemetry specification defines its
+/// environment variables: <c>OTEL_TRACES_EXPORTER</c>, <c>OTEL_METRICS_EXPORTER</c> and
+/// <c>OTEL_LOGS_EXPORTER</c> are comma-separated lists where <c>none</c> means no exporter for that
+/// signal and <c>otlp</c> is the one this gateway has (to the SDK's default endpoint when none is
+/// set). Unset, a signal is exported when an OTLP endpoint is configured
+/// (<c>OTEL_EXPORTER_OTLP_ENDPOINT</c>, or the signal's own), and nothing is otherwise — a gateway
+/// configured to export nothing runs no telemetry machinery at all.
+/// </summary>
+internal static class TelemetryExport
+{
+    public const string Traces = "TRACES";
+
+    public const string Metrics = "METRICS";
+
+    public const string Logs = "LOGS";
+
+    /// <summary>Whether <paramref name="signal"/> (<see cref="Traces"/>, <see cref="Metrics"/> or
+    /// <see cref="Logs"/>) is exported over OTLP.</summary>
+    public static bool Exports(IConfiguration configuration, string signal)
+    {
+        var exporters = configuration[$"OTEL_{signal}_EXPORTER"];
+        if (string.IsNullOrWhiteSpace(exporters))
+        {
+            return !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])
+                || !string.IsNullOrWhiteSpace(configuration[$"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"]);
+        }
+
+        // "none" alone, or any list without "otlp" (exporters this gateway does not carry, such as
+        // console or zipkin, which the specification lets an SDK ignore): nothing for this signal.
+        foreach (var name in exporters.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (name.Equals("otlp", StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
+using AgentGateway.FunctionalTests.Infrastructure;
+
+namespace AgentGateway.FunctionalTests.Lifecycle;
+
+/// <summary>
+/// A configuration pays in memory only for the cloud SDKs it uses: Azure.Identity with MSAL for an
+/// Azure managed identity, Google's auth library for a GCP one, nothing of either otherwise. Each
+/// case is a real <c>agentgateway run</c> process of its own (the test process has loaded them all
+/// for other tests); after it served a request, the process itself lists what it has loaded
+/// (<c>AppDomain.CurrentDomain.GetAssemblies()</c>, asked by <see cref="StartupHook"/>, which the
+/// runtime runs in it through <c>DOTNET_STARTUP_HOOKS</c>).
+/// </summary>
+[Collection(GatewayCollection.Name)]
+public sealed class LazyAssemblyTests(GatewayFixture fx) : IAsyncLifetime
+{
+    private static readonly string[] Azure = ["Azure.Identity", "Azure.Core", "Microsoft.Identity.Client"];
+    private static readonly string[] Google = ["Google.Apis.Auth", "Google.Apis.Core", "Google.Apis"];
+    private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("agentgateway-assemblies-");
+
+    public Task InitializeAsync() => fx.ResetAsync();
+
+    public Task DisposeAsync()
+    {
+        _work.Delete(recursive: true);
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task The_cloud_identity_SDKs_are_loaded_only_by_a_configuration_whose_credentials_use_them()
+    {
+        var none = await LoadedAsync(fx.Config(withRedis: false));
+        Assert.Contains("AgentGateway.Credentials", none);
+        Assert.Empty(none.Intersect(Azure));
+        Assert.Empty(none.Intersect(Google));
+
+        var azure = await LoadedAsync(WithManagedIdentity(fx.Config(withRedis: false), "Azure"));
+        // (Azure.Identity itself is a small assembly here that the runtime may not need to load:
+        // what the managed identity runs on is Azure.Core and MSAL.)
+        Assert.Contains("Azure.Core", azure);
+        Assert.Contains("Microsoft.Identity.Client", azure);
+        Assert.Empty(azure.Intersect(Google));
+
+        var gcp = await LoadedAsync(WithManagedIdentity(fx.Config(withRedis: false), "Gcp"));
+        Assert.Contains("Google.Apis.Auth", gcp);
+        Assert.Empty(gcp.Intersect(Azure));
+    }
+
+    private static JsonObject WithManagedIdentity(JsonObject config, string provider)
+    {
+        config["Gateway"]!["Credentials"]!["cloud"] = provider == "Azure"
+            ? new JsonObject { ["Kind"] = "ManagedIdentity", ["Provider"] = "Azure", ["Scopes"] = new JsonArray("https://database.windows.net/.default") }
+            : new JsonObject { ["Kind"] = "ManagedIdentity", ["Provider"] = "Gcp" };
+        return config;
+    }
+
+    /// <summary>Runs the gateway on <paramref name="config"/>, sends it a request, and returns the
+    /// names of the assemblies it has loaded.</summary>
+    private async Task<HashSet<string>> LoadedAsync(JsonObject config)
+    {
+        var file = Path.Combine(_work.FullName, $"gateway-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(file, config.ToJsonString());
+        var url = new Uri($"http://127.0.0.1:{Loopback.FreePort()}/");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var list = file + ".assemblies";
+        start.Environment["DOTNET_STARTUP_HOOKS"] = typeof(StartupHook).Assembly.Location;
+        start.Environment[StartupHook.ListVariable] = list;
+        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "agentgateway.dll"), "run", "--config", file, "--urls", url.ToString().TrimEnd('/') })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var output = new StringBuilder();
+        using var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (true)
+            {
+                Assert.False(process.HasExited, "the gateway exited: " + output);
+                Assert.True(DateTime.UtcNow < deadline, "the gateway was not ready within 60 s: " + output);
+                try
+                {
+                    using var ready = await http.GetAsync(new Uri(url, "readyz"));
+                    if (ready.StatusCode == HttpStatusCode.OK)
+                    {
+                        break;
+                    }
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                }
+
+                await Task.Delay(200);
+            }
+
+            // Through the pipeline once: identified (and refused) like any request.
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(url, "crm/accounts"));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "not-a-token");
+            using var refused = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+
+            await File.WriteAllTextAsync(list + ".ask", "");
+            var listed = DateTime.UtcNow.AddSeconds(30);
+            while (!File.Exists(list))
+            {
+                Assert.True(DateTime.UtcNow < listed, "the gateway did not list its assemblies: " + output);
+                await Task.Delay(50);
+            }
+
+            return [.. await File.ReadAllLinesAsync(list)];
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+}
