@@ -197,14 +197,14 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
         TokenValidationResult result;
         try
         {
-            var parameters = await issuer!.GetParametersAsync(cancellationToken);
+            var parameters = await issuer!.GetParametersAsync(time, cancellationToken);
             result = await _handler.ValidateTokenAsync(jwt, parameters);
             if (!result.IsValid && result.Exception is SecurityTokenSignatureKeyNotFoundException)
             {
                 // Perhaps the issuer rotated its keys. The refresh is throttled by the key source,
                 // so a flood of made-up kids costs at most one fetch per interval.
                 issuer.RequestKeyRefresh();
-                var refreshed = await issuer.GetParametersAsync(cancellationToken);
+                var refreshed = await issuer.GetParametersAsync(time, cancellationToken);
                 if (!ReferenceEquals(refreshed, parameters))
                 {
                     result = await _handler.ValidateTokenAsync(jwt, refreshed);
@@ -255,6 +255,7 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
                 RequireExpirationTime = true,
                 RequireSignedTokens = true,
                 ValidateLifetime = true,
+                LifetimeValidator = TrustedIssuer.Lifetime(time),
                 ClockSkew = revision.Inbound.ClockSkew,
                 SaveSigninToken = false,
             });

@@ -71,15 +71,17 @@ public sealed class TrustedIssuer
 
     /// <summary>The validation parameters for the issuer's current keys. Rebuilt only when the
     /// key set changes, so a request with warm keys allocates none.</summary>
-    public async ValueTask<TokenValidationParameters> GetParametersAsync(CancellationToken cancellationToken)
+    /// <param name="time">The clock lifetimes are judged on.</param>
+    public async ValueTask<TokenValidationParameters> GetParametersAsync(TimeProvider time, CancellationToken cancellationToken)
     {
         var configuration = await _keys.GetConfigurationAsync(cancellationToken);
         var snapshot = _snapshot;
-        if (snapshot is null || !ReferenceEquals(snapshot.Configuration, configuration))
+        if (snapshot is null || !ReferenceEquals(snapshot.Configuration, configuration) || !ReferenceEquals(snapshot.Time, time))
         {
             var parameters = _template.Clone();
             parameters.IssuerSigningKeys = configuration.SigningKeys;
-            snapshot = new ValidationSnapshot(configuration, parameters);
+            parameters.LifetimeValidator = Lifetime(time);
+            snapshot = new ValidationSnapshot(configuration, time, parameters);
             _snapshot = snapshot;
         }
 
@@ -124,5 +126,39 @@ public sealed class TrustedIssuer
         return any;
     }
 
-    private sealed record ValidationSnapshot(OpenIdConnectConfiguration Configuration, TokenValidationParameters Parameters);
+    /// <summary>
+    /// The library's lifetime rule — <c>exp</c> required, <c>nbf</c> and <c>exp</c> each with the
+    /// clock skew — judged on the gateway's clock (its <see cref="TimeProvider"/>) instead of the
+    /// system's, which the library would read: the same clock as the validation cache, sessions
+    /// and every other expiry, so one clock decides whether a token still lives.
+    /// </summary>
+    public static LifetimeValidator Lifetime(TimeProvider time) => (notBefore, expires, _, parameters) =>
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        if (expires is not { } exp)
+        {
+            throw new SecurityTokenNoExpirationException("the token has no expiry (exp)");
+        }
+
+        exp = exp.ToUniversalTime();
+        var nbf = notBefore?.ToUniversalTime();
+        if (nbf > exp)
+        {
+            throw new SecurityTokenInvalidLifetimeException("the token's nbf is after its exp") { NotBefore = nbf, Expires = exp };
+        }
+
+        if (nbf > now + parameters.ClockSkew)
+        {
+            throw new SecurityTokenNotYetValidException("the token is not valid yet (nbf)") { NotBefore = nbf.Value };
+        }
+
+        if (exp < now - parameters.ClockSkew)
+        {
+            throw new SecurityTokenExpiredException("the token has expired (exp)") { Expires = exp };
+        }
+
+        return true;
+    };
+
+    private sealed record ValidationSnapshot(OpenIdConnectConfiguration Configuration, TimeProvider Time, TokenValidationParameters Parameters);
 }

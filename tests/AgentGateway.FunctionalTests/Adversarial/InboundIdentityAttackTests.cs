@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
@@ -178,20 +179,22 @@ public sealed class InboundIdentityAttackTests(GatewayFixture fx) : IAsyncLifeti
     {
         var config = Config();
         config["Gateway"]!["Inbound"]!["Issuers"]!["partner"]!["KeyRefreshInterval"] = "00:00:01";
-        await using var gateway = await GatewayInstance.StartAsync(config);
+        // The refresh interval passes on the gateway's clock when the test moves it.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var gateway = await GatewayInstance.StartAsync(config, time);
         using var before = await gateway.GetAsAgentAsync(Models, PartnerToken(PartnerKid));
 
         // The JWKS endpoint breaks; an unknown kid makes the gateway look again.
         _partnerJwks.Reset();
         _partnerJwks.Given(Request.Create().UsingGet()).RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "text/html").WithBody("<html>maintenance</html>"));
-        await Task.Delay(1200);
+        time.Advance(TimeSpan.FromSeconds(1.2));
         using var unknown = await gateway.GetAsAgentAsync(Models, PartnerToken("rotated-2"));
         using var stillGood = await gateway.GetAsAgentAsync(Models, PartnerToken(PartnerKid));
 
         // It comes back with a rotated key.
         using var rotated = RSA.Create(2048);
         ServeJwks(RawJwt.Jwks((_partnerKey, PartnerKid), (rotated, "rotated-2")));
-        await Task.Delay(1200);
+        time.Advance(TimeSpan.FromSeconds(1.2));
         using var afterRotation = await gateway.GetAsAgentAsync(Models, PartnerToken("rotated-2", rotated));
 
         Assert.Equal(HttpStatusCode.OK, before.StatusCode);
@@ -208,12 +211,13 @@ public sealed class InboundIdentityAttackTests(GatewayFixture fx) : IAsyncLifeti
         _partnerJwks.Given(Request.Create().UsingGet()).RespondWith(Response.Create().WithStatusCode(503));
         var config = Config();
         config["Gateway"]!["Inbound"]!["Issuers"]!["partner"]!["KeyRefreshInterval"] = "00:00:01";
-        await using var gateway = await GatewayInstance.StartAsync(config);
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var gateway = await GatewayInstance.StartAsync(config, time);
 
         using var whileDown = await gateway.GetAsAgentAsync(Models, PartnerToken(PartnerKid));
         using var otherIssuer = await gateway.GetAsAgentAsync(Models, await fx.AgentTokenAsync());
         ServeJwks(RawJwt.Jwks((_partnerKey, PartnerKid)));
-        await Task.Delay(1200);
+        time.Advance(TimeSpan.FromSeconds(1.2));
         using var recovered = await gateway.GetAsAgentAsync(Models, PartnerToken(PartnerKid));
 
         Assert.True(whileDown.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.ServiceUnavailable, $"got {(int)whileDown.StatusCode}");

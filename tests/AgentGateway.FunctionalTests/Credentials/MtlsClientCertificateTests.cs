@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 
 namespace AgentGateway.FunctionalTests.Credentials;
 
@@ -95,7 +96,8 @@ public sealed class MtlsClientCertificateTests(GatewayFixture fx) : IAsyncLifeti
     {
         var first = _pki.IssueClient("gateway-client-1");
         var (certificate, key) = _pki.WritePem(first);
-        await using var gateway = await GatewayInstance.StartAsync(WithMtls(fx.Config(withRedis: false), certificate, key, _pki.WriteAuthorityPem()));
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var gateway = await GatewayInstance.StartAsync(WithMtls(fx.Config(withRedis: false), certificate, key, _pki.WriteAuthorityPem()), time);
         var agentToken = await fx.AgentTokenAsync();
         var revision = gateway.Config.Status.Revision;
         using (var before = await gateway.GetAsAgentAsync("/secure/a", agentToken))
@@ -105,11 +107,10 @@ public sealed class MtlsClientCertificateTests(GatewayFixture fx) : IAsyncLifeti
 
         var second = _pki.IssueClient("gateway-client-2");
         _pki.WritePem(second, certificate, key);
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (_upstream.Received[^1].Thumbprint != second.Thumbprint && DateTime.UtcNow < deadline)
+        // The files are looked at again once ReloadInterval (1 s) has passed on the gateway's clock.
+        time.Advance(TimeSpan.FromSeconds(1.1));
+        using (var after = await gateway.GetAsAgentAsync("/secure/b", agentToken))
         {
-            await Task.Delay(300);
-            using var after = await gateway.GetAsAgentAsync("/secure/b", agentToken);
             Assert.Equal(HttpStatusCode.OK, after.StatusCode);
         }
 
@@ -124,12 +125,13 @@ public sealed class MtlsClientCertificateTests(GatewayFixture fx) : IAsyncLifeti
     public async Task An_expired_certificate_rotated_in_is_not_used_the_agent_gets_503()
     {
         var (certificate, key) = _pki.WritePem(_pki.IssueClient("gateway-client"));
-        await using var gateway = await GatewayInstance.StartAsync(WithMtls(fx.Config(withRedis: false), certificate, key, _pki.WriteAuthorityPem()));
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var gateway = await GatewayInstance.StartAsync(WithMtls(fx.Config(withRedis: false), certificate, key, _pki.WriteAuthorityPem()), time);
         var agentToken = await fx.AgentTokenAsync();
 
         var expired = _pki.IssueClient("gateway-client-old", DateTimeOffset.UtcNow.AddDays(-2), DateTimeOffset.UtcNow.AddDays(-1));
         _pki.WritePem(expired, certificate, key);
-        await Task.Delay(1200);
+        time.Advance(TimeSpan.FromSeconds(1.1));
         using var response = await gateway.GetAsAgentAsync("/secure/a", agentToken);
 
         var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.ServiceUnavailable, "credential-unavailable");

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.Tokens;
 using StackExchange.Redis;
 
@@ -91,13 +92,16 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task Three_replicas_and_a_thousand_requests_arriving_as_the_token_expires_make_one_token_request()
     {
-        // Tokens of 4 s: served for 2 s (half their life), so after 2.5 s idle every replica's copy is past use.
-        fx.Auth.SetTokenLifetime(Clients.CrmHopSpare, TimeSpan.FromSeconds(4));
+        // The replicas share a clock the test moves. Tokens of 10 min are served for 9 (a minute
+        // before expiry): one jump puts every replica's copy past use at once, and the fresh token
+        // cannot age out during the burst, however slow the machine.
+        fx.Auth.SetTokenLifetime(Clients.CrmHopSpare, TimeSpan.FromMinutes(10));
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var agentToken = await fx.AgentTokenAsync();
         var config = fx.Config(withRedis: true).WithSpareCrmHop();
-        await using var a = await GatewayInstance.StartAsync(config);
-        await using var b = await GatewayInstance.StartAsync(config);
-        await using var c = await GatewayInstance.StartAsync(config);
+        await using var a = await GatewayInstance.StartAsync(config, time);
+        await using var b = await GatewayInstance.StartAsync(config, time);
+        await using var c = await GatewayInstance.StartAsync(config, time);
         GatewayInstance[] replicas = [a, b, c];
         var before = fx.Auth.TokenRequestsFor(Clients.CrmHopSpare);
         foreach (var replica in replicas)
@@ -107,8 +111,11 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         }
 
         Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHopSpare) - before);
-        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        time.Advance(TimeSpan.FromMinutes(9) + TimeSpan.FromSeconds(1));
         fx.Crm.Server.ResetLogEntries();
+
+        // From here the clock runs, so replicas waiting for another's fetch (lease polls) are woken.
+        await using var running = new RunningClock(time);
 
         using var start = new SemaphoreSlim(0);
         var requests = Enumerable.Range(0, 1000).Select(async i =>

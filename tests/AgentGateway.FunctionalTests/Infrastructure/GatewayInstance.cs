@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 
 namespace AgentGateway.FunctionalTests.Infrastructure;
@@ -43,7 +44,9 @@ public sealed class GatewayInstance : IAsyncDisposable
     /// <summary>The admin API's address, when the configuration turns it on.</summary>
     public Uri? AdminAddress => _app.Services.GetRequiredService<AgentGateway.Proxy.Inventory.AdminServer>().Addresses is [var first, ..] ? new Uri(first) : null;
 
-    public static async Task<GatewayInstance> StartAsync(JsonObject config)
+    /// <param name="config">The configuration file's content.</param>
+    /// <param name="time">The clock the gateway reads (a <c>FakeTimeProvider</c> a test moves); the system's when null.</param>
+    public static async Task<GatewayInstance> StartAsync(JsonObject config, TimeProvider? time = null)
     {
         var file = Path.Combine(Path.GetTempPath(), $"agentgateway-test-{Guid.NewGuid():N}.json");
         await File.WriteAllTextAsync(file, config.ToJsonString());
@@ -59,6 +62,10 @@ public sealed class GatewayInstance : IAsyncDisposable
 
             builder.Logging.SetMinimumLevel(LogLevel.Debug);
             builder.Logging.AddProvider(logs);
+            if (time is not null)
+            {
+                builder.Services.Replace(ServiceDescriptor.Singleton(time));
+            }
         });
         await app.MapAgentGatewayAsync();
         await app.StartAsync();

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 
 namespace AgentGateway.FunctionalTests.Lifecycle;
 
@@ -66,8 +67,10 @@ public sealed class ClassesAndEphemeralAgentsTests(GatewayFixture fx) : IAsyncLi
     public async Task An_ephemeral_agent_is_registered_used_on_another_replica_and_refused_when_its_time_is_up()
     {
         var config = WithAdmin(fx.Config(withRedis: true));
-        await using var first = await GatewayInstance.StartAsync(config);
-        await using var second = await GatewayInstance.StartAsync(config);
+        // Both replicas read one clock, which the test moves past the agent's time.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var first = await GatewayInstance.StartAsync(config, time);
+        await using var second = await GatewayInstance.StartAsync(config, time);
         using var admin = new HttpClient { BaseAddress = first.AdminAddress };
         var operatorToken = await fx.AgentTokenAsync(Clients.Operator);
         var agentToken = await fx.Auth.GetTokenAsync($"{_prefix}-3", Secret, "gateway");
@@ -100,7 +103,7 @@ public sealed class ClassesAndEphemeralAgentsTests(GatewayFixture fx) : IAsyncLi
             await ProblemAssert.IsProblemAsync(notGranted, HttpStatusCode.Forbidden, "grant-missing");
         }
 
-        await Task.Delay(expiresAt - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(200));
+        time.Advance(expiresAt - time.GetUtcNow() + TimeSpan.FromMilliseconds(200));
         using var expired = await second.GetAsAgentAsync("/crm/accounts", agentToken);
         Assert.Equal(HttpStatusCode.Unauthorized, expired.StatusCode);
         var list = await GetJsonAsync(admin, "/admin/agents", operatorToken);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
 using AgentGateway.FunctionalTests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -37,15 +38,20 @@ public sealed class LifecycleTests(GatewayFixture fx) : IAsyncLifetime
     {
         var config = fx.Config(withRedis: false);
         config["Gateway"]!["Inbound"]!["ClockSkew"] = "00:00:00";
-        await using var gateway = await GatewayInstance.StartAsync(config);
-        // Warm the issuer's signing keys first, so the short token's life is not spent fetching them.
-        using var warm = await gateway.GetAsAgentAsync("/crm/accounts", await fx.AgentTokenAsync());
-        var expiry = DateTime.UtcNow.AddSeconds(3);
-        var shortLived = fx.Auth.Mint(Clients.Alpha, AuthorizationServer.GatewayAudience, DateTime.UtcNow.AddSeconds(-1), expiry);
+        var agentToken = await fx.AgentTokenAsync();
+        // The gateway's clock is the test's (started after the agent's token was issued, which a
+        // zero skew would otherwise call issued in the future): the short token expires when the
+        // test says, however slow the machine.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var gateway = await GatewayInstance.StartAsync(config, time);
+        using var warm = await gateway.GetAsAgentAsync("/crm/accounts", agentToken);
+        var now = time.GetUtcNow().UtcDateTime;
+        var shortLived = fx.Auth.Mint(Clients.Alpha, AuthorizationServer.GatewayAudience, now.AddSeconds(-1), now.AddMinutes(1));
 
         using var first = await gateway.GetAsAgentAsync("/crm/accounts", shortLived);
         using var second = await gateway.GetAsAgentAsync("/crm/accounts", shortLived);
-        await Task.Delay(expiry - DateTime.UtcNow + TimeSpan.FromSeconds(1.1));
+        // Past its expiry on the gateway's clock, still valid on the system's: only the gateway's clock may decide.
+        time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1));
         using var expired = await gateway.GetAsAgentAsync("/crm/accounts", shortLived);
 
         Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
