@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using AgentGateway.Configuration;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Problems;
@@ -232,10 +233,10 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
 
     /// <summary>
     /// A JWT-SVID — a token signed by a key of the SPIFFE trust domain's JWT bundle rather than by
-    /// a trusted issuer — by the rules every token here passes: an allowed algorithm, one of the
+    /// a trusted issuer — by the rules every token here passes: an allowed algorithm, only
     /// accepted audiences, <c>exp</c> required, lifetime and <c>iat</c> judged with
     /// <c>Inbound:ClockSkew</c>, no longer-lived than <c>Inbound:MaxTokenLifetime</c>; successes
-    /// cached like issuers' tokens.
+    /// cached like issuers' tokens. Its <c>typ</c> is the JWT-SVID's own (<see cref="SvidType"/>).
     /// </summary>
     /// <returns>No refusal (status 0) when the SVID is valid.</returns>
     internal async ValueTask<Refusal> ValidateSvidAsync(JsonWebToken jwt, string token, SpiffeTrust spiffe, GatewayRevision revision)
@@ -250,7 +251,9 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
             {
                 IssuerSigningKeys = spiffe.JwtKeys?.GetSigningKeys() ?? [],
                 ValidateIssuer = false,
-                ValidAudiences = spiffe.Audiences,
+                ValidateAudience = true,
+                AudienceValidator = spiffe.AudienceRule,
+                TypeValidator = SvidType,
                 ValidAlgorithms = SvidAlgorithms,
                 RequireExpirationTime = true,
                 RequireSignedTokens = true,
@@ -274,6 +277,48 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
         }
 
         return LivesTooLong(jwt, revision.Inbound) ?? default;
+    }
+
+    /// <summary>
+    /// Every audience a token names must be one the gateway accepts, compared exactly (no
+    /// trailing-slash or case folding); a token without one is refused. A token that also names
+    /// another service is one that service could replay here. For JWT-SVIDs this is the strict
+    /// reading of the SPIFFE JWT-SVID specification: §3.2 only requires that the validator's own
+    /// value be present and recommends a single audience, but §6.2 explains that a JWT-SVID with
+    /// audiences Bob and Chuck lets Chuck impersonate its holder to Bob — the gateway will not be Bob.
+    /// </summary>
+    internal static AudienceValidator OnlyAudiences(IEnumerable<string> accepted)
+    {
+        var ours = accepted.ToFrozenSet(StringComparer.Ordinal);
+        return (tokenAudiences, _, _) =>
+        {
+            var any = false;
+            foreach (var audience in tokenAudiences)
+            {
+                if (!ours.Contains(audience))
+                {
+                    return false;
+                }
+
+                any = true;
+            }
+
+            return any;
+        };
+    }
+
+    /// <summary>
+    /// A JWT-SVID's <c>typ</c> is absent, <c>JWT</c> or <c>JOSE</c> (SPIFFE JWT-SVID §2.3; compared as
+    /// media types, RFC 7515 §4.1.9: any case, <c>application/</c> implied). Anything else — an
+    /// access token's <c>at+jwt</c>, a DPoP proof's <c>dpop+jwt</c> — is a token of another kind
+    /// that happens to be signed by a bundle key, and is not replayed here as an SVID.
+    /// </summary>
+    private static string SvidType(string? type, SecurityToken token, TokenValidationParameters parameters)
+    {
+        var bare = type is not null && type.StartsWith("application/", StringComparison.OrdinalIgnoreCase) ? type["application/".Length..] : type;
+        return string.IsNullOrEmpty(type) || string.Equals(bare, "JWT", StringComparison.OrdinalIgnoreCase) || string.Equals(bare, "JOSE", StringComparison.OrdinalIgnoreCase)
+            ? type ?? string.Empty
+            : throw new SecurityTokenInvalidTypeException("a JWT-SVID's typ is JWT or JOSE") { InvalidType = type };
     }
 
     /// <summary>A long-lived token is a static key with extra steps: refused when its lifetime,

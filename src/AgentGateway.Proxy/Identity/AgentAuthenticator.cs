@@ -47,9 +47,10 @@ public readonly record struct AuthenticationOutcome(AuthenticatedAgent? Agent, R
 /// <summary>
 /// Proves which inventory agent sent a request, and which operator calls the admin API. Each
 /// kind of proof is one <see cref="IProofScheme"/> sharing one set of token rules
-/// (<see cref="AccessTokenRules"/>): the first scheme whose proof the request carries decides —
-/// a token in <c>Authorization</c> (an issuer's access token, DPoP, a JWT-SVID), then a static key
-/// (when the development switch is on), then the TLS connection's client certificate.
+/// (<see cref="AccessTokenRules"/>): a token in <c>Authorization</c> (an issuer's access token,
+/// DPoP, a JWT-SVID), a static key (when the development switch is on), the TLS connection's
+/// client certificate. Exactly one may be presented: a request carrying two is refused
+/// (<c>identity-ambiguous</c>), never decided by whichever scheme is asked first.
 /// </summary>
 public sealed class AgentAuthenticator
 {
@@ -71,15 +72,29 @@ public sealed class AgentAuthenticator
 
     public ValueTask<AuthenticationOutcome> AuthenticateAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)
     {
+        // Every scheme is asked, whatever the first says: two proofs may name two agents (or one
+        // agent twice, by a weak and a strong proof), and which one wins must not depend on the
+        // order schemes happen to be asked in.
+        IProofScheme? presented = null;
         foreach (var scheme in _schemes)
         {
-            if (scheme.IsPresented(request, revision))
+            if (!scheme.IsPresented(request, revision))
             {
-                return scheme.AuthenticateAsync(request, revision, cancellationToken);
+                continue;
             }
+
+            if (presented is not null)
+            {
+                return ValueTask.FromResult(AuthenticationOutcome.Fail(Refusal.IdentityAmbiguous(
+                    $"the request carries more than one proof of identity ({presented.Kind} and {scheme.Kind}); send exactly one")));
+            }
+
+            presented = scheme;
         }
 
-        return ValueTask.FromResult(AuthenticationOutcome.Fail(Refusal.Unauthenticated("no access token; send 'Authorization: Bearer <token>'")));
+        // With none, the certificate scheme says why: a client certificate that names no agent
+        // (and so is no proof here) is refused with its own reason, as is the lack of any proof.
+        return (presented ?? _certificate).AuthenticateAsync(request, revision, cancellationToken);
     }
 
     /// <summary>

@@ -16,7 +16,11 @@ public sealed record CertificateTrust(X509Certificate2Collection? ClientRoots, S
 }
 
 /// <summary>A SPIFFE trust domain and its bundle: X.509 roots for X509-SVIDs, JWT keys for JWT-SVIDs.</summary>
-public sealed record SpiffeTrust(string TrustDomain, X509Certificate2Collection X509Roots, Microsoft.IdentityModel.Tokens.JsonWebKeySet? JwtKeys, IReadOnlyList<string> Audiences);
+public sealed record SpiffeTrust(string TrustDomain, X509Certificate2Collection X509Roots, Microsoft.IdentityModel.Tokens.JsonWebKeySet? JwtKeys, IReadOnlyList<string> Audiences)
+{
+    /// <summary>Only these audiences (<see cref="AccessTokenRules.OnlyAudiences"/>), built once per revision.</summary>
+    internal Microsoft.IdentityModel.Tokens.AudienceValidator AudienceRule { get; } = AccessTokenRules.OnlyAudiences(Audiences);
+}
 
 /// <summary>
 /// Identifies an agent by the client certificate of its TLS connection. Chains are built against

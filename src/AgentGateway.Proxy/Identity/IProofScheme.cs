@@ -8,12 +8,16 @@ namespace AgentGateway.Proxy.Identity;
 /// <summary>
 /// One kind of proof an agent presents on an HTTP request: an access token or JWT-SVID in
 /// <c>Authorization</c>, a static key, a client certificate. <see cref="AgentAuthenticator"/>
-/// asks each, in order, whether the request carries its proof, and lets the first that does decide.
+/// asks every scheme whether the request carries its proof, and refuses a request that carries
+/// more than one.
 /// </summary>
 internal interface IProofScheme
 {
+    /// <summary>What the proof is, for a refusal naming two (never its value).</summary>
+    string Kind { get; }
+
     /// <summary>Whether the request carries this kind of proof; decided from what is already there
-    /// (headers, the handshake's certificate), never by validating or asking the client.</summary>
+    /// (any header this scheme would read, the handshake's certificate), never by asking the client.</summary>
     bool IsPresented(HttpRequest request, GatewayRevision revision);
 
     /// <summary>The agent this proof names, or why not.</summary>

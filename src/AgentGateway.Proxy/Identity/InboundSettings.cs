@@ -57,7 +57,7 @@ public sealed record SpiffeSettings
     /// <summary>Secret reference to a JWKS with the trust domain's JWT-SVID keys.</summary>
     public string? JwtBundle { get; init; }
 
-    /// <summary>Accepted <c>aud</c> values of JWT-SVIDs.</summary>
+    /// <summary>Accepted <c>aud</c> values of JWT-SVIDs; one naming any other audience is refused.</summary>
     public string[] Audiences { get; init; } = [];
 }
 

@@ -7,6 +7,8 @@ namespace AgentGateway.Proxy.Identity;
 /// <summary>A development static key in its header, only when <c>Inbound:StaticKeys</c> is on.</summary>
 internal sealed class StaticKeyScheme(AgentAdmission admission) : IProofScheme
 {
+    public string Kind => "a static key";
+
     public bool IsPresented(HttpRequest request, GatewayRevision revision) =>
         revision.Inbound.StaticKeyHeader is { } header && request.Headers[header].Count > 0;
 

@@ -16,6 +16,8 @@ internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission a
     /// <summary>Only reads a token's parts to tell a JWT-SVID from an issuer's token.</summary>
     private static readonly JsonWebTokenHandler Reader = new() { MapInboundClaims = false };
 
+    public string Kind => "a token in Authorization";
+
     public bool IsPresented(HttpRequest request, GatewayRevision revision) => request.Headers.Authorization.Count > 0;
 
     public ValueTask<AuthenticationOutcome> AuthenticateAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)

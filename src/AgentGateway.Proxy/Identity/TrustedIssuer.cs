@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
@@ -13,7 +12,6 @@ public sealed class TrustedIssuer
 {
     private readonly IConfigurationManager<OpenIdConnectConfiguration> _keys;
     private readonly TokenValidationParameters _template;
-    private readonly FrozenSet<string> _audiences;
     private ValidationSnapshot? _snapshot;
 
     public TrustedIssuer(
@@ -30,15 +28,12 @@ public sealed class TrustedIssuer
         Issuer = issuer;
         AgentClaim = agentClaim;
         _keys = keys;
-        _audiences = audiences.ToFrozenSet(StringComparer.Ordinal);
         _template = new TokenValidationParameters
         {
             ValidIssuer = issuer,
             ValidateIssuer = true,
             ValidateAudience = true,
-            // Every audience the token names must be ours: a token also good for another API is
-            // a token that API could replay here. Compared exactly — no trailing-slash or case folding.
-            AudienceValidator = (tokenAudiences, _, _) => AllOurs(tokenAudiences),
+            AudienceValidator = AccessTokenRules.OnlyAudiences(audiences),
             ValidAlgorithms = [.. algorithms],
             ValidTypes = [.. tokenTypes],
             ClockSkew = clockSkew,
@@ -108,22 +103,6 @@ public sealed class TrustedIssuer
         }
 
         return keys.Where(key => string.Equals(key.KeyId, kid, StringComparison.Ordinal));
-    }
-
-    private bool AllOurs(IEnumerable<string> tokenAudiences)
-    {
-        var any = false;
-        foreach (var audience in tokenAudiences)
-        {
-            if (!_audiences.Contains(audience))
-            {
-                return false;
-            }
-
-            any = true;
-        }
-
-        return any;
     }
 
     /// <summary>

@@ -22,6 +22,8 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
     // 401: the agent's identity
     public static Refusal Unauthenticated(string detail) => new(401, "unauthenticated", "The agent's identity could not be verified", detail);
 
+    public static Refusal IdentityAmbiguous(string detail) => new(401, "identity-ambiguous", "The request carries more than one proof of identity", detail);
+
     public static Refusal AgentUnknown(string detail) => new(401, "agent-unknown", "The identity is valid but names no agent of the inventory", detail);
 
     public static Refusal AgentExpired(string detail) => new(401, "agent-expired", "The agent is past its expiry", detail);

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
+using AgentGateway.FunctionalTests.Adversarial;
 using AgentGateway.FunctionalTests.Infrastructure;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -202,6 +203,140 @@ public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_jwt_svid_naming_any_audience_but_the_gateways_is_refused()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(WithSpiffe(fx.Config(withRedis: false)));
+        var alsoForAnother = RawSvid(typ: null, new[] { "agentgateway", "somebody-else" });
+        var ours = RawSvid(typ: null, new[] { "agentgateway" });
+
+        using var refused = await gateway.GetAsAgentAsync("/crm/accounts", alsoForAnother);
+        using var accepted = await gateway.GetAsAgentAsync("/crm/accounts", ours);
+
+        var problem = await ProblemAssert.IsProblemAsync(refused, HttpStatusCode.Unauthorized, "unauthenticated");
+        Assert.Contains("audience", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.True(accepted.StatusCode == HttpStatusCode.OK, await accepted.Content.ReadAsStringAsync());
+        Assert.Single(fx.Crm.Received);
+        fx.Crm.AssertNeverSaw(alsoForAnother);
+        fx.Crm.AssertNeverSaw(ours);
+    }
+
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData("JWT", true)]
+    [InlineData("JOSE", true)]
+    [InlineData("application/jwt", true)]
+    [InlineData("at+jwt", false)]
+    [InlineData("dpop+jwt", false)]
+    [InlineData("JWT+evil", false)]
+    public async Task A_jwt_svids_typ_is_absent_JWT_or_JOSE_and_a_token_of_another_kind_is_no_svid(string? typ, bool accepted)
+    {
+        await using var gateway = await GatewayInstance.StartAsync(WithSpiffe(fx.Config(withRedis: false)));
+        var svid = RawSvid(typ, new[] { "agentgateway" });
+
+        using var response = await gateway.GetAsAgentAsync("/crm/accounts", svid);
+
+        if (accepted)
+        {
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            Assert.Single(fx.Crm.Received);
+        }
+        else
+        {
+            var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.Unauthorized, "unauthenticated");
+            Assert.Contains("typ", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            Assert.Empty(fx.Crm.Received);
+        }
+
+        fx.Crm.AssertNeverSaw(svid);
+    }
+
+    public static TheoryData<string, string> TwoProofs => new()
+    {
+        { "bearer", "static key" },
+        { "jwt-svid", "static key" },
+        { "client certificate", "bearer" },
+        { "client certificate", "jwt-svid" },
+        { "client certificate", "static key" },
+        { "x509-svid", "bearer" },
+    };
+
+    /// <summary>Each proof alone is accepted (so the refusal cannot come from a broken set-up); both
+    /// on one request are refused, whichever scheme would be asked first, and nothing is forwarded.
+    /// The certificate names another agent than the tokens and the key, so a gateway deciding by
+    /// either would forward as someone.</summary>
+    [Theory]
+    [MemberData(nameof(TwoProofs))]
+    public async Task A_request_carrying_two_proofs_of_different_kinds_is_refused(string first, string second)
+    {
+        const string key = "dev-static-key-canary-two-proofs";
+        var certificate = _agentCa.IssueClient("cert-bot.agents.example");
+        var config = WithSpiffe(fx.Config(withRedis: false));
+        config["Gateway"]!["Inbound"]!["ClientCertificates"] = new JsonObject { ["TrustBundle"] = "file:" + _agentCa.WriteAuthorityPem() };
+        config["Gateway"]!["Inbound"]!["StaticKeys"] = new JsonObject { ["Enabled"] = true };
+        config["Gateway"]!["Agents"]!["support-bot"]!["Identities"]!.AsArray().Add(
+            new JsonObject { ["StaticKeySha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key))) });
+        config["Gateway"]!["Agents"]!["cert-bot"] = new JsonObject
+        {
+            ["Owner"] = "support-team@example.test",
+            ["Identities"] = new JsonArray(
+                new JsonObject { ["CertificateThumbprint"] = Convert.ToHexString(certificate.GetCertHash(HashAlgorithmName.SHA256)) },
+                new JsonObject { ["Spiffe"] = "spiffe://example.org/agents/cert-bot" }),
+            ["Grants"] = new JsonArray("crm-read"),
+        };
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var bearer = await fx.AgentTokenAsync();
+        var svid = JwtSvid(_jwtKey, SpiffeId, "agentgateway");
+        (X509Certificate2? Certificate, (string, string)[] Headers) Proof(string kind) => kind switch
+        {
+            "bearer" => (null, [("Authorization", "Bearer " + bearer)]),
+            "jwt-svid" => (null, [("Authorization", "Bearer " + svid)]),
+            "static key" => (null, [("X-Agent-Key", key)]),
+            "client certificate" => (certificate, []),
+            "x509-svid" => (_spiffeCa.IssueSvid(["spiffe://example.org/agents/cert-bot"]), []),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        var (firstCertificate, firstHeaders) = Proof(first);
+        var (secondCertificate, secondHeaders) = Proof(second);
+
+        using var firstAlone = await SendAsync(gateway, firstCertificate, "/crm/accounts", firstHeaders);
+        using var secondAlone = await SendAsync(gateway, secondCertificate, "/crm/accounts", secondHeaders);
+        Assert.True(firstAlone.StatusCode == HttpStatusCode.OK, first + ": " + await firstAlone.Content.ReadAsStringAsync());
+        Assert.True(secondAlone.StatusCode == HttpStatusCode.OK, second + ": " + await secondAlone.Content.ReadAsStringAsync());
+        fx.Crm.AssertNeverSaw(bearer);
+        fx.Crm.AssertNeverSaw(svid);
+        fx.Crm.AssertNeverSaw(key);
+        fx.Crm.Server.ResetLogEntries();
+
+        using var both = await SendAsync(gateway, firstCertificate ?? secondCertificate, "/crm/accounts", [.. firstHeaders, .. secondHeaders]);
+
+        var problem = await ProblemAssert.IsProblemAsync(both, HttpStatusCode.Unauthorized, "identity-ambiguous");
+        Assert.DoesNotContain(bearer, problem.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(key, problem.ToString(), StringComparison.Ordinal);
+        Assert.Empty(fx.Crm.Received);
+    }
+
+    [Fact]
+    public async Task A_client_certificate_naming_no_agent_is_no_second_proof_beside_a_token()
+    {
+        var config = WithHttps(fx.Config(withRedis: false));
+        config["Gateway"]!["Inbound"]!["ClientCertificates"] = new JsonObject { ["TrustBundle"] = "file:" + _agentCa.WriteAuthorityPem() };
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var bearer = await fx.AgentTokenAsync();
+        var unmapped = _agentCa.IssueClient("device.example");
+        var foreign = _strangerCa.IssueClient("device.example");
+
+        using var unmappedAlone = await SendAsync(gateway, unmapped, "/crm/accounts");
+        using var withUnmapped = await SendAsync(gateway, unmapped, "/crm/accounts", ("Authorization", "Bearer " + bearer));
+        using var withForeign = await SendAsync(gateway, foreign, "/crm/accounts", ("Authorization", "Bearer " + bearer));
+
+        await ProblemAssert.IsProblemAsync(unmappedAlone, HttpStatusCode.Unauthorized, "agent-unknown");
+        Assert.True(withUnmapped.StatusCode == HttpStatusCode.OK, await withUnmapped.Content.ReadAsStringAsync());
+        Assert.True(withForeign.StatusCode == HttpStatusCode.OK, await withForeign.Content.ReadAsStringAsync());
+        Assert.Equal(2, fx.Crm.Received.Count);
+        fx.Crm.AssertNeverSaw(bearer);
+    }
+
+    [Fact]
     public async Task Static_keys_work_only_behind_their_switch_warn_loudly_and_never_reach_the_upstream()
     {
         const string key = "dev-static-key-canary-0123456789";
@@ -275,6 +410,21 @@ public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
         };
         shape?.Invoke(descriptor);
         return new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = defaultTimes }.CreateToken(descriptor);
+    }
+
+    /// <summary>A JWT-SVID for <see cref="SpiffeId"/> written byte by byte, so its <c>typ</c> can
+    /// be absent or anything and its <c>aud</c> an array.</summary>
+    private string RawSvid(string? typ, string[] audiences)
+    {
+        var header = new Dictionary<string, object?> { ["alg"] = "ES256", ["kid"] = "k1" };
+        if (typ is not null)
+        {
+            header["typ"] = typ;
+        }
+
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var payload = new Dictionary<string, object?> { ["sub"] = SpiffeId, ["aud"] = audiences, ["iat"] = now - 5, ["exp"] = now + 300 };
+        return RawJwt.Create(header, payload, input => _jwtKey.SignData(input, HashAlgorithmName.SHA256));
     }
 
     /// <summary>A request over the gateway's https endpoint, presenting <paramref name="certificate"/>.</summary>
