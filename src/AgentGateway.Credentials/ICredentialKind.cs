@@ -16,6 +16,10 @@ public interface ICredentialKind
     /// <summary>The configuration's <c>Kind</c> value.</summary>
     CredentialKind Kind { get; }
 
+    /// <summary>The record an entry is bound to: the configuration schema describes entries of
+    /// this kind from it.</summary>
+    Type SettingsType { get; }
+
     /// <summary>Reads and validates one entry: every problem is added with its path. Resolves no
     /// secret and makes no network call, so <c>validate</c> can run it anywhere.</summary>
     /// <returns>The validated form, or null when anything is wrong.</returns>
@@ -52,6 +56,8 @@ public abstract class CredentialKindBase<TSettings, TOptions> : ICredentialKind
     where TOptions : CredentialOptions
 {
     public abstract CredentialKind Kind { get; }
+
+    public Type SettingsType => typeof(TSettings);
 
     public CredentialOptions? Read(IConfigurationSection entry, ConfigProblems problems) =>
         Validate(entry.Key, entry.Path, SectionReader.Read<TSettings>(entry, problems), problems);

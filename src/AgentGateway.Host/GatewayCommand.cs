@@ -23,6 +23,8 @@ public static class GatewayCommand
         Usage:
           agentgateway [run] --config FILE [--urls URLS]   start the gateway (run is the default verb)
           agentgateway validate FILE                      check a configuration, list every problem
+          agentgateway schema                             print the configuration's JSON schema
+                                                          (config/gateway.schema.json is its output)
           agentgateway audit verify FILE [--key REF]      check an audit log's hash chain; name the first broken record
           agentgateway agents list|show ID|revoke ID [--reason TEXT] --admin URL [--token TOKEN]
                                                           the inventory, through the admin API (the token
@@ -48,6 +50,8 @@ public static class GatewayCommand
                 return await RunGatewayAsync(rest, stdout, stderr);
             case "validate":
                 return await ValidateAsync(rest, stdout, stderr);
+            case "schema":
+                return await SchemaAsync(stdout);
             case "audit":
                 return await AuditAsync(rest, stdout, stderr);
             case "agents":
@@ -162,6 +166,19 @@ public static class GatewayCommand
         }
 
         return ConfigInvalid;
+    }
+
+    /// <summary><c>schema</c>: the configuration schema generated from the settings records, with
+    /// the credential kinds registered the way <c>run</c> registers them.</summary>
+    private static async Task<int> SchemaAsync(TextWriter stdout)
+    {
+        var services = new ServiceCollection()
+            .AddLogging()
+            .AddSingleton<IConfiguration>(new ConfigurationBuilder().Build())
+            .AddAgentGatewayConfiguration();
+        await using var provider = services.BuildServiceProvider();
+        await stdout.WriteAsync(ConfigurationSchema.Generate(provider.GetServices<AgentGateway.Credentials.ICredentialKind>()));
+        return Ok;
     }
 
     /// <summary><c>audit verify FILE [--key env:NAME|file:PATH]</c>: exit 0 when the chain is intact,

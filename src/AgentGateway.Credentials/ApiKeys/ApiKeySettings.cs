@@ -1,3 +1,4 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 
 namespace AgentGateway.Credentials.ApiKeys;
@@ -8,10 +9,13 @@ public sealed record ApiKeySettings
 {
     public string? Kind { get; init; }
 
+    [Setting(Format = SettingFormat.HeaderName)]
     public string Header { get; init; } = "Authorization";
 
+    [Setting(Pattern = @"\{secret\}")]
     public string Format { get; init; } = "Bearer {secret}";
 
+    [Setting(Required = true, Format = SettingFormat.SecretReference)]
     public string? Secret { get; init; }
 }
 

@@ -5,17 +5,21 @@ using Microsoft.Extensions.Configuration;
 namespace AgentGateway.Credentials.Caching;
 
 /// <summary><c>Gateway:Cache</c>: how hop tokens are protected in the cache every replica shares.</summary>
+[Setting("How hop tokens are protected in the cache the replicas share.")]
 public sealed record CacheSettings
 {
     /// <summary>Secret reference to 32 random bytes, base64-encoded: the AES-256-GCM key that seals
     /// every token written to Redis. Required when <c>Gateway:Redis</c> is set.</summary>
+    [Setting("32 random bytes, base64 (openssl rand -base64 32): the AES-256-GCM key sealing every token written to Redis. Required with Redis.", Format = SettingFormat.SecretReference)]
     public string? EncryptionKey { get; init; }
 
     /// <summary>Secret references to keys being rotated out: entries sealed with them still open
     /// (until they expire), new entries use <see cref="EncryptionKey"/>.</summary>
+    [Setting("Keys being rotated out: their entries still open until they expire.", Format = SettingFormat.SecretReference)]
     public string[] PreviousEncryptionKeys { get; init; } = [];
 
     /// <summary>No hop token is kept longer than this, whatever its issuer grants (default one hour).</summary>
+    [Setting("No hop token is kept longer, whatever its issuer grants.")]
     public TimeSpan MaxTokenLifetime { get; init; } = TimeSpan.FromHours(1);
 }
 

@@ -1,52 +1,66 @@
+using AgentGateway.Configuration;
 using AgentGateway.Credentials.Secrets;
 
 namespace AgentGateway.Credentials.OAuth;
 
 /// <summary>What every OAuth kind shares: the gateway's client identity and authentication, the
 /// token's scopes, and how the token is injected and cached.</summary>
+[Setting(Rule = """{"allOf": [{"description": "A client secret, or with PrivateKeyJwt a private key: never both.", "if": {"properties": {"ClientAuthentication": {"const": "PrivateKeyJwt"}}, "required": ["ClientAuthentication"]}, "then": {"required": ["PrivateKey"], "not": {"required": ["ClientSecret"]}}, "else": {"required": ["ClientSecret"], "not": {"anyOf": [{"required": ["PrivateKey"]}, {"required": ["PrivateKeyId"]}, {"required": ["SigningAlgorithm"]}, {"required": ["AssertionAudience"]}]}}}]}""")]
 public abstract record OAuthCommonSettings
 {
     public string? Kind { get; init; }
 
+    [Setting(Required = true, MinLength = 1)]
     public string? ClientId { get; init; }
 
     /// <summary>Secret reference to the client secret (<c>PostBody</c>, <c>BasicAuthentication</c>).</summary>
+    [Setting("With PostBody or BasicAuthentication.", Format = SettingFormat.SecretReference)]
     public string? ClientSecret { get; init; }
 
     /// <summary><c>PostBody</c> (client_secret_post, the default), <c>BasicAuthentication</c>
     /// (client_secret_basic) or <c>PrivateKeyJwt</c> (RFC 7523 assertions signed with <see cref="PrivateKey"/>).</summary>
+    [Setting(AllowedValues = ["PostBody", "BasicAuthentication", "PrivateKeyJwt"])]
     public string ClientAuthentication { get; init; } = "PostBody";
 
     /// <summary>Secret reference to the PEM private key (RSA or EC) that signs <c>PrivateKeyJwt</c> assertions.</summary>
+    [Setting("PrivateKeyJwt: the PEM private key (RSA of 2048 bits or more, or EC) that signs RFC 7523 assertions.", Format = SettingFormat.SecretReference)]
     public string? PrivateKey { get; init; }
 
     /// <summary>The assertions' <c>kid</c>; by default the key's RFC 7638 thumbprint.</summary>
+    [Setting("PrivateKeyJwt: the assertions' kid. Default: the key's RFC 7638 thumbprint.", MinLength = 1)]
     public string? PrivateKeyId { get; init; }
 
     /// <summary>The assertions' algorithm; by default RS256 for RSA keys, ES256/384/512 by curve for EC keys.</summary>
+    [Setting("PrivateKeyJwt. Default: RS256 for RSA keys, ES256/ES384/ES512 by curve for EC keys.", AllowedValues = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"])]
     public string? SigningAlgorithm { get; init; }
 
     /// <summary>The assertions' <c>aud</c>; by default the token endpoint URL (some issuers want their issuer URL).</summary>
+    [Setting("PrivateKeyJwt: the assertions' aud. Default: the token endpoint URL (McpOAuth: the discovered one); servers following draft-ietf-oauth-rfc7523bis (e.g. OpenIddict 7) want their issuer URL.", Format = SettingFormat.Uri)]
     public string? AssertionAudience { get; init; }
 
+    [Setting(Pattern = @"^\S+$")]
     public string[] Scopes { get; init; } = [];
 
     /// <summary>The header the token goes into, as <c>Bearer {token}</c>.</summary>
+    [Setting(Format = SettingFormat.HeaderName)]
     public string Header { get; init; } = "Authorization";
 
     /// <summary>How long before the token's expiry it stops being served from cache.</summary>
     public TimeSpan RefreshBeforeExpiry { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long the token endpoint may take before the request fails with 503.</summary>
+    [Setting("Bounds the token request (McpOAuth: the metadata lookup and the token request, each).")]
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>The OAuth kinds with a configured token endpoint.</summary>
 public abstract record OAuthClientSettings : OAuthCommonSettings
 {
+    [Setting("https, except loopback.", Required = true, Format = SettingFormat.Uri)]
     public string? TokenEndpoint { get; init; }
 
     /// <summary>RFC 8707 resource indicators: the audience the token is for.</summary>
+    [Setting(Format = SettingFormat.Uri)]
     public string[] Resources { get; init; } = [];
 }
 

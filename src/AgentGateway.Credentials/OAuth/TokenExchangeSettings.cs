@@ -1,13 +1,18 @@
+using AgentGateway.Configuration;
+
 namespace AgentGateway.Credentials.OAuth;
 
 /// <summary><c>Kind: OAuthTokenExchange</c>: an RFC 8693 on-behalf-of token for the user the
 /// agent acts for (the request's delegation), naming the agent as actor.</summary>
+[Setting("RFC 8693 on-behalf-of: the request's delegation (the user's token) is the subject token, the agent's own token the actor token.")]
 public sealed record OAuthTokenExchangeSettings : OAuthClientSettings
 {
     /// <summary>RFC 8693 <c>audience</c>: the logical name of the target service, if the issuer wants one.</summary>
+    [Setting("RFC 8693 audience: the target service's logical name.", Pattern = @"^\S+$")]
     public string? Audience { get; init; }
 
     /// <summary>Send the agent's own token as <c>actor_token</c> (default), so the issued token names the agent.</summary>
+    [Setting("Send the agent's token as actor_token so the issued token names the agent (act).")]
     public bool SendActorToken { get; init; } = true;
 }
 

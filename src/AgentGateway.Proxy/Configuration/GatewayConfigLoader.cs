@@ -36,7 +36,8 @@ public sealed class GatewayConfigLoader(
     CredentialFingerprint fingerprint,
     TimeProvider time)
 {
-    private static readonly string[] GatewayKeys = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin", "Provenance", "Databases"];
+    /// <summary>The sections of <c>Gateway</c>; any other key there is a problem.</summary>
+    public static IReadOnlyList<string> GatewaySections { get; } = ["Redis", "Cache", "Inbound", "Agents", "Grants", "Credentials", "Policy", "Audit", "Admin", "Provenance", "Databases"];
 
     public async Task<ConfigLoadResult> LoadAsync(IConfiguration configuration, long number, CancellationToken cancellationToken)
     {
@@ -52,9 +53,9 @@ public sealed class GatewayConfigLoader(
         await ValidateProxyAsync(routes, clusters, problems);
 
         var gateway = configuration.GetSection("Gateway");
-        foreach (var child in gateway.GetChildren().Where(c => !GatewayKeys.Contains(c.Key, StringComparer.OrdinalIgnoreCase)))
+        foreach (var child in gateway.GetChildren().Where(c => !GatewaySections.Contains(c.Key, StringComparer.OrdinalIgnoreCase)))
         {
-            problems.Add(child.Path, $"unknown setting '{child.Key}'; expected one of: {string.Join(", ", GatewayKeys)}");
+            problems.Add(child.Path, $"unknown setting '{child.Key}'; expected one of: {string.Join(", ", GatewaySections)}");
         }
 
         var inbound = InboundCompiler.Compile(gateway.GetSection("Inbound"), issuerKeys, problems);

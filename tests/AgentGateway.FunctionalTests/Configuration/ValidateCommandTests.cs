@@ -156,6 +156,46 @@ public sealed class ValidateCommandTests
     }
 
     [Fact]
+    public async Task Rules_the_settings_records_declare_reach_validate_through_the_generated_schema()
+    {
+        // Each rule below is written once, as a [Setting] on a settings record, and reaches
+        // config/gateway.schema.json only through `agentgateway schema`.
+        const string pasted = "hmac-key-pasted-canary";
+        var file = await WriteAsync($$"""
+        {
+          "ReverseProxy": {
+            "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r/{**rest}" }, "Metadata": { "Credential": "none" } } },
+            "Clusters": { "c": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
+          },
+          "Gateway": {
+            "Inbound": { "Spiffe": { "TrustDomain": "Example.ORG" }, "MaxTokenBytes": 100 },
+            "Agents": { "bot": { "Identities": [], "Grants": [ "g" ] } },
+            "Grants": { "g": { "Routes": [ "r" ], "Methods": [ "FETCH" ] } },
+            "Audit": { "Key": "{{pasted}}" }
+          }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        string[] expected =
+        [
+            "Gateway:Inbound:Spiffe:TrustDomain: does not have the expected format (schema)",
+            "Gateway:Inbound:MaxTokenBytes: is below the lowest value allowed (schema)",
+            "Gateway:Agents:bot:Owner: a required setting is missing (schema)",
+            "Gateway:Agents:bot:Identities: has fewer entries than required (schema)",
+            "Gateway:Grants:g:Methods:0: has an entry that is not allowed here (schema)",
+            "Gateway:Audit:Key: does not have the expected format (schema)",
+        ];
+        foreach (var line in expected)
+        {
+            Assert.True(stderr.Contains(line, StringComparison.Ordinal), $"missing '{line}' in:\n{stderr}");
+        }
+
+        Assert.DoesNotContain(pasted, stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Validate_reports_a_secret_reference_that_does_not_resolve()
     {
         var file = await WriteAsync("""
@@ -446,17 +486,18 @@ public sealed class ValidateCommandTests
     }
 
     [Theory]
-    [InlineData(typeof(ApiKeySettings), 0)]
-    [InlineData(typeof(OAuthClientCredentialsSettings), 1)]
-    [InlineData(typeof(OAuthTokenExchangeSettings), 2)]
-    [InlineData(typeof(MtlsClientCertificateSettings), 3)]
-    [InlineData(typeof(ManagedIdentitySettings), 4)]
-    [InlineData(typeof(McpOAuthSettings), 5)]
-    [InlineData(typeof(AwsSigV4Settings), 6)]
-    public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, int branch)
+    [InlineData(typeof(ApiKeySettings), "ApiKey")]
+    [InlineData(typeof(OAuthClientCredentialsSettings), "OAuthClientCredentials")]
+    [InlineData(typeof(OAuthTokenExchangeSettings), "OAuthTokenExchange")]
+    [InlineData(typeof(MtlsClientCertificateSettings), "MtlsClientCertificate")]
+    [InlineData(typeof(ManagedIdentitySettings), "ManagedIdentity")]
+    [InlineData(typeof(McpOAuthSettings), "McpOAuth")]
+    [InlineData(typeof(AwsSigV4Settings), "AwsSigV4")]
+    public void The_schema_describes_every_credential_setting_the_code_reads(Type settings, string kind)
     {
         using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, "config", "gateway.schema.json")));
-        var properties = schema.RootElement.GetProperty("definitions").GetProperty("credential").GetProperty("allOf")[branch]
+        var properties = schema.RootElement.GetProperty("definitions").GetProperty("credential").GetProperty("allOf").EnumerateArray()
+            .Single(branch => branch.GetProperty("if").GetProperty("properties").GetProperty("Kind").GetProperty("const").GetString() == kind)
             .GetProperty("then").GetProperty("properties");
 
         Assert.Equal(PropertyNames(settings), properties.EnumerateObject().Select(p => p.Name).ToHashSet());
