@@ -35,7 +35,14 @@ public static class GatewayServiceCollectionExtensions
         // ASP.NET Core's request-start/finish lines carry the raw query string, where agents
         // put tokens (?access_token=…). The gateway strips those from the hop; it must not then
         // write them to its own logs. Operators can still lower this in Logging:LogLevel.
-        services.AddLogging(static logging => logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning));
+        // Exporting neither traces nor logs, that category is off altogether: ASP.NET Core starts a
+        // request activity (with its tags) whenever it is on at any level, only for log scopes and
+        // to propagate, and nothing would read it. TraceParentTransform passes the trace on instead.
+        var traces = TelemetryExport.Exports(configuration, TelemetryExport.Traces);
+        var metrics = TelemetryExport.Exports(configuration, TelemetryExport.Metrics);
+        var logs = TelemetryExport.Exports(configuration, TelemetryExport.Logs);
+        var hostingLevel = traces || logs ? LogLevel.Warning : LogLevel.None;
+        services.AddLogging(logging => logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", hostingLevel));
 
         // What connects, listens or opens a file at start is read once, here, and fixed for the life
         // of the process: the first revision validates it, a reload that changes it is refused.
@@ -102,9 +109,6 @@ public static class GatewayServiceCollectionExtensions
         // configuration source: the SDK reads them through IConfiguration), the sampler
         // (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG) among them; OTEL_{TRACES,METRICS,LOGS}_EXPORTER
         // decide per signal (TelemetryExport).
-        var traces = TelemetryExport.Exports(configuration, TelemetryExport.Traces);
-        var metrics = TelemetryExport.Exports(configuration, TelemetryExport.Metrics);
-        var logs = TelemetryExport.Exports(configuration, TelemetryExport.Logs);
         if (traces || metrics || logs)
         {
             var telemetry = services.AddOpenTelemetry();
@@ -132,8 +136,8 @@ public static class GatewayServiceCollectionExtensions
         }
 
         // Exporting nothing, the gateway registers no listener, instrumentation or sampler at all:
-        // its spans are never started and its attributes never set. ASP.NET Core still gives each
-        // request an activity for log scopes, and the forwarder passes its traceparent on.
+        // its spans are never started and its attributes never set, ASP.NET Core starts no request
+        // activity and the HTTP client none either; the hop still carries the request's trace id.
         return services;
     }
 

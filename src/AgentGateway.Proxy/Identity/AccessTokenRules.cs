@@ -9,11 +9,26 @@ using Microsoft.IdentityModel.Tokens;
 
 namespace AgentGateway.Proxy.Identity;
 
-/// <summary>What a request's <c>Authorization</c> header carries: nothing (all null and no
-/// refusal), a token and whether it came under the DPoP scheme, or why it cannot be read.</summary>
-public readonly record struct PresentedToken(string? Token, bool DpopScheme, Refusal Refusal)
+/// <summary>What a request's <c>Authorization</c> header carries: nothing (no header and no
+/// refusal), a token and whether it came under the DPoP scheme, or why it cannot be read. The token
+/// is <paramref name="Header"/> from <paramref name="Start"/> on: read in place, not copied out.</summary>
+public readonly record struct PresentedToken(string? Header, int Start, bool DpopScheme, Refusal Refusal)
 {
+    /// <summary>A token given whole (not from an <c>Authorization</c> header).</summary>
+    public PresentedToken(string token, bool dpopScheme)
+        : this(token, 0, dpopScheme, default)
+    {
+    }
+
     public bool Failed => Refusal.Status != 0;
+
+    public bool HasToken => Header is not null;
+
+    /// <summary>The token's characters, in the header's own string.</summary>
+    public ReadOnlyMemory<char> Token => Header is null ? default : Header.AsMemory(Start);
+
+    /// <summary>Never the token.</summary>
+    public override string ToString() => HasToken ? $"a {(DpopScheme ? "DPoP" : "Bearer")} token" : Failed ? Refusal.Detail : "no token";
 }
 
 /// <summary>An access token that passed <see cref="AccessTokenRules"/>: validated, not too
@@ -26,7 +41,9 @@ public readonly record struct PresentedToken(string? Token, bool DpopScheme, Ref
 public sealed record ProvenToken(JsonWebToken Jwt, TrustedIssuer Issuer, string Subject, string Token, bool KeyBound);
 
 /// <summary>A verified token and its issuer, or why not.</summary>
-internal readonly record struct TokenCheck(JsonWebToken? Jwt, TrustedIssuer? Issuer, Refusal Refusal)
+/// <param name="Token">The token verified, as a string: on a cache hit, the one kept since it was
+/// first verified, so a request's token is never copied out of its header again.</param>
+internal readonly record struct TokenCheck(JsonWebToken? Jwt, TrustedIssuer? Issuer, Refusal Refusal, string? Token = null)
 {
     public static TokenCheck Fail(Refusal refusal) => new(null, null, refusal);
 }
@@ -71,22 +88,22 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
 
         if (authorization.Count > 1)
         {
-            return new(null, false, Refusal.BadRequest("more than one Authorization header"));
+            return new(null, 0, false, Refusal.BadRequest("more than one Authorization header"));
         }
 
         var value = authorization[0];
         if (string.IsNullOrEmpty(value) || value.Length > revision.Inbound.MaxTokenBytes)
         {
-            return new(null, false, Refusal.Unauthenticated("the Authorization header is empty or too large"));
+            return new(null, 0, false, Refusal.Unauthenticated("the Authorization header is empty or too large"));
         }
 
         var dpopScheme = value.StartsWith(DpopPrefix, StringComparison.OrdinalIgnoreCase);
         if (!dpopScheme && !value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
         {
-            return new(null, false, Refusal.Unauthenticated("only the Bearer and DPoP schemes are accepted"));
+            return new(null, 0, false, Refusal.Unauthenticated("only the Bearer and DPoP schemes are accepted"));
         }
 
-        return new(value[(dpopScheme ? DpopPrefix.Length : BearerPrefix.Length)..], dpopScheme, default);
+        return new(value, dpopScheme ? DpopPrefix.Length : BearerPrefix.Length, dpopScheme, default);
     }
 
     /// <summary>Applies every rule to a presented token.</summary>
@@ -96,12 +113,18 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
     public async ValueTask<(ProvenToken? Token, Refusal Refusal)> ProveAsync(
         HttpRequest? request, PresentedToken presented, GatewayRevision revision, PublicOrigins origins, CancellationToken cancellationToken)
     {
-        var token = presented.Token ?? throw new ArgumentException("no token was presented", nameof(presented));
-        var check = await ValidateAsync(token, revision, cancellationToken);
+        if (!presented.HasToken)
+        {
+            throw new ArgumentException("no token was presented", nameof(presented));
+        }
+
+        var check = await ValidateAsync(presented.Token, revision, cancellationToken);
         if (check.Jwt is not { } jwt)
         {
             return (null, check.Refusal);
         }
+
+        var token = check.Token!;
 
         var issuer = check.Issuer!;
         if (LivesTooLong(jwt, revision.Inbound) is { } tooLong)
@@ -145,24 +168,26 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
     /// <summary>Validates a JWT against the trusted issuer its <c>iss</c> names: signature, claims,
     /// <c>typ</c>, <c>iat</c>. Without the binding and lifetime rules, for tokens that are not the
     /// caller's own (a user's delegation token).</summary>
-    internal async ValueTask<TokenCheck> ValidateAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)
+    internal async ValueTask<TokenCheck> ValidateAsync(ReadOnlyMemory<char> token, GatewayRevision revision, CancellationToken cancellationToken)
     {
         // A caller sends the same token on every call of a task: verifying its signature once per
         // minute, not once per request, is most of what identity costs. Only successes are kept,
-        // keyed by the token's hash (the token itself is not retained), per revision, never past
-        // the token's expiry; everything decided per request (DPoP, revocation, policy) still is.
-        var key = ValidationCache.Key(token, revision.Number);
+        // per revision, never past the token's expiry, and only for the very token verified (see
+        // ValidationCache); everything decided per request (DPoP, revocation, policy) still is.
+        var key = ValidationCache.Key(token.Span, revision.Number);
         var now = time.GetUtcNow();
-        if (_validated.TryGet(key, now, out var cached))
+        if (_validated.TryGet(key, token.Span, now, out var cached, out _))
         {
             return cached;
         }
 
-        var check = await ValidateUncachedAsync(token, revision, cancellationToken);
+        // A miss: the one copy of the token, which the cache then keeps for every later hit.
+        var text = token.ToString();
+        var check = await ValidateUncachedAsync(text, revision, cancellationToken) with { Token = text };
         if (check.Jwt is { } valid)
         {
             var until = new DateTimeOffset(valid.ValidTo, TimeSpan.Zero);
-            _validated.Add(key, check, until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
+            _validated.Add(key, text, check, until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
         }
 
         return check;
@@ -245,7 +270,7 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
         var now = time.GetUtcNow();
         // Kept apart from issuers' tokens: a cached SVID has no issuer, and must never answer for
         // a token that is checked as an issuer's (a delegation).
-        if (!_svids.TryGet(key, now, out _))
+        if (!_svids.TryGet(key, token, now, out _, out _))
         {
             var result = await _handler.ValidateTokenAsync(jwt, new TokenValidationParameters
             {
@@ -273,7 +298,7 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
             }
 
             var until = new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero);
-            _svids.Add(key, new TokenCheck(jwt, null, default), until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
+            _svids.Add(key, token, new TokenCheck(jwt, null, default, token), until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
         }
 
         return LivesTooLong(jwt, revision.Inbound) ?? default;

@@ -105,7 +105,7 @@ public sealed class AgentAuthenticator
     public ValueTask<AuthenticationOutcome> AuthenticateTokenAsync(string token, GatewayRevision revision, CancellationToken cancellationToken) =>
         string.IsNullOrEmpty(token) || token.Length > revision.Inbound.MaxTokenBytes
             ? ValueTask.FromResult(AuthenticationOutcome.Fail(Refusal.Unauthenticated("the access token is empty or too large")))
-            : _token.AuthenticateAsync(new PresentedToken(token, DpopScheme: false, default), request: null, revision, cancellationToken);
+            : _token.AuthenticateAsync(new PresentedToken(token, dpopScheme: false), request: null, revision, cancellationToken);
 
     /// <summary>An agent on a TLS connection that is not HTTP (the database listener), by its client
     /// certificate (mTLS, X509-SVID), checked by the same rules as on an https endpoint.</summary>

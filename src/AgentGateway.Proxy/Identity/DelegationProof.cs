@@ -43,7 +43,7 @@ internal sealed class DelegationProof(AccessTokenRules tokens)
             return DelegationOutcome.Fail(Refusal.DelegationInvalid("the delegation token is empty or too large"));
         }
 
-        var check = await tokens.ValidateAsync(token, revision, cancellationToken);
+        var check = await tokens.ValidateAsync(token.AsMemory(), revision, cancellationToken);
         if (check.Jwt is not { } jwt)
         {
             return DelegationOutcome.Fail(check.Refusal.Status == 401 ? Refusal.DelegationInvalid("delegation token: " + check.Refusal.Detail) : check.Refusal);

@@ -14,7 +14,7 @@ internal sealed class OperatorProof(AccessTokenRules tokens)
     public async ValueTask<(string? Caller, Refusal Refusal)> ProveAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)
     {
         var presented = AccessTokenRules.Read(request, revision);
-        if (presented.Token is null)
+        if (!presented.HasToken)
         {
             return (null, presented.Failed
                 ? presented.Refusal

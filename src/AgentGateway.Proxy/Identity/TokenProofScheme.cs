@@ -23,7 +23,7 @@ internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission a
     public ValueTask<AuthenticationOutcome> AuthenticateAsync(HttpRequest request, GatewayRevision revision, CancellationToken cancellationToken)
     {
         var presented = AccessTokenRules.Read(request, revision);
-        return presented.Failed || presented.Token is null
+        return presented.Failed || !presented.HasToken
             ? ValueTask.FromResult(AuthenticationOutcome.Fail(presented.Failed ? presented.Refusal : Refusal.Unauthenticated("the Authorization header carries no token")))
             : AuthenticateAsync(presented, request, revision, cancellationToken);
     }
@@ -31,8 +31,8 @@ internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission a
     /// <param name="request">The HTTP request whose DPoP proof is checked; null where no proof can be carried.</param>
     public async ValueTask<AuthenticationOutcome> AuthenticateAsync(PresentedToken presented, HttpRequest? request, GatewayRevision revision, CancellationToken cancellationToken)
     {
-        var token = presented.Token!;
-        if (!presented.DpopScheme && await TryJwtSvidAsync(token, revision) is { } svid)
+        if (!presented.DpopScheme && revision.Inbound.Certificates.Spiffe is { JwtKeys: not null } spiffe
+            && await TryJwtSvidAsync(presented.Token.ToString(), spiffe, revision) is { } svid)
         {
             return svid;
         }
@@ -55,7 +55,7 @@ internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission a
             task = named;
         }
 
-        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, proven.Issuer, proven.Subject, token, task)
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, proven.Issuer, proven.Subject, proven.Token, task)
         {
             Instance = instance,
             ExpiresAt = new DateTimeOffset(proven.Jwt.ValidTo, TimeSpan.Zero),
@@ -65,9 +65,9 @@ internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission a
     /// <summary>A JWT-SVID: a token without a trusted issuer whose <c>sub</c> is a SPIFFE ID, checked
     /// by <see cref="AccessTokenRules.ValidateSvidAsync"/>. Null when the token is not one (it is
     /// then validated as an issuer's token).</summary>
-    private async ValueTask<AuthenticationOutcome?> TryJwtSvidAsync(string token, GatewayRevision revision)
+    private async ValueTask<AuthenticationOutcome?> TryJwtSvidAsync(string token, SpiffeTrust spiffe, GatewayRevision revision)
     {
-        if (revision.Inbound.Certificates.Spiffe is not { JwtKeys: not null } spiffe || !Reader.CanReadToken(token))
+        if (!Reader.CanReadToken(token))
         {
             return null;
         }

@@ -71,6 +71,8 @@ internal sealed class CredentialTransformProvider(
         // guard must decode before it can search it, and refuse when it cannot. Not asking keeps
         // the common case a plain body; the guard handles an upstream that codes unasked.
         context.RequestTransforms.Add(new RequestHeaderRemoveTransform("Accept-Encoding"));
+        // Last: whatever ran before, the hop carries the gateway's trace and never the agent's.
+        context.RequestTransforms.Add(TraceParentTransform.Instance);
         // First, so the body is decoded and guarded before any later transform reads or writes it.
         var guard = new ResponseGuardTransform(plan, secrets, loggers.CreateLogger<ResponseGuardTransform>());
         context.ResponseTransforms.Add(guard);

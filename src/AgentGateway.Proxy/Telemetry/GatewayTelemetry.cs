@@ -45,8 +45,8 @@ public static class GatewayTelemetry
     public const string RefusalEvent = "agentgateway.refusal";
 
     /// <summary>The request's server span when it is recorded for an exporter, else null. ASP.NET
-    /// Core makes a request activity even when nothing listens (for log scopes and to pass
-    /// <c>traceparent</c> on); attributes set on it would be work for nobody.</summary>
+    /// Core makes a request activity when logs are exported or a trace is sampled out (for log
+    /// scopes and to pass <c>traceparent</c> on); attributes set on it would be work for nobody.</summary>
     public static Activity? RequestSpan(HttpContext context) => Recorded(context.Features.Get<IHttpActivityFeature>()?.Activity);
 
     /// <summary><paramref name="activity"/> when a listener asked for its data (sampled in), else null.</summary>

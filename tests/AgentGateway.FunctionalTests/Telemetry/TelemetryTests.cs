@@ -191,20 +191,41 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
         var token = await fx.AgentTokenAsync();
         var config = fx.Config(withRedis: false);
         config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = _audit };
+        const string agentTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
         await using (var gateway = await GatewayInstance.StartAsync(config))
         {
             Assert.Null(gateway.Services.GetService(typeof(OpenTelemetry.Trace.TracerProvider)));
             Assert.Null(gateway.Services.GetService(typeof(OpenTelemetry.Metrics.MeterProvider)));
+
+            // ASP.NET Core starts a request activity when its hosting log category is on at any
+            // level, or something listens: neither, so no activity and no HTTP client span.
+            var loggers = (Microsoft.Extensions.Logging.ILoggerFactory)gateway.Services.GetService(typeof(Microsoft.Extensions.Logging.ILoggerFactory))!;
+            Assert.False(loggers.CreateLogger("Microsoft.AspNetCore.Hosting.Diagnostics").IsEnabled(Microsoft.Extensions.Logging.LogLevel.Critical));
             for (var i = 0; i < 2; i++)
             {
-                using var response = await gateway.GetAsAgentAsync("/crm/accounts", token);
+                // The agent's own trace headers, which must not reach the upstream.
+                using var request = new HttpRequestMessage(HttpMethod.Get, "/crm/accounts");
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                request.Headers.TryAddWithoutValidation("traceparent", $"00-{agentTrace}-00f067aa0ba902b7-01");
+                request.Headers.TryAddWithoutValidation("tracestate", "agent=chosen-state");
+                request.Headers.TryAddWithoutValidation("baggage", "user=mallory");
+                using var response = await gateway.Client.SendAsync(request);
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             }
         }
 
+        // The upstream was told the audited trace of each request, as W3C traceparent (not sampled:
+        // nothing records it), and nothing the agent chose about it.
         var audited = await AuditTraceIdsAsync("credential-use");
         Assert.Equal(2, audited.Count);
         Assert.Equal(audited, UpstreamTraceIds(2));
+        Assert.DoesNotContain(agentTrace, audited);
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-00$", fx.Crm.Header(i, "traceparent"));
+            Assert.Null(fx.Crm.Header(i, "tracestate"));
+            Assert.Null(fx.Crm.Header(i, "baggage"));
+        }
     }
 
     [Fact]
