@@ -144,7 +144,11 @@ public class PerRequest : IDisposable
         _gateway = GatewayHost.Build(config, [], builder =>
         {
             builder.WebHost.UseTestServer();
+            // Logging as the shipped process has it (a provider, with the gateway's levels), only
+            // discarded: with no provider at all, nothing is ever enabled, and ASP.NET Core would
+            // skip work here (its request activity) that the real process does.
             builder.Logging.ClearProviders();
+            builder.Logging.AddProvider(new DiscardingLoggerProvider());
             builder.Services.AddSingleton<IForwarderHttpClientFactory, InMemoryUpstream>();
         });
         await _gateway.MapAgentGatewayAsync();
@@ -183,6 +187,30 @@ internal sealed class InMemoryUpstream : IForwarderHttpClientFactory
             var body = new ByteArrayContent(request.Method == HttpMethod.Post ? ToolResult : Ok);
             body.Headers.ContentType = new MediaTypeHeaderValue(request.Method == HttpMethod.Post ? "application/json" : "text/plain");
             return new HttpResponseMessage(HttpStatusCode.OK) { Content = body, RequestMessage = request };
+        }
+    }
+}
+
+/// <summary>A logging provider that is enabled at every level the filters let through and writes nothing.</summary>
+internal sealed class DiscardingLoggerProvider : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => Discarding.Instance;
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Discarding : ILogger
+    {
+        public static readonly Discarding Instance = new();
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel != LogLevel.None;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
         }
     }
 }

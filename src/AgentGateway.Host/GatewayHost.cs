@@ -33,7 +33,7 @@ public static class GatewayHost
             },
         });
         // File first, then environment variables (Gateway__Redis=…) and arguments, which win.
-        builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: true);
+        builder.Configuration.AddWatchedJsonFile(configFile);
         builder.Configuration.AddEnvironmentVariables();
         builder.Configuration.AddCommandLine(args);
         // Kestrel reads only endpoints and certificates from its section; its limits (header and

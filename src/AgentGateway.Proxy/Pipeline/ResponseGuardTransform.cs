@@ -53,7 +53,9 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
         }
 
         var routeId = feature.Route.RouteId;
-        if (context.ProxyResponse is { } upstream && HasBody(context.HttpContext.Request, upstream))
+        // How many bytes of body the agent will get, when that is known before they come.
+        long? bodyLength = context.ProxyResponse is { } bodiless && !HasBody(context.HttpContext.Request, bodiless) ? 0 : null;
+        if (context.ProxyResponse is { } upstream && bodyLength is null)
         {
             var (codings, undecodable) = ContentCodings.Of(upstream);
             if (codings is null)
@@ -70,6 +72,11 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
                 upstream.Content = ContentCodings.Decoded(upstream.Content, codings);
                 response.Headers.Remove("Content-Encoding");
                 ResponseBody.Rewritten(context.HttpContext);
+            }
+            else
+            {
+                // The HTTP client reads no more than a Content-Length says, and Kestrel writes no more.
+                bodyLength = upstream.Content.Headers.ContentLength;
             }
         }
 
@@ -91,6 +98,14 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
         {
             response.Headers.Remove(name);
             Log.EchoedInHeader(logger, routeId, inName ? NameWithSecret : PolicyEngine.Printable(name));
+        }
+
+        if (bodyLength is { } length && length < Math.Min(configured.Shortest, injected.Shortest) && plan.Route.Inspect != Inspection.BodyKind.Mcp)
+        {
+            // Too short to hold even the shortest form of any secret ("ok", an empty 201, a 204):
+            // nothing to search, so no masking stream. Not on MCP routes, whose answer guard
+            // writes a body of its own after this.
+            return;
         }
 
         if (feature.Masking is null)

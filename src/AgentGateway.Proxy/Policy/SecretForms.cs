@@ -66,9 +66,15 @@ public sealed class SecretForms
         _anchors = anchors.Length > 0 ? SearchValues.Create(anchors, StringComparison.Ordinal) : null;
         var escapeLed = forms.Where(f => f.EscapeLed).Select(f => f.Text[0]).ToList();
         _escapedStarts = escapeLed.Count > 0 ? SearchValues.Create([.. escapeLed, '%', '\\', '&']) : null;
+        // An escape or a line end only lengthens a form where it matches.
+        Shortest = forms.Length == 0 ? int.MaxValue : forms.Min(f => f.Text.Length);
     }
 
     public bool IsEmpty => _forms.Length == 0;
+
+    /// <summary>The fewest characters (bytes, in a body) any form takes up: text shorter than this
+    /// holds none. <see cref="int.MaxValue"/> when there are no forms.</summary>
+    public int Shortest { get; }
 
     /// <summary>The forms of <paramref name="secrets"/>.</summary>
     public static SecretForms Of(IEnumerable<string> secrets)

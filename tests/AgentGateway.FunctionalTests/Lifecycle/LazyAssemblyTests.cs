@@ -9,7 +9,8 @@ namespace AgentGateway.FunctionalTests.Lifecycle;
 
 /// <summary>
 /// A configuration pays in memory only for the cloud SDKs it uses: Azure.Identity with MSAL for an
-/// Azure managed identity, Google's auth library for a GCP one, nothing of either otherwise. Each
+/// Azure managed identity, Google's auth library for a GCP one, the AWS SDK for an AwsSigV4
+/// credential, nothing of any of them otherwise. Each
 /// case is a real <c>agentgateway run</c> process of its own (the test process has loaded them all
 /// for other tests); after it served a request, the process itself lists what it has loaded
 /// (<c>AppDomain.CurrentDomain.GetAssemblies()</c>, asked by <see cref="StartupHook"/>, which the
@@ -20,6 +21,7 @@ public sealed class LazyAssemblyTests(GatewayFixture fx) : IAsyncLifetime
 {
     private static readonly string[] Azure = ["Azure.Identity", "Azure.Core", "Microsoft.Identity.Client"];
     private static readonly string[] Google = ["Google.Apis.Auth", "Google.Apis.Core", "Google.Apis"];
+    private static readonly string[] Aws = ["AWSSDK.Core", "AWSSDK.SecurityToken"];
     private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("agentgateway-assemblies-");
 
     public Task InitializeAsync() => fx.ResetAsync();
@@ -37,6 +39,7 @@ public sealed class LazyAssemblyTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Contains("AgentGateway.Credentials", none);
         Assert.Empty(none.Intersect(Azure));
         Assert.Empty(none.Intersect(Google));
+        Assert.Empty(none.Intersect(Aws));
 
         var azure = await LoadedAsync(WithManagedIdentity(fx.Config(withRedis: false), "Azure"));
         // (Azure.Identity itself is a small assembly here that the runtime may not need to load:
@@ -44,10 +47,25 @@ public sealed class LazyAssemblyTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Contains("Azure.Core", azure);
         Assert.Contains("Microsoft.Identity.Client", azure);
         Assert.Empty(azure.Intersect(Google));
+        Assert.Empty(azure.Intersect(Aws));
 
         var gcp = await LoadedAsync(WithManagedIdentity(fx.Config(withRedis: false), "Gcp"));
         Assert.Contains("Google.Apis.Auth", gcp);
         Assert.Empty(gcp.Intersect(Azure));
+        Assert.Empty(gcp.Intersect(Aws));
+
+        // An AwsSigV4 credential loads nothing of the others; the AWS SDK itself not even until
+        // the credential is first fetched (the request here is refused before that).
+        var aws = await LoadedAsync(WithAwsSigV4(fx.Config(withRedis: false)));
+        Assert.Contains("AgentGateway.Credentials", aws);
+        Assert.Empty(aws.Intersect(Azure));
+        Assert.Empty(aws.Intersect(Google));
+    }
+
+    private static JsonObject WithAwsSigV4(JsonObject config)
+    {
+        config["Gateway"]!["Credentials"]!["aws"] = new JsonObject { ["Kind"] = "AwsSigV4", ["Region"] = "us-east-1", ["Service"] = "bedrock" };
+        return config;
     }
 
     private static JsonObject WithManagedIdentity(JsonObject config, string provider)

@@ -75,6 +75,29 @@ public sealed class SecretFormsTests
         Assert.True(Forms.IsIn(echo));
     }
 
+    /// <summary>The response guard passes a body shorter than <see cref="SecretForms.Shortest"/> on
+    /// unsearched: no part of any echo that short may hold a form.</summary>
+    [Theory]
+    [MemberData(nameof(Echoes))]
+    public void No_text_shorter_than_the_shortest_form_holds_one(string _, string echo)
+    {
+        var (start, length) = Forms.Find(echo, 0);
+        Assert.True(length >= Forms.Shortest, $"a form of {length} characters was found at {start}");
+        for (var at = 0; at + Forms.Shortest - 1 <= echo.Length; at++)
+        {
+            Assert.False(Forms.IsIn(echo.AsSpan(at, Forms.Shortest - 1)));
+        }
+    }
+
+    [Fact]
+    public void The_shortest_form_is_the_secret_itself_or_the_shortest_encoding_kept()
+    {
+        // Its base64, matched from its fifth block on (a line end may have cut the four before).
+        Assert.Equal(16, Forms.Shortest);
+        Assert.Equal(5, SecretForms.Of(["short"]).Shortest);
+        Assert.Equal(int.MaxValue, SecretForms.None.Shortest);
+    }
+
     [Theory]
     [MemberData(nameof(Echoes))]
     public async Task Masking_finds_every_form_however_the_body_is_cut_into_writes(string _, string echo)
