@@ -84,8 +84,7 @@ public sealed partial class ClientCertificateSource : ICredentialSource, IDispos
         X509Certificate2Collection? authorities = null;
         if (definition.ServerCertificateAuthority is { } reference)
         {
-            authorities = LoadAuthorities(reference, out error);
-            if (authorities is null)
+            if (!PemBundle.TryResolve(reference, out authorities, out error))
             {
                 problems.Add(path + ":ServerCertificateAuthority", error!);
                 loaded.Certificate.Dispose();
@@ -235,33 +234,6 @@ public sealed partial class ClientCertificateSource : ICredentialSource, IDispos
             error = "the certificate or the private key is not PEM";
             return null;
         }
-    }
-
-    private static X509Certificate2Collection? LoadAuthorities(SecretReference reference, out string? error)
-    {
-        if (!SecretResolver.TryResolve(reference, out var pem, out error))
-        {
-            return null;
-        }
-
-        var authorities = new X509Certificate2Collection();
-        try
-        {
-            authorities.ImportFromPem(pem!.Reveal());
-        }
-        catch (CryptographicException)
-        {
-            error = "does not hold PEM certificates";
-            return null;
-        }
-
-        if (authorities.Count == 0)
-        {
-            error = "holds no PEM certificate";
-            return null;
-        }
-
-        return authorities;
     }
 
     private static byte[] Digest(string certificatePem, string keyPem)

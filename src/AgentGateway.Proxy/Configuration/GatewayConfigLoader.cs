@@ -75,7 +75,7 @@ public sealed class GatewayConfigLoader(
             routes,
             [inbound.Policy.Delegation.Header, policy.TaskHeader, inbound.Policy.StaticKeyHeader ?? policy.TaskHeader, provenance?.Options.Header ?? policy.TaskHeader],
             problems);
-        var databases = DatabaseConfigReader.Read(gateway.GetSection("Databases"), gateway.GetSection("Grants"), grants, credentialSet, fingerprint, problems);
+        var databases = DatabaseConfigReader.Read(gateway.GetSection("Databases"), gateway.GetSection("Grants"), grants, credentialSet, fingerprint, time, problems);
 
         if (problems.Any)
         {

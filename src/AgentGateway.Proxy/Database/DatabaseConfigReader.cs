@@ -33,13 +33,14 @@ internal static class DatabaseConfigReader
         IReadOnlyDictionary<string, Grant> grants,
         CredentialSet credentials,
         CredentialFingerprint fingerprint,
+        TimeProvider time,
         ConfigProblems problems)
     {
         var entries = new Dictionary<string, DatabaseEntry>(StringComparer.Ordinal);
         var listeners = new Dictionary<IPEndPoint, string>();
         foreach (var section in databases.GetChildren())
         {
-            if (ReadEntry(section, problems) is not { } entry)
+            if (ReadEntry(section, time, problems) is not { } entry)
             {
                 continue;
             }
@@ -84,7 +85,7 @@ internal static class DatabaseConfigReader
         return new DatabaseCatalog(entries.ToFrozenDictionary(StringComparer.Ordinal), byGrant.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase));
     }
 
-    private static DatabaseEntry? ReadEntry(IConfigurationSection section, ConfigProblems problems)
+    private static DatabaseEntry? ReadEntry(IConfigurationSection section, TimeProvider time, ConfigProblems problems)
     {
         var path = section.Path;
         if (!CredentialName.IsValid(section.Key))
@@ -104,7 +105,7 @@ internal static class DatabaseConfigReader
         X509Certificate2? certificate = null;
         if (s.Tls is { } tls)
         {
-            certificate = ReadCertificate(path + ":Tls", tls, problems);
+            certificate = ReadCertificate(path + ":Tls", tls, time, problems);
         }
         else if (listen is not null && !IPAddress.IsLoopback(listen.Address))
         {
@@ -154,7 +155,14 @@ internal static class DatabaseConfigReader
         X509Certificate2Collection? roots = null;
         if (s.Tls == UpstreamTlsMode.VerifyFull)
         {
-            roots = ReadBundle(path + ":CertificateAuthority", s.CertificateAuthority, problems);
+            if (s.CertificateAuthority is null)
+            {
+                problems.Add(path + ":CertificateAuthority", "is required (a secret reference: env:NAME or file:PATH)");
+            }
+            else if (PemBundle.TryRead(path + ":CertificateAuthority", s.CertificateAuthority, problems, out var bundle))
+            {
+                roots = bundle;
+            }
         }
         else if (!loopback)
         {
@@ -219,7 +227,7 @@ internal static class DatabaseConfigReader
         return problems.Items.Count > before || login is null ? null : new DatabaseGrant(grant, section.Key, s.Role!, login);
     }
 
-    private static X509Certificate2? ReadCertificate(string path, DatabaseTlsSettings tls, ConfigProblems problems)
+    private static X509Certificate2? ReadCertificate(string path, DatabaseTlsSettings tls, TimeProvider time, ConfigProblems problems)
     {
         var certificate = Resolve(path + ":Certificate", tls.Certificate, problems);
         var key = Resolve(path + ":PrivateKey", tls.PrivateKey, problems);
@@ -231,7 +239,7 @@ internal static class DatabaseConfigReader
         try
         {
             var pem = X509Certificate2.CreateFromPem(certificate.Reveal(), key.Reveal());
-            if (pem.NotAfter.ToUniversalTime() < DateTime.UtcNow)
+            if (pem.NotAfter.ToUniversalTime() < time.GetUtcNow().UtcDateTime)
             {
                 problems.Add(path + ":Certificate", "has expired");
             }
@@ -243,33 +251,6 @@ internal static class DatabaseConfigReader
             problems.Add(path, "Certificate and PrivateKey must be a PEM certificate and its matching PEM private key");
             return null;
         }
-    }
-
-    private static X509Certificate2Collection? ReadBundle(string path, string? reference, ConfigProblems problems)
-    {
-        if (Resolve(path, reference, problems) is not { } pem)
-        {
-            return null;
-        }
-
-        var bundle = new X509Certificate2Collection();
-        try
-        {
-            bundle.ImportFromPem(pem.Reveal());
-        }
-        catch (CryptographicException)
-        {
-            problems.Add(path, "does not hold PEM certificates");
-            return null;
-        }
-
-        if (bundle.Count == 0)
-        {
-            problems.Add(path, "holds no PEM certificate");
-            return null;
-        }
-
-        return bundle;
     }
 
     private static SecretValue? Resolve(string path, string? reference, ConfigProblems problems)

@@ -57,7 +57,7 @@ public static class InboundCompiler
 
         var delegation = CompileDelegation(section.Path + ":Delegation", settings.Delegation, names, problems);
         var certificates = new CertificateTrust(
-            settings.ClientCertificates is { } client ? ReadPemBundle(section.Path + ":ClientCertificates:TrustBundle", client.TrustBundle, problems) : null,
+            settings.ClientCertificates is { } client && PemBundle.TryRead(section.Path + ":ClientCertificates:TrustBundle", client.TrustBundle, problems, out var trust) ? trust : null,
             settings.Spiffe is { } spiffe ? CompileSpiffe(section.Path + ":Spiffe", spiffe, problems) : null);
         if (settings.StaticKeys.Enabled)
         {
@@ -102,7 +102,7 @@ public static class InboundCompiler
             return null;
         }
 
-        var roots = s.X509Bundle is null ? [] : ReadPemBundle(path + ":X509Bundle", s.X509Bundle, problems);
+        var roots = s.X509Bundle is null ? [] : PemBundle.TryRead(path + ":X509Bundle", s.X509Bundle, problems, out var bundle) ? bundle : null;
         Microsoft.IdentityModel.Tokens.JsonWebKeySet? keys = null;
         if (s.JwtBundle is not null)
         {
@@ -130,32 +130,5 @@ public static class InboundCompiler
         }
 
         return roots is null ? null : new SpiffeTrust(s.TrustDomain, roots, keys, s.Audiences);
-    }
-
-    private static X509Certificate2Collection? ReadPemBundle(string path, string? reference, ConfigProblems problems)
-    {
-        if (!SecretResolver.TryRead(path, reference, problems, out var pem))
-        {
-            return null;
-        }
-
-        var bundle = new X509Certificate2Collection();
-        try
-        {
-            bundle.ImportFromPem(pem.Reveal());
-        }
-        catch (System.Security.Cryptography.CryptographicException)
-        {
-            problems.Add(path, "does not hold PEM certificates");
-            return null;
-        }
-
-        if (bundle.Count == 0)
-        {
-            problems.Add(path, "holds no PEM certificate");
-            return null;
-        }
-
-        return bundle;
     }
 }
