@@ -198,17 +198,11 @@ public static class GatewayCommand
             return Usage;
         }
 
-        byte[]? key = null;
-        if (OptionValue(args, "--key") is { } keyText)
+        // The key is read as the gateway reads Gateway:Audit:Key when it writes the log.
+        if (!AgentGateway.Proxy.Audit.AuditKey.TryResolve(OptionValue(args, "--key"), out var key, out var error))
         {
-            if (!AgentGateway.Credentials.Secrets.SecretReference.TryParse(keyText, out var reference, out var error)
-                || !AgentGateway.Credentials.Secrets.SecretResolver.TryResolve(reference.Value, out var secret, out error))
-            {
-                await stderr.WriteLineAsync($"--key: {error}");
-                return Usage;
-            }
-
-            key = System.Text.Encoding.UTF8.GetBytes(secret!.Reveal());
+            await stderr.WriteLineAsync($"--key: {error}");
+            return Usage;
         }
 
         var lines = File.ReadLines(file).ToList();

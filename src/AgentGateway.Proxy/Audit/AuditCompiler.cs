@@ -1,5 +1,4 @@
 using AgentGateway.Configuration;
-using AgentGateway.Credentials.Secrets;
 using Microsoft.Extensions.Configuration;
 
 namespace AgentGateway.Proxy.Audit;
@@ -21,9 +20,6 @@ public static class AuditCompiler
             }
         }
 
-        if (s.Key is not null)
-        {
-            SecretResolver.TryRead(section.Path + ":Key", s.Key, problems, out _);
-        }
+        AuditKey.Check(section.Path + ":Key", s.Key, problems);
     }
 }

@@ -5,7 +5,6 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Threading.Channels;
 using AgentGateway.Credentials;
-using AgentGateway.Credentials.Secrets;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Pipeline;
 using AgentGateway.Proxy.Problems;
@@ -61,12 +60,9 @@ public sealed partial class AuditLog : IAsyncDisposable
             return;
         }
 
-        if (process.AuditKey is { } keyReference
-            && SecretReference.TryParse(keyReference, out var reference, out _)
-            && SecretResolver.TryResolve(reference.Value, out var key, out _))
-        {
-            _key = Encoding.UTF8.GetBytes(key!.Reveal());
-        }
+        // The first revision has checked the key the same way (AuditCompiler) and refused to start
+        // without it, so it resolves here.
+        AuditKey.TryResolve(process.AuditKey, out _key, out _);
 
         _queue = Channel.CreateBounded<Entry>(new BoundedChannelOptions(Capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _writer = Task.Run(WriteAsync);
