@@ -204,12 +204,7 @@ public sealed class ForgedHeaderTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Empty(_upstream.Received);
     }
 
-    private JsonObject Config()
-    {
-        var config = fx.Config(withRedis: false);
-        config["ReverseProxy"]!["Clusters"]!["llm"]!["Destinations"]!["d1"]!["Address"] = _upstream.Url;
-        return config;
-    }
+    private JsonObject Config() => fx.Config(withRedis: false).WithUpstream("llm", _upstream.Url);
 
     private string Get(string target, string extraHeaders = "") => Request("GET", target, extraHeaders);
 

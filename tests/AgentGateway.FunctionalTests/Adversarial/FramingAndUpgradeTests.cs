@@ -236,10 +236,7 @@ public sealed class FramingAndUpgradeTests(GatewayFixture fx) : IAsyncLifetime
     /// Both go to the raw upstream.</summary>
     private JsonObject Config()
     {
-        var config = fx.Config(withRedis: false);
-        var cluster = config["ReverseProxy"]!["Clusters"]!["llm"]!.AsObject();
-        cluster["Destinations"]!["d1"]!["Address"] = _upstream.Url;
-        cluster["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:02" };
+        var config = fx.Config(withRedis: false).WithUpstream("llm", _upstream.Url, new JsonObject { ["ActivityTimeout"] = "00:00:02" });
         config["ReverseProxy"]!["Routes"]!["anthropic"]!["Metadata"]!["Inspect"] = "Llm";
         return config;
     }

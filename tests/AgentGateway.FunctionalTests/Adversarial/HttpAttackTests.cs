@@ -160,7 +160,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
             };
         };
         var config = Config();
-        config["ReverseProxy"]!["Clusters"]!["crm"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _upstream.Url } } };
+        config.WithUpstream("crm", _upstream.Url);
         await using var gateway = await GatewayInstance.StartAsync(config);
 
         var response = await RawHttp.SendAsync(gateway, Get("/crm/accounts"));
@@ -261,7 +261,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
         closed.Start();
         var port = ((System.Net.IPEndPoint)closed.LocalEndpoint).Port;
         closed.Stop();
-        config["ReverseProxy"]!["Clusters"]!["llm"]!["Destinations"]!["d1"]!["Address"] = $"http://127.0.0.1:{port}";
+        config.WithUpstream("llm", $"http://127.0.0.1:{port}");
         await using var gateway = await GatewayInstance.StartAsync(config);
 
         var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models"));
@@ -273,10 +273,7 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
 
     private JsonObject Config()
     {
-        var config = fx.Config(withRedis: false);
-        var cluster = config["ReverseProxy"]!["Clusters"]!["llm"]!.AsObject();
-        cluster["Destinations"]!["d1"]!["Address"] = _upstream.Url;
-        cluster["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:02" };
+        var config = fx.Config(withRedis: false).WithUpstream("llm", _upstream.Url, new JsonObject { ["ActivityTimeout"] = "00:00:02" });
         config["Gateway"]!["Grants"]!["llm"]!["Paths"] = new JsonArray("/v1/models", "/v1/models/*", "/v1/chat/completions");
         return config;
     }

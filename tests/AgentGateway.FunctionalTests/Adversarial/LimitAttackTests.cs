@@ -129,8 +129,7 @@ public sealed class LimitAttackTests(GatewayFixture fx) : IAsyncLifetime
 
     private JsonObject Config()
     {
-        var config = fx.Config(withRedis: false);
-        config["ReverseProxy"]!["Clusters"]!["llm"]!["Destinations"]!["d1"]!["Address"] = _upstream.Url;
+        var config = fx.Config(withRedis: false).WithUpstream("llm", _upstream.Url);
         config["ReverseProxy"]!["Routes"]!["openai"]!["MaxRequestBodySize"] = 1024;
         config["Kestrel"] = new JsonObject
         {

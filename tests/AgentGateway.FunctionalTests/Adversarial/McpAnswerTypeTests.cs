@@ -46,7 +46,7 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
             ["Mcp"] = new JsonObject { ["Tools"] = new JsonArray("lookup_*", "book_*"), ["ServerRequests"] = new JsonArray("sampling/createMessage") },
         };
         gateway["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("tools");
-        config["ReverseProxy"]!["Clusters"]!["hostile"] = new JsonObject { ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _server.Url } } };
+        config.WithCluster("hostile", _server.Url);
         config["ReverseProxy"]!["Routes"]!["mcp"] = new JsonObject
         {
             ["ClusterId"] = "hostile",

@@ -283,7 +283,7 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
         var gateway = config["Gateway"]!;
         gateway["Credentials"]!["echo-key"] = new JsonObject { ["Kind"] = "ApiKey", ["Header"] = "X-Api-Key", ["Format"] = "{secret}", ["Secret"] = "env:" + KeyVariable };
         gateway["Grants"]!["crm-read"]!["Routes"]!.AsArray().Add("echo");
-        config["ReverseProxy"]!["Clusters"]!["crm"]!["Destinations"]!["d1"]!["Address"] = _upstream.Url;
+        config.WithUpstream("crm", _upstream.Url);
         config["ReverseProxy"]!["Routes"]!["echo"] = new JsonObject
         {
             ["ClusterId"] = "crm",

@@ -144,18 +144,11 @@ public sealed class ResponseTrailerTests(GatewayFixture fx) : IAsyncLifetime
 
     private JsonObject Config(string upstream, bool http2Upstream)
     {
-        var config = fx.Config(withRedis: false);
+        var config = fx.Config(withRedis: false).WithUpstream("crm", upstream, http2Upstream ? new JsonObject { ["Version"] = "2.0", ["VersionPolicy"] = "RequestVersionExact" } : null);
         config["Kestrel"] = new JsonObject
         {
             ["Endpoints"] = new JsonObject { ["h2c"] = new JsonObject { ["Url"] = "http://127.0.0.1:0", ["Protocols"] = "Http2" } },
         };
-        var cluster = config["ReverseProxy"]!["Clusters"]!["crm"]!.AsObject();
-        cluster["Destinations"]!["d1"]!["Address"] = upstream;
-        if (http2Upstream)
-        {
-            cluster["HttpRequest"] = new JsonObject { ["Version"] = "2.0", ["VersionPolicy"] = "RequestVersionExact" };
-        }
-
         return config;
     }
 }

@@ -250,15 +250,8 @@ public sealed class AwsSigV4Tests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal("a=%2B&a=1&b=%20", SigV4Verifier.CanonicalQuery("b=%20&a=1&a=+"));
     }
 
-    private JsonObject Config(JsonObject credential, string name = "bedrock")
-    {
-        var config = fx.Config(withRedis: false);
-        config["ReverseProxy"]!["Clusters"]!["aws"] = new JsonObject
-        {
-            ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _aws.Url } },
-        };
-        return config.WithHop(name, credential, cluster: "aws");
-    }
+    private JsonObject Config(JsonObject credential, string name = "bedrock") =>
+        fx.Config(withRedis: false).WithCluster("aws", _aws.Url).WithHop(name, credential, cluster: "aws");
 
     private static JsonObject Credential() => new()
     {

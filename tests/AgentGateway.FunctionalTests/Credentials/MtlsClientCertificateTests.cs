@@ -153,29 +153,10 @@ public sealed class MtlsClientCertificateTests(GatewayFixture fx) : IAsyncLifeti
             ["ServerCertificateAuthority"] = "file:" + authority,
             ["ReloadInterval"] = "00:00:01",
         };
-        gateway["Grants"]!["secure"] = new JsonObject { ["Routes"] = new JsonArray("secure", "secure-oauth", "secure-nocert") };
-        gateway["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("secure");
-        var proxy = config["ReverseProxy"]!;
-        proxy["Clusters"]!["secure"] = new JsonObject
-        {
-            ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _upstream.Url } },
-            ["Metadata"] = new JsonObject { ["ClientCertificate"] = "crm-mtls" },
-        };
-        proxy["Clusters"]!["secure-nocert"] = new JsonObject
-        {
-            ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _upstream.Url } },
-        };
-        proxy["Routes"]!["secure"] = Route("secure", "secure", "crm-mtls");
-        proxy["Routes"]!["secure-oauth"] = Route("secure-oauth", "secure", "crm");
-        proxy["Routes"]!["secure-nocert"] = Route("secure-nocert", "secure-nocert", "none");
+        config.WithRoute("secure", _upstream.Url, "crm-mtls")
+            .WithRoute("secure-oauth", _upstream.Url, "crm", cluster: "secure", grant: "secure")
+            .WithRoute("secure-nocert", _upstream.Url, "none", grant: "secure");
+        config["ReverseProxy"]!["Clusters"]!["secure"]!["Metadata"] = new JsonObject { ["ClientCertificate"] = "crm-mtls" };
         return config;
     }
-
-    private static JsonObject Route(string prefix, string cluster, string credential) => new()
-    {
-        ["ClusterId"] = cluster,
-        ["Match"] = new JsonObject { ["Path"] = $"/{prefix}/{{**rest}}" },
-        ["Transforms"] = new JsonArray(new JsonObject { ["PathRemovePrefix"] = "/" + prefix }),
-        ["Metadata"] = new JsonObject { ["Credential"] = credential },
-    };
 }

@@ -165,13 +165,7 @@ public sealed class TokenExchangeTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task Revoking_an_agent_after_a_reload_purges_its_on_behalf_of_tokens_from_memory_and_redis_on_every_replica()
     {
-        var config = fx.Config(withRedis: true);
-        config["Gateway"]!["Admin"] = new JsonObject
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["Issuer"] = "corp",
-            ["Subjects"] = new JsonArray(Clients.Operator),
-        };
+        var config = fx.Config(withRedis: true).WithAdmin();
         await using var first = await GatewayInstance.StartAsync(config);
         await using var second = await GatewayInstance.StartAsync(config);
         var agentToken = await fx.AgentTokenAsync();

@@ -45,7 +45,7 @@ public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
         var byThumbprint = _agentCa.IssueClient("bot-one.agents.example");
         var bySan = _agentCa.IssueClient("bot-two.agents.example");
         var foreign = _strangerCa.IssueClient("bot-two.agents.example");
-        var config = WithHttps(fx.Config(withRedis: false));
+        var config = fx.Config(withRedis: false).WithHttps(_serverCa);
         config["Gateway"]!["Inbound"]!["ClientCertificates"] = new JsonObject { ["TrustBundle"] = "file:" + _agentCa.WriteAuthorityPem() };
         var identities = config["Gateway"]!["Agents"]!["support-bot"]!["Identities"]!.AsArray();
         identities.Add(new JsonObject { ["CertificateThumbprint"] = Convert.ToHexString(byThumbprint.GetCertHash(HashAlgorithmName.SHA256)) });
@@ -318,7 +318,7 @@ public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task A_client_certificate_naming_no_agent_is_no_second_proof_beside_a_token()
     {
-        var config = WithHttps(fx.Config(withRedis: false));
+        var config = fx.Config(withRedis: false).WithHttps(_serverCa);
         config["Gateway"]!["Inbound"]!["ClientCertificates"] = new JsonObject { ["TrustBundle"] = "file:" + _agentCa.WriteAuthorityPem() };
         await using var gateway = await GatewayInstance.StartAsync(config);
         var bearer = await fx.AgentTokenAsync();
@@ -362,30 +362,12 @@ public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
         fx.Crm.AssertNeverSaw(key);
     }
 
-    private JsonObject WithHttps(JsonObject config)
-    {
-        var (certificate, key) = _serverCa.WritePem(_serverCa.IssueServer());
-        config["Kestrel"] = new JsonObject
-        {
-            ["Endpoints"] = new JsonObject
-            {
-                ["Http"] = new JsonObject { ["Url"] = "http://127.0.0.1:0" },
-                ["Agents"] = new JsonObject
-                {
-                    ["Url"] = "https://127.0.0.1:0",
-                    ["Certificate"] = new JsonObject { ["Path"] = certificate, ["KeyPath"] = key },
-                },
-            },
-        };
-        return config;
-    }
-
     private JsonObject WithSpiffe(JsonObject config)
     {
         var jwks = Path.Combine(Path.GetTempPath(), $"agentgateway-jwks-{Guid.NewGuid():N}.json");
         var p = _jwtKey.ExportParameters(false);
         File.WriteAllText(jwks, $$"""{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","x":"{{Base64UrlEncoder.Encode(p.Q.X!)}}","y":"{{Base64UrlEncoder.Encode(p.Q.Y!)}}"}]}""");
-        config = WithHttps(config);
+        config = config.WithHttps(_serverCa);
         config["Gateway"]!["Inbound"]!["Spiffe"] = new JsonObject
         {
             ["TrustDomain"] = TrustDomain,

@@ -164,6 +164,108 @@ public static class TestConfig
         return config;
     }
 
+    /// <summary>Points cluster <paramref name="cluster"/> (<c>llm</c> or <c>crm</c>) at a test's own
+    /// upstream, and sets its <c>HttpRequest</c> section when given.</summary>
+    public static JsonObject WithUpstream(this JsonObject config, string cluster, string url, JsonObject? httpRequest = null)
+    {
+        var entry = config["ReverseProxy"]!["Clusters"]![cluster]!.AsObject();
+        entry["Destinations"]!["d1"]!["Address"] = url;
+        if (httpRequest is not null)
+        {
+            entry["HttpRequest"] = httpRequest;
+        }
+
+        return config;
+    }
+
+    /// <summary>Adds cluster <paramref name="name"/> with one destination, <paramref name="url"/>.</summary>
+    public static JsonObject WithCluster(this JsonObject config, string name, string url)
+    {
+        config["ReverseProxy"]!["Clusters"]![name] = Cluster(url);
+        return config;
+    }
+
+    /// <summary>Adds route <paramref name="name"/>: <c>/{name}/…</c> (prefix removed) to cluster
+    /// <paramref name="cluster"/> at <paramref name="url"/> (added when missing) with
+    /// <paramref name="credential"/> and any other route metadata, opened by grant
+    /// <paramref name="grant"/> (the route's name by default; made and given to support-bot when missing).</summary>
+    public static JsonObject WithRoute(this JsonObject config, string name, string url, string credential = "crm", JsonObject? metadata = null, string? cluster = null, string? grant = null)
+    {
+        cluster ??= name;
+        grant ??= name;
+        var proxy = config["ReverseProxy"]!;
+        if (proxy["Clusters"]![cluster] is null)
+        {
+            config.WithCluster(cluster, url);
+        }
+
+        var route = Route($"/{name}/{{**rest}}", cluster, "/" + name, credential);
+        foreach (var (key, value) in metadata ?? new JsonObject())
+        {
+            route["Metadata"]![key] = value?.DeepClone();
+        }
+
+        proxy["Routes"]![name] = route;
+        var gateway = config["Gateway"]!;
+        if (gateway["Grants"]![grant] is JsonObject existing)
+        {
+            existing["Routes"]!.AsArray().Add(name);
+        }
+        else
+        {
+            gateway["Grants"]![grant] = new JsonObject { ["Routes"] = new JsonArray(name) };
+            gateway["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add(grant);
+        }
+
+        return config;
+    }
+
+    /// <summary>Turns on the admin API on a free loopback port, for <see cref="Clients.Operator"/>'s
+    /// tokens from <c>corp</c>; <paramref name="extra"/> adds settings (templates, DPoP).</summary>
+    public static JsonObject WithAdmin(this JsonObject config, JsonObject? extra = null)
+    {
+        var admin = new JsonObject
+        {
+            ["Urls"] = "http://127.0.0.1:0",
+            ["Issuer"] = "corp",
+            ["Subjects"] = new JsonArray(Clients.Operator),
+        };
+        foreach (var (key, value) in extra ?? new JsonObject())
+        {
+            admin[key] = value?.DeepClone();
+        }
+
+        config["Gateway"]!["Admin"] = admin;
+        return config;
+    }
+
+    /// <summary>Two listeners: <c>Http</c>, and <c>Agents</c> over TLS with a server certificate
+    /// issued by <paramref name="serverCa"/> — where agents can present client certificates.</summary>
+    public static JsonObject WithHttps(this JsonObject config, TestPki serverCa)
+    {
+        var (certificate, key) = serverCa.WritePem(serverCa.IssueServer());
+        config["Kestrel"] = new JsonObject
+        {
+            ["Endpoints"] = new JsonObject
+            {
+                ["Http"] = new JsonObject { ["Url"] = "http://127.0.0.1:0" },
+                ["Agents"] = new JsonObject
+                {
+                    ["Url"] = "https://127.0.0.1:0",
+                    ["Certificate"] = new JsonObject { ["Path"] = certificate, ["KeyPath"] = key },
+                },
+            },
+        };
+        return config;
+    }
+
+    /// <summary>Writes the audit trail to <paramref name="path"/>.</summary>
+    public static JsonObject WithAudit(this JsonObject config, string path)
+    {
+        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = path };
+        return config;
+    }
+
     private static JsonObject Route(string path, string cluster, string prefix, string credential) => new()
     {
         ["ClusterId"] = cluster,

@@ -24,7 +24,7 @@ public sealed class AdminTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task The_admin_api_answers_only_operators_and_only_on_its_own_listener()
     {
-        await using var gateway = await GatewayInstance.StartAsync(WithAdmin(fx.Config(withRedis: false)));
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false).WithAdmin());
         var admin = gateway.AdminAddress!;
         var operatorToken = await fx.AgentTokenAsync(Clients.Operator);
         var agentToken = await fx.AgentTokenAsync();
@@ -46,7 +46,7 @@ public sealed class AdminTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task The_inventory_shows_each_agent_its_identities_grants_expiry_and_activity()
     {
-        await using var gateway = await GatewayInstance.StartAsync(WithAdmin(fx.Config(withRedis: false)));
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false).WithAdmin());
         var operatorToken = await fx.AgentTokenAsync(Clients.Operator);
         using (await gateway.GetAsAgentAsync("/crm/accounts", await fx.AgentTokenAsync()))
         {
@@ -79,7 +79,7 @@ public sealed class AdminTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task A_revoke_on_one_replica_is_enforced_by_another_within_a_second_purges_its_tokens_and_survives_a_restart()
     {
-        var config = WithAdmin(fx.Config(withRedis: true));
+        var config = fx.Config(withRedis: true).WithAdmin();
         var agentToken = await fx.AgentTokenAsync();
         var userToken = await fx.UserTokenAsync("alice");
         var operatorToken = await fx.AgentTokenAsync(Clients.Operator);
@@ -157,7 +157,7 @@ public sealed class AdminTests(GatewayFixture fx) : IAsyncLifetime
     public async Task The_cli_lists_shows_and_revokes_through_the_admin_api()
     {
         var revocations = Path.Combine(Path.GetTempPath(), $"agentgateway-revocations-{Guid.NewGuid():N}.jsonl");
-        var config = WithAdmin(fx.Config(withRedis: false));
+        var config = fx.Config(withRedis: false).WithAdmin();
         config["Gateway"]!["Admin"]!["RevocationsFile"] = revocations;
         try
         {
@@ -198,17 +198,6 @@ public sealed class AdminTests(GatewayFixture fx) : IAsyncLifetime
         {
             File.Delete(revocations);
         }
-    }
-
-    private static JsonObject WithAdmin(JsonObject config)
-    {
-        config["Gateway"]!["Admin"] = new JsonObject
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["Issuer"] = "corp",
-            ["Subjects"] = new JsonArray(Clients.Operator),
-        };
-        return config;
     }
 
     private static async Task<long> CountAsync(ConnectionMultiplexer redis, string pattern)

@@ -33,7 +33,7 @@ public sealed class OperatorIdentityTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task A_dpop_bound_operator_token_works_only_with_a_fresh_proof_for_the_admin_listener()
     {
-        await using var gateway = await GatewayInstance.StartAsync(WithAdmin(fx.Config(withRedis: false)));
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false).WithAdmin());
         using var http = new HttpClient { BaseAddress = gateway.AdminAddress };
         var token = DpopProof.BoundToken(fx.Auth, Clients.Operator, _key);
         var url = new Uri(gateway.AdminAddress!, "/admin/agents").ToString();
@@ -74,7 +74,7 @@ public sealed class OperatorIdentityTests(GatewayFixture fx) : IAsyncLifetime
     [MemberData(nameof(Shapes))]
     public async Task An_operator_token_an_agent_could_not_use_is_refused_on_the_admin_api_too(string shape, string reason, string why)
     {
-        await using var gateway = await GatewayInstance.StartAsync(WithAdmin(fx.Config(withRedis: false)));
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false).WithAdmin());
         using var http = new HttpClient { BaseAddress = gateway.AdminAddress };
         var now = DateTime.UtcNow;
         var token = shape switch
@@ -101,7 +101,7 @@ public sealed class OperatorIdentityTests(GatewayFixture fx) : IAsyncLifetime
     [InlineData("admin")]
     public async Task Where_dpop_is_required_an_unbound_operator_token_is_refused(string where)
     {
-        var config = WithAdmin(fx.Config(withRedis: false));
+        var config = fx.Config(withRedis: false).WithAdmin();
         if (where == "issuer")
         {
             config["Gateway"]!["Inbound"]!["Issuers"]!["corp"]!["RequireDpop"] = true;
@@ -126,7 +126,7 @@ public sealed class OperatorIdentityTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task With_admin_public_origins_a_proof_must_name_one_of_them()
     {
-        var config = WithAdmin(fx.Config(withRedis: false));
+        var config = fx.Config(withRedis: false).WithAdmin();
         config["Gateway"]!["Admin"]!["PublicOrigins"] = new JsonArray("https://admin.gateway.example");
         await using var gateway = await GatewayInstance.StartAsync(config);
         using var http = new HttpClient { BaseAddress = gateway.AdminAddress };
@@ -176,16 +176,5 @@ public sealed class OperatorIdentityTests(GatewayFixture fx) : IAsyncLifetime
         }
 
         return await http.SendAsync(request);
-    }
-
-    private static JsonObject WithAdmin(JsonObject config)
-    {
-        config["Gateway"]!["Admin"] = new JsonObject
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["Issuer"] = "corp",
-            ["Subjects"] = new JsonArray(Clients.Operator),
-        };
-        return config;
     }
 }

@@ -30,7 +30,7 @@ public sealed class ClassesAndEphemeralAgentsTests(GatewayFixture fx) : IAsyncLi
     [Fact]
     public async Task Instances_of_a_class_are_listed_separately_and_one_can_be_revoked_alone()
     {
-        var config = WithAdmin(fx.Config(withRedis: false));
+        var config = WithTemplates(fx.Config(withRedis: false));
         config["Gateway"]!["Agents"]!["workers"] = new JsonObject
         {
             ["Owner"] = "batch-team@example.test",
@@ -66,7 +66,7 @@ public sealed class ClassesAndEphemeralAgentsTests(GatewayFixture fx) : IAsyncLi
     [Fact]
     public async Task An_ephemeral_agent_is_registered_used_on_another_replica_and_refused_when_its_time_is_up()
     {
-        var config = WithAdmin(fx.Config(withRedis: true));
+        var config = WithTemplates(fx.Config(withRedis: true));
         // Both replicas read one clock, which the test moves past the agent's time.
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var first = await GatewayInstance.StartAsync(config, time);
@@ -110,25 +110,19 @@ public sealed class ClassesAndEphemeralAgentsTests(GatewayFixture fx) : IAsyncLi
         Assert.DoesNotContain(list.EnumerateArray(), a => a.GetProperty("id").GetString() == "tmp-bot");
     }
 
-    private static JsonObject WithAdmin(JsonObject config)
+    /// <summary>The admin API with template <c>ticket-bot</c> for ephemeral agents.</summary>
+    private static JsonObject WithTemplates(JsonObject config) => config.WithAdmin(new JsonObject
     {
-        config["Gateway"]!["Admin"] = new JsonObject
+        ["Templates"] = new JsonObject
         {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["Issuer"] = "corp",
-            ["Subjects"] = new JsonArray(Clients.Operator),
-            ["Templates"] = new JsonObject
+            ["ticket-bot"] = new JsonObject
             {
-                ["ticket-bot"] = new JsonObject
-                {
-                    ["Grants"] = new JsonArray("crm-read"),
-                    ["Issuers"] = new JsonArray("corp"),
-                    ["MaxTimeToLive"] = "00:10:00",
-                },
+                ["Grants"] = new JsonArray("crm-read"),
+                ["Issuers"] = new JsonArray("corp"),
+                ["MaxTimeToLive"] = "00:10:00",
             },
-        };
-        return config;
-    }
+        },
+    });
 
     private static Task<HttpResponseMessage> RegisterAsync(HttpClient admin, string token, string id, string[] grants, string ttl, string subject) =>
         SendAsync(admin, HttpMethod.Post, "/admin/agents", token, JsonSerializer.Serialize(new

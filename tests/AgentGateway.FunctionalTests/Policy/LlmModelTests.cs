@@ -161,9 +161,8 @@ public sealed class LlmModelTests(GatewayFixture fx) : IAsyncLifetime
 
     private JsonObject Config()
     {
-        var config = fx.Config(withRedis: false);
+        var config = fx.Config(withRedis: false).WithUpstream("llm", _upstream.Url);
         var routes = config["ReverseProxy"]!["Routes"]!.AsObject();
-        config["ReverseProxy"]!["Clusters"]!["llm"]!["Destinations"]!["d1"]!["Address"] = _upstream.Url;
         routes["openai"]!["Metadata"]!["Inspect"] = "Llm";
         routes["anthropic"]!["Metadata"]!["Inspect"] = "Llm";
         routes["anthropic"]!["Metadata"]!["LlmProvider"] = "Anthropic";

@@ -261,7 +261,7 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
         };
         config["Gateway"]!["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("crm-tighter");
         var audit = Path.Combine(Path.GetTempPath(), $"agentgateway-shadow-{Guid.NewGuid():N}.jsonl");
-        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = audit };
+        config.WithAudit(audit);
         var gateway = await GatewayInstance.StartAsync(config);
         try
         {
@@ -357,15 +357,8 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task An_inspected_body_is_searched_as_it_was_parsed_its_names_its_decoded_strings_and_hop_tokens_in_it()
     {
-        var config = WithModels(fx.Config(withRedis: false), "gpt-4o-mini");
-        await using var gateway = await GatewayInstance.StartAsync(config);
-        var token = await fx.AgentTokenAsync();
-        using (var warm = await gateway.GetAsAgentAsync("/crm/accounts", token))
-        {
-            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
-        }
-
-        var hopToken = fx.Crm.Header(0, "Authorization")!["Bearer ".Length..];
+        var (started, token, hopToken) = await StartWithAHopTokenAsync();
+        await using var gateway = started;
         var escaped = string.Concat(fx.OpenAiKey.Select(c => $"\\u{(int)c:x4}"));
         static string Chat(string extra) => "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]" + extra + "}";
 
@@ -385,15 +378,8 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task A_secret_the_gateway_holds_coming_back_from_the_agent_is_refused_and_recorded()
     {
-        var config = WithModels(fx.Config(withRedis: false), "gpt-4o-mini");
-        await using var gateway = await GatewayInstance.StartAsync(config);
-        var token = await fx.AgentTokenAsync();
-        using (var warm = await gateway.GetAsAgentAsync("/crm/accounts", token))
-        {
-            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
-        }
-
-        var hopToken = fx.Crm.Header(0, "Authorization")!["Bearer ".Length..];
+        var (started, token, hopToken) = await StartWithAHopTokenAsync();
+        await using var gateway = started;
         using var inHeader = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts", token, headers: ("X-Debug", "key=" + fx.OpenAiKey));
         using var inQuery = await SendAsync(gateway, HttpMethod.Get, "/crm/accounts?note=" + Uri.EscapeDataString("token " + hopToken), token);
         using var inBody = await SendAsync(gateway, HttpMethod.Post, "/llm/openai/v1/chat/completions", token,
@@ -447,6 +433,28 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     /// <summary>Route <c>openai</c> inspects LLM bodies; grant <c>llm</c> allows <paramref name="models"/> there.</summary>
+    /// <summary>A gateway allowing <c>gpt-4o-mini</c>, the agent's token, and the CRM hop token the
+    /// gateway fetched for one request: a secret of the gateway's that an agent could send back.</summary>
+    private async Task<(GatewayInstance Gateway, string Token, string HopToken)> StartWithAHopTokenAsync()
+    {
+        var gateway = await GatewayInstance.StartAsync(WithModels(fx.Config(withRedis: false), "gpt-4o-mini"));
+        try
+        {
+            var token = await fx.AgentTokenAsync();
+            using (var warm = await gateway.GetAsAgentAsync("/crm/accounts", token))
+            {
+                Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+            }
+
+            return (gateway, token, fx.Crm.Header(0, "Authorization")!["Bearer ".Length..]);
+        }
+        catch
+        {
+            await gateway.DisposeAsync();
+            throw;
+        }
+    }
+
     private static JsonObject WithModels(JsonObject config, params string[] models)
     {
         config["ReverseProxy"]!["Routes"]!["openai"]!["Metadata"]!["Inspect"] = "Llm";

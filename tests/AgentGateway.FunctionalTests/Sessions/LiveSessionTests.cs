@@ -113,20 +113,7 @@ public sealed class LiveSessionTests(GatewayFixture fx) : IAsyncLifetime
         // X.509 times are whole seconds.
         var expiresAt = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddSeconds(4).ToUnixTimeSeconds());
         using var certificate = agentCa.IssueClient("bot.agents.example", notAfter: expiresAt);
-        var config = Config(withRedis: false);
-        var (serverCertificate, serverKey) = serverCa.WritePem(serverCa.IssueServer());
-        config["Kestrel"] = new JsonObject
-        {
-            ["Endpoints"] = new JsonObject
-            {
-                ["Http"] = new JsonObject { ["Url"] = "http://127.0.0.1:0" },
-                ["Agents"] = new JsonObject
-                {
-                    ["Url"] = "https://127.0.0.1:0",
-                    ["Certificate"] = new JsonObject { ["Path"] = serverCertificate, ["KeyPath"] = serverKey },
-                },
-            },
-        };
+        var config = Config(withRedis: false).WithHttps(serverCa);
         config["Gateway"]!["Inbound"]!["ClientCertificates"] = new JsonObject { ["TrustBundle"] = "file:" + agentCa.WriteAuthorityPem() };
         config["Gateway"]!["Agents"]!["support-bot"]!["Identities"]!.AsArray().Add(new JsonObject { ["CertificateSan"] = "dns:bot.agents.example" });
         await using var gateway = await GatewayInstance.StartAsync(config);
@@ -169,32 +156,9 @@ public sealed class LiveSessionTests(GatewayFixture fx) : IAsyncLifetime
         await AssertAuditedAsync("grant-removed");
     }
 
-    private JsonObject Config(bool withRedis)
-    {
-        var config = fx.Config(withRedis);
-        config["ReverseProxy"]!["Clusters"]!["live"] = new JsonObject
-        {
-            ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _upstream.Url } },
-        };
-        config["ReverseProxy"]!["Routes"]!["live"] = new JsonObject
-        {
-            ["ClusterId"] = "live",
-            ["Match"] = new JsonObject { ["Path"] = "/live/{**rest}" },
-            ["Transforms"] = new JsonArray(new JsonObject { ["PathRemovePrefix"] = "/live" }),
-            ["Metadata"] = new JsonObject { ["Credential"] = "crm" },
-        };
-        var gateway = config["Gateway"]!;
-        gateway["Grants"]!["live"] = new JsonObject { ["Routes"] = new JsonArray("live") };
-        gateway["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("live");
-        gateway["Audit"] = new JsonObject { ["Path"] = _audit };
-        gateway["Admin"] = new JsonObject
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["Issuer"] = "corp",
-            ["Subjects"] = new JsonArray(Clients.Operator),
-        };
-        return config;
-    }
+    /// <summary>Route <c>live</c> to the live upstream with the CRM hop, the audit trail and the admin API.</summary>
+    private JsonObject Config(bool withRedis) =>
+        fx.Config(withRedis).WithRoute("live", _upstream.Url).WithAudit(_audit).WithAdmin();
 
     private static async Task<OpenStream> OpenAsync(GatewayInstance gateway, string path, string token)
     {

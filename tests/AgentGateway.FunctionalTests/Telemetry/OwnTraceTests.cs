@@ -35,10 +35,8 @@ public sealed class OwnTraceTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task Every_request_is_recorded_under_the_gateways_own_trace_and_the_agents_apart()
     {
-        var config = fx.Config(withRedis: false);
-        config["ReverseProxy"]!["Clusters"]!["llm"]!["Destinations"]!["d1"]!["Address"] = _upstream.Url;
+        var config = fx.Config(withRedis: false).WithUpstream("llm", _upstream.Url).WithAudit(_audit);
         config["ReverseProxy"]!["Routes"]!["openai"]!["Metadata"]!["Provenance"] = "true";
-        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = _audit };
         await using var gateway = await GatewayInstance.StartAsync(config);
         var chosen = $"traceparent: 00-{AgentTrace}-00f067aa0ba902b7-01\r\ntracestate: agent=chosen-state\r\nbaggage: user=mallory\r\n";
 
@@ -88,9 +86,7 @@ public sealed class OwnTraceTests(GatewayFixture fx) : IAsyncLifetime
     [Fact]
     public async Task A_traceparent_naming_another_requests_trace_does_not_join_it()
     {
-        var config = fx.Config(withRedis: false);
-        config["ReverseProxy"]!["Clusters"]!["llm"]!["Destinations"]!["d1"]!["Address"] = _upstream.Url;
-        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = _audit };
+        var config = fx.Config(withRedis: false).WithUpstream("llm", _upstream.Url).WithAudit(_audit);
         await using var gateway = await GatewayInstance.StartAsync(config);
 
         var refused = await RawHttp.SendAsync(gateway, Get("/billing/invoices", ""));

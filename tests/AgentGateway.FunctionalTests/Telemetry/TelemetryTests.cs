@@ -189,8 +189,7 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
     public async Task Exporting_nothing_registers_no_telemetry_and_still_passes_the_audited_trace_on()
     {
         var token = await fx.AgentTokenAsync();
-        var config = fx.Config(withRedis: false);
-        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = _audit };
+        var config = fx.Config(withRedis: false).WithAudit(_audit);
         const string agentTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
         await using (var gateway = await GatewayInstance.StartAsync(config))
         {
@@ -351,8 +350,7 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
         config["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
         config["OTEL_BSP_SCHEDULE_DELAY"] = "100";
         config["OTEL_METRIC_EXPORT_INTERVAL"] = "200";
-        config["Gateway"]!["Audit"] = new JsonObject { ["Path"] = _audit };
-        return config;
+        return config.WithAudit(_audit);
     }
 
     /// <summary>The trace ids of the audit records of <paramref name="event"/>, in order.</summary>

@@ -135,13 +135,7 @@ public sealed class WebSocketTunnelTests(GatewayFixture fx) : IAsyncLifetime
     [InlineData("h2c")]
     public async Task Revocation_at_one_replica_closes_a_WebSocket_held_at_another_within_a_second(string listener)
     {
-        var config = Config(withRedis: true);
-        config["Gateway"]!["Admin"] = new JsonObject
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["Issuer"] = "corp",
-            ["Subjects"] = new JsonArray(Clients.Operator),
-        };
+        var config = Config(withRedis: true).WithAdmin();
         await using var first = await GatewayInstance.StartAsync(config);
         await using var second = await GatewayInstance.StartAsync(_endpoints.With(config.DeepClone().AsObject()));
         _token = await fx.AgentTokenAsync();
@@ -201,8 +195,7 @@ public sealed class WebSocketTunnelTests(GatewayFixture fx) : IAsyncLifetime
 #pragma warning restore CA5350
             return Encoding.ASCII.GetBytes($"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
         };
-        var config = Config();
-        config["ReverseProxy"]!["Clusters"]!["live"]!["Destinations"]!["d1"]!["Address"] = raw.Url;
+        var config = Config().WithUpstream("live", raw.Url);
         await using var gateway = await GatewayInstance.StartAsync(_endpoints.With(config));
         _token = await fx.AgentTokenAsync();
 
@@ -228,32 +221,11 @@ public sealed class WebSocketTunnelTests(GatewayFixture fx) : IAsyncLifetime
             refused.Problems.Select(p => p.Path).Where(p => p.EndsWith(":Upgrade", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
     }
 
-    private JsonObject Config(bool withRedis = false)
-    {
-        var config = fx.Config(withRedis);
-        config["ReverseProxy"]!["Clusters"]!["live"] = new JsonObject
-        {
-            ["Destinations"] = new JsonObject { ["d1"] = new JsonObject { ["Address"] = _upstream.Url } },
-        };
-        config["ReverseProxy"]!["Routes"]!["tunnel"] = new JsonObject
-        {
-            ["ClusterId"] = "live",
-            ["Match"] = new JsonObject { ["Path"] = "/tunnel/{**rest}" },
-            ["Transforms"] = new JsonArray(new JsonObject { ["PathRemovePrefix"] = "/tunnel" }),
-            ["Metadata"] = new JsonObject { ["Credential"] = "crm", ["Upgrade"] = "WebSocket" },
-        };
-        config["ReverseProxy"]!["Routes"]!["closed"] = new JsonObject
-        {
-            ["ClusterId"] = "live",
-            ["Match"] = new JsonObject { ["Path"] = "/closed/{**rest}" },
-            ["Transforms"] = new JsonArray(new JsonObject { ["PathRemovePrefix"] = "/closed" }),
-            ["Metadata"] = new JsonObject { ["Credential"] = "crm" },
-        };
-        var gateway = config["Gateway"]!;
-        gateway["Grants"]!["tunnel"] = new JsonObject { ["Routes"] = new JsonArray("tunnel", "closed") };
-        gateway["Agents"]!["support-bot"]!["Grants"]!.AsArray().Add("tunnel");
-        return config;
-    }
+    /// <summary>Route <c>tunnel</c>, opted in to WebSockets, and <c>closed</c>, not, both to the live
+    /// upstream with the CRM hop under one grant.</summary>
+    private JsonObject Config(bool withRedis = false) => fx.Config(withRedis)
+        .WithRoute("tunnel", _upstream.Url, metadata: new JsonObject { ["Upgrade"] = "WebSocket" }, cluster: "live")
+        .WithRoute("closed", _upstream.Url, cluster: "live", grant: "tunnel");
 
     private async Task<ClientWebSocket> ConnectAsync(GatewayInstance gateway, string listener, string path)
     {
