@@ -376,6 +376,30 @@ public sealed class PolicyTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_secret_outside_any_string_of_an_inspected_body_is_found_in_its_raw_text()
+    {
+        // A key of digits (an account number, a PIN-like key) sent as a JSON number: no name or
+        // string holds it, only the body's raw text does.
+        const string variable = "AGW_TEST_NUMERIC_KEY";
+        var numeric = "7" + string.Concat(Enumerable.Range(0, 23).Select(_ => (char)('0' + Random.Shared.Next(10))));
+        Environment.SetEnvironmentVariable(variable, numeric);
+        var config = WithModels(fx.Config(withRedis: false), "gpt-4o-mini")
+            .WithHop("numeric", new JsonObject { ["Kind"] = "ApiKey", ["Header"] = "X-Api-Key", ["Format"] = "{secret}", ["Secret"] = "env:" + variable });
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var token = await fx.AgentTokenAsync();
+        static string Chat(string extra) => "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]" + extra + "}";
+
+        using var clean = await SendAsync(gateway, HttpMethod.Post, "/llm/openai/v1/chat/completions", token, Chat(",\"seed\":42"));
+        using var asNumber = await SendAsync(gateway, HttpMethod.Post, "/llm/openai/v1/chat/completions", token, Chat($",\"seed\":{numeric}"));
+
+        Assert.Equal(HttpStatusCode.OK, clean.StatusCode);
+        await ProblemAssert.IsProblemAsync(asNumber, HttpStatusCode.Forbidden, "secret-in-request");
+        Assert.Single(fx.Llm.Received);
+        fx.Llm.AssertNeverSaw(numeric);
+        fx.Llm.AssertNeverSaw(token);
+    }
+
+    [Fact]
     public async Task A_secret_the_gateway_holds_coming_back_from_the_agent_is_refused_and_recorded()
     {
         var (started, token, hopToken) = await StartWithAHopTokenAsync();

@@ -55,8 +55,9 @@ public sealed class AuditLogTests : IDisposable
         disk!.FailNext = 2;
         await Record(audit, 3, 5);
         await WaitUntil(() => disk.Failures == 1);
-        // Nothing is written again until the writer's clock says so.
-        await Task.Delay(50);
+        // Nothing is written again until the writer's clock says so. Three first waits on the real
+        // clock: a writer waiting on that clock instead would have tried again by now.
+        await Task.Delay(AuditLog.FirstRetryDelay * 3);
         Assert.Equal(1, disk.Failures);
         await WaitUntil(() =>
         {
