@@ -135,7 +135,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 
         if (allowed.RateLimit is { } limit)
         {
-            var hit = await state.HitAsync(RateKey(request.Agent.Id, allowed), limit, now, cancellationToken);
+            var hit = await state.HitAsync(RateKeyOf(request.Agent.Id, allowed), limit, now, cancellationToken);
             if (!hit.Allowed)
             {
                 return new PolicyDecision(allowed, Refusal.RateLimited(
@@ -165,7 +165,7 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
                     {
                         (records ??= []).Add($"{grant.Name}: {failure.Reason}");
                     }
-                    else if (grant.RateLimit is { } limit && !(await state.HitAsync($"shadow:{request.Agent.Id}:{grant.Name}", limit, now, cancellationToken)).Allowed)
+                    else if (grant.RateLimit is { } limit && !(await state.HitAsync(new RateKey(request.Agent.Id, grant.Name, Shadow: true), limit, now, cancellationToken)).Allowed)
                     {
                         (records ??= []).Add($"{grant.Name}: rate-limited");
                     }
@@ -432,11 +432,11 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
             return null;
         }
 
-        var hit = await state.HitAsync(RateKey(agentId, grant), limit, time.GetUtcNow(), cancellationToken);
+        var hit = await state.HitAsync(RateKeyOf(agentId, grant), limit, time.GetUtcNow(), cancellationToken);
         return hit.Allowed ? null : Refusal.RateLimited($"grant '{grant.Name}' allows agent '{agentId}' {limit.Requests} requests per {limit.Window}", hit.RetryAfter);
     }
 
-    private static string RateKey(string agentId, Grant grant) => $"{agentId}:{grant.Name}";
+    private static RateKey RateKeyOf(string agentId, Grant grant) => new(agentId, grant.Name);
 
     /// <summary>Names an agent or upstream supplied go into problem bodies, logs and audit records: short and plain.</summary>
     internal static string Printable(string text) =>

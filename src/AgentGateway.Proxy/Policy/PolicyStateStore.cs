@@ -21,6 +21,14 @@ public sealed record TaskStep(string Grant, string Route, DateTimeOffset At)
 /// <param name="Scope">The index of the history (in the order the check named them).</param>
 public sealed record HistoryHit(int Scope, TaskStep Step);
 
+/// <summary>What a rate limit counts: one agent's requests under one grant (and, apart, what a
+/// shadow grant would have counted). A value, so counting in process builds no string; its text,
+/// the shared store's key, is <c>agent:grant</c> or <c>shadow:agent:grant</c>.</summary>
+public readonly record struct RateKey(string AgentId, string Grant, bool Shadow = false)
+{
+    public override string ToString() => Shadow ? $"shadow:{AgentId}:{Grant}" : $"{AgentId}:{Grant}";
+}
+
 /// <summary>The answer to a rate-limit hit.</summary>
 public readonly record struct RateOutcome(bool Allowed, TimeSpan RetryAfter);
 
@@ -28,7 +36,7 @@ public readonly record struct RateOutcome(bool Allowed, TimeSpan RetryAfter);
 public interface IPolicyStateStore
 {
     /// <summary>Counts one request against <paramref name="key"/> in the fixed window containing <paramref name="now"/>.</summary>
-    ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken);
+    ValueTask<RateOutcome> HitAsync(RateKey key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
     /// Atomically, across all of <paramref name="scopes"/> (histories: an agent instance's, a
@@ -51,7 +59,7 @@ public sealed class PolicyStateUnavailableException(string message, Exception? i
 /// <summary>State in this process only: one replica, or the fallback for rate limits while Redis is away.</summary>
 public sealed class InProcessPolicyStateStore(TimeProvider time) : IPolicyStateStore
 {
-    private readonly ConcurrentDictionary<string, (long Window, int Count)> _counters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<RateKey, (long Window, int Count)> _counters = new();
     private readonly ConcurrentDictionary<string, TaskHistory> _tasks = new(StringComparer.Ordinal);
 
     // One lock for every check-and-record and for sweeping histories: a step spans several
@@ -86,11 +94,16 @@ public sealed class InProcessPolicyStateStore(TimeProvider time) : IPolicyStateS
         return ValueTask.FromResult(claimed);
     }
 
-    public ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken)
+    public ValueTask<RateOutcome> HitAsync(RateKey key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken)
     {
         Sweep();
         var window = now.ToUnixTimeMilliseconds() / (long)limit.Window.TotalMilliseconds;
-        var entry = _counters.AddOrUpdate(key, (window, 1), (_, old) => old.Window == window ? (window, old.Count + 1) : (window, 1));
+        // Static callbacks with the window as their argument: no closure per request.
+        var entry = _counters.AddOrUpdate(
+            key,
+            static (_, window) => (window, 1),
+            static (_, old, window) => old.Window == window ? (window, old.Count + 1) : (window, 1),
+            window);
         var windowEnd = DateTimeOffset.FromUnixTimeMilliseconds((window + 1) * (long)limit.Window.TotalMilliseconds);
         return ValueTask.FromResult(new RateOutcome(entry.Count <= limit.Requests, windowEnd - now));
     }
@@ -208,7 +221,7 @@ public sealed partial class RedisPolicyStateStore(
         return hits
         """;
 
-    public async ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<RateOutcome> HitAsync(RateKey key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var windowMs = (long)limit.Window.TotalMilliseconds;
         var window = now.ToUnixTimeMilliseconds() / windowMs;

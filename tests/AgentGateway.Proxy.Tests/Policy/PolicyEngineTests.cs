@@ -365,7 +365,7 @@ public sealed class PolicyEngineTests
     {
         private readonly InProcessPolicyStateStore _inner = new(time);
 
-        public ValueTask<RateOutcome> HitAsync(string key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken) =>
+        public ValueTask<RateOutcome> HitAsync(RateKey key, RateLimit limit, DateTimeOffset now, CancellationToken cancellationToken) =>
             _inner.HitAsync(key, limit, now, cancellationToken);
 
         public ValueTask<IReadOnlyList<HistoryHit>> CheckAndRecordAsync(
