@@ -7,13 +7,15 @@ using Microsoft.Extensions.Primitives;
 namespace AgentGateway.Host;
 
 /// <summary>
-/// The configuration file, reloaded when it changes, woken by nothing else. The framework's file
+/// The configuration file, reloaded when it changes and on nothing else. The framework's file
 /// watch for <c>AddJsonFile</c> watches the file's whole directory tree and matches every event
 /// against the file: an audit log, a socket or a cache written next to the configuration wakes it
-/// on every write (2 % of a loaded gateway's CPU, measured). This one asks the operating system
-/// only for the file's own name in its own directory — which still sees the file written in place,
-/// replaced by a rename (editors, <c>mv</c>), deleted and created again — and, when the file is a
-/// symbolic link into a subdirectory, for that subdirectory's entry too: Kubernetes mounts a
+/// on every write (2 % of a loaded gateway's CPU, measured). This one watches the file's own
+/// directory, not its subtree, and raises only for the file's own name — which still sees the file
+/// written in place, replaced by a rename (editors, <c>mv</c>), deleted and created again. (On
+/// Linux, inotify has no name filter: the runtime's watcher thread still reads each event in the
+/// directory and drops those naming another file before any callback, token or reload runs.) It
+/// also raises for the subdirectory entry a symbolic-link file points through: Kubernetes mounts a
 /// ConfigMap as <c>gateway.json → ..data/gateway.json</c> and <c>..data → ..2026_11_28_…</c>, and
 /// updates it by renaming a new <c>..data</c> link over the old one, which changes nothing named
 /// <c>gateway.json</c>. With <c>DOTNET_USE_POLLING_FILE_WATCHER</c> set, the framework's polling
