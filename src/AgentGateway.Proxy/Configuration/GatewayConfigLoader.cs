@@ -65,8 +65,8 @@ public sealed class GatewayConfigLoader(
         var credentialSet = credentials.Build(definitions, cache, "Gateway:Credentials", problems);
         ClusterRules.Check(clusters, definitions, problems);
         var gatewayRoutes = RouteCompiler.Compile(routes, clusters, definitions, credentialSet, inbound.Policy.Delegation, problems);
-        var grants = PolicyConfigReader.ReadGrants(gateway.GetSection("Grants"), gatewayRoutes, problems);
-        var policy = PolicyConfigReader.ReadPolicy(gateway.GetSection("Policy"), grants, problems);
+        var grants = GrantCompiler.Compile(gateway.GetSection("Grants"), gatewayRoutes, problems);
+        var policy = PolicyCompiler.Compile(gateway.GetSection("Policy"), grants, problems);
         AuditCompiler.Check(gateway.GetSection("Audit"), problems);
         var admin = AdminCompiler.Compile(gateway.GetSection("Admin"), inbound.IssuerNames, grants, problems);
         var provenance = ProvenanceCompiler.Compile(gateway.GetSection("Provenance"), time, problems);
@@ -75,7 +75,7 @@ public sealed class GatewayConfigLoader(
             routes,
             [inbound.Policy.Delegation.Header, policy.TaskHeader, inbound.Policy.StaticKeyHeader ?? policy.TaskHeader, provenance?.Options.Header ?? policy.TaskHeader],
             problems);
-        var databases = DatabaseConfigReader.Read(gateway.GetSection("Databases"), gateway.GetSection("Grants"), grants, credentialSet, fingerprint, time, problems);
+        var databases = DatabaseCompiler.Compile(gateway.GetSection("Databases"), gateway.GetSection("Grants"), grants, credentialSet, fingerprint, time, problems);
 
         if (problems.Any)
         {

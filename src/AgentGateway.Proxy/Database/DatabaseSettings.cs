@@ -3,7 +3,7 @@ using AgentGateway.Configuration;
 namespace AgentGateway.Proxy.Database;
 
 // The shape of `Gateway:Databases` and of a grant's `Databases`, as operators write them. Bound,
-// then validated and compiled by DatabaseConfigReader into a DatabaseCatalog; nothing on the
+// then validated and compiled by DatabaseCompiler into a DatabaseCatalog; nothing on the
 // connection path reads these records.
 
 /// <summary><c>Gateway:Databases:{name}</c>: one PostgreSQL database agents reach through the gateway,

@@ -17,7 +17,7 @@ namespace AgentGateway.Proxy.Database;
 /// an upstream without verified TLS off loopback, a grant naming a database, credential or role
 /// that cannot work. Certificates, keys and passwords are read here, once per revision.
 /// </summary>
-internal static class DatabaseConfigReader
+internal static class DatabaseCompiler
 {
     /// <summary>The credential kinds whose token can be a database password.</summary>
     private static readonly FrozenSet<CredentialKind> TokenKinds = FrozenSet.ToFrozenSet(
@@ -27,7 +27,7 @@ internal static class DatabaseConfigReader
     /// names the gateway tells apart could be one role there.</summary>
     private const int MaxRoleBytes = 63;
 
-    public static DatabaseCatalog Read(
+    public static DatabaseCatalog Compile(
         IConfigurationSection databases,
         IConfigurationSection grantsSection,
         IReadOnlyDictionary<string, Grant> grants,

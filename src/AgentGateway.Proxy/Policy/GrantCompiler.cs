@@ -8,11 +8,11 @@ using Microsoft.Extensions.Configuration;
 namespace AgentGateway.Proxy.Policy;
 
 /// <summary>
-/// Compiles <c>Gateway:Grants</c> and <c>Gateway:Policy</c>, listing every problem with its path:
-/// patterns that cannot match, restrictions the route cannot enforce (a tool list on a route whose
-/// bodies are not inspected would silently allow every tool), time zones that do not exist.
+/// Compiles <c>Gateway:Grants</c>, listing every problem with its path: patterns that cannot
+/// match, restrictions the route cannot enforce (a tool list on a route whose bodies are not
+/// inspected would silently allow every tool), time zones that do not exist.
 /// </summary>
-internal static class PolicyConfigReader
+internal static class GrantCompiler
 {
     private static readonly FrozenSet<string> HttpMethods = FrozenSet.ToFrozenSet(
         ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], StringComparer.Ordinal);
@@ -28,7 +28,7 @@ internal static class PolicyConfigReader
         ["Sun"] = DayOfWeek.Sunday,
     };
 
-    public static FrozenDictionary<string, Grant> ReadGrants(IConfigurationSection section, IReadOnlyDictionary<string, GatewayRoute> routes, ConfigProblems problems)
+    public static FrozenDictionary<string, Grant> Compile(IConfigurationSection section, IReadOnlyDictionary<string, GatewayRoute> routes, ConfigProblems problems)
     {
         var grants = new Dictionary<string, Grant>(StringComparer.OrdinalIgnoreCase);
         foreach (var entry in section.GetChildren())
@@ -128,52 +128,6 @@ internal static class PolicyConfigReader
         }
 
         return grants.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
-    }
-
-    public static PolicyOptions ReadPolicy(IConfigurationSection section, IReadOnlyDictionary<string, Grant> grants, ConfigProblems problems)
-    {
-        var s = SectionReader.Read<PolicySettings>(section, problems);
-        if (s.MaxInspectedBodyBytes is < 1024 or > 64 * 1024 * 1024)
-        {
-            problems.Add(section.Path + ":MaxInspectedBodyBytes", "must be between 1024 and 67108864");
-        }
-
-        if (s.MaxServerEventBytes is < 1024 or > 64 * 1024 * 1024)
-        {
-            problems.Add(section.Path + ":MaxServerEventBytes", "must be between 1024 and 67108864");
-        }
-
-        HeaderName.TryRead(section.Path + ":Task:Header", s.Task.Header, problems, out _);
-        if (s.Task.Ttl < TimeSpan.FromMinutes(1) || s.Task.Ttl > TimeSpan.FromDays(7))
-        {
-            problems.Add(section.Path + ":Task:Ttl", "must be between 00:01:00 and 7.00:00:00");
-        }
-
-        var names = grants.Values.SelectMany(g => g.Labels.Append(g.Name)).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        var rules = new List<SeparationRule>();
-        foreach (var entry in section.GetSection("Separation").GetChildren())
-        {
-            var rule = SectionReader.Read<SeparationRuleSettings>(entry, problems);
-            if (rule.After.Length == 0 || rule.Deny.Length == 0)
-            {
-                problems.Add(entry.Path, "a separation rule needs After and Deny");
-            }
-
-            foreach (var (list, key) in new[] { (rule.After, "After"), (rule.Deny, "Deny") })
-            {
-                for (var i = 0; i < list.Length; i++)
-                {
-                    if (!names.Contains(list[i]))
-                    {
-                        problems.Add($"{entry.Path}:{key}:{i}", $"'{list[i]}' is neither a grant nor a grant label");
-                    }
-                }
-            }
-
-            rules.Add(new SeparationRule(entry.Key, rule.After, rule.Deny, rule.Shadow, rule.RequireTask));
-        }
-
-        return new PolicyOptions(s.MaxInspectedBodyBytes, s.MaxServerEventBytes, s.Task.Header, s.Task.Claim, s.Task.Ttl, rules);
     }
 
     /// <summary>A pattern with each wildcard standing for one plain character.</summary>
