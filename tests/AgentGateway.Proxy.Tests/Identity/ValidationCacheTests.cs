@@ -1,8 +1,7 @@
 using System.Collections.Frozen;
 using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Identity;
-using AgentGateway.Proxy.Policy;
-using AgentGateway.Proxy.Routes;
+using AgentGateway.Proxy.Tests.Configuration;
 using Microsoft.AspNetCore.Http;
 
 namespace AgentGateway.Proxy.Tests.Identity;
@@ -64,19 +63,6 @@ public sealed class ValidationCacheTests
     }
 
     /// <summary>A revision that is only its inbound token size limit: what reading a header needs.</summary>
-    private static GatewayRevision Revision() => new()
-    {
-        Number = 1,
-        LoadedAt = default,
-        Routes = [],
-        Clusters = [],
-        GatewayRoutes = FrozenDictionary<string, GatewayRoute>.Empty,
-        Inbound = new InboundOptions(FrozenDictionary<string, TrustedIssuer>.Empty, 16 * 1024, null!),
-        Agents = null!,
-        Credentials = null!,
-        Grants = FrozenDictionary<string, Grant>.Empty,
-        Policy = null!,
-        Process = null!,
-        Provenance = null!,
-    };
+    private static GatewayRevision Revision() =>
+        BareRevision.Of(1, new InboundOptions(FrozenDictionary<string, TrustedIssuer>.Empty, 16 * 1024, null!));
 }

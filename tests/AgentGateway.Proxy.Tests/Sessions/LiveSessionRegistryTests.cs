@@ -3,10 +3,10 @@ using AgentGateway.Proxy.Configuration;
 using AgentGateway.Proxy.Inventory;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Sessions;
+using AgentGateway.Proxy.Tests.Configuration;
 using AgentGateway.Proxy.Tests.Policy;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
-using AgentGateway.Proxy.Routes;
 
 namespace AgentGateway.Proxy.Tests.Sessions;
 
@@ -196,21 +196,7 @@ public sealed class LiveSessionRegistryTests : IDisposable
     }
 
     /// <summary>A revision that is only its number: what the registry compares.</summary>
-    private static GatewayRevision Revision(long number) => new()
-    {
-        Number = number,
-        LoadedAt = default,
-        Routes = [],
-        Clusters = [],
-        GatewayRoutes = FrozenDictionary<string, GatewayRoute>.Empty,
-        Inbound = null!,
-        Agents = null!,
-        Credentials = null!,
-        Grants = FrozenDictionary<string, Grant>.Empty,
-        Policy = null!,
-        Process = null!,
-        Provenance = null!,
-    };
+    private static GatewayRevision Revision(long number) => BareRevision.Of(number);
 
     private sealed class Session(string agentId, string? instance = null) : ILiveSession
     {
