@@ -15,9 +15,14 @@ internal sealed record RotatingHeader(string Name, IReadOnlyList<string> Values)
 /// <summary>What one load run measured. Latencies in milliseconds.</summary>
 /// <param name="BehindSchedule">At a fixed rate: fewer answers than the schedule asked for, so
 /// the target (or the load generator) is saturated and the latencies say nothing about the rate.</param>
-internal sealed record Measurement(long Requests, double Seconds, double P50, double P99, long Failures, string? FailureDetail, string? BehindSchedule = null)
+/// <param name="Cpu">CPU time (user + system) the target's process used over the run, from
+/// <see cref="ProcessCpu"/>; set by the runner, not by the load generator.</param>
+internal sealed record Measurement(long Requests, double Seconds, double P50, double P99, long Failures, string? FailureDetail, string? BehindSchedule = null, TimeSpan? Cpu = null)
 {
     public double Rate => Requests / Seconds;
+
+    /// <summary>The target's CPU time per answered request, in microseconds.</summary>
+    public double CpuMicrosecondsPerRequest => Cpu is { } cpu && Requests > 0 ? cpu.TotalMicroseconds / Requests : double.NaN;
 }
 
 /// <summary>The external programs the benchmark drives; it installs none of them.</summary>

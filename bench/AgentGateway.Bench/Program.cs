@@ -257,8 +257,8 @@ async Task<int> MeasureAsync(DirectoryInfo work, double loadAtStart)
         Console.WriteLine($"## {scenario.Key}: {scenario.Title}");
         await Runner.WarmAsync(scenario, target, options);
         Console.WriteLine($"HOLDING {scenario.Key} load on {target.Name} pid {target.Pid} for {options.Hold} s");
-        var held = await target.Run(TimeSpan.FromSeconds(options.Hold));
-        Console.WriteLine($"held: {held.Rate:N0} req/s, p50 {held.P50:0.00} ms, p99 {held.P99:0.00} ms, {held.Failures} failures");
+        var held = await Runner.MeasuredAsync(target, TimeSpan.FromSeconds(options.Hold));
+        Console.WriteLine($"held: {held.Rate:N0} req/s, p50 {held.P50:0.00} ms, p99 {held.P99:0.00} ms, CPU {held.CpuMicrosecondsPerRequest:0.0} µs per request, {held.Failures} failures");
         return held.Failures == 0 ? 0 : 1;
     }
 
@@ -296,15 +296,15 @@ void PrintSummary(Dictionary<string, ScenarioResult> results, Dictionary<string,
 {
     Console.WriteLine();
     Console.WriteLine("## Summary (medians; the range over rounds in brackets)");
-    Console.WriteLine("| scenario | bare YARP req/s | AgentGateway req/s | ratio | target | met |");
-    Console.WriteLine("|---|---|---|---|---|---|");
+    Console.WriteLine("| scenario | bare YARP req/s | AgentGateway req/s | ratio | target | met | CPU per request, AgentGateway / bare YARP |");
+    Console.WriteLine("|---|---|---|---|---|---|---|");
     foreach (var (key, result) in results.Where(r => !r.Value.Scenario.FixedRate))
     {
         var gateway = result.Scenario.Targets.Last(t => t.IsGateway).Name;
         var ratios = result.Ratios(gateway);
         var ratio = ScenarioResult.Median(ratios);
         var minimum = result.Scenario.MinRatio;
-        Console.WriteLine($"| {key} | {result.MedianRate("bare YARP"):N0} | {result.MedianRate(gateway):N0} | {ratio:0.00} ({Runner.Range(ratios, "0.00")}) | {(minimum is null ? "—" : $"≥ {minimum:0.00}")} | {(minimum is null ? "—" : ratio >= minimum ? "yes" : "**no**")} |");
+        Console.WriteLine($"| {key} | {result.MedianRate("bare YARP"):N0} | {result.MedianRate(gateway):N0} | {ratio:0.00} ({Runner.Range(ratios, "0.00")}) | {(minimum is null ? "—" : $"≥ {minimum:0.00}")} | {(minimum is null ? "—" : ratio >= minimum ? "yes" : "**no**")} | {ScenarioResult.Median(result.CpuRatios(gateway)):0.00} ({Runner.Range(result.CpuRatios(gateway), "0.00")}) |");
     }
 
     if (results.TryGetValue("fixed", out var fixedRate))
@@ -314,13 +314,13 @@ void PrintSummary(Dictionary<string, ScenarioResult> results, Dictionary<string,
             var added = fixedRate.AddedP99(target.Name);
             var median = ScenarioResult.Median(added);
             var saturated = fixedRate.Saturated(target.Name) > 0;
-            Console.WriteLine($"| p99 added, {target.Name} | {fixedRate.MedianP99("bare YARP"):0.00} ms | {fixedRate.MedianP99(target.Name):0.00} ms | +{median:0.00} ms ({Runner.Range(added, "0.00")}) | ≤ 0.3 ms | {(saturated ? "**no** (saturated at this rate)" : median <= 0.3 ? "yes" : "**no**")} |");
+            Console.WriteLine($"| p99 added, {target.Name} | {fixedRate.MedianP99("bare YARP"):0.00} ms | {fixedRate.MedianP99(target.Name):0.00} ms | +{median:0.00} ms ({Runner.Range(added, "0.00")}) | ≤ 0.3 ms | {(saturated ? "**no** (saturated at this rate)" : median <= 0.3 ? "yes" : "**no**")} | {ScenarioResult.Median(fixedRate.CpuRatios(target.Name)):0.00} |");
         }
     }
 
     foreach (var name in afterLoad.Keys.Where(n => n.StartsWith("AgentGateway", StringComparison.Ordinal)))
     {
-        Console.WriteLine($"| resident set after load, {name} | {afterLoad["bare YARP"].RssMb} MB | {afterLoad[name].RssMb} MB | | ≤ 120 MB | {(afterLoad[name].RssMb <= 120 ? "yes" : "**no**")} |");
+        Console.WriteLine($"| resident set after load, {name} | {afterLoad["bare YARP"].RssMb} MB | {afterLoad[name].RssMb} MB | | ≤ 120 MB | {(afterLoad[name].RssMb <= 120 ? "yes" : "**no**")} | |");
     }
 
     var warm = results.Values.Where(r => r.Counts.ContainsKey("Redis commands")).ToArray();
@@ -333,7 +333,7 @@ void PrintSummary(Dictionary<string, ScenarioResult> results, Dictionary<string,
         var redisCommands = warm.Sum(r => r.Counts["Redis commands"]);
         var tokenRequests = warm.Sum(r => r.Counts["token-endpoint requests"]);
         var background = tokenRequests == 0 && redisCommands <= 2 * seconds;
-        Console.WriteLine($"| network calls once warm | | {redisCommands:N0} Redis commands and {tokenRequests:N0} token requests in {seconds:0} s, {requests:N0} gateway requests | {(double)(redisCommands + tokenRequests) / Math.Max(1, requests):0.0000} per request | 0 per request | {(background ? "yes (background only)" : "**no**")} |");
+        Console.WriteLine($"| network calls once warm | | {redisCommands:N0} Redis commands and {tokenRequests:N0} token requests in {seconds:0} s, {requests:N0} gateway requests | {(double)(redisCommands + tokenRequests) / Math.Max(1, requests):0.0000} per request | 0 per request | {(background ? "yes (background only)" : "**no**")} | |");
     }
 }
 

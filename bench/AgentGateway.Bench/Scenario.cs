@@ -54,6 +54,12 @@ internal sealed record ScenarioResult(Scenario Scenario, IReadOnlyDictionary<str
     /// <summary>Per round, the target's rate over the baseline's in the same round.</summary>
     public double[] Ratios(string target) => [.. Rounds[target].Zip(Rounds[Baseline], (t, b) => t.Rate / b.Rate)];
 
+    public double MedianCpu(string target) => Median(Rounds[target].Select(m => m.CpuMicrosecondsPerRequest));
+
+    /// <summary>Per round, the target's CPU time per request over the baseline's in the same
+    /// round: what the target costs, whatever share of its core it was given.</summary>
+    public double[] CpuRatios(string target) => [.. Rounds[target].Zip(Rounds[Baseline], (t, b) => t.CpuMicrosecondsPerRequest / b.CpuMicrosecondsPerRequest)];
+
     /// <summary>Rounds in which the target could not keep the fixed rate.</summary>
     public int Saturated(string target) => Rounds[target].Count(m => m.BehindSchedule is not null);
 
@@ -99,7 +105,7 @@ internal static class Runner
             {
                 // A gateway that cannot keep a fixed rate is a result (saturated), reported as such;
                 // a baseline that cannot means the load generator or the machine is the limit.
-                rounds[target.Name].Add(Checked(scenario, target, await target.Run(TimeSpan.FromSeconds(options.Seconds)), allowBehind: target != scenario.Targets[0]));
+                rounds[target.Name].Add(Checked(scenario, target, await MeasuredAsync(target, TimeSpan.FromSeconds(options.Seconds)), allowBehind: target != scenario.Targets[0]));
             }
         }
 
@@ -119,6 +125,14 @@ internal static class Runner
         }
 
         return result;
+    }
+
+    /// <summary>One load run, with the CPU time the target's process used over it.</summary>
+    public static async Task<Measurement> MeasuredAsync(Target target, TimeSpan duration)
+    {
+        var before = ProcessCpu.Of(target.Pid);
+        var measurement = await target.Run(duration);
+        return measurement with { Cpu = ProcessCpu.Of(target.Pid) - before };
     }
 
     /// <summary>Short windows until the last three agree within the tolerance, at least
@@ -180,11 +194,11 @@ internal static class Runner
     {
         var scenario = result.Scenario;
         var width = Math.Max(14, scenario.Targets.Max(t => t.Name.Length));
-        Console.WriteLine($"   {"target".PadRight(width)} {"req/s",9} {"min–max",17} {"p50 ms",7} {"p99 ms",7} {"p99 min–max",13}");
+        Console.WriteLine($"   {"target".PadRight(width)} {"req/s",9} {"min–max",17} {"p50 ms",7} {"p99 ms",7} {"p99 min–max",13} {"CPU µs/req",10} {"min–max",13}");
         foreach (var target in scenario.Targets)
         {
             var rounds = result.Rounds[target.Name];
-            Console.WriteLine($"   {target.Name.PadRight(width)} {result.MedianRate(target.Name),9:N0} {Range(rounds.Select(m => m.Rate), "N0"),17} {ScenarioResult.Median(rounds.Select(m => m.P50)),7:0.00} {result.MedianP99(target.Name),7:0.00} {Range(rounds.Select(m => m.P99), "0.00"),13}");
+            Console.WriteLine($"   {target.Name.PadRight(width)} {result.MedianRate(target.Name),9:N0} {Range(rounds.Select(m => m.Rate), "N0"),17} {ScenarioResult.Median(rounds.Select(m => m.P50)),7:0.00} {result.MedianP99(target.Name),7:0.00} {Range(rounds.Select(m => m.P99), "0.00"),13} {result.MedianCpu(target.Name),10:0.0} {Range(rounds.Select(m => m.CpuMicrosecondsPerRequest), "0.0"),13}");
         }
 
         foreach (var target in scenario.Targets.Skip(1))
@@ -194,6 +208,7 @@ internal static class Runner
                 var added = result.AddedP99(target.Name);
                 var saturated = result.Saturated(target.Name);
                 Console.WriteLine($"   {target.Name} adds {ScenarioResult.Median(added):0.00} ms of p99 over {result.Baseline} (rounds {Range(added, "0.00")}){Verdict(target, saturated == 0 && ScenarioResult.Median(added) <= scenario.MaxAddedP99, $"target ≤ {scenario.MaxAddedP99} ms")}");
+                Console.WriteLine($"   {CpuLine(result, target.Name)}");
                 if (saturated > 0)
                 {
                     Console.WriteLine($"   {target.Name} SATURATED in {saturated} of {result.Rounds[target.Name].Count} rounds ({result.Rounds[target.Name].First(m => m.BehindSchedule is not null).BehindSchedule}): its p99 is a queue's, not the rate's");
@@ -203,10 +218,20 @@ internal static class Runner
             {
                 var ratios = result.Ratios(target.Name);
                 Console.WriteLine($"   {target.Name} / {result.Baseline}: {ScenarioResult.Median(ratios):0.00} (rounds {Range(ratios, "0.00")}){Verdict(target, ScenarioResult.Median(ratios) >= scenario.MinRatio, $"target ≥ {scenario.MinRatio:0.00}")}");
+                Console.WriteLine($"   {CpuLine(result, target.Name)}");
             }
         }
 
         string Verdict(Target target, bool? met, string what) => !target.IsGateway || (scenario.MinRatio is null && scenario.MaxAddedP99 is null) ? "" : met == true ? $"   {what}: met" : $"   {what}: NOT met";
+    }
+
+    /// <summary>The CPU-time ratio, said as the throughput ratio it would give on a core of its own,
+    /// next to the req/s ratio, which a busy machine moves.</summary>
+    public static string CpuLine(ScenarioResult result, string target)
+    {
+        var ratios = result.CpuRatios(target);
+        var median = ScenarioResult.Median(ratios);
+        return $"CPU per request, {target} / {result.Baseline}: {median:0.00} (rounds {Range(ratios, "0.00")}) — as a throughput ratio on equal cores: {1 / median:0.00}";
     }
 
     public static string Range(IEnumerable<double> values, string format)

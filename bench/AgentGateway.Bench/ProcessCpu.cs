@@ -1,0 +1,74 @@
+using System.Globalization;
+
+namespace AgentGateway.Bench;
+
+/// <summary>
+/// CPU time a process has used (user + system), from the kernel's own accounting in
+/// <c>/proc/PID/stat</c>. Over a measured window, the change divided by the requests answered is
+/// the CPU the target spent per request: unlike requests per second, it does not fall when other
+/// processes take the target's core, so it is the figure that survives a busy machine.
+/// </summary>
+internal static class ProcessCpu
+{
+    // USER_HZ, the unit of utime and stime: part of the kernel's ABI (not CONFIG_HZ) and 100 on
+    // every architecture .NET runs on (what sysconf(_SC_CLK_TCK) returns).
+    private const double TicksPerSecond = 100;
+
+    /// <summary>CPU time of the process and of its direct children (nginx works in its workers,
+    /// whose time the master's own line does not count until they exit).</summary>
+    public static TimeSpan Of(int pid)
+    {
+        var ticks = Ticks(File.ReadAllText($"/proc/{pid}/stat"));
+        foreach (var child in Children(pid))
+        {
+            try
+            {
+                ticks += Ticks(File.ReadAllText($"/proc/{child}/stat"));
+            }
+            catch (IOException)
+            {
+                // The child ended between the listing and the read.
+            }
+        }
+
+        return TimeSpan.FromSeconds(ticks / TicksPerSecond);
+    }
+
+    /// <summary>utime + stime, in clock ticks, from one <c>/proc/PID/stat</c> line. The command
+    /// name (field 2) is in parentheses and may itself hold spaces and parentheses, so the fields
+    /// are counted from the last <c>)</c>: after it come state (field 3) … utime (14), stime (15).</summary>
+    public static long Ticks(string stat)
+    {
+        var end = stat.LastIndexOf(')');
+        if (end < 0)
+        {
+            throw new FormatException("not a /proc/PID/stat line: no command name in parentheses");
+        }
+
+        var fields = stat[(end + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (fields.Length < 13)
+        {
+            throw new FormatException($"not a /proc/PID/stat line: {fields.Length} fields after the command name");
+        }
+
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+    }
+
+    private static int[] Children(int pid)
+    {
+        var tasks = $"/proc/{pid}/task";
+        if (!Directory.Exists(tasks))
+        {
+            return [];
+        }
+
+        // Each thread lists the children it started (Linux 3.5+, CONFIG_PROC_CHILDREN).
+        return Directory.EnumerateDirectories(tasks)
+            .Select(task => Path.Combine(task, "children"))
+            .Where(File.Exists)
+            .SelectMany(file => File.ReadAllText(file).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(text => int.Parse(text, CultureInfo.InvariantCulture))
+            .Distinct()
+            .ToArray();
+    }
+}
