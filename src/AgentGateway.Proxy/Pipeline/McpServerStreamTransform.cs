@@ -221,6 +221,13 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
                 }
             }
 
+            if (Activity.Current is null)
+            {
+                // Nothing exports, so the HTTP client propagates nothing: the server is told the
+                // request's own trace, as the forwarded call was (TraceParentTransform).
+                answer.Headers.TryAddWithoutValidation(OwnTracePropagator.TraceParent, TraceParentTransform.Header(RequestTrace.Id(http)));
+            }
+
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(AnswerTimeout);
             try

@@ -69,6 +69,11 @@ public sealed class McpServerRequestTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal(Clients.McpGateway, answer.Subject);
         Assert.True(answer.Headers.ContainsKey("Mcp-Session-Id"));
         Assert.Contains("elicitation/create", answer.Body, StringComparison.Ordinal);
+        // With nothing exported, it carries the trace of the call it belongs to, as the call did.
+        var callTrace = Assert.Single(_server.Requests, r => r.Body.Contains("\"ask_user\"", StringComparison.Ordinal)).Headers["traceparent"];
+        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-00$", answer.Headers.GetValueOrDefault("traceparent") ?? "(none)");
+        Assert.Equal(callTrace.Split('-')[1], answer.Headers["traceparent"].Split('-')[1]);
+        Assert.NotEqual(callTrace, answer.Headers["traceparent"]);
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("asked agent support-bot for elicitation/create", StringComparison.Ordinal));
         _server.AssertNeverSaw(_agentToken);
     }
