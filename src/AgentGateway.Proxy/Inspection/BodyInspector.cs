@@ -1,4 +1,4 @@
-using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using AgentGateway.Proxy.Problems;
@@ -30,10 +30,14 @@ public static class BodyInspector
         "completion/complete", "logging/setLevel",
     };
 
-    private static readonly JsonReaderOptions ReaderOptions = new()
+    /// <summary>The strictest reading: no comments, no trailing commas (the defaults), bounded depth,
+    /// and no key twice in one object, compared decoded (<c>"na\u006de"</c> and <c>"name"</c> are the
+    /// same key to any parser).</summary>
+    private static readonly JsonDocumentOptions DocumentOptions = new()
     {
         CommentHandling = JsonCommentHandling.Disallow,
         AllowTrailingCommas = false,
+        AllowDuplicateProperties = false,
         MaxDepth = MaxDepth,
     };
 
@@ -87,13 +91,12 @@ public static class BodyInspector
             return Refuse("the body must be 'application/json' (UTF-8)");
         }
 
-        var shape = CheckStrict(bytes.Span, secrets, out var holdsSecret);
-        if (shape is not null)
+        using var document = ParseStrict(bytes, secrets, out var notStrict, out var holdsSecret);
+        if (document is null)
         {
-            return Refuse(shape);
+            return Refuse(notStrict!);
         }
 
-        using var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = MaxDepth });
         var (body, why) = kind == BodyKind.Mcp ? ReadMcp(document.RootElement, request, bytes) : ReadLlm(document.RootElement, bytes);
         if (body is null)
         {
@@ -112,7 +115,7 @@ public static class BodyInspector
     /// <summary>The forwarder sends exactly these bytes, and no more, framed by their length.</summary>
     private static void Forward(HttpRequest request, ReadOnlyMemory<byte> bytes)
     {
-        request.Body = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var array)
+        request.Body = MemoryMarshal.TryGetArray(bytes, out var array)
             ? new MemoryStream(array.Array!, array.Offset, array.Count, writable: false)
             : new MemoryStream(bytes.ToArray(), writable: false);
         request.ContentLength = bytes.Length;
@@ -123,6 +126,12 @@ public static class BodyInspector
 
     private static bool IsJsonUtf8(string? contentType)
     {
+        if (string.Equals(contentType, "application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            // What clients send nearly always: nothing to parse.
+            return true;
+        }
+
         if (!MediaTypeHeaderValue.TryParse(contentType, out var media) || !media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
         {
             return false;
@@ -183,61 +192,92 @@ public static class BodyInspector
         }
     }
 
-    /// <summary>Null when the body is one strict JSON value, else why not.</summary>
-    internal static string? CheckStrict(ReadOnlySpan<byte> json) => CheckStrict(json, null, out _);
-
-    /// <summary>Null when the body is one strict JSON value, else why not; and whether a decoded
-    /// string or name in it holds one of <paramref name="secrets"/>.</summary>
-    private static string? CheckStrict(ReadOnlySpan<byte> json, ISecretSearch? secrets, out bool holdsSecret)
+    /// <summary>
+    /// The body parsed once, with the strictest reading, or null and <paramref name="why"/> not:
+    /// no byte-order mark, valid UTF-8 throughout, one strict JSON value (<see cref="DocumentOptions"/>),
+    /// every escaped string and name valid Unicode once decoded. Whether it holds one of
+    /// <paramref name="secrets"/> is decided on what a parser reads: the raw text holds every string
+    /// and name written without escapes as it is (the caller searches it), and those written with
+    /// escapes are decoded and searched here — the body has no other reading.
+    /// </summary>
+    internal static JsonDocument? ParseStrict(ReadOnlyMemory<byte> json, ISecretSearch? secrets, out string? why, out bool holdsSecret)
     {
         holdsSecret = false;
-        if (json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+        if (json.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
         {
-            return "the body starts with a byte-order mark";
+            why = "the body starts with a byte-order mark";
+            return null;
         }
 
+        // The parser leaves the bytes of strings undecoded until they are read; checked here for all of them.
+        if (!System.Text.Unicode.Utf8.IsValid(json.Span))
+        {
+            why = "the body is not valid UTF-8";
+            return null;
+        }
+
+        JsonDocument? document = null;
         try
         {
-            var reader = new Utf8JsonReader(json, ReaderOptions);
-            var names = new Stack<HashSet<string>>();
-            while (reader.Read())
+            document = JsonDocument.Parse(json, DocumentOptions);
+            // Without a backslash there is no escape: every string and name is its raw text.
+            if (json.Span.Contains((byte)'\\'))
             {
-                switch (reader.TokenType)
-                {
-                    case JsonTokenType.StartObject:
-                        names.Push(new HashSet<string>(StringComparer.Ordinal));
-                        break;
-                    case JsonTokenType.EndObject:
-                        names.Pop();
-                        break;
-                    case JsonTokenType.PropertyName:
-                        // Compared decoded: "na\u006de" and "name" are the same key to any parser.
-                        var name = reader.GetString()!;
-                        if (!names.Peek().Add(name))
-                        {
-                            return "the body has a duplicate key; parsers disagree about which one counts";
-                        }
-
-                        holdsSecret = holdsSecret || (secrets is not null && secrets.IsIn(name));
-                        break;
-                    case JsonTokenType.String:
-                        // Decoded as any parser reads it (an escaped secret is the secret).
-                        var text = reader.GetString()!;
-                        holdsSecret = holdsSecret || (secrets is not null && secrets.IsIn(text));
-                        break;
-                }
+                holdsSecret = EscapedHold(document.RootElement, secrets);
             }
 
-            return null;
+            why = null;
+            return document;
         }
         catch (JsonException)
         {
-            return "the body is not strict JSON (UTF-8, no comments, no trailing commas, depth at most 64)";
+            why = "the body is not strict JSON (no duplicate keys, comments or trailing commas; depth at most 64)";
         }
         catch (InvalidOperationException)
         {
-            return "the body has a string that is not valid Unicode";
+            why = "the body has a string that is not valid Unicode";
         }
+
+        document?.Dispose();
+        return null;
+    }
+
+    /// <summary>Decodes every escaped string and name under <paramref name="element"/> (throwing
+    /// <see cref="InvalidOperationException"/> for one that is not valid Unicode, a lone surrogate
+    /// say), and whether one of them holds a secret. Each is decoded whatever an earlier one held,
+    /// so a malformed body is refused as such.</summary>
+    private static bool EscapedHold(JsonElement element, ISecretSearch? secrets)
+    {
+        var holds = false;
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    if (JsonMarshal.GetRawUtf8PropertyName(property).Contains((byte)'\\'))
+                    {
+                        var name = property.Name;
+                        holds |= secrets is not null && secrets.IsIn(name);
+                    }
+
+                    holds |= EscapedHold(property.Value, secrets);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray())
+                {
+                    holds |= EscapedHold(item, secrets);
+                }
+
+                break;
+            case JsonValueKind.String when JsonMarshal.GetRawUtf8Value(element).Contains((byte)'\\'):
+                var text = element.GetString()!;
+                holds = secrets is not null && secrets.IsIn(text);
+                break;
+        }
+
+        return holds;
     }
 
     private static (InspectedBody?, string?) ReadMcp(JsonElement root, HttpRequest request, ReadOnlyMemory<byte> bytes)
@@ -286,7 +326,7 @@ public static class BodyInspector
                     return (null, "the tool name is outside the MCP character set (A-Z, a-z, 0-9, '_', '-', '.'; 1-128)");
                 }
 
-                if (target!.Length == 0 || target.Any(char.IsControl))
+                if (target!.Length == 0 || HasControl(target))
                 {
                     return (null, "the prompt name is empty or has control characters");
                 }
@@ -294,7 +334,7 @@ public static class BodyInspector
                 break;
             case "resources/read" or "resources/subscribe" or "resources/unsubscribe":
                 if (!hasParams || !parameters.TryGetProperty("uri", out var uri) || uri.ValueKind != JsonValueKind.String
-                    || uri.GetString() is not { Length: > 0 } text || text.Any(char.IsControl))
+                    || uri.GetString() is not { Length: > 0 } text || HasControl(text))
                 {
                     return (null, $"{method} needs a non-empty 'params.uri' without control characters");
                 }
@@ -306,7 +346,7 @@ public static class BodyInspector
                 if (hasParams && parameters.TryGetProperty("ref", out var reference) && reference.ValueKind == JsonValueKind.Object
                     && reference.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
                     && type.GetString() is "ref/prompt" or "ref/resource" && reference.TryGetProperty(type.GetString() == "ref/prompt" ? "name" : "uri", out var named)
-                    && named.ValueKind == JsonValueKind.String && named.GetString() is { Length: > 0 } refName && !refName.Any(char.IsControl))
+                    && named.ValueKind == JsonValueKind.String && named.GetString() is { Length: > 0 } refName && !HasControl(refName))
                 {
                     completionRef = (type.GetString()!, refName);
                 }
@@ -327,6 +367,10 @@ public static class BodyInspector
 
         return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, hasId ? id.GetRawText() : null) { CompletionRef = completionRef }, null);
     }
+
+    /// <summary>Whether <paramref name="text"/> has a control character (<see cref="char.IsControl(char)"/>: C0, DEL, C1).</summary>
+    private static bool HasControl(string text) =>
+        text.AsSpan().ContainsAnyInRange('\u0000', '\u001F') || text.AsSpan().ContainsAnyInRange('\u007F', '\u009F');
 
     /// <summary>Why <paramref name="root"/> is not one JSON-RPC 2.0 message, or null. The agent's
     /// messages and the server's are held to the same envelope: one object (never a batch, so
@@ -403,7 +447,7 @@ public static class BodyInspector
             return null;
         }
 
-        if (element.ValueKind != JsonValueKind.String || element.GetString() is not { Length: > 0 } text || text.Any(char.IsControl))
+        if (element.ValueKind != JsonValueKind.String || element.GetString() is not { Length: > 0 } text || HasControl(text))
         {
             return $"'{field}' must be a non-empty string without control characters";
         }

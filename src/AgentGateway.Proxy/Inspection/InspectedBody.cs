@@ -46,10 +46,13 @@ public sealed record InspectedBody(BodyKind Kind, string? Method, string? Target
 /// <summary>The MCP name rules the gateway holds bodies and patterns to.</summary>
 public static class McpNames
 {
+    private static readonly System.Buffers.SearchValues<char> ToolNameChars =
+        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.");
+
     /// <summary>MCP tool names: 1–128 of A–Z, a–z, 0–9, '_', '-', '.'. Anything else (spaces,
     /// look-alike letters, control characters) could be read differently by the server.</summary>
     public static bool IsToolName(string? name) =>
-        name is { Length: > 0 and <= 128 } && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
+        name is { Length: > 0 and <= 128 } && !name.AsSpan().ContainsAnyExcept(ToolNameChars);
 
     /// <summary>Null when <paramref name="pattern"/> is a tool name with optional '*' wildcards, else why not.</summary>
     public static string? CheckToolPattern(string pattern) =>

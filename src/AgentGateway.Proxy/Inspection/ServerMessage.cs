@@ -36,18 +36,15 @@ public sealed record ServerMessage(ServerMessageKind Kind, string? Method, strin
         "ping", "sampling/createMessage", "elicitation/create", "roots/list", "tasks/get", "tasks/result", "tasks/list", "tasks/cancel",
     };
 
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
-
     /// <summary>The message in <paramref name="json"/>, or null and why it cannot be read one way only.</summary>
     public static (ServerMessage? Message, string? Why) Read(ReadOnlyMemory<byte> json)
     {
-        if (BodyInspector.CheckStrict(json.Span) is { } notStrict)
+        using var document = BodyInspector.ParseStrict(json, secrets: null, out var notStrict, out _);
+        if (document is null)
         {
-            return (null, notStrict.Replace("the body", "the message", StringComparison.Ordinal));
+            return (null, notStrict!.Replace("the body", "the message", StringComparison.Ordinal));
         }
 
-        // CheckStrict has seen every token, so this parse cannot fail.
-        using var document = JsonDocument.Parse(json, DocumentOptions);
         var root = document.RootElement;
         if (BodyInspector.CheckEnvelope(root) is { } notOneMessage)
         {

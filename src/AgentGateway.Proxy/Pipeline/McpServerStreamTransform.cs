@@ -167,7 +167,10 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
         var http = context.HttpContext.Response;
         http.ContentType = AnswerMediaType.Json;
         http.ContentLength = output!.Length;
-        await http.Body.WriteAsync(output, context.CancellationToken);
+        // The whole answer in one write: the masking stream (on every MCP route) need hold nothing back.
+        await (http.Body is SecretMaskingStream masking
+            ? masking.WriteLastAsync(output, context.CancellationToken)
+            : http.Body.WriteAsync(output, context.CancellationToken));
     }
 
     private sealed class Observer(

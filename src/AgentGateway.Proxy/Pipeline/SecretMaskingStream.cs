@@ -18,7 +18,15 @@ internal sealed class SecretMaskingStream(Stream inner, SecretForms configured, 
     private byte[] _held = [];
     private bool _masked;
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        WriteAsync(buffer, last: false, cancellationToken);
+
+    /// <summary>Writes the end of the body (an answer written whole): no later write can complete a
+    /// form, so nothing is held back, and the end is not searched for partial forms.</summary>
+    public ValueTask WriteLastAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken) =>
+        WriteAsync(buffer, last: true, cancellationToken);
+
+    private async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, bool last, CancellationToken cancellationToken)
     {
         var length = _held.Length + buffer.Length;
         var work = ArrayPool<byte>.Shared.Rent(length);
@@ -28,7 +36,7 @@ internal sealed class SecretMaskingStream(Stream inner, SecretForms configured, 
         {
             _held.CopyTo(work, 0);
             buffer.Span.CopyTo(work.AsSpan(_held.Length));
-            keep = Mask(work.AsSpan(0, length), text.AsSpan(0, length));
+            keep = Mask(work.AsSpan(0, length), text.AsSpan(0, length), last);
             _held = work.AsSpan(length - keep, keep).ToArray();
         }
         finally
@@ -57,7 +65,7 @@ internal sealed class SecretMaskingStream(Stream inner, SecretForms configured, 
     }
 
     /// <summary>Masks <paramref name="bytes"/> in place; the length of its end to hold back.</summary>
-    private int Mask(Span<byte> bytes, Span<char> text)
+    private int Mask(Span<byte> bytes, Span<char> text, bool last)
     {
         // One character per byte: positions in the text are positions in the body.
         Encoding.Latin1.GetChars(bytes, text);
@@ -67,6 +75,6 @@ internal sealed class SecretMaskingStream(Stream inner, SecretForms configured, 
             onMasked();
         }
 
-        return Math.Max(configured.PendingAtEnd(text), injected.PendingAtEnd(text));
+        return last ? 0 : Math.Max(configured.PendingAtEnd(text), injected.PendingAtEnd(text));
     }
 }

@@ -242,6 +242,33 @@ public sealed class McpAnswerTypeTests(GatewayFixture fx) : IAsyncLifetime
         _server.AssertNeverSaw(_agentToken);
     }
 
+    /// <summary>A JSON answer to a call is judged whole and written in one piece; the masking every
+    /// MCP route keeps still reads it: a hop token the server echoes reaches the agent as asterisks,
+    /// the answer's length unchanged, however the token is spelled.</summary>
+    [Theory]
+    [InlineData("raw")]
+    [InlineData("base64")]
+    public async Task A_hop_token_echoed_in_a_JSON_answer_reaches_the_agent_masked(string form)
+    {
+        string? echoed = null;
+        _server.Call = (_, id) =>
+        {
+            var token = _server.Received[^1].Headers("Authorization").Single()["Bearer ".Length..];
+            echoed = form == "raw" ? token : Convert.ToBase64String(Encoding.UTF8.GetBytes(token));
+            return HostileMcpServer.Json($$$"""{"jsonrpc":"2.0","id":{{{id}}},"result":{"content":[{"type":"text","text":"you sent {{{echoed}}} to me"}]}}""");
+        };
+
+        var exchange = await RawExchange.SendAsync(_gateway, Post("""{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"lookup_customer","arguments":{}}}"""));
+
+        Assert.Equal(200, exchange.Status);
+        var body = Encoding.UTF8.GetString(exchange.Body);
+        Assert.NotNull(echoed);
+        Assert.DoesNotContain(echoed, body, StringComparison.Ordinal);
+        Assert.Equal($$$"""{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"you sent {{{new string('*', echoed.Length)}}} to me"}]}}""", body);
+        Assert.Contains(_gateway.Logs.Lines, l => l.Contains("echoed a gateway secret in the response body", StringComparison.Ordinal));
+        _server.AssertNeverSaw(_agentToken);
+    }
+
     /// <summary>Dropping an event and writing the rest in canonical form changes the body's length:
     /// the upstream's Content-Length must not reach the agent, or its body is cut short.</summary>
     [Fact]

@@ -47,6 +47,21 @@ public sealed class SecretMaskingStreamTests
         Assert.Equal("data: {\"x\":1}\n\ndata: ", Encoding.UTF8.GetString(sink.ToArray()));
     }
 
+    [Fact]
+    public async Task The_last_write_masks_what_it_completes_and_holds_nothing_back()
+    {
+        using var sink = new MemoryStream();
+        var masked = false;
+        var stream = new SecretMaskingStream(sink, SecretForms.Of([Secrets[0]]), SecretForms.Of([Secrets[1]]), () => masked = true);
+
+        await stream.WriteAsync(Encoding.UTF8.GetBytes("a: sk-li"));
+        await stream.WriteLastAsync(Encoding.UTF8.GetBytes("ve-0123456789abcdef, b: sk-live-0123"), CancellationToken.None);
+
+        // Everything is out before CompleteAsync, the end that only looked like a secret's start too.
+        Assert.Equal("a: " + new string('*', Secrets[0].Length) + ", b: sk-live-0123", Encoding.UTF8.GetString(sink.ToArray()));
+        Assert.True(masked);
+    }
+
     private static async Task<(string Output, bool Masked)> WriteInPiecesAsync(string body, Random random)
     {
         using var sink = new MemoryStream();
