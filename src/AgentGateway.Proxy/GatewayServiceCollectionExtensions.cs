@@ -31,6 +31,12 @@ public static class GatewayServiceCollectionExtensions
     public static IServiceCollection AddAgentGateway(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddAgentGatewayConfiguration();
+        // YARP registers ASP.NET Core authorization for routes that name an AuthorizationPolicy,
+        // which the loader refuses: the gateway authorizes every request by its own grants. With its
+        // handler provider registered, WebApplication would add an AuthorizationMiddleware to the
+        // pipeline, which on every request finds no policy and allocates the request's Items
+        // dictionary to note that it ran. Without it, none is added; nothing else uses it.
+        services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationHandlerProvider>();
 
         // ASP.NET Core's request-start/finish lines carry the raw query string, where agents
         // put tokens (?access_token=…). The gateway strips those from the hop; it must not then

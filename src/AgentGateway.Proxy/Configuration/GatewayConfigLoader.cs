@@ -113,6 +113,13 @@ public sealed class GatewayConfigLoader(
                 problems.Add($"ReverseProxy:Routes:{route.RouteId}", error.Message);
             }
 
+            if (route.AuthorizationPolicy is not null)
+            {
+                // The gateway decides who may use a route by its grants; ASP.NET Core authorization
+                // is not part of its pipeline (AddAgentGateway), so a policy here would decide nothing.
+                problems.Add($"ReverseProxy:Routes:{route.RouteId}:AuthorizationPolicy", "is not used by the gateway, which authorizes every request by its grants (Gateway:Grants); remove it");
+            }
+
             if (route.ClusterId is { } clusterId && !clusterIds.Contains(clusterId))
             {
                 problems.Add($"ReverseProxy:Routes:{route.RouteId}:ClusterId", $"names cluster '{clusterId}', which is not configured");

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.IO.Hashing;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 
 namespace AgentGateway.Proxy.Identity;
@@ -53,11 +55,45 @@ internal sealed class ValidationCache
         _entries[key] = new Entry(token, check, until);
     }
 
-    /// <summary>Every character compared whatever the first difference: how long a comparison takes
-    /// says nothing about how much of a cached token another one shares. (A length difference ends
-    /// it early; lengths are no secret.)</summary>
-    private static bool SameToken(string stored, ReadOnlySpan<char> presented) =>
-        CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(stored.AsSpan()), MemoryMarshal.AsBytes(presented));
+    /// <summary>
+    /// Every character compared whatever the first difference: how long a comparison takes says
+    /// nothing about how much of a cached token another one shares. (A length difference ends it
+    /// early; lengths are no secret.)
+    /// </summary>
+    /// <remarks>
+    /// In place of <see cref="CryptographicOperations.FixedTimeEquals"/>, which compares a byte at a
+    /// time with the JIT's optimisations switched off: on every request's token (about 1,600 bytes
+    /// of UTF-16) that was 2.5 % of the gateway's CPU under load. This XORs 16 bytes at a time and
+    /// ORs the differences into one accumulator, then the tail a character at a time. Nothing in
+    /// the loops depends on the characters (no branch, no early exit, no table indexed by them), so
+    /// the time depends on the length alone, as before; the result is only read at the end.
+    /// NoInlining keeps the JIT from specialising the loops into a caller.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static bool SameToken(ReadOnlySpan<char> stored, ReadOnlySpan<char> presented)
+    {
+        if (stored.Length != presented.Length)
+        {
+            return false;
+        }
+
+        var left = MemoryMarshal.AsBytes(stored);
+        var right = MemoryMarshal.AsBytes(presented);
+        var differences = Vector128<byte>.Zero;
+        var i = 0;
+        for (; i <= left.Length - Vector128<byte>.Count; i += Vector128<byte>.Count)
+        {
+            differences |= Vector128.Create(left[i..]) ^ Vector128.Create(right[i..]);
+        }
+
+        var tail = 0;
+        for (; i < left.Length; i++)
+        {
+            tail |= left[i] ^ right[i];
+        }
+
+        return (differences == Vector128<byte>.Zero) & (tail == 0);
+    }
 
     private sealed record Entry(string Token, TokenCheck Check, DateTimeOffset Until);
 }

@@ -117,7 +117,7 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
     /// <summary>The fields of <paramref name="fields"/> whose name or a value holds a gateway secret
     /// in any form: one of <paramref name="configured"/> or <paramref name="injected"/>, or a hop
     /// token injected lately on another request.</summary>
-    internal List<(string Name, bool InName)> Echoing(IHeaderDictionary fields, SecretForms configured, SecretForms injected)
+    internal IReadOnlyList<(string Name, bool InName)> Echoing(IHeaderDictionary fields, SecretForms configured, SecretForms injected)
     {
         List<(string, bool)>? echoed = null;
         foreach (var field in fields)
@@ -138,7 +138,8 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
             }
         }
 
-        return echoed ?? [];
+        // Nearly always none: no list at all for the answer.
+        return echoed ?? (IReadOnlyList<(string, bool)>)Array.Empty<(string, bool)>();
 
         bool Echoes(string text) => configured.IsIn(text) || injected.IsIn(text) || secrets.Contains(plan.Secrets, text);
     }

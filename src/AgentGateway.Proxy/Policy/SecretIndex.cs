@@ -26,6 +26,12 @@ public sealed class SecretIndex
     private readonly ConcurrentDictionary<string, SecretForms> _tokens = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<string> _order = new();
 
+    /// <summary>The lengths of the tokens remembered so far (never cleared: a length whose tokens
+    /// were all forgotten only costs a lookup). A run of any other length is no remembered token, so
+    /// it is not looked up: hashing the agent's own 800-character JWT twice was most of what this
+    /// index cost per request. Longer tokens than this are always looked up.</summary>
+    private readonly bool[] _lengths = new bool[4097];
+
     /// <summary>The token part of an injected header value (after the scheme), or empty when there
     /// is none or it is too short to search for. A view, not a copy: this runs on every request.</summary>
     public static ReadOnlySpan<char> TokenOf(string? headerValue)
@@ -64,6 +70,12 @@ public sealed class SecretIndex
         }
 
         var token = span.ToString();
+        if (token.Length < _lengths.Length)
+        {
+            // Before the token is findable, so no search that could find it skips its length.
+            Volatile.Write(ref _lengths[token.Length], true);
+        }
+
         if (!_tokens.TryAdd(token, SecretForms.Of([token])))
         {
             return;
@@ -123,7 +135,7 @@ public sealed class SecretIndex
     private bool HoldsToken(ReadOnlySpan<char> run)
     {
         var lookup = _tokens.GetAlternateLookup<ReadOnlySpan<char>>();
-        if (lookup.ContainsKey(run))
+        if (MayBeRemembered(run.Length) && lookup.ContainsKey(run))
         {
             return true;
         }
@@ -146,7 +158,8 @@ public sealed class SecretIndex
             for (var e = s + 1; e <= count; e++)
             {
                 var to = e == count ? run.Length : slashes[e];
-                if (to - from >= MinimumLength && lookup.ContainsKey(run[from..to]))
+                // The whole run was looked up above (in a JWT, the only stretch there is).
+                if (to - from >= MinimumLength && (from, to) != (0, run.Length) && MayBeRemembered(to - from) && lookup.ContainsKey(run[from..to]))
                 {
                     return true;
                 }
@@ -155,6 +168,8 @@ public sealed class SecretIndex
 
         return false;
     }
+
+    private bool MayBeRemembered(int length) => length >= _lengths.Length || Volatile.Read(ref _lengths[length]);
 
     /// <summary>Whether <paramref name="text"/> is long enough to hold a secret at all.</summary>
     internal static bool CouldHold(ReadOnlySpan<char> text) => text.Length >= MinimumLength;

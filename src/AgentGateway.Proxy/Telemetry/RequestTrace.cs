@@ -13,8 +13,6 @@ namespace AgentGateway.Proxy.Telemetry;
 /// </summary>
 public static class RequestTrace
 {
-    private static readonly object Key = new();
-
     /// <summary>This request's trace id as the gateway records it: its request activity's, or — when
     /// no listener made one — one made for the request and kept for all its records.</summary>
     public static string Id(HttpContext context)
@@ -24,15 +22,19 @@ public static class RequestTrace
             return activity.TraceId.ToHexString();
         }
 
-        if (context.Items.TryGetValue(Key, out var kept) && kept is string id)
+        // Kept as a request feature, not in HttpContext.Items, whose dictionary would otherwise be
+        // allocated for this alone on every request.
+        if (context.Features.Get<OwnTraceId>() is { } own)
         {
-            return id;
+            return own.Id;
         }
 
-        id = ActivityTraceId.CreateRandom().ToHexString();
-        context.Items[Key] = id;
-        return id;
+        own = new OwnTraceId(ActivityTraceId.CreateRandom().ToHexString());
+        context.Features.Set(own);
+        return own.Id;
     }
+
+    private sealed record OwnTraceId(string Id);
 
     /// <summary>The trace id of the agent's own <c>traceparent</c> (W3C Trace Context), or null when
     /// it sent none or one that does not parse. Untrusted: the agent chose it.</summary>

@@ -31,7 +31,8 @@ public sealed class ValidateCommandTests
           "ReverseProxy": {
             "Routes": {
               "no-credential": { "ClusterId": "api", "Match": { "Path": "/a/{**rest}" } },
-              "bad-cluster": { "ClusterId": "missing", "Match": { "Path": "/b/{**rest}" }, "Metadata": { "Credential": "ghost" } }
+              "bad-cluster": { "ClusterId": "missing", "Match": { "Path": "/b/{**rest}" }, "Metadata": { "Credential": "ghost" } },
+              "authorized": { "ClusterId": "api", "Match": { "Path": "/c/{**rest}" }, "Metadata": { "Credential": "none" }, "AuthorizationPolicy": "default" }
             },
             "Clusters": { "api": { "Destinations": { "d": { "Address": "https://api.example.com/" } } } }
           },
@@ -63,6 +64,7 @@ public sealed class ValidateCommandTests
             "ReverseProxy:Routes:no-credential: route 'no-credential' names no hop credential",
             "ReverseProxy:Routes:bad-cluster:ClusterId: names cluster 'missing'",
             "ReverseProxy:Routes:bad-cluster:Metadata:Credential: names credential 'ghost'",
+            "ReverseProxy:Routes:authorized:AuthorizationPolicy: is not used by the gateway",
             "Gateway:Agnets: unknown setting",
             "Gateway:Inbound:ClockSkew:",
             "Gateway:Inbound:Issuers:corp:Authority: must use https",

@@ -36,6 +36,30 @@ public sealed class ValidationCacheTests
     }
 
     [Fact]
+    public void The_constant_time_comparison_finds_a_difference_in_any_character_and_either_byte_of_it()
+    {
+        // Lengths around the 8-character (16-byte) blocks it compares at once, and one of a real
+        // token's size; a difference at every position, in the low byte and in the high byte alone.
+        foreach (var length in new[] { 0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 812 })
+        {
+            var token = new string(Enumerable.Range(0, length).Select(i => (char)('a' + (i % 26))).ToArray());
+            Assert.True(ValidationCache.SameToken(token, new string(token.AsSpan())));
+            for (var at = 0; at < length; at++)
+            {
+                foreach (var other in new[] { (char)(token[at] ^ 1), (char)(token[at] | 0x0100) })
+                {
+                    var changed = token.ToCharArray();
+                    changed[at] = other;
+                    Assert.False(ValidationCache.SameToken(token, changed), $"length {length}, position {at}, U+{(int)other:X4}");
+                }
+            }
+
+            Assert.False(ValidationCache.SameToken(token, token + "a"));
+            Assert.False(ValidationCache.SameToken(token + "a", token));
+        }
+    }
+
+    [Fact]
     public void An_entry_expires_and_belongs_to_its_revision()
     {
         var cache = new ValidationCache();

@@ -48,4 +48,22 @@ public sealed class SecretIndexTests
         Assert.True(index.ContainsToken("/files/" + opaque + "/raw"));
         Assert.False(index.ContainsToken("/crm/accounts/" + jwt[..^1] + "/x"));
     }
+
+    [Theory]
+    [InlineData(12)]
+    [InlineData(4096)]
+    [InlineData(4097)]
+    [InlineData(9000)]
+    public void A_token_of_any_length_is_found_whole_and_between_slashes(int length)
+    {
+        // Runs are looked up only at lengths some remembered token has; the table of lengths ends
+        // at 4096, and longer tokens are always looked up.
+        var index = new SecretIndex();
+        var token = new string(Enumerable.Range(0, length).Select(i => (char)('A' + (i % 26))).ToArray());
+        index.Remember(new HopCredential("crm", CredentialKind.OAuthClientCredentials, "Authorization", "Bearer " + token, "fp", CredentialSource.Fetched, null));
+
+        Assert.True(index.ContainsToken(token));
+        Assert.True(index.ContainsToken("/crm/" + token + "/notes"));
+        Assert.False(index.ContainsToken("/crm/" + token[1..] + "/notes"));
+    }
 }
