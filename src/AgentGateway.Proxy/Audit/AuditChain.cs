@@ -16,6 +16,9 @@ public static class AuditChain
 
     private const string HashMember = ",\"hash\":\"";
 
+    /// <summary>What follows a record's body (without its closing brace): the hash member's start.</summary>
+    internal static ReadOnlySpan<byte> HashMemberUtf8 => ",\"hash\":\""u8;
+
     /// <summary>The hash of <paramref name="body"/> (a record's JSON text without its hash member).</summary>
     public static string Hash(ReadOnlySpan<byte> body, byte[]? key) =>
         Convert.ToHexStringLower(key is null ? SHA256.HashData(body) : HMACSHA256.HashData(key, body));
@@ -28,18 +31,6 @@ public static class AuditChain
     }
 
     /// <summary>Reads the sequence number and hash of a sealed line (to continue a chain after a restart).</summary>
-    /// <summary>Writes <paramref name="body"/> (a JSON object, UTF-8) sealed with its
-    /// <paramref name="hash"/> as one line: the same bytes <see cref="Seal"/> gives.</summary>
-    public static void WriteSealed(Stream destination, ReadOnlySpan<byte> body, string hash)
-    {
-        Span<byte> tail = stackalloc byte[HashMember.Length + 64 + 3];
-        var written = Encoding.ASCII.GetBytes(HashMember, tail);
-        written += Encoding.ASCII.GetBytes(hash, tail[written..]);
-        "\"}\n"u8.CopyTo(tail[written..]);
-        destination.Write(body[..^1]);
-        destination.Write(tail[..(written + 3)]);
-    }
-
     public static bool TryReadTail(string line, out long seq, out string hash)
     {
         seq = 0;

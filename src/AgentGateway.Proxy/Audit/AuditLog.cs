@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Globalization;
-using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -25,8 +24,11 @@ namespace AgentGateway.Proxy.Audit;
 /// <remarks>
 /// A request only fills in an <see cref="Entry"/> of values it already holds (strings, numbers,
 /// times) and queues it; queuing completes at once unless the queue is full. Formatting, hashing,
-/// writing and flushing happen on the writer, which takes whatever has queued up since its last
-/// pass as one batch and flushes once per batch. A batch whose write fails (the disk is full) is
+/// writing happen on the writer, which takes whatever has queued up since its last pass (up to
+/// <see cref="MaxBatch"/> records) as one batch, sealed into one reused buffer without allocating,
+/// and hands it to the operating system in one write (the file is unbuffered). It does not force
+/// the batch to the disk (no fsync): a gateway that crashes loses no record already written, a
+/// machine that loses power can lose what was still in its page cache. A batch whose write fails (the disk is full) is
 /// kept: the file is cut back to its last good record and the same batch written again, after a
 /// wait that doubles up to <see cref="MaxRetryDelay"/>, until it succeeds — so the chain never has
 /// a gap, and meanwhile the queue fills and requests wait for it, as they do for a slow disk.
@@ -211,28 +213,30 @@ public sealed partial class AuditLog : IAsyncDisposable
         // Where the last good record ends: a failed write is cut back to here.
         var good = file.Seek(0, SeekOrigin.End);
         Log.Opened(_logger, Path!, seq);
-        // One reader, so one record buffer, one batch buffer and one JSON writer serve every record:
-        // a record costs its formatting and its hash, not a string, a stream and a parse.
+        // One reader, so one record buffer, one batch buffer, one JSON writer and one sealer serve
+        // every record: a record costs its formatting and its hash, and allocates nothing.
         var record = new ArrayBufferWriter<byte>(1024);
         using var json = new Utf8JsonWriter(record, WriterOptions);
-        using var batch = new MemoryStream(64 * 1024);
+        var batch = new ArrayBufferWriter<byte>(64 * 1024);
+        using var sealer = new ChainSealer(_key, previous);
         var reader = _queue!.Reader;
         while (await reader.WaitToReadAsync())
         {
-            batch.SetLength(0);
-            var (batchSeq, batchPrevious, count) = (seq, previous, 0);
+            batch.ResetWrittenCount();
+            var count = 0;
             while (count < MaxBatch && reader.TryRead(out var entry))
             {
-                batchSeq++;
+                seq++;
                 count++;
                 record.ResetWrittenCount();
                 json.Reset(record);
-                Format(json, entry, batchSeq, batchPrevious);
-                batchPrevious = AuditChain.Hash(record.WrittenSpan, _key);
-                AuditChain.WriteSealed(batch, record.WrittenSpan, batchPrevious);
+                Format(json, entry, seq, sealer.Previous);
+                sealer.Seal(record.WrittenSpan, batch);
             }
 
-            if (await WriteBatchAsync(file, batch.GetBuffer().AsMemory(0, (int)batch.Length), good, count) is not { } end)
+            // The sealer has moved on past this batch: if it cannot be written, the writer stops
+            // (below), so the chain in the file never continues from a hash it does not hold.
+            if (await WriteBatchAsync(file, batch.WrittenMemory, good, count) is not { } end)
             {
                 // Stopping with the disk still failing: nothing more can be written.
                 var lost = count;
@@ -245,7 +249,7 @@ public sealed partial class AuditLog : IAsyncDisposable
                 return;
             }
 
-            (good, seq, previous) = (end, batchSeq, batchPrevious);
+            good = end;
         }
     }
 
@@ -261,7 +265,9 @@ public sealed partial class AuditLog : IAsyncDisposable
         {
             try
             {
-                if (file.Length != good)
+                // Only a failed write can have left bytes past the last good record; asking the
+                // file's length before every batch would be one more system call per batch.
+                if (attempt > 1 && file.Length != good)
                 {
                     file.SetLength(good);
                 }
@@ -319,47 +325,47 @@ public sealed partial class AuditLog : IAsyncDisposable
         return last is not null && AuditChain.TryReadTail(last, out var seq, out var hash) ? (seq, hash) : (0, AuditChain.Genesis);
     }
 
-    private static void Format(Utf8JsonWriter json, Entry e, long seq, string previous)
+    private static void Format(Utf8JsonWriter json, Entry e, long seq, ReadOnlySpan<byte> previous)
     {
         Span<char> time = stackalloc char[40];
         json.WriteStartObject();
-        json.WriteNumber("seq", seq);
-        json.WriteString("prev", previous);
-        json.WriteString("time", Round(e.Time, time));
-        json.WriteString("event", e.Event);
-        json.WriteString("traceId", e.TraceId);
-        Optional(json, "agentTraceId", e.AgentTraceId);
-        Optional(json, "agent", e.Agent);
-        Optional(json, "user", e.User);
-        Optional(json, "route", e.Route);
-        Optional(json, "grant", e.Grant);
-        Optional(json, "task", e.Task);
-        Optional(json, "method", e.Method);
-        Optional(json, "reason", e.Reason);
+        json.WriteNumber(Names.Seq, seq);
+        json.WriteString(Names.Prev, previous);
+        json.WriteString(Names.Time, Round(e.Time, time));
+        json.WriteString(Names.Event, e.Event);
+        json.WriteString(Names.TraceId, e.TraceId);
+        Optional(json, Names.AgentTraceId, e.AgentTraceId);
+        Optional(json, Names.Agent, e.Agent);
+        Optional(json, Names.User, e.User);
+        Optional(json, Names.Route, e.Route);
+        Optional(json, Names.Grant, e.Grant);
+        Optional(json, Names.Task, e.Task);
+        Optional(json, Names.Method, e.Method);
+        Optional(json, Names.Reason, e.Reason);
         if (e.Status is { } status)
         {
-            json.WriteNumber("status", status);
+            json.WriteNumber(Names.Status, status);
         }
 
-        Optional(json, "detail", e.Detail);
-        Optional(json, "credential", e.Credential);
-        Optional(json, "kind", e.Kind);
-        Optional(json, "source", e.Source);
-        Optional(json, "fingerprint", e.Fingerprint);
+        Optional(json, Names.Detail, e.Detail);
+        Optional(json, Names.Credential, e.Credential);
+        Optional(json, Names.Kind, e.Kind);
+        Optional(json, Names.Source, e.Source);
+        Optional(json, Names.Fingerprint, e.Fingerprint);
         if (e.ExpiresAt is { } expiresAt)
         {
-            json.WriteString("expiresAt", Round(expiresAt, time));
+            json.WriteString(Names.ExpiresAt, Round(expiresAt, time));
         }
 
-        Optional(json, "destination", e.Destination);
-        Optional(json, "database", e.Database);
-        Optional(json, "role", e.Role);
-        OptionalNumber(json, "bytesToServer", e.BytesToServer);
-        OptionalNumber(json, "bytesToAgent", e.BytesToAgent);
-        OptionalNumber(json, "durationMs", e.DurationMs);
+        Optional(json, Names.Destination, e.Destination);
+        Optional(json, Names.Database, e.Database);
+        Optional(json, Names.Role, e.Role);
+        OptionalNumber(json, Names.BytesToServer, e.BytesToServer);
+        OptionalNumber(json, Names.BytesToAgent, e.BytesToAgent);
+        OptionalNumber(json, Names.DurationMs, e.DurationMs);
         if (e.Shadow is { } shadow)
         {
-            json.WriteString("shadow", string.Join("; ", shadow));
+            json.WriteString(Names.Shadow, string.Join("; ", shadow));
         }
 
         json.WriteEndObject();
@@ -370,7 +376,7 @@ public sealed partial class AuditLog : IAsyncDisposable
             value.TryFormat(destination, out var written, "O", CultureInfo.InvariantCulture) ? destination[..written] : value.ToString("O", CultureInfo.InvariantCulture);
     }
 
-    private static void OptionalNumber(Utf8JsonWriter json, string name, long? value)
+    private static void OptionalNumber(Utf8JsonWriter json, JsonEncodedText name, long? value)
     {
         if (value is { } number)
         {
@@ -378,12 +384,44 @@ public sealed partial class AuditLog : IAsyncDisposable
         }
     }
 
-    private static void Optional(Utf8JsonWriter json, string name, string? value)
+    private static void Optional(Utf8JsonWriter json, JsonEncodedText name, string? value)
     {
         if (value is not null)
         {
             json.WriteString(name, value);
         }
+    }
+
+    /// <summary>The record's member names, encoded once rather than for every record.</summary>
+    private static class Names
+    {
+        public static readonly JsonEncodedText Seq = JsonEncodedText.Encode("seq");
+        public static readonly JsonEncodedText Prev = JsonEncodedText.Encode("prev");
+        public static readonly JsonEncodedText Time = JsonEncodedText.Encode("time");
+        public static readonly JsonEncodedText Event = JsonEncodedText.Encode("event");
+        public static readonly JsonEncodedText TraceId = JsonEncodedText.Encode("traceId");
+        public static readonly JsonEncodedText AgentTraceId = JsonEncodedText.Encode("agentTraceId");
+        public static readonly JsonEncodedText Agent = JsonEncodedText.Encode("agent");
+        public static readonly JsonEncodedText User = JsonEncodedText.Encode("user");
+        public static readonly JsonEncodedText Route = JsonEncodedText.Encode("route");
+        public static readonly JsonEncodedText Grant = JsonEncodedText.Encode("grant");
+        public static readonly JsonEncodedText Task = JsonEncodedText.Encode("task");
+        public static readonly JsonEncodedText Method = JsonEncodedText.Encode("method");
+        public static readonly JsonEncodedText Reason = JsonEncodedText.Encode("reason");
+        public static readonly JsonEncodedText Status = JsonEncodedText.Encode("status");
+        public static readonly JsonEncodedText Detail = JsonEncodedText.Encode("detail");
+        public static readonly JsonEncodedText Credential = JsonEncodedText.Encode("credential");
+        public static readonly JsonEncodedText Kind = JsonEncodedText.Encode("kind");
+        public static readonly JsonEncodedText Source = JsonEncodedText.Encode("source");
+        public static readonly JsonEncodedText Fingerprint = JsonEncodedText.Encode("fingerprint");
+        public static readonly JsonEncodedText ExpiresAt = JsonEncodedText.Encode("expiresAt");
+        public static readonly JsonEncodedText Destination = JsonEncodedText.Encode("destination");
+        public static readonly JsonEncodedText Database = JsonEncodedText.Encode("database");
+        public static readonly JsonEncodedText Role = JsonEncodedText.Encode("role");
+        public static readonly JsonEncodedText BytesToServer = JsonEncodedText.Encode("bytesToServer");
+        public static readonly JsonEncodedText BytesToAgent = JsonEncodedText.Encode("bytesToAgent");
+        public static readonly JsonEncodedText DurationMs = JsonEncodedText.Encode("durationMs");
+        public static readonly JsonEncodedText Shadow = JsonEncodedText.Encode("shadow");
     }
 
     /// <summary>One audit record before it is sealed, as values (a struct: queuing it allocates

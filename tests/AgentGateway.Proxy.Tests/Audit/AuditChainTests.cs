@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using AgentGateway.Proxy.Audit;
 
@@ -23,18 +24,30 @@ public sealed class AuditChainTests
     [Theory]
     [InlineData(null)]
     [InlineData("audit-key")]
-    public void The_writer_seals_bytes_exactly_as_verify_reads_them(string? key)
+    public void The_writer_seals_bytes_exactly_as_verify_reads_them_record_after_record(string? key)
     {
+        // One sealer seals every record of a writer, reusing its hash state: the second and third
+        // records must be sealed as the first, each under the key and chained to the one before.
         var keyBytes = key is null ? null : Encoding.UTF8.GetBytes(key);
-        var body = Encoding.UTF8.GetBytes($$"""{"seq":1,"prev":"{{AuditChain.Genesis}}","detail":"naïve \u00e9 ✓"}""");
-        using var line = new MemoryStream();
+        using var sealer = new ChainSealer(keyBytes, AuditChain.Genesis);
+        var written = new ArrayBufferWriter<byte>();
+        var bodies = new List<string>();
+        for (var seq = 1; seq <= 3; seq++)
+        {
+            var body = $$"""{"seq":{{seq}},"prev":"{{Encoding.ASCII.GetString(sealer.Previous)}}","detail":"naïve \u00e9 ✓ {{seq}}"}""";
+            bodies.Add(body);
+            sealer.Seal(Encoding.UTF8.GetBytes(body), written);
+        }
 
-        AuditChain.WriteSealed(line, body, AuditChain.Hash(body, keyBytes));
-
-        var written = Encoding.UTF8.GetString(line.ToArray());
-        Assert.EndsWith("\n", written, StringComparison.Ordinal);
-        Assert.Equal(AuditChain.Seal(Encoding.UTF8.GetString(body), keyBytes), written.TrimEnd('\n'));
-        Assert.Null(AuditChain.Verify([written.TrimEnd('\n')], keyBytes));
+        var text = Encoding.UTF8.GetString(written.WrittenSpan);
+        Assert.EndsWith("\n", text, StringComparison.Ordinal);
+        var lines = text.TrimEnd('\n').Split('\n');
+        Assert.Equal(bodies.Select(b => AuditChain.Seal(b, keyBytes)), lines);
+        Assert.Null(AuditChain.Verify(lines, keyBytes));
+        Assert.NotNull(AuditChain.Verify(lines, key is null ? Key : null));
+        Assert.True(AuditChain.TryReadTail(lines[^1], out var last, out var hash));
+        Assert.Equal(3, last);
+        Assert.Equal(hash, Encoding.ASCII.GetString(sealer.Previous));
     }
 
     [Fact]
