@@ -37,7 +37,7 @@ if (args is ["--loop", var scenario, var secondsText])
     // allocated, per request.
     var half = DateTime.UtcNow.AddSeconds(seconds / 2.0);
     var (requests, measuring) = (0L, false);
-    var (cpu, allocated, gen0, gen1, gen2) = (TimeSpan.Zero, 0L, 0, 0, 0);
+    var (cpu, allocated, gen0, gen1, gen2, paused) = (TimeSpan.Zero, 0L, 0, 0, 0, TimeSpan.Zero);
     while (DateTime.UtcNow < until)
     {
         await (scenario == "tool" ? rig.GatewayToolCall() : rig.GatewayGet());
@@ -46,13 +46,13 @@ if (args is ["--loop", var scenario, var secondsText])
         {
             (measuring, requests) = (true, 0);
             (cpu, allocated) = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime, GC.GetTotalAllocatedBytes(precise: true));
-            (gen0, gen1, gen2) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+            (gen0, gen1, gen2, paused) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
         }
     }
 
     var spent = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"loop {scenario}: {requests} requests in the second half; {spent.TotalMicroseconds / requests:0.0} µs CPU (all threads) and {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / (double)requests:0} B allocated per request; collections gen0 {GC.CollectionCount(0) - gen0}, gen1 {GC.CollectionCount(1) - gen1}, gen2 {GC.CollectionCount(2) - gen2}; working set {Environment.WorkingSet / 1048576} MB"));
+        $"loop {scenario}: {requests} requests in the second half; {spent.TotalMicroseconds / requests:0.0} µs CPU (all threads) and {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / (double)requests:0} B allocated per request; collections gen0 {GC.CollectionCount(0) - gen0}, gen1 {GC.CollectionCount(1) - gen1}, gen2 {GC.CollectionCount(2) - gen2}, {(GC.GetTotalPauseDuration() - paused).TotalMicroseconds / requests:0.00} µs paused per request; working set {Environment.WorkingSet / 1048576} MB"));
     return 0;
 }
 

@@ -8,6 +8,8 @@ namespace AgentGateway.Credentials.OAuth;
 /// <param name="fetchTimeout">How long one fetch may take (it bounds the cache's fetch lease).</param>
 internal abstract class OAuthTokenSource(string name, string header, IClientAuthenticator authenticator, TimeSpan fetchTimeout, TokenCache cache) : ICredentialSource
 {
+    private Served? _last;
+
     public string Name => name;
 
     public abstract CredentialKind Kind { get; }
@@ -37,7 +39,16 @@ internal abstract class OAuthTokenSource(string name, string header, IClientAuth
         try
         {
             var (token, source) = await cache.GetOrFetchAsync(key, agentId, fetchTimeout, state, fetch, cancellationToken);
-            return CredentialResult.Success(new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt) { Secret = token.AccessToken });
+            // A warm route serves the same token request after request: its credential (immutable,
+            // made only of the token and where it came from) is made once, not per request.
+            var last = Volatile.Read(ref _last);
+            if (last is null || !ReferenceEquals(last.Token, token) || last.Source != source)
+            {
+                last = new Served(token, source, new HopCredential(Name, Kind, HeaderName, token.BearerHeaderValue, token.Fingerprint, source, token.ExpiresAt) { Secret = token.AccessToken });
+                Volatile.Write(ref _last, last);
+            }
+
+            return CredentialResult.Success(last.Credential);
         }
         catch (CredentialFetchException ex)
         {
@@ -47,4 +58,7 @@ internal abstract class OAuthTokenSource(string name, string header, IClientAuth
 
     protected ValueTask InvalidateKeyAsync(string key, HopCredential used, CancellationToken cancellationToken) =>
         cache.InvalidateAsync(key, used.Fingerprint, cancellationToken);
+
+    /// <summary>The credential made from the token last served, and from which cache level.</summary>
+    private sealed record Served(CachedToken Token, CredentialSource Source, HopCredential Credential);
 }

@@ -23,6 +23,8 @@ namespace AgentGateway.Proxy.Pipeline;
 internal sealed partial class HopCredentialTransform(
     RoutePlan plan, SecretIndex secrets, RefusalWriter refusals, AuditLog audit, AgentActivity activity, ILogger<HopCredentialTransform> logger) : RequestTransform
 {
+    private Described? _described;
+
     public override async ValueTask ApplyAsync(RequestTransformContext context)
     {
         var feature = context.HttpContext.Features.Get<GatewayRequestFeature>();
@@ -82,7 +84,7 @@ internal sealed partial class HopCredentialTransform(
 
             if (traced is not null)
             {
-                Describe(traced, credential, context.DestinationPrefix);
+                Describe(traced, credential, context.DestinationPrefix, ref _described);
             }
         }
 
@@ -136,7 +138,10 @@ internal sealed partial class HopCredentialTransform(
     }
 
     /// <summary>What was used and where it went (names, fingerprint, header name; never a value), or that nothing could be.</summary>
-    private static void Describe(Activity span, HopCredential? credential, string destinationPrefix)
+    /// <param name="last">The values this route's last traced use derived (its expiry's text, the
+    /// destination's host and boxed port): a route mostly uses one token towards one destination,
+    /// so they are reused while they still apply instead of formatted and parsed per request.</param>
+    private static void Describe(Activity span, HopCredential? credential, string destinationPrefix, ref Described? last)
     {
         if (credential is null)
         {
@@ -145,14 +150,33 @@ internal sealed partial class HopCredentialTransform(
             return;
         }
 
+        var described = Volatile.Read(ref last);
+        if (described is null || described.ExpiresAt != credential.ExpiresAt || !string.Equals(described.DestinationPrefix, destinationPrefix, StringComparison.Ordinal))
+        {
+            described = Described.Of(credential.ExpiresAt, destinationPrefix);
+            Volatile.Write(ref last, described);
+        }
+
         span.SetTag(GatewayTelemetry.Tags.CredentialSource, credential.Source.ToString());
         span.SetTag(GatewayTelemetry.Tags.CredentialFingerprint, credential.Fingerprint);
-        span.SetTag(GatewayTelemetry.Tags.CredentialExpiresAt, credential.ExpiresAt?.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        span.SetTag(GatewayTelemetry.Tags.CredentialExpiresAt, described.ExpiresAtText);
         span.SetTag(GatewayTelemetry.Tags.CredentialHeader, credential.HeaderName);
-        if (Uri.TryCreate(destinationPrefix, UriKind.Absolute, out var destination))
+        if (described.Host is not null)
         {
-            span.SetTag(GatewayTelemetry.Tags.ServerAddress, destination.Host);
-            span.SetTag(GatewayTelemetry.Tags.ServerPort, destination.Port);
+            span.SetTag(GatewayTelemetry.Tags.ServerAddress, described.Host);
+            span.SetTag(GatewayTelemetry.Tags.ServerPort, described.Port);
+        }
+    }
+
+    /// <summary>A credential use's span values that depend only on the token's expiry and the destination.</summary>
+    private sealed record Described(DateTimeOffset? ExpiresAt, string? ExpiresAtText, string DestinationPrefix, string? Host, object? Port)
+    {
+        public static Described Of(DateTimeOffset? expiresAt, string destinationPrefix)
+        {
+            var text = expiresAt?.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+            return Uri.TryCreate(destinationPrefix, UriKind.Absolute, out var destination)
+                ? new(expiresAt, text, destinationPrefix, destination.Host, destination.Port)
+                : new(expiresAt, text, destinationPrefix, null, null);
         }
     }
 
