@@ -28,10 +28,11 @@ namespace AgentGateway.Proxy.Audit;
 /// <see cref="MaxBatch"/> records) as one batch, sealed into one reused buffer without allocating,
 /// and hands it to the operating system in one write (the file is unbuffered). It does not force
 /// the batch to the disk (no fsync): a gateway that crashes loses no record already written, a
-/// machine that loses power can lose what was still in its page cache. A batch whose write fails (the disk is full) is
-/// kept: the file is cut back to its last good record and the same batch written again, after a
-/// wait that doubles up to <see cref="MaxRetryDelay"/>, until it succeeds — so the chain never has
-/// a gap, and meanwhile the queue fills and requests wait for it, as they do for a slow disk.
+/// machine that loses power can lose what was still in its page cache. A batch whose write fails
+/// (the disk is full) is kept: the file is cut back to its last good record and the same batch
+/// written again, after a wait that doubles up to <see cref="MaxRetryDelay"/>, until it succeeds —
+/// so the chain never has a gap, and meanwhile the queue fills and requests wait for it, as they
+/// do for a slow disk.
 /// </remarks>
 public sealed partial class AuditLog : IAsyncDisposable
 {
