@@ -26,6 +26,8 @@ public sealed record ServerSentEvent(bool IsComment, string? Type, string? Id, s
 /// </summary>
 public sealed class ServerSentEventReader(int maxEventBytes)
 {
+    private const string MessageType = "message";
+
     private static ReadOnlySpan<byte> Bom => [0xEF, 0xBB, 0xBF];
 
     private readonly ArrayBufferWriter<byte> _line = new();
@@ -119,7 +121,8 @@ public sealed class ServerSentEventReader(int maxEventBytes)
             }
             else if (field.SequenceEqual("event"u8))
             {
-                _type = Encoding.UTF8.GetString(value);
+                // The type MCP servers name every event with: one string, not one per event.
+                _type = value.SequenceEqual("message"u8) ? MessageType : Encoding.UTF8.GetString(value);
             }
             else if (field.SequenceEqual("id"u8))
             {
@@ -197,7 +200,8 @@ public sealed class ServerSentEventReader(int maxEventBytes)
         }
 
         output.Write(name);
-        output.Write(Encoding.UTF8.GetBytes(value));
+        // Encoded straight into the output: no array per field.
+        output.Advance(Encoding.UTF8.GetBytes(value, output.GetSpan(Encoding.UTF8.GetMaxByteCount(value.Length))));
         output.Write("\n"u8);
     }
 }
