@@ -126,7 +126,8 @@ public static class BodyInspector
 
     private static bool IsJsonUtf8(string? contentType)
     {
-        if (string.Equals(contentType, "application/json", StringComparison.OrdinalIgnoreCase))
+        if (string.Equals(contentType, "application/json", StringComparison.OrdinalIgnoreCase)
+            || string.Equals(contentType, "application/json; charset=utf-8", StringComparison.OrdinalIgnoreCase))
         {
             // What clients send nearly always: nothing to parse.
             return true;
