@@ -26,11 +26,13 @@ public static class GatewayApplicationExtensions
     {
         HealthEndpoints.Map(endpoints);
         // The keys that verify provenance assertions (public halves only).
-        endpoints.MapGet("/.well-known/jwks.json", static (HttpContext context) =>
+        // A plain request delegate, as the health endpoints (see HealthEndpoints.Map).
+        endpoints.MapGet("/.well-known/jwks.json", static context =>
         {
             var signer = context.RequestServices.GetRequiredService<GatewayConfigProvider>().Current.Provenance;
             context.Response.Headers.CacheControl = "public, max-age=300";
-            return Results.Text(signer.Jwks, "application/jwk-set+json");
+            context.Response.ContentType = "application/jwk-set+json";
+            return context.Response.WriteAsync(signer.Jwks);
         });
         endpoints.MapReverseProxy(static proxy => proxy.UseMiddleware<GatewayMiddleware>());
         // Anything no route matches gets a problem body too, not an empty 404.

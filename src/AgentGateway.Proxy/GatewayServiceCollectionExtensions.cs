@@ -7,9 +7,6 @@ using AgentGateway.Credentials.Caching;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
-using OpenTelemetry.Logs;
-using OpenTelemetry.Metrics;
-using OpenTelemetry.Trace;
 using StackExchange.Redis;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Upstream;
@@ -109,7 +106,6 @@ public static class GatewayServiceCollectionExtensions
         // with the plain W3C propagator, neither reads those headers again nor passes agent baggage on.
         services.Replace(ServiceDescriptor.Singleton<System.Diagnostics.DistributedContextPropagator>(
             new OwnTracePropagator(System.Diagnostics.DistributedContextPropagator.Current)));
-        OpenTelemetry.Sdk.SetDefaultTextMapPropagator(new OpenTelemetry.Context.Propagation.TraceContextPropagator());
 
         // Configured entirely by the standard OTEL_* variables (environment, or any other
         // configuration source: the SDK reads them through IConfiguration), the sampler
@@ -117,28 +113,7 @@ public static class GatewayServiceCollectionExtensions
         // decide per signal (TelemetryExport).
         if (traces || metrics || logs)
         {
-            var telemetry = services.AddOpenTelemetry();
-            if (traces)
-            {
-                telemetry.WithTracing(static tracing => tracing
-                    .AddSource(GatewayTelemetry.Name)
-                    .AddAspNetCoreInstrumentation()
-                    .AddHttpClientInstrumentation()
-                    .AddOtlpExporter());
-            }
-
-            if (metrics)
-            {
-                telemetry.WithMetrics(static metrics => metrics
-                    .AddMeter(GatewayTelemetry.Name)
-                    .AddAspNetCoreInstrumentation()
-                    .AddOtlpExporter());
-            }
-
-            if (logs)
-            {
-                telemetry.WithLogging(static logging => logging.AddOtlpExporter());
-            }
+            TelemetryExport.Register(services, traces, metrics, logs);
         }
 
         // Exporting nothing, the gateway registers no listener, instrumentation or sampler at all:

@@ -16,7 +16,14 @@ internal static class HealthEndpoints
 
     public static void Map(IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapGet("/healthz", static () => Results.Text("ok")).ExcludeFromDescription();
+        // Plain request delegates: a handler that returns a result instead would have ASP.NET Core's
+        // request delegate factory compile expression trees for it, which maps System.Linq.Expressions
+        // and adds generated code to a process that never needs either (bare YARP has neither).
+        endpoints.MapGet("/healthz", static context =>
+        {
+            context.Response.ContentType = "text/plain; charset=utf-8";
+            return context.Response.WriteAsync("ok");
+        }).ExcludeFromDescription();
         endpoints.MapGet("/readyz", ReadyAsync).ExcludeFromDescription();
     }
 

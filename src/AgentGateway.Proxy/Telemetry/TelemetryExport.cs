@@ -1,4 +1,9 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Logs;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace AgentGateway.Proxy.Telemetry;
 
@@ -41,5 +46,40 @@ internal static class TelemetryExport
         }
 
         return false;
+    }
+
+    /// <summary>Registers OpenTelemetry for the signals exported.</summary>
+    /// <remarks>Its own method, never inlined, and called only when something is exported: the JIT
+    /// loads the assemblies a method names when it compiles that method, so a gateway that exports
+    /// nothing never maps OpenTelemetry's SDK, exporter and instrumentation assemblies at all (they
+    /// are resident memory for nothing, and code its GC and JIT would otherwise carry).</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Register(IServiceCollection services, bool traces, bool metrics, bool logs)
+    {
+        // OpenTelemetry's instrumentation, left with the plain W3C propagator, neither reads the
+        // agent's trace headers again nor passes its baggage on (see OwnTracePropagator).
+        OpenTelemetry.Sdk.SetDefaultTextMapPropagator(new OpenTelemetry.Context.Propagation.TraceContextPropagator());
+        var telemetry = services.AddOpenTelemetry();
+        if (traces)
+        {
+            telemetry.WithTracing(static tracing => tracing
+                .AddSource(GatewayTelemetry.Name)
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddOtlpExporter());
+        }
+
+        if (metrics)
+        {
+            telemetry.WithMetrics(static metrics => metrics
+                .AddMeter(GatewayTelemetry.Name)
+                .AddAspNetCoreInstrumentation()
+                .AddOtlpExporter());
+        }
+
+        if (logs)
+        {
+            telemetry.WithLogging(static logging => logging.AddOtlpExporter());
+        }
     }
 }
