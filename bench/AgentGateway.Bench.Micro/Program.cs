@@ -24,12 +24,14 @@ using Yarp.ReverseProxy.Forwarder;
 // Per-request cost of the identity layer, in process and without sockets: one request through
 // bare YARP and the same through AgentGateway, both forwarding to an in-memory upstream. The
 // difference in time and bytes allocated is the gateway's own code.
-//   dotnet run -c Release --project bench/AgentGateway.Bench.Micro [-- --loop get|tool SECONDS, for a profiler]
+//   dotnet run -c Release --project bench/AgentGateway.Bench.Micro [-- --loop get|tool|yarp SECONDS, for a profiler]
 if (args is ["--loop", var scenario, var secondsText])
 {
     // For a profiler to attach to: one benchmark method in a loop, nothing else.
     using var rig = new PerRequest();
     rig.Setup();
+    // AGW_MICRO_ALLOCATIONS=1: also list the types allocated in the measured half, by sampled bytes.
+    using var sampler = Environment.GetEnvironmentVariable("AGW_MICRO_ALLOCATIONS") is null ? null : new AllocationSampler();
     var seconds = int.Parse(secondsText, CultureInfo.InvariantCulture);
     var until = DateTime.UtcNow.AddSeconds(seconds);
     // The second half is measured: CPU time of the whole process (the exporter's and audit
@@ -40,19 +42,25 @@ if (args is ["--loop", var scenario, var secondsText])
     var (cpu, allocated, gen0, gen1, gen2, paused) = (TimeSpan.Zero, 0L, 0, 0, 0, TimeSpan.Zero);
     while (DateTime.UtcNow < until)
     {
-        await (scenario == "tool" ? rig.GatewayToolCall() : rig.GatewayGet());
+        await (scenario switch { "tool" => rig.GatewayToolCall(), "yarp" => rig.YarpGet(), _ => rig.GatewayGet() });
         requests++;
         if (!measuring && DateTime.UtcNow >= half)
         {
             (measuring, requests) = (true, 0);
             (cpu, allocated) = (System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime, GC.GetTotalAllocatedBytes(precise: true));
             (gen0, gen1, gen2, paused) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+            sampler?.Start();
         }
     }
 
     var spent = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpu;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"loop {scenario}: {requests} requests in the second half; {spent.TotalMicroseconds / requests:0.0} µs CPU (all threads) and {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / (double)requests:0} B allocated per request; collections gen0 {GC.CollectionCount(0) - gen0}, gen1 {GC.CollectionCount(1) - gen1}, gen2 {GC.CollectionCount(2) - gen2}, {(GC.GetTotalPauseDuration() - paused).TotalMicroseconds / requests:0.00} µs paused per request; working set {Environment.WorkingSet / 1048576} MB"));
+    foreach (var line in sampler?.Top(40, requests) ?? [])
+    {
+        Console.WriteLine(line);
+    }
+
     return 0;
 }
 

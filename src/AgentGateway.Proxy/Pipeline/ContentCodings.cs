@@ -17,6 +17,12 @@ internal static class ContentCodings
     /// applied (identity left out); or null and the first coding that cannot be decoded.</summary>
     public static (IReadOnlyList<string>? Codings, string? Undecodable) Of(HttpResponseMessage response)
     {
+        if (!response.Headers.NonValidated.Contains("Transfer-Encoding") && !response.Content.Headers.NonValidated.Contains("Content-Encoding"))
+        {
+            // Nearly every answer: neither header, so nothing to read and nothing allocated for it.
+            return ([], null);
+        }
+
         // A transfer coding other than chunked: HttpClient undoes chunked only and YARP drops the
         // header, so the agent would get coded bytes with nothing saying so. The gateway never
         // offers one (TE), so an upstream that applies one anyway is refused.
@@ -28,7 +34,7 @@ internal static class ContentCodings
             }
         }
 
-        var codings = new List<string>();
+        List<string>? codings = null;
         foreach (var coding in Codings(response.Content.Headers.NonValidated, "Content-Encoding"))
         {
             if (coding is not ("gzip" or "x-gzip" or "deflate" or "br"))
@@ -36,10 +42,10 @@ internal static class ContentCodings
                 return (null, Policy.PolicyEngine.Printable(coding));
             }
 
-            codings.Add(coding);
+            (codings ??= []).Add(coding);
         }
 
-        return (codings, null);
+        return (codings ?? (IReadOnlyList<string>)[], null);
     }
 
     /// <summary>The codings a header lists, lower-cased, identity left out, over every line of it.</summary>

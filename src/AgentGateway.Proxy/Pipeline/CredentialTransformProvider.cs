@@ -77,7 +77,7 @@ internal sealed class CredentialTransformProvider(
         var guard = new ResponseGuardTransform(plan, secrets, loggers.CreateLogger<ResponseGuardTransform>());
         context.ResponseTransforms.Add(guard);
         context.ResponseTransforms.Add(unauthorized);
-        context.ResponseTrailersTransforms.Add(new ResponseTrailerGuardTransform(plan, secrets, guard, loggers.CreateLogger<ResponseTrailerGuardTransform>()));
+        context.ResponseTrailersTransforms.Add(new ResponseTrailerGuardTransform(plan, guard, loggers.CreateLogger<ResponseTrailerGuardTransform>()));
         if (plan.Route.Inspect == BodyKind.Mcp)
         {
             context.ResponseTransforms.Add(mcpStream);

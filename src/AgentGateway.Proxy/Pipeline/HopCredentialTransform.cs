@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using AgentGateway.Credentials;
@@ -184,21 +185,26 @@ internal sealed partial class HopCredentialTransform(
     /// <param name="strip">The names removed (<see cref="RoutePlan.Strip"/>).</param>
     private static void StripHeaders(HttpHeaders headers, NamePatterns strip)
     {
-        List<string>? remove = null;
+        // The agent's own credential is stripped on nearly every request: the names are collected
+        // in a pooled array, not a list made per request (headers cannot be removed while enumerated).
+        string[]? remove = null;
+        var count = 0;
         foreach (var header in headers.NonValidated)
         {
             if (strip.Matches(header.Key))
             {
-                (remove ??= []).Add(header.Key);
+                (remove ??= ArrayPool<string>.Shared.Rent(headers.NonValidated.Count))[count++] = header.Key;
             }
         }
 
         if (remove is not null)
         {
-            foreach (var name in remove)
+            foreach (var name in remove.AsSpan(0, count))
             {
                 headers.Remove(name);
             }
+
+            ArrayPool<string>.Shared.Return(remove, clearArray: true);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using AgentGateway.Credentials;
 using AgentGateway.Proxy.Policy;
 using AgentGateway.Proxy.Problems;
 using AgentGateway.Proxy.Stripping;
@@ -35,12 +36,18 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
     /// <summary>Made once for the route, not per response.</summary>
     private Action? _echoedInBody;
 
+    /// <summary>The credential this route injected last and its forms (<see cref="InjectedForms"/>),
+    /// swapped whole: concurrent answers read one or the other, and a stale one is only a miss.</summary>
+    private Injected? _injected;
+
     public override async ValueTask ApplyAsync(ResponseTransformContext context)
     {
         var response = context.HttpContext.Response;
-        if (context.ProxyResponse is { } proxied && proxied.Headers.Connection.Count > 0)
+        // Read without the typed Connection property, which allocates its collection (and the
+        // general headers' store) on every answer to find that nearly none carries the header.
+        if (context.ProxyResponse is { } proxied && proxied.Headers.NonValidated.TryGetValues("Connection", out var connection))
         {
-            foreach (var nominated in UntrustedHeaders.NominatedHopByHop(string.Join(", ", proxied.Headers.Connection)))
+            foreach (var nominated in UntrustedHeaders.NominatedHopByHop(string.Join(", ", connection)))
             {
                 response.Headers.Remove(nominated);
             }
@@ -81,7 +88,7 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
         }
 
         var configured = plan.Secrets.Forms;
-        var injected = secrets.TokenForms(feature.Injected?.HeaderValue);
+        var injected = InjectedForms(feature.Injected);
         if (configured.IsEmpty && injected.IsEmpty)
         {
             return;
@@ -114,6 +121,30 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
         }
     }
 
+    /// <summary>The forms of the token <paramref name="injected"/> carries, beyond those of the
+    /// route's configured secrets; none when the token is one of them (an API key), whose forms
+    /// are searched for already — searching them twice would double the search of every answer.</summary>
+    internal SecretForms InjectedForms(HopCredential? injected)
+    {
+        if (injected is null)
+        {
+            return SecretForms.None;
+        }
+
+        // A route mostly injects one credential object for many requests (a cached token):
+        // decided once for it, not looked up by the token's hash on every answer.
+        var last = Volatile.Read(ref _injected);
+        if (last is not null && ReferenceEquals(last.Credential, injected))
+        {
+            return last.Forms;
+        }
+
+        var token = SecretIndex.TokenOf(injected.HeaderValue);
+        var forms = token.IsEmpty || plan.Secrets.Includes(token) ? SecretForms.None : secrets.TokenForms(injected.HeaderValue);
+        Volatile.Write(ref _injected, new Injected(injected, forms));
+        return forms;
+    }
+
     /// <summary>The fields of <paramref name="fields"/> whose name or a value holds a gateway secret
     /// in any form: one of <paramref name="configured"/> or <paramref name="injected"/>, or a hop
     /// token injected lately on another request.</summary>
@@ -144,6 +175,8 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
         bool Echoes(string text) => configured.IsIn(text) || injected.IsIn(text) || secrets.Contains(plan.Secrets, text);
     }
 
+    private sealed record Injected(HopCredential Credential, SecretForms Forms);
+
     /// <summary>Whether the answer carries a body at all: not to a HEAD, not 1xx, 204 or 304.</summary>
     private static bool HasBody(HttpRequest request, HttpResponseMessage response) =>
         !HttpMethods.IsHead(request.Method) && (int)response.StatusCode is >= 200 and not 204 and not 304;
@@ -173,7 +206,7 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
 /// trailers into headers would read the body differently from the gateway; and digests of a body
 /// the gateway rewrote.
 /// </summary>
-internal sealed partial class ResponseTrailerGuardTransform(RoutePlan plan, SecretIndex secrets, ResponseGuardTransform guard, ILogger<ResponseTrailerGuardTransform> logger) : ResponseTrailersTransform
+internal sealed partial class ResponseTrailerGuardTransform(RoutePlan plan, ResponseGuardTransform guard, ILogger<ResponseTrailerGuardTransform> logger) : ResponseTrailersTransform
 {
     /// <summary>Fields a trailer may not carry (RFC 9110 §6.5.1: "many fields cannot be processed
     /// outside the header section"), which the RFC names by what they do.</summary>
@@ -194,7 +227,7 @@ internal sealed partial class ResponseTrailerGuardTransform(RoutePlan plan, Secr
         }
 
         var routeId = feature.Route.RouteId;
-        var echoing = guard.Echoing(trailers, plan.Secrets.Forms, secrets.TokenForms(feature.Injected?.HeaderValue));
+        var echoing = guard.Echoing(trailers, plan.Secrets.Forms, guard.InjectedForms(feature.Injected));
         foreach (var (name, inName) in echoing)
         {
             trailers.Remove(name);

@@ -121,7 +121,7 @@ public sealed class SecretForms
     }
 
     /// <summary>Whether <paramref name="text"/> holds one of the forms.</summary>
-    public bool IsIn(ReadOnlySpan<char> text) => Find(text, 0).Start >= 0;
+    public bool IsIn(ReadOnlySpan<char> text) => text.Length >= Shortest && Find(text, 0).Start >= 0;
 
     /// <summary>The first form in <paramref name="text"/> at or after <paramref name="from"/>: where
     /// it starts (-1 when there is none) and how long it is there.</summary>

@@ -140,6 +140,13 @@ public sealed class SecretIndex
             return true;
         }
 
+        if (!run.Contains('/'))
+        {
+            // One stretch, the whole run, looked up above: an agent's JWT is found so, with one
+            // vectorised search instead of a test of each of its characters for a '/'.
+            return false;
+        }
+
         // Starts: 0 and after each '/'; ends: each '/' and the run's end. Paths have few slashes;
         // past 32 only the first 32 are cut at, which still finds a token in any early segment.
         Span<int> slashes = stackalloc int[32];
@@ -182,12 +189,18 @@ public sealed class SecretIndex
 /// </summary>
 public sealed class ConfiguredSecrets
 {
+    private readonly string[] _secrets;
     private readonly SearchValues<string>? _search;
+
+    /// <summary>The fewest characters any of them has: shorter text holds none.</summary>
+    private readonly int _shortest;
 
     private ConfiguredSecrets(string[] secrets)
     {
+        _secrets = secrets;
         Forms = SecretForms.Of(secrets);
         _search = secrets.Length == 0 ? null : SearchValues.Create(secrets, StringComparison.Ordinal);
+        _shortest = secrets.Length == 0 ? int.MaxValue : secrets.Min(s => s.Length);
     }
 
     public static ConfiguredSecrets None { get; } = new([]);
@@ -201,5 +214,21 @@ public sealed class ConfiguredSecrets
         new([.. credentials.Sources.SelectMany(s => s.Secrets).Select(s => s.Reveal()).Where(s => SecretIndex.CouldHold(s)).Distinct(StringComparer.Ordinal)]);
 
     /// <summary>Whether <paramref name="text"/> holds one of these secrets.</summary>
-    public bool IsIn(ReadOnlySpan<char> text) => _search is { } search && text.ContainsAny(search);
+    /// <remarks>With no secrets the shortest is <see cref="int.MaxValue"/>, so there is always a search when it is used.</remarks>
+    public bool IsIn(ReadOnlySpan<char> text) => text.Length >= _shortest && text.ContainsAny(_search!);
+
+    /// <summary>Whether <paramref name="secret"/> is exactly one of these secrets (whose
+    /// <see cref="Forms"/> are then its forms too).</summary>
+    public bool Includes(ReadOnlySpan<char> secret)
+    {
+        foreach (var configured in _secrets)
+        {
+            if (secret.SequenceEqual(configured))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 }

@@ -58,13 +58,13 @@ internal static class RequestSigning
     /// <summary>Signs requests marked by <see cref="PrepareAsync"/>; passes the others as they are.</summary>
     internal sealed class Handler(HttpMessageHandler inner) : DelegatingHandler(inner)
     {
-        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            if (!request.Options.TryGetValue(SignerKey, out var signer))
-            {
-                return await base.SendAsync(request, cancellationToken);
-            }
+        /// <remarks>Not async itself: a request nobody marked (every route without a signing
+        /// credential) is passed on with no state machine of this handler's around it.</remarks>
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            request.Options.TryGetValue(SignerKey, out var signer) ? SignAndSendAsync(request, signer, cancellationToken) : base.SendAsync(request, cancellationToken);
 
+        private async Task<HttpResponseMessage> SignAndSendAsync(HttpRequestMessage request, IRequestSigner signer, CancellationToken cancellationToken)
+        {
             byte[] body = [];
             if (signer.MaxBodyBytes is { } max && request.Content is { } content)
             {

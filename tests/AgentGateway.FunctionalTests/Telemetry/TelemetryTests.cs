@@ -109,6 +109,64 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Each_credential_span_carries_the_expiry_of_the_token_it_used_when_a_route_changes_token()
+    {
+        // Token A lives an hour; after the upstream refuses it, the route fetches token B, which
+        // lives three. The span reuses its formatted expiry while the token's expiry is the same,
+        // so a reuse keyed on anything less would describe B with A's expiry.
+        fx.Auth.SetTokenLifetime(Clients.CrmHop, TimeSpan.FromHours(1));
+        var agentToken = await fx.AgentTokenAsync();
+        var scenario = "refuse-once-" + Guid.NewGuid().ToString("N");
+        try
+        {
+            await using (var gateway = await GatewayInstance.StartAsync(Observed(fx.Config(withRedis: false))))
+            {
+                using (var first = await SendAsync(gateway, "/crm/warm", agentToken))
+                {
+                    Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+                }
+
+                fx.Auth.SetTokenLifetime(Clients.CrmHop, TimeSpan.FromHours(3));
+                fx.Crm.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath("/flaky").UsingAnyMethod())
+                    .AtPriority(1)
+                    .InScenario(scenario)
+                    .WillSetStateTo("refused")
+                    .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(401).WithHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"").WithBody("token revoked"));
+
+                // Sent with A (refused), retried with B; then B again, from the cache.
+                using (var retried = await SendAsync(gateway, "/crm/flaky", agentToken))
+                {
+                    Assert.Equal(HttpStatusCode.OK, retried.StatusCode);
+                }
+
+                using (var after = await SendAsync(gateway, "/crm/after", agentToken))
+                {
+                    Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var mapping in fx.Crm.Server.Mappings.Where(m => m.Scenario == scenario).ToList())
+            {
+                fx.Crm.Server.DeleteMapping(mapping.Guid);
+            }
+        }
+
+        var uses = _otlp.Spans.Where(s => s.Name == "agentgateway.credential" && s.Attribute("agentgateway.credential.name") == "crm").ToList();
+        Assert.Equal(4, uses.Count);
+        var byToken = uses.GroupBy(s => s.Attribute("agentgateway.credential.fingerprint")).ToList();
+        Assert.Equal(2, byToken.Count);
+        var expiries = byToken.Select(g => Assert.Single(g.Select(s => s.Attribute("agentgateway.credential.expires_at")).Distinct()))
+            .Select(text => DateTimeOffset.Parse(text!, System.Globalization.CultureInfo.InvariantCulture))
+            .Order()
+            .ToList();
+        var apart = expiries[1] - expiries[0];
+        Assert.InRange(apart, TimeSpan.FromHours(2) - TimeSpan.FromMinutes(5), TimeSpan.FromHours(2) + TimeSpan.FromMinutes(5));
+        fx.Crm.AssertNeverSaw(agentToken);
+    }
+
+    [Fact]
     public async Task A_refusal_is_traced_with_its_reason()
     {
         var token = await fx.AgentTokenAsync(Clients.Alpha);
