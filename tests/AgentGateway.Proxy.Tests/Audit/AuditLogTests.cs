@@ -79,6 +79,43 @@ public sealed class AuditLogTests : IDisposable
         Assert.Equal(Enumerable.Range(0, 10).Select(i => $"agent-{i}"), lines.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("agent").GetString()));
     }
 
+    [Fact]
+    public async Task A_database_session_record_carries_its_database_role_credential_and_counts_in_order()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 28, 12, 0, 0, TimeSpan.Zero));
+        var audit = new AuditLog(new ProcessSettings { AuditPath = _path }, time, NullLogger<AuditLog>.Instance);
+        await audit.DatabaseSessionAsync("database-session-end", new DatabaseAuditFacts("agent", "orders", "reader", "g")
+        {
+            Reason = "client-closed",
+            Credential = "orders-db",
+            Kind = "Static",
+            Source = "Static",
+            Fingerprint = "f1",
+            Destination = "db.internal:5432",
+            BytesToServer = 120,
+            BytesToAgent = 4096,
+            Duration = TimeSpan.FromMilliseconds(1500),
+        });
+        await audit.DatabaseSessionAsync("database-refusal", new DatabaseAuditFacts(null, "orders", null, null) { Reason = "no-grant" });
+        await audit.DisposeAsync();
+
+        var lines = await File.ReadAllLinesAsync(_path);
+        Assert.Null(AuditChain.Verify(lines, key: null));
+        Assert.Equal(
+            ["seq", "prev", "time", "event", "traceId", "agent", "grant", "reason", "credential", "kind", "source", "fingerprint", "destination", "database", "role", "bytesToServer", "bytesToAgent", "durationMs", "hash"],
+            JsonDocument.Parse(lines[0]).RootElement.EnumerateObject().Select(p => p.Name));
+        var end = JsonDocument.Parse(lines[0]).RootElement;
+        Assert.Equal("orders", end.GetProperty("database").GetString());
+        Assert.Equal("reader", end.GetProperty("role").GetString());
+        Assert.Equal(120, end.GetProperty("bytesToServer").GetInt64());
+        Assert.Equal(4096, end.GetProperty("bytesToAgent").GetInt64());
+        Assert.Equal(1500, end.GetProperty("durationMs").GetInt64());
+        // What a record does not know is absent, not empty.
+        Assert.Equal(
+            ["seq", "prev", "time", "event", "traceId", "reason", "database", "hash"],
+            JsonDocument.Parse(lines[1]).RootElement.EnumerateObject().Select(p => p.Name));
+    }
+
     private static Task Record(AuditLog audit, int from, int count) =>
         Task.WhenAll(Enumerable.Range(from, count).Select(i => audit.DatabaseSessionAsync("database-session-end", new DatabaseAuditFacts($"agent-{i}", "orders", "reader", "g")).AsTask()));
 
