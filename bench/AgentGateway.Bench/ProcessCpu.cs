@@ -34,6 +34,47 @@ internal static class ProcessCpu
         return TimeSpan.FromSeconds(ticks / TicksPerSecond);
     }
 
+    /// <summary>The name Linux shows (<c>/proc/PID/task/TID/comm</c>, cut to 15 characters) for
+    /// the .NET runtime's tiered-compilation background worker, ".NET Tiered Compilation Worker".</summary>
+    public const string TieringWorker = ".NET Tiered Com";
+
+    /// <summary>CPU ticks used so far by each of the process's threads named
+    /// <paramref name="thread"/>, by thread id. The runtime ends its tiering worker after a few
+    /// idle seconds and starts a new one when work comes, so a window's use is taken per thread id
+    /// (<see cref="TicksSince"/>), not from one running total.</summary>
+    public static IReadOnlyDictionary<int, long> ThreadTicks(int pid, string thread)
+    {
+        var ticks = new Dictionary<int, long>();
+        var tasks = $"/proc/{pid}/task";
+        if (!Directory.Exists(tasks))
+        {
+            return ticks;
+        }
+
+        foreach (var task in Directory.EnumerateDirectories(tasks))
+        {
+            try
+            {
+                if (File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n') == thread)
+                {
+                    ticks[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = Ticks(File.ReadAllText(Path.Combine(task, "stat")));
+                }
+            }
+            catch (IOException)
+            {
+                // The thread ended between the listing and the read.
+            }
+        }
+
+        return ticks;
+    }
+
+    /// <summary>The CPU time threads used between two <see cref="ThreadTicks"/> readings: a thread
+    /// that is new since <paramref name="before"/> counts all its ticks; one that ended in between
+    /// counts nothing (its last ticks are gone with it, at most one idle timeout's worth).</summary>
+    public static TimeSpan TicksSince(IReadOnlyDictionary<int, long> before, IReadOnlyDictionary<int, long> after) =>
+        TimeSpan.FromSeconds(after.Sum(t => t.Value - before.GetValueOrDefault(t.Key)) / TicksPerSecond);
+
     /// <summary>utime + stime, in clock ticks, from one <c>/proc/PID/stat</c> line. The command
     /// name (field 2) is in parentheses and may itself hold spaces and parentheses, so the fields
     /// are counted from the last <c>)</c>: after it come state (field 3) … utime (14), stime (15).</summary>

@@ -84,7 +84,7 @@ async Task<int> BenchAsync()
     Console.WriteLine($"AgentGateway benchmark — {Environment.ProcessorCount} cores ({CpuModel()}), .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
     Console.WriteLine($"  targets on core(s) {options.TargetCpus}; load generators, issuer, trace receiver and Redis on {options.LoadCpus}; nginx upstream on {options.UpstreamCpus}");
     Console.WriteLine($"  load average at start: {loadAtStart:0.00}{(loadAtStart > 0.5 ? " — other processes are using the cores: treat these numbers as noise" : "")}");
-    Console.WriteLine($"  gateway: {gatewayBinary}; warm-up: {options.WarmupWindow} s windows until 3 agree within {options.WarmupTolerance:P0}, {options.WarmupMin}–{options.WarmupMax} s");
+    Console.WriteLine($"  gateway: {gatewayBinary}; warm-up: {options.WarmupWindow} s windows until 3 agree within {options.WarmupTolerance:P0} with tier-up done, {options.WarmupMin}–{options.WarmupMax} s");
     if (options.Rounds < 3)
     {
         Console.WriteLine($"  {options.Rounds} round(s): too few for a spread; a smoke run, not a measurement");

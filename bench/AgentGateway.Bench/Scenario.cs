@@ -135,20 +135,24 @@ internal static class Runner
         return measurement with { Cpu = ProcessCpu.Of(target.Pid) - before };
     }
 
-    /// <summary>Short windows until the last three agree within the tolerance, at least
+    /// <summary>Short windows until the rate is steady (<see cref="SteadyRate"/>: the last three
+    /// agree within the tolerance and the runtime's tier-up work is done), at least
     /// <c>--warmup-min</c> seconds: tiered JIT and dynamic PGO keep improving code for seconds
     /// after the first requests, and a target measured early reads faster or slower than it is.</summary>
     public static async Task WarmAsync(Scenario scenario, Target target, BenchOptions options)
     {
         var window = TimeSpan.FromSeconds(options.WarmupWindow);
-        var rates = new List<double>();
+        var windows = new List<WarmupWindow>();
         var elapsed = 0;
         var stable = false;
         var kept = 0;
+        var tiering = ProcessCpu.ThreadTicks(target.Pid, ProcessCpu.TieringWorker);
         while (true)
         {
             var measurement = Checked(scenario, target, await target.Run(window), warmingUp: true);
-            rates.Add(measurement.Rate);
+            var now = ProcessCpu.ThreadTicks(target.Pid, ProcessCpu.TieringWorker);
+            windows.Add(new WarmupWindow(measurement.Rate, ProcessCpu.TicksSince(tiering, now)));
+            tiering = now;
             elapsed += options.WarmupWindow;
             if (scenario.FixedRate)
             {
@@ -159,8 +163,7 @@ internal static class Runner
             }
             else
             {
-                var last = rates.TakeLast(3).ToArray();
-                stable = last.Length == 3 && last.Min() > 0 && (last.Max() - last.Min()) / last.Average() <= options.WarmupTolerance && elapsed >= options.WarmupMin;
+                stable = elapsed >= options.WarmupMin && SteadyRate.IsSteady(windows, window, options.WarmupTolerance);
             }
 
             if (stable || elapsed >= options.WarmupMax)
@@ -169,11 +172,15 @@ internal static class Runner
             }
         }
 
-        var spread = rates.TakeLast(3).ToArray();
-        Console.WriteLine($"   warm-up {target.Name}: {string.Join(' ', rates.Select(r => r.ToString("0", CultureInfo.InvariantCulture)))} req/s → " +
+        var spread = windows.TakeLast(3).Select(w => w.Rate).ToArray();
+        Console.WriteLine($"   warm-up {target.Name}: {string.Join(' ', windows.Select(w => w.Rate.ToString("0", CultureInfo.InvariantCulture)))} req/s → " +
             (stable ? $"{(scenario.FixedRate ? "on schedule" : "stable")} after {elapsed} s"
                 : scenario.FixedRate ? $"still behind schedule after {elapsed} s"
-                : $"NOT stable after {elapsed} s (last windows within {(spread.Max() - spread.Min()) / spread.Average():P0}); measuring anyway"));
+                : $"NOT stable after {elapsed} s (last windows within {(spread.Max() - spread.Min()) / spread.Average():P0}, tier-up {(windows.TakeLast(3).All(w => w.Tiering <= window * SteadyRate.QuietTieringShare) ? "done" : "still running")}); measuring anyway"));
+        if (windows.Any(w => w.Tiering > TimeSpan.Zero))
+        {
+            Console.WriteLine($"   tier-up CPU ms per window, {target.Name}: {string.Join(' ', windows.Select(w => w.Tiering.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)))}");
+        }
     }
 
     /// <param name="allowBehind">Behind a fixed schedule is a result to report, not an error.</param>
