@@ -30,6 +30,11 @@ public static class BodyInspector
         "completion/complete", "logging/setLevel",
     };
 
+    /// <summary>The known methods as UTF-8, the calls first, to take a message's method from this
+    /// set instead of decoding a new string per message.</summary>
+    private static readonly (byte[] Utf8, string Name)[] KnownMethodNames =
+        [.. KnownMcpMethods.OrderBy(m => m is "tools/call" or "prompts/get" or "resources/read" ? 0 : 1).Select(m => (Encoding.UTF8.GetBytes(m), m))];
+
     /// <summary>The strictest reading: no comments, no trailing commas (the defaults), bounded depth,
     /// and no key twice in one object, compared decoded (<c>"na\u006de"</c> and <c>"name"</c> are the
     /// same key to any parser).</summary>
@@ -300,7 +305,7 @@ public static class BodyInspector
                 : (null, "a JSON-RPC message without 'method' must be a response with 'id' and one of 'result' or 'error'");
         }
 
-        if (methodElement.ValueKind != JsonValueKind.String || methodElement.GetString() is not { Length: > 0 } method)
+        if (methodElement.ValueKind != JsonValueKind.String || MethodName(methodElement) is not { Length: > 0 } method)
         {
             return (null, "'method' must be a non-empty string");
         }
@@ -367,6 +372,21 @@ public static class BodyInspector
         }
 
         return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, hasId ? id.GetRawText() : null) { CompletionRef = completionRef }, null);
+    }
+
+    /// <summary>The string <paramref name="method"/> holds: a known method's own string when it is
+    /// one (compared decoded, so an escaped spelling is the same method), else a new one.</summary>
+    private static string MethodName(JsonElement method)
+    {
+        foreach (var (utf8, name) in KnownMethodNames)
+        {
+            if (method.ValueEquals(utf8))
+            {
+                return name;
+            }
+        }
+
+        return method.GetString()!;
     }
 
     /// <summary>Whether <paramref name="text"/> has a control character (<see cref="char.IsControl(char)"/>: C0, DEL, C1).</summary>

@@ -108,7 +108,7 @@ internal sealed class McpServerStream(Stream inner, Grant grant, int maxEventByt
             return "an event that is not one strict JSON-RPC message: " + unreadable;
         }
 
-        if (message.FirstRefused(grant.AllowsServerRequest) is { } asked)
+        if (message.FirstRefused(grant) is { } asked)
         {
             // The server chose this string: only a short, plain form goes to logs, audit and answers.
             var refused = PolicyEngine.Printable(asked);

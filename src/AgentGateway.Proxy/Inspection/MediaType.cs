@@ -175,7 +175,18 @@ public static class AnswerMediaType
     }
 
     /// <summary>The kind of answer one <c>Content-Type</c> value declares.</summary>
-    public static (AnswerKind Kind, string? Why) Of(string value)
+    public static (AnswerKind Kind, string? Why) Of(string value) =>
+        // What MCP servers send nearly always, spelled exactly so: the kind the parse below gives
+        // these exact strings, without building a media type for each answer.
+        value switch
+        {
+            Json or "application/json; charset=utf-8" => (AnswerKind.Json, null),
+            EventStream => (AnswerKind.EventStream, null),
+            _ => Parsed(value),
+        };
+
+    /// <summary>The kind of answer <paramref name="value"/> declares, from its parse.</summary>
+    internal static (AnswerKind Kind, string? Why) Parsed(string value)
     {
         if (MediaType.Parse(value) is not { } type)
         {

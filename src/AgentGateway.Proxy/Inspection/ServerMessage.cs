@@ -89,13 +89,27 @@ public sealed record ServerMessage(ServerMessageKind Kind, string? Method, strin
     }
 
     /// <summary>The method of the first thing this message asks of the client that
-    /// <paramref name="allows"/> refuses: a server request's method, or one of a response's input requests.</summary>
-    public string? FirstRefused(Func<string, bool> allows) => Kind switch
+    /// <paramref name="grant"/> refuses: a server request's method, or one of a response's input requests.</summary>
+    public string? FirstRefused(Grant grant)
     {
-        ServerMessageKind.Request when !allows(Method!) => Method,
-        ServerMessageKind.Response => InputRequests?.FirstOrDefault(m => !allows(m)),
-        _ => null,
-    };
+        switch (Kind)
+        {
+            case ServerMessageKind.Request when !grant.AllowsServerRequest(Method!):
+                return Method;
+            case ServerMessageKind.Response when InputRequests is not null:
+                foreach (var method in InputRequests)
+                {
+                    if (!grant.AllowsServerRequest(method))
+                    {
+                        return method;
+                    }
+                }
+
+                break;
+        }
+
+        return null;
+    }
 
     private static (IReadOnlyList<string>? Methods, string? Why) ReadInputRequests(JsonElement inputs)
     {

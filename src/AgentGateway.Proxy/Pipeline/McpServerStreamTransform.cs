@@ -68,7 +68,6 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             return;
         }
 
-        var observer = new Observer(audit, time, logger, context.HttpContext, feature, response.RequestMessage, context.HttpContext.GetReverseProxyFeature().Cluster?.HttpClient, Activity.Current);
         var toolFilter = grant is { Tools: { } tools, FilterToolList: true } ? tools : null;
         var http = context.HttpContext.Response;
         var (kind, unreadable) = AnswerMediaType.Of(response.Content.Headers);
@@ -78,10 +77,10 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
                 // Events are written on in canonical form, and refused ones dropped: the upstream's length no longer holds.
                 ResponseBody.Rewritten(context.HttpContext);
                 http.ContentType = AnswerMediaType.EventStream;
-                http.Body = new McpServerStream(http.Body, grant, feature.Revision.Policy.MaxServerEventBytes, observer, toolFilter);
+                http.Body = new McpServerStream(http.Body, grant, feature.Revision.Policy.MaxServerEventBytes, Observe(context, feature, response), toolFilter);
                 break;
             case AnswerKind.Json:
-                await JudgeJsonAnswerAsync(context, response, grant, feature, observer, toolFilter);
+                await JudgeJsonAnswerAsync(context, response, grant, feature, toolFilter);
                 break;
             case AnswerKind.Unreadable:
                 await RefuseAsync(context, feature, unreadable!);
@@ -114,8 +113,8 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
     /// filtered), else replaced by a JSON-RPC error, since the agent's client waits for an answer
     /// to its call either way.
     /// </summary>
-    private static async Task JudgeJsonAnswerAsync(
-        ResponseTransformContext context, HttpResponseMessage response, Policy.Grant grant, GatewayRequestFeature feature, Observer observer, IReadOnlyList<Policy.GlobPattern>? toolFilter)
+    private async Task JudgeJsonAnswerAsync(
+        ResponseTransformContext context, HttpResponseMessage response, Policy.Grant grant, GatewayRequestFeature feature, IReadOnlyList<Policy.GlobPattern>? toolFilter)
     {
         var limit = feature.Revision.Policy.MaxServerEventBytes;
         var bytes = await BoundedContent.ReadAsync(response.Content, limit, context.CancellationToken);
@@ -124,7 +123,7 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
         var output = bytes;
         if (bytes is null)
         {
-            observer.Broken($"an answer larger than {limit} bytes (Gateway:Policy:MaxServerEventBytes)");
+            Observe(context, feature, response).Broken($"an answer larger than {limit} bytes (Gateway:Policy:MaxServerEventBytes)");
             output = McpErrors.UnreadableError(feature.Body?.Id);
         }
         else if (bytes.Length > 0)
@@ -132,19 +131,19 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             var (message, why) = ServerMessage.Read(bytes);
             if (message is null)
             {
-                observer.Broken("an answer that is not one strict JSON-RPC message: " + why);
+                Observe(context, feature, response).Broken("an answer that is not one strict JSON-RPC message: " + why);
                 output = McpErrors.UnreadableError(feature.Body?.Id);
             }
-            else if (message.FirstRefused(grant.AllowsServerRequest) is { } asked)
+            else if (message.FirstRefused(grant) is { } asked)
             {
                 var refused = Policy.PolicyEngine.Printable(asked);
-                await observer.RefusedAsync(message, refused, context.CancellationToken);
+                await Observe(context, feature, response).RefusedAsync(message, refused, context.CancellationToken);
                 output = listing ? McpErrors.UnreadableError(feature.Body?.Id)
                     : McpErrors.InputRefusedError(message.Kind == ServerMessageKind.Response ? message.Id : feature.Body?.Id, refused);
             }
             else if (listing && message.Kind != ServerMessageKind.Response)
             {
-                observer.Broken("an answer to tools/list that is not a response");
+                Observe(context, feature, response).Broken("an answer to tools/list that is not a response");
                 output = McpErrors.UnreadableError(feature.Body?.Id);
             }
             else if (toolFilter is not null && message is { Kind: ServerMessageKind.Response, ListsTools: true })
@@ -152,12 +151,12 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
                 output = ToolListFilter.Apply(bytes, toolFilter, out var removed);
                 if (output is null)
                 {
-                    observer.Broken("a tool list whose 'tools' is not an array");
+                    Observe(context, feature, response).Broken("a tool list whose 'tools' is not an array");
                     output = McpErrors.UnreadableError(feature.Body?.Id);
                 }
                 else
                 {
-                    observer.Filtered(removed);
+                    Observe(context, feature, response).Filtered(removed);
                 }
             }
         }
@@ -172,6 +171,11 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             ? masking.WriteLastAsync(output, context.CancellationToken)
             : http.Body.WriteAsync(output, context.CancellationToken));
     }
+
+    /// <summary>What records a refused or broken answer: made for a stream, and for a JSON answer
+    /// only when there is something to record, not for every answer passed on.</summary>
+    private Observer Observe(ResponseTransformContext context, GatewayRequestFeature feature, HttpResponseMessage response) =>
+        new(audit, time, logger, context.HttpContext, feature, response.RequestMessage, context.HttpContext.GetReverseProxyFeature().Cluster?.HttpClient, Activity.Current);
 
     private sealed class Observer(
         AuditLog audit, TimeProvider time, ILogger logger, HttpContext http, GatewayRequestFeature feature, HttpRequestMessage? sent, HttpMessageInvoker? invoker, Activity? activity)

@@ -50,6 +50,15 @@ public sealed class AnswerMediaTypeTests
         Assert.Equal(expected, AnswerMediaType.Of(value).Kind);
     }
 
+    [Theory]
+    [InlineData("application/json")]
+    [InlineData("application/json; charset=utf-8")]
+    [InlineData("text/event-stream")]
+    public void The_spellings_taken_without_a_parse_are_judged_as_the_parse_judges_them(string value)
+    {
+        Assert.Equal(AnswerMediaType.Parsed(value), AnswerMediaType.Of(value));
+    }
+
     [Fact]
     public void Two_content_type_headers_are_unreadable_and_none_is_absent()
     {
