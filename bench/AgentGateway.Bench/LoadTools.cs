@@ -248,10 +248,7 @@ internal sealed class H2load(CpuSet cpus, DirectoryInfo work)
         var latencies = answered.Select(a => a.Latency).ToArray();
         Array.Sort(latencies);
         var detail = failures == 0 ? null : $"h2load: {output[status.Index..].Split('\n')[0]}; {requests.Value}";
-        // An open-loop figure is only meaningful if the schedule was kept: the answered requests,
-        // over the time between the first and the last of their starts (the edges of a run, when
-        // connections open and the last answers are cut off, do not count against it).
-        var kept = answered.Length < 2 ? 0 : (answered.Length - 1) / ((answered.Max(a => a.Start) - answered.Min(a => a.Start)) / 1e6);
+        var kept = SteadyRate.KeptRate(answered);
         var behind = requestedRate is { } wanted && kept < wanted * 0.95
             ? $"only {kept:0} of the {wanted:0} req/s asked for were answered: the target or the load generator is saturated"
             : null;

@@ -75,6 +75,36 @@ internal static class ProcessCpu
     public static TimeSpan TicksSince(IReadOnlyDictionary<int, long> before, IReadOnlyDictionary<int, long> after) =>
         TimeSpan.FromSeconds(after.Sum(t => t.Value - before.GetValueOrDefault(t.Key)) / TicksPerSecond);
 
+    /// <summary>The process's resident shared memory in kB (<c>RssShmem</c> of <c>/proc/PID/status</c>):
+    /// with W^X on (the runtime's default) the JIT writes code through a shared mapping, so this
+    /// grows while methods are compiled. 0 when the process is gone or the field absent.</summary>
+    public static long SharedKb(int pid)
+    {
+        try
+        {
+            return StatusKb(File.ReadAllText($"/proc/{pid}/status"), "RssShmem:");
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>One <c>Name:   123 kB</c> field of a <c>/proc/PID/status</c> text, in kB; 0 when absent.</summary>
+    public static long StatusKb(string status, string field)
+    {
+        foreach (var line in status.Split('\n'))
+        {
+            if (line.StartsWith(field, StringComparison.Ordinal))
+            {
+                var value = line[field.Length..].Trim();
+                return long.Parse(value.EndsWith(" kB", StringComparison.Ordinal) ? value[..^3] : value, CultureInfo.InvariantCulture);
+            }
+        }
+
+        return 0;
+    }
+
     /// <summary>utime + stime, in clock ticks, from one <c>/proc/PID/stat</c> line. The command
     /// name (field 2) is in parentheses and may itself hold spaces and parentheses, so the fields
     /// are counted from the last <c>)</c>: after it come state (field 3) … utime (14), stime (15).</summary>

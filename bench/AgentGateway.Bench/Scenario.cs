@@ -147,12 +147,14 @@ internal static class Runner
         var stable = false;
         var kept = 0;
         var tiering = ProcessCpu.ThreadTicks(target.Pid, ProcessCpu.TieringWorker);
+        var code = ProcessCpu.SharedKb(target.Pid);
         while (true)
         {
             var measurement = Checked(scenario, target, await target.Run(window), warmingUp: true);
             var now = ProcessCpu.ThreadTicks(target.Pid, ProcessCpu.TieringWorker);
-            windows.Add(new WarmupWindow(measurement.Rate, ProcessCpu.TicksSince(tiering, now)));
-            tiering = now;
+            var codeNow = ProcessCpu.SharedKb(target.Pid);
+            windows.Add(new WarmupWindow(measurement.Rate, ProcessCpu.TicksSince(tiering, now), codeNow - code));
+            (tiering, code) = (now, codeNow);
             elapsed += options.WarmupWindow;
             if (scenario.FixedRate)
             {
@@ -176,10 +178,10 @@ internal static class Runner
         Console.WriteLine($"   warm-up {target.Name}: {string.Join(' ', windows.Select(w => w.Rate.ToString("0", CultureInfo.InvariantCulture)))} req/s → " +
             (stable ? $"{(scenario.FixedRate ? "on schedule" : "stable")} after {elapsed} s"
                 : scenario.FixedRate ? $"still behind schedule after {elapsed} s"
-                : $"NOT stable after {elapsed} s (last windows within {(spread.Max() - spread.Min()) / spread.Average():P0}, tier-up {(windows.TakeLast(3).All(w => w.Tiering <= window * SteadyRate.QuietTieringShare) ? "done" : "still running")}); measuring anyway"));
-        if (windows.Any(w => w.Tiering > TimeSpan.Zero))
+                : $"NOT stable after {elapsed} s (last windows within {(spread.Max() - spread.Min()) / spread.Average():P0}, JIT {(windows.TakeLast(3).All(w => SteadyRate.IsQuiet(w, window)) ? "quiet" : "still compiling")}); measuring anyway"));
+        if (windows.Any(w => w.Tiering > TimeSpan.Zero || w.CodeGrowthKb != 0))
         {
-            Console.WriteLine($"   tier-up CPU ms per window, {target.Name}: {string.Join(' ', windows.Select(w => w.Tiering.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)))}");
+            Console.WriteLine($"   JIT per window, {target.Name}, tier-up worker CPU ms / code memory growth kB: {string.Join(' ', windows.Select(w => string.Create(CultureInfo.InvariantCulture, $"{w.Tiering.TotalMilliseconds:0}/{w.CodeGrowthKb}")))}");
         }
     }
 

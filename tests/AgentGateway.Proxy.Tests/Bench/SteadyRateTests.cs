@@ -6,7 +6,7 @@ public sealed class SteadyRateTests
 {
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(2);
 
-    private static WarmupWindow W(double rate, int tieringMs) => new(rate, TimeSpan.FromMilliseconds(tieringMs));
+    private static WarmupWindow W(double rate, int tieringMs, long codeKb = 0) => new(rate, TimeSpan.FromMilliseconds(tieringMs), codeKb);
 
     [Fact]
     public void A_plateau_that_agrees_with_itself_while_tier_up_runs_is_not_steady()
@@ -34,6 +34,26 @@ public sealed class SteadyRateTests
     }
 
     [Fact]
+    public void A_plateau_while_methods_are_still_first_compiled_is_not_steady()
+    {
+        // Before tier-up starts the worker idles: the code written on the request threads shows it.
+        WarmupWindow[] windows = [W(700, 0, 9000), W(1000, 0, 2400), W(1010, 10, 800), W(1005, 0, 300)];
+
+        Assert.False(SteadyRate.IsSteady(windows, Window, tolerance: 0.03));
+        Assert.True(SteadyRate.IsSteady([.. windows, W(1000, 0, 8), W(1002, 0, 0), W(1001, 10, 64)], Window, tolerance: 0.03));
+    }
+
+    [Fact]
+    public void RssShmem_is_read_from_a_status_text_in_kB()
+    {
+        const string Status = "Name:\tagentgateway\nVmRSS:\t  139264 kB\nRssAnon:\t   46080 kB\nRssShmem:\t   23552 kB\nThreads:\t27\n";
+
+        Assert.Equal(23552, ProcessCpu.StatusKb(Status, "RssShmem:"));
+        Assert.Equal(0, ProcessCpu.StatusKb(Status, "RssHuge:"));
+        Assert.True(ProcessCpu.SharedKb(Environment.ProcessId) >= 0);
+    }
+
+    [Fact]
     public void A_quiet_runtime_whose_rate_still_moves_is_not_steady()
     {
         WarmupWindow[] windows = [W(7000, 0), W(8000, 0), W(8050, 0)];
@@ -46,6 +66,19 @@ public sealed class SteadyRateTests
     {
         Assert.False(SteadyRate.IsSteady([W(8000, 0), W(8000, 0)], Window, tolerance: 0.03));
         Assert.False(SteadyRate.IsSteady([W(0, 0), W(0, 0), W(0, 0)], Window, tolerance: 0.03));
+    }
+
+    [Fact]
+    public void A_fixed_rate_is_kept_when_answers_end_on_schedule_not_when_they_only_start_on_it()
+    {
+        // 300 req/s for 2 s, sent on schedule (h2load pipelines); answered in 2 ms, or queued.
+        const long Epoch = 1_790_000_000_000_000;
+        var onTime = Enumerable.Range(0, 600).Select(i => (Epoch + (i * 1_000_000L / 300), 2.0)).ToArray();
+        var queued = Enumerable.Range(0, 600).Select(i => (Epoch + (i * 1_000_000L / 300), 2.0 + (i * 50.0))).ToArray();
+
+        Assert.InRange(SteadyRate.KeptRate(onTime), 290, 301);
+        Assert.True(SteadyRate.KeptRate(queued) < 30);
+        Assert.Equal(0, SteadyRate.KeptRate([(Epoch, 2.0)]));
     }
 
     [Fact]
