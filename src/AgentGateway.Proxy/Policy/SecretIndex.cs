@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using AgentGateway.Credentials;
 
 namespace AgentGateway.Proxy.Policy;
@@ -32,6 +33,14 @@ public sealed class SecretIndex
     /// index cost per request. Longer tokens than this are always looked up.</summary>
     private readonly bool[] _lengths = new bool[4097];
 
+    /// <summary>Header values remembered lately, with their token's forms, in slots chosen by the
+    /// string object's identity. A warm route injects one cached credential, the same string object
+    /// request after request, so it is recognised by reference instead of hashing its token (a JWT
+    /// of about a kilobyte) twice per request, to remember it and to find its forms for the answer.
+    /// A slot only ever holds a value whose token is in <see cref="_tokens"/>: written after the
+    /// token is added, and every slot is cleared whenever a token is forgotten.</summary>
+    private readonly Remembered?[] _recent = new Remembered?[16];
+
     /// <summary>The token part of an injected header value (after the scheme), or empty when there
     /// is none or it is too short to search for. A view, not a copy: this runs on every request.</summary>
     public static ReadOnlySpan<char> TokenOf(string? headerValue)
@@ -49,6 +58,11 @@ public sealed class SecretIndex
     /// there is no token); made once per token, when it is remembered.</summary>
     public SecretForms TokenForms(string? headerValue)
     {
+        if (headerValue is not null && Recent(headerValue) is { } recent)
+        {
+            return recent.Forms;
+        }
+
         var token = TokenOf(headerValue);
         if (token.IsEmpty)
         {
@@ -62,10 +76,22 @@ public sealed class SecretIndex
     /// <summary>Remembers a hop credential the gateway injected (its token part, without the scheme).</summary>
     public void Remember(HopCredential credential)
     {
-        var span = TokenOf(credential.HeaderValue);
-        if (span.IsEmpty || _tokens.GetAlternateLookup<ReadOnlySpan<char>>().ContainsKey(span))
+        if (credential.HeaderValue is not { } headerValue || Recent(headerValue) is not null)
         {
-            // Most requests reuse a cached token: nothing to allocate.
+            // The same value as last time: remembered already, nothing to hash.
+            return;
+        }
+
+        var span = TokenOf(headerValue);
+        if (span.IsEmpty)
+        {
+            return;
+        }
+
+        if (_tokens.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(span, out var known))
+        {
+            // Most requests reuse a cached token: nothing to allocate but the note of it.
+            Note(headerValue, span, known);
             return;
         }
 
@@ -76,7 +102,8 @@ public sealed class SecretIndex
             Volatile.Write(ref _lengths[token.Length], true);
         }
 
-        if (!_tokens.TryAdd(token, SecretForms.Of([token])))
+        var forms = SecretForms.Of([token]);
+        if (!_tokens.TryAdd(token, forms))
         {
             return;
         }
@@ -85,8 +112,35 @@ public sealed class SecretIndex
         while (_tokens.Count > TokenCapacity && _order.TryDequeue(out var oldest))
         {
             _tokens.TryRemove(oldest, out _);
+            for (var i = 0; i < _recent.Length; i++)
+            {
+                Volatile.Write(ref _recent[i], null);
+            }
+        }
+
+        Note(headerValue, token, forms);
+    }
+
+    /// <summary>The slot's note of this very string object, if it has one.</summary>
+    private Remembered? Recent(string headerValue) =>
+        Volatile.Read(ref _recent[Slot(headerValue)]) is { } recent && ReferenceEquals(recent.HeaderValue, headerValue) ? recent : null;
+
+    private int Slot(string headerValue) => RuntimeHelpers.GetHashCode(headerValue) & (_recent.Length - 1);
+
+    /// <summary>Notes <paramref name="headerValue"/> as remembered, then checks that its token was
+    /// not forgotten meanwhile: a forgetting either came first (seen here, and the note withdrawn)
+    /// or clears the note after it was written.</summary>
+    private void Note(string headerValue, ReadOnlySpan<char> token, SecretForms forms)
+    {
+        var slot = Slot(headerValue);
+        Volatile.Write(ref _recent[slot], new Remembered(headerValue, forms));
+        if (!_tokens.GetAlternateLookup<ReadOnlySpan<char>>().ContainsKey(token))
+        {
+            Volatile.Write(ref _recent[slot], null);
         }
     }
+
+    private sealed record Remembered(string HeaderValue, SecretForms Forms);
 
     /// <summary>Whether <paramref name="text"/> contains one of the gateway's secrets (the
     /// <paramref name="configured"/> ones of a revision, and the tokens injected lately).</summary>

@@ -19,6 +19,48 @@ public sealed class SecretIndexTests
     }
 
     [Fact]
+    public void A_value_injected_again_after_its_token_was_forgotten_is_remembered_again()
+    {
+        // The same string object each time, as a warm route injects its cached credential.
+        var index = new SecretIndex();
+        var credential = new HopCredential("crm", CredentialKind.OAuthClientCredentials, "Authorization", "Bearer AbCdEfGhIjKlMnOpQrStUvWxYz012345", "fp", CredentialSource.Fetched, null);
+        index.Remember(credential);
+        Assert.True(index.ContainsToken("AbCdEfGhIjKlMnOpQrStUvWxYz012345"));
+
+        // Ten thousand newer tokens: the oldest, this one, is forgotten.
+        for (var i = 0; i < 10_000; i++)
+        {
+            index.Remember(credential with { HeaderValue = $"Bearer other-token-{i:D8}" });
+        }
+
+        Assert.False(index.ContainsToken("AbCdEfGhIjKlMnOpQrStUvWxYz012345"));
+        index.Remember(credential);
+        Assert.True(index.ContainsToken("AbCdEfGhIjKlMnOpQrStUvWxYz012345"));
+    }
+
+    [Fact]
+    public void The_forms_of_an_injected_value_are_its_own_tokens_whichever_values_came_before()
+    {
+        // More values than the index notes by reference, so some share a note's place.
+        var index = new SecretIndex();
+        var values = Enumerable.Range(0, 64).Select(i => $"Bearer token-number-{i:D4}-of-many").ToArray();
+        foreach (var value in values)
+        {
+            index.Remember(new HopCredential("crm", CredentialKind.OAuthClientCredentials, "Authorization", value, "fp", CredentialSource.Fetched, null));
+        }
+
+        for (var round = 0; round < 2; round++)
+        {
+            foreach (var value in values)
+            {
+                var forms = index.TokenForms(value);
+                Assert.True(forms.IsIn(value.AsSpan(7)));
+                Assert.False(forms.IsIn(values[(Array.IndexOf(values, value) + 1) % values.Length].AsSpan(7)));
+            }
+        }
+    }
+
+    [Fact]
     public void A_token_is_found_in_whichever_run_of_a_text_it_is()
     {
         var index = new SecretIndex();
