@@ -24,7 +24,7 @@ internal sealed record BenchOptions
           --warmup-min N         warm at least this long (default 10)
           --warmup-max N         give up waiting for a stable rate after this long (default 60)
           --warmup-tolerance F   stable: the last 3 windows within this fraction (default 0.03),
-                                 each with the runtime's tier-up worker at most 1 % busy
+                                 and the runtime's JIT quiet for the last 5 windows
           --rate N               the fixed rate in req/s (default: half bare YARP's core-route rate)
           --trio-seconds N       load on three gateways sharing one Redis (default 15)
           --hold N               profiling: warm the first scenario's AgentGateway, then hold its

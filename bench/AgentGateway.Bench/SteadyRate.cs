@@ -11,7 +11,7 @@ internal readonly record struct WarmupWindow(double Rate, TimeSpan Tiering, long
 /// .NET target sits on plateaus while its code is still in an instrumented or unoptimised tier
 /// (a ReadyToRun gateway held 2,500 req/s for tens of seconds before tier-up took it to 8,000),
 /// and a plateau agrees with itself. So a rate counts as steady only once the runtime has also
-/// stopped writing code, in each of the same windows: the tiered-compilation worker, the thread
+/// stopped writing code, for the last <see cref="QuietWindows"/> windows: the tiered-compilation worker, the thread
 /// that compiles every tier-up and installs call counters, was nearly idle, and the memory the
 /// JIT writes code into (the first compilation of a method happens on the thread that calls it,
 /// before tier-up starts, and the worker is idle then) hardly grew.
@@ -27,6 +27,12 @@ internal static class SteadyRate
     /// what a late method or stub costs; first compilation and tier-up write megabytes.</summary>
     public const long QuietCodeGrowthKb = 64;
 
+    /// <summary>How many windows in a row the JIT must have been quiet. Tier-up comes in bursts:
+    /// in the slow first phase of a pinned gateway (1,500-2,000 req/s for about 60 s) the runtime
+    /// mostly waits for its call counters, and two or three quiet windows fell between bursts
+    /// (measured: 10/32, 10/16, 20/24 ms/kB at 14-18 s); the last burst came after about 80 s.</summary>
+    public const int QuietWindows = 5;
+
     /// <param name="windows">Every warm-up window so far, oldest first.</param>
     /// <param name="window">The length of one window.</param>
     /// <param name="tolerance">The largest spread of the last three rates, as a fraction of their mean.</param>
@@ -40,7 +46,7 @@ internal static class SteadyRate
         var last = windows.Skip(windows.Count - 3).ToArray();
         var rates = last.Select(w => w.Rate).ToArray();
         var agree = rates.Min() > 0 && (rates.Max() - rates.Min()) / rates.Average() <= tolerance;
-        var quiet = last.All(w => IsQuiet(w, window));
+        var quiet = windows.Skip(Math.Max(0, windows.Count - QuietWindows)).All(w => IsQuiet(w, window));
         return agree && quiet;
     }
 

@@ -20,7 +20,7 @@ public sealed class SteadyRateTests
     [Fact]
     public void Agreeing_rates_once_tier_up_is_done_are_steady()
     {
-        WarmupWindow[] windows = [W(2500, 400), W(8100, 60), W(8000, 10), W(8050, 0), W(8020, 20)];
+        WarmupWindow[] windows = [W(2500, 400), W(8100, 60), W(7000, 10), W(7900, 0), W(8000, 10), W(8050, 0), W(8020, 20)];
 
         Assert.True(SteadyRate.IsSteady(windows, Window, tolerance: 0.03));
     }
@@ -40,7 +40,7 @@ public sealed class SteadyRateTests
         WarmupWindow[] windows = [W(700, 0, 9000), W(1000, 0, 2400), W(1010, 10, 800), W(1005, 0, 300)];
 
         Assert.False(SteadyRate.IsSteady(windows, Window, tolerance: 0.03));
-        Assert.True(SteadyRate.IsSteady([.. windows, W(1000, 0, 8), W(1002, 0, 0), W(1001, 10, 64)], Window, tolerance: 0.03));
+        Assert.True(SteadyRate.IsSteady([.. windows, W(900, 0, 8), W(950, 0, 4), W(1000, 0, 8), W(1002, 0, 0), W(1001, 10, 64)], Window, tolerance: 0.03));
     }
 
     [Fact]
@@ -51,6 +51,15 @@ public sealed class SteadyRateTests
         Assert.Equal(23552, ProcessCpu.StatusKb(Status, "RssShmem:"));
         Assert.Equal(0, ProcessCpu.StatusKb(Status, "RssHuge:"));
         Assert.True(ProcessCpu.SharedKb(Environment.ProcessId) >= 0);
+    }
+
+    [Fact]
+    public void A_few_quiet_windows_between_tier_up_bursts_are_not_enough()
+    {
+        // Measured on a pinned core gateway: three quiet windows at 1,800 req/s, 14-18 s in.
+        WarmupWindow[] windows = [W(1800, 260, 388), W(1811, 320, 728), W(1810, 10, 32), W(1805, 10, 16), W(1800, 20, 24)];
+
+        Assert.False(SteadyRate.IsSteady(windows, Window, tolerance: 0.03));
     }
 
     [Fact]
@@ -85,7 +94,7 @@ public sealed class SteadyRateTests
     public void A_target_without_a_tiering_worker_is_judged_by_its_rate_alone()
     {
         // nginx: no such thread, so no tier-up time is ever read.
-        WarmupWindow[] windows = [W(25000, 0), W(25300, 0), W(25100, 0)];
+        WarmupWindow[] windows = [W(20000, 0), W(24000, 0), W(25000, 0), W(25300, 0), W(25100, 0)];
 
         Assert.True(SteadyRate.IsSteady(windows, Window, tolerance: 0.03));
     }
