@@ -48,6 +48,9 @@ internal static class TelemetryExport
         return false;
     }
 
+    /// <summary>The runtime's <see cref="System.Diagnostics.ActivitySource"/> of outgoing HTTP requests.</summary>
+    private const string HttpClientSource = "System.Net.Http";
+
     /// <summary>Registers OpenTelemetry for the signals exported.</summary>
     /// <remarks>Its own method, never inlined, and called only when something is exported: the JIT
     /// loads the assemblies a method names when it compiles that method, so a gateway that exports
@@ -62,10 +65,15 @@ internal static class TelemetryExport
         var telemetry = services.AddOpenTelemetry();
         if (traces)
         {
+            // The HTTP client's spans come from the runtime's own "System.Net.Http" source, which
+            // since .NET 9 names them and sets the semantic-convention attributes itself (method,
+            // server.address, server.port, url.full with the query redacted, status, error.type).
+            // OpenTelemetry's HttpClient instrumentation adds nothing to that on .NET 9 and later
+            // but a DiagnosticListener subscription, which makes the handler allocate an event
+            // payload at the start and end of every upstream call for it to read by reflection.
             telemetry.WithTracing(static tracing => tracing
-                .AddSource(GatewayTelemetry.Name)
+                .AddSource(GatewayTelemetry.Name, HttpClientSource)
                 .AddAspNetCoreInstrumentation()
-                .AddHttpClientInstrumentation()
                 .AddOtlpExporter());
         }
 

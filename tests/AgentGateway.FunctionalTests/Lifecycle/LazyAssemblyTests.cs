@@ -10,7 +10,7 @@ namespace AgentGateway.FunctionalTests.Lifecycle;
 /// <summary>
 /// A configuration pays in memory only for the cloud SDKs it uses: Azure.Identity with MSAL for an
 /// Azure managed identity, Google's auth library for a GCP one, the AWS SDK for an AwsSigV4
-/// credential, nothing of any of them otherwise. Each
+/// credential, nothing of any of them otherwise; and for OpenTelemetry only when it exports. Each
 /// case is a real <c>agentgateway run</c> process of its own (the test process has loaded them all
 /// for other tests); after it served a request, the process itself lists what it has loaded
 /// (<c>AppDomain.CurrentDomain.GetAssemblies()</c>, asked by <see cref="StartupHook"/>, which the
@@ -60,6 +60,24 @@ public sealed class LazyAssemblyTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Contains("AgentGateway.Credentials", aws);
         Assert.Empty(aws.Intersect(Azure));
         Assert.Empty(aws.Intersect(Google));
+    }
+
+    [Fact]
+    public async Task OpenTelemetry_is_loaded_only_when_something_is_exported_and_no_endpoint_compiles_expression_trees()
+    {
+        var none = await LoadedAsync(fx.Config(withRedis: false));
+        Assert.Contains("AgentGateway.Proxy", none);
+        Assert.DoesNotContain(none, static name => name.StartsWith("OpenTelemetry", StringComparison.Ordinal));
+        // The gateway's own endpoints are plain request delegates: ASP.NET Core's request delegate
+        // factory, which compiles expression trees for handlers that return results, never runs.
+        Assert.DoesNotContain("System.Linq.Expressions", none);
+
+        var config = fx.Config(withRedis: false);
+        // Nothing listens there: the exporter's failures are its own and never reach a request.
+        config["OTEL_EXPORTER_OTLP_ENDPOINT"] = $"http://127.0.0.1:{Loopback.FreePort()}";
+        var exporting = await LoadedAsync(config);
+        Assert.Contains("OpenTelemetry", exporting);
+        Assert.Contains("OpenTelemetry.Instrumentation.AspNetCore", exporting);
     }
 
     private static JsonObject WithAwsSigV4(JsonObject config)
