@@ -32,6 +32,7 @@ public static class GatewayApplicationExtensions
             var signer = context.RequestServices.GetRequiredService<GatewayConfigProvider>().Current.Provenance;
             context.Response.Headers.CacheControl = "public, max-age=300";
             context.Response.ContentType = "application/jwk-set+json";
+            context.Response.ContentLength = System.Text.Encoding.UTF8.GetByteCount(signer.Jwks);
             return context.Response.WriteAsync(signer.Jwks);
         });
         endpoints.MapReverseProxy(static proxy => proxy.UseMiddleware<GatewayMiddleware>());

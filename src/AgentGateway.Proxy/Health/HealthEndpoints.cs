@@ -22,6 +22,7 @@ internal static class HealthEndpoints
         endpoints.MapGet("/healthz", static context =>
         {
             context.Response.ContentType = "text/plain; charset=utf-8";
+            context.Response.ContentLength = 2;
             return context.Response.WriteAsync("ok");
         }).ExcludeFromDescription();
         endpoints.MapGet("/readyz", ReadyAsync).ExcludeFromDescription();

@@ -133,7 +133,11 @@ public sealed class SecretIndex
     private void Note(string headerValue, ReadOnlySpan<char> token, SecretForms forms)
     {
         var slot = Slot(headerValue);
-        Volatile.Write(ref _recent[slot], new Remembered(headerValue, forms));
+        // A full fence, not a release write: the check below must not be read before the note is
+        // visible, or a forgetting that cleared the slots in between would be overwritten by this
+        // note and its token never remembered again (a release store followed by a load may be
+        // reordered, even on x64).
+        Interlocked.Exchange(ref _recent[slot], new Remembered(headerValue, forms));
         if (!_tokens.GetAlternateLookup<ReadOnlySpan<char>>().ContainsKey(token))
         {
             Volatile.Write(ref _recent[slot], null);

@@ -83,7 +83,11 @@ public sealed class LifecycleTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var assertion = fx.Crm.Header(0, "AgentGateway-Provenance")!;
         Assert.Null(fx.Crm.Header(1, "AgentGateway-Provenance"));
-        var jwks = new JsonWebKeySet(await gateway.Client.GetStringAsync("/.well-known/jwks.json"));
+        using var keys = await gateway.Client.GetAsync("/.well-known/jwks.json");
+        var keyBytes = await keys.Content.ReadAsByteArrayAsync();
+        // A length, not a chunked body (NonValidated: the ContentLength property would count a buffered body itself).
+        Assert.Equal(keyBytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), Assert.Single(keys.Content.Headers.NonValidated["Content-Length"]));
+        var jwks = new JsonWebKeySet(System.Text.Encoding.UTF8.GetString(keyBytes));
         Assert.All(jwks.Keys, k => Assert.Null(k.D));
         var verified = await new JsonWebTokenHandler().ValidateTokenAsync(assertion, new TokenValidationParameters
         {

@@ -253,6 +253,11 @@ public sealed class CoreHopTests(GatewayFixture fx) : IAsyncLifetime
         using var ready = await gateway.Client.GetAsync("/readyz");
 
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        // A length, not a chunked body: a probe reads exactly what was sent.
+        // (NonValidated: the ContentLength property would count a buffered chunked body itself.)
+        Assert.Equal("2", Assert.Single(health.Content.Headers.NonValidated["Content-Length"]));
+        Assert.NotEqual(true, health.Headers.TransferEncodingChunked);
+        Assert.Equal("ok", await health.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         Assert.Contains("\"redis\":\"ok\"", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
