@@ -29,6 +29,7 @@ internal sealed record BenchOptions
           --trio-seconds N       load on three gateways sharing one Redis (default 15)
           --hold N               profiling: warm the first scenario's AgentGateway, then hold its
                                  load for N seconds (printing the pid), and exit
+          --hold-baseline        with --hold: hold bare YARP instead, to profile both the same way
           --no-otlp, --no-audit  the full pipeline without trace export, without the audit log
           --gateway DIR          another build of agentgateway (a publish output)
         dotnet run -c Release --project bench/AgentGateway.Bench -- --profile-report TRACE.speedscope.json
@@ -70,6 +71,8 @@ internal sealed record BenchOptions
 
     public int Hold { get; init; }
 
+    public bool HoldBaseline { get; init; }
+
     public bool Otlp { get; init; } = true;
 
     public bool Audit { get; init; } = true;
@@ -81,7 +84,7 @@ internal sealed record BenchOptions
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         var flags = new HashSet<string>(StringComparer.Ordinal);
         string[] valued = ["--scenarios", "--target-cpus", "--load-cpus", "--upstream-cpus", "--seconds", "--rounds", "--connections", "--h2-connections", "--h2-streams", "--users", "--warmup-window", "--warmup-min", "--warmup-max", "--warmup-tolerance", "--rate", "--trio-seconds", "--hold", "--gateway"];
-        string[] switches = ["--no-otlp", "--no-audit"];
+        string[] switches = ["--no-otlp", "--no-audit", "--hold-baseline"];
         for (var i = 0; i < args.Length; i++)
         {
             if (valued.Contains(args[i]) && i + 1 < args.Length)
@@ -133,6 +136,7 @@ internal sealed record BenchOptions
             Rate = values.ContainsKey("--rate") ? Int("--rate", 0, min: 1) : null,
             TrioSeconds = Int("--trio-seconds", 15, min: 1),
             Hold = Int("--hold", 0, min: 0),
+            HoldBaseline = flags.Contains("--hold-baseline"),
             Otlp = !flags.Contains("--no-otlp"),
             Audit = !flags.Contains("--no-audit"),
             GatewayDirectory = values.GetValueOrDefault("--gateway"),

@@ -251,7 +251,7 @@ async Task<int> MeasureAsync(DirectoryInfo work, double loadAtStart)
     {
         // For a profiler: the gateway warmed under the scenario's load, then the same load held
         // while dotnet-trace or dotnet-counters attach to the printed pid (see bench/PROFILING.md).
-        var target = scenario.Targets.Last(t => t.IsGateway);
+        var target = options.HoldBaseline ? scenario.Targets.First(t => !t.IsGateway) : scenario.Targets.Last(t => t.IsGateway);
         await target.Probe();
         Console.WriteLine();
         Console.WriteLine($"## {scenario.Key}: {scenario.Title}");
