@@ -19,6 +19,12 @@ public static class GatewayApplicationExtensions
     public static async Task MapAgentGatewayAsync(this WebApplication app, CancellationToken cancellationToken = default)
     {
         await app.Services.GetRequiredService<GatewayConfigProvider>().InitializeAsync(cancellationToken);
+        // Only when traces are exported: completes each request's server span.
+        if (AgentGateway.Proxy.Telemetry.TelemetryExport.Exports(app.Configuration, AgentGateway.Proxy.Telemetry.TelemetryExport.Traces))
+        {
+            app.Use(AgentGateway.Proxy.Telemetry.ServerSpan.InvokeAsync);
+        }
+
         MapEndpoints(app);
     }
 

@@ -211,11 +211,11 @@ internal sealed class GatewayMiddleware(
             GatewayTelemetry.Decisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, "forwarded"));
             if (GatewayTelemetry.UpstreamResponses.Enabled)
             {
-                // Boxing the status is work only a listening meter needs.
+                // Only a listening meter needs the tags; the status is boxed once per process.
                 GatewayTelemetry.UpstreamResponses.Add(
                     1,
                     new KeyValuePair<string, object?>(GatewayTelemetry.Tags.RouteId, route.RouteId),
-                    new KeyValuePair<string, object?>(GatewayTelemetry.Tags.HttpStatusCode, context.Response.StatusCode));
+                    new KeyValuePair<string, object?>(GatewayTelemetry.Tags.HttpStatusCode, ServerSpan.Boxed(context.Response.StatusCode)));
             }
 
             activity?.SetTag(GatewayTelemetry.Tags.Decision, "forwarded");

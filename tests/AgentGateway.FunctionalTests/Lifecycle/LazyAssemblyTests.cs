@@ -77,7 +77,7 @@ public sealed class LazyAssemblyTests(GatewayFixture fx) : IAsyncLifetime
         config["OTEL_EXPORTER_OTLP_ENDPOINT"] = $"http://127.0.0.1:{Loopback.FreePort()}";
         var exporting = await LoadedAsync(config);
         Assert.Contains("OpenTelemetry", exporting);
-        Assert.Contains("OpenTelemetry.Instrumentation.AspNetCore", exporting);
+        Assert.Contains("OpenTelemetry.Exporter.OpenTelemetryProtocol", exporting);
     }
 
     private static JsonObject WithAwsSigV4(JsonObject config)

@@ -36,8 +36,10 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
         var userToken = await fx.UserTokenAsync("alice");
         var agentToken = await fx.AgentTokenAsync();
         var traceIds = new List<string>();
+        var host = "";
         await using (var gateway = await GatewayInstance.StartAsync(Observed(fx.Config(withRedis: true))))
         {
+            host = gateway.Client.BaseAddress!.Host;
             // The first use fetches the hop token, the second takes it from the cache.
             for (var i = 0; i < 2; i++)
             {
@@ -60,6 +62,18 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
             Assert.Equal("allowed", server.Attribute("agentgateway.policy.decision"));
             Assert.Equal("forwarded", server.Attribute("agentgateway.decision"));
             Assert.Empty(server.Events);
+
+            // The request's semantic-convention attributes: ASP.NET Core's from its start, the
+            // gateway's from its end (the route YARP matched, the status sent to the agent).
+            Assert.Equal("GET", server.Attribute("http.request.method"));
+            Assert.Equal("/crm-obo/accounts", server.Attribute("url.path"));
+            Assert.Equal("http", server.Attribute("url.scheme"));
+            Assert.Equal(host, server.Attribute("server.address"));
+            Assert.Equal("1.1", server.Attribute("network.protocol.version"));
+            Assert.Equal("200", server.Attribute("http.response.status_code"));
+            Assert.StartsWith("/crm-obo/", server.Attribute("http.route"), StringComparison.Ordinal);
+            Assert.Equal("GET " + server.Attribute("http.route"), server.Name);
+            Assert.Null(server.Attribute("error.type"));
 
             // The gateway's one span of its own: the credential use, directly under the request.
             var credential = Assert.Single(trace, s => s.Scope == "AgentGateway");
@@ -178,6 +192,7 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
 
         var server = Assert.Single(_otlp.Spans, s => s.Kind == 2 && s.Attribute("agentgateway.route.id") == "billing");
         Assert.Equal("grant-missing", server.Attribute("agentgateway.decision"));
+        Assert.Equal("403", server.Attribute("http.response.status_code"));
         Assert.Equal(2, server.Status);
         Assert.Equal("support-bot", server.Attribute("agentgateway.agent.id"));
         var refusal = Assert.Single(server.Events);
@@ -186,6 +201,36 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal("403", refusal.Attribute("http.response.status_code"));
         Assert.Contains("billing", refusal.Attribute("agentgateway.refusal.detail"), StringComparison.Ordinal);
         Assert.DoesNotContain(_otlp.Spans, s => s.TraceId == server.TraceId && s.Scope == "AgentGateway");
+    }
+
+    [Fact]
+    public async Task A_request_is_measured_by_its_duration_and_the_gateways_counters_not_by_per_buffer_or_per_match_counters()
+    {
+        var token = await fx.AgentTokenAsync();
+        var config = Observed(fx.Config(withRedis: false));
+        config["OTEL_TRACES_EXPORTER"] = "none";
+        await using (var gateway = await GatewayInstance.StartAsync(config))
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                using var response = await gateway.GetAsAgentAsync("/crm/accounts", token);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+
+        // Disposing the gateway flushed its metrics; instrument names travel as UTF-8 in the protobuf.
+        var metrics = string.Join('\n', _otlp.Payloads.Where(p => p.Path == "/v1/metrics").Select(p => Encoding.UTF8.GetString(p.Body)));
+        foreach (var exported in new[] { "agentgateway.decisions", "agentgateway.credential.uses", "agentgateway.upstream.responses", "http.server.request.duration", "kestrel.active_connections" })
+        {
+            Assert.Contains(exported, metrics, StringComparison.Ordinal);
+        }
+
+        // Recorded on every block rented, every route match, twice per request: not exported, so
+        // never enabled and never recorded.
+        foreach (var dropped in new[] { "aspnetcore.memory_pool.rented", "aspnetcore.routing.match_attempts", "http.server.active_requests", "http.client.request.duration" })
+        {
+            Assert.DoesNotContain(dropped, metrics, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
