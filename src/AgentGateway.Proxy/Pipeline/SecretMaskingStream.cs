@@ -15,7 +15,14 @@ namespace AgentGateway.Proxy.Pipeline;
 /// </summary>
 internal sealed class SecretMaskingStream(Stream inner, SecretForms configured, SecretForms injected, Action onMasked) : ResponseFilterStream(inner)
 {
+    /// <summary>The bytes held back, as the upstream sent them: searched again with the next write,
+    /// so a form that starts among them is found whole, even one starting inside a form found already.</summary>
     private byte[] _held = [];
+
+    /// <summary>The same bytes as masked so far: the end of a form that started before them (and
+    /// was written out masked) is masked here, though the next search no longer sees its start.</summary>
+    private byte[] _heldMasked = [];
+
     private bool _masked;
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
@@ -37,7 +44,8 @@ internal sealed class SecretMaskingStream(Stream inner, SecretForms configured, 
             _held.CopyTo(work, 0);
             buffer.Span.CopyTo(work.AsSpan(_held.Length));
             keep = Mask(work.AsSpan(0, length), text.AsSpan(0, length), last);
-            _held = work.AsSpan(length - keep, keep).ToArray();
+            _held = keep == 0 ? [] : Encoding.Latin1.GetBytes(text, length - keep, keep);
+            _heldMasked = work.AsSpan(length - keep, keep).ToArray();
         }
         finally
         {
@@ -54,25 +62,35 @@ internal sealed class SecretMaskingStream(Stream inner, SecretForms configured, 
         }
     }
 
-    /// <summary>Writes what was held back: the body ended, so it was not a secret after all.</summary>
+    /// <summary>Writes what was held back: the body ended, so it was not a secret after all (but may
+    /// end one that started before it, masked).</summary>
     public async Task CompleteAsync(CancellationToken cancellationToken)
     {
-        if (_held.Length > 0)
+        if (_heldMasked.Length > 0)
         {
-            await Inner.WriteAsync(_held, cancellationToken);
-            _held = [];
+            await Inner.WriteAsync(_heldMasked, cancellationToken);
+            _held = _heldMasked = [];
         }
     }
 
     /// <summary>Masks <paramref name="bytes"/> in place; the length of its end to hold back.</summary>
     private int Mask(Span<byte> bytes, Span<char> text, bool last)
     {
-        // One character per byte: positions in the text are positions in the body.
+        // One character per byte: positions in the text are positions in the body. The text stays
+        // as sent (only the bytes are masked), so each set of forms searches all of it.
         Encoding.Latin1.GetChars(bytes, text);
         if ((configured.Mask(text, bytes) | injected.Mask(text, bytes)) && !_masked)
         {
             _masked = true;
             onMasked();
+        }
+
+        for (var i = 0; i < _heldMasked.Length; i++)
+        {
+            if (_heldMasked[i] == (byte)'*')
+            {
+                bytes[i] = (byte)'*';
+            }
         }
 
         return last ? 0 : Math.Max(configured.PendingAtEnd(text), injected.PendingAtEnd(text));

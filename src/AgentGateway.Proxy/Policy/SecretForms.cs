@@ -123,8 +123,10 @@ public sealed class SecretForms
     /// <summary>Whether <paramref name="text"/> holds one of the forms.</summary>
     public bool IsIn(ReadOnlySpan<char> text) => text.Length >= Shortest && Find(text, 0).Start >= 0;
 
-    /// <summary>The first form in <paramref name="text"/> at or after <paramref name="from"/>: where
-    /// it starts (-1 when there is none) and how long it is there.</summary>
+    /// <summary>The first place in <paramref name="text"/> at or after <paramref name="from"/> where a
+    /// form starts (-1 when there is none), and how long the longest form starting there is.</summary>
+    /// <remarks>The longest, not the first that matches: when one secret (or one of its forms) is a
+    /// prefix of another, the shorter one would leave the longer one's tail out of the match.</remarks>
     public (int Start, int Length) Find(ReadOnlySpan<char> text, int from)
     {
         if (_forms.Length == 0)
@@ -153,26 +155,39 @@ public sealed class SecretForms
             }
 
             var rest = text[at..];
+            var longest = 0;
             foreach (var form in _forms)
             {
-                if ((rest[0] == form.Text[0] || form.EscapeLed) && form.Match(rest) is > 0 and var length)
+                if ((rest[0] == form.Text[0] || form.EscapeLed) && form.Match(rest) is var length && length > longest)
                 {
-                    return (at, length);
+                    longest = length;
                 }
+            }
+
+            if (longest > 0)
+            {
+                return (at, longest);
             }
         }
 
         return (-1, 0);
     }
 
-    /// <summary>Masks every form in <paramref name="text"/> with <c>*</c>, in the text and at the
-    /// same positions in <paramref name="bytes"/> (its Latin-1 source); true if any was found.</summary>
-    public bool Mask(Span<char> text, Span<byte> bytes)
+    /// <summary>Overwrites with <c>*</c>, in <paramref name="bytes"/>, every position that a form in
+    /// <paramref name="text"/> (their Latin-1 reading) covers; true if any was found.</summary>
+    /// <remarks>
+    /// What is masked is the union of every form found at every position. Two secrets' forms can
+    /// overlap (the end of one is the start of another) or nest (one is a prefix of another), so the
+    /// search goes on from just after each form's start, not from its end, where a form starting
+    /// inside it would be missed and its tail left in the clear. And the text is only read: masking
+    /// it too would hide a form that starts inside one masked already, from this search or from the
+    /// next set of forms searched in the same text (the configured secrets, then the injected token).
+    /// </remarks>
+    public bool Mask(ReadOnlySpan<char> text, Span<byte> bytes)
     {
         var masked = false;
-        for (var (start, length) = Find(text, 0); start >= 0; (start, length) = Find(text, start + length))
+        for (var (start, length) = Find(text, 0); start >= 0; (start, length) = Find(text, start + 1))
         {
-            text.Slice(start, length).Fill('*');
             bytes.Slice(start, length).Fill((byte)'*');
             masked = true;
         }
@@ -181,7 +196,8 @@ public sealed class SecretForms
     }
 
     /// <summary>The length of the longest end of <paramref name="text"/> that could be the start of a
-    /// form the next piece of text completes.</summary>
+    /// form the next piece of text completes (the text as it was sent, not as masked: a form may
+    /// start inside one found already).</summary>
     public int PendingAtEnd(ReadOnlySpan<char> text)
     {
         var longest = 0;

@@ -153,13 +153,109 @@ public sealed class SecretFormsTests
         Assert.Equal("data: {\"t\":\"sk\\u002Cnot\"}\n\n", Encoding.Latin1.GetString(sink.ToArray()));
     }
 
+    /// <summary>Pairs of secrets whose occurrences share characters, and a text holding both so:
+    /// the end of one is the start of the other, one is a prefix of the other (either listed first),
+    /// one lies inside the other, and one followed by a near miss of the other.</summary>
+    public static TheoryData<string, string, string, string> Overlapping()
+    {
+        const string Key = "sk+live/0123456789=abc";
+        const string Tail = "0123456789=abc\"def+XYZ";
+        const string Long = "sk+live/0123456789=abc\"def";
+        var data = new TheoryData<string, string, string, string>();
+        foreach (var (encoding, encode) in Encoders())
+        {
+            data.Add($"end of one is the start of the other, {encoding}", Key, Tail, encode("x " + Key + "\"def+XYZ y"));
+            data.Add($"prefix listed first, {encoding}", Key, Long, encode("x " + Long + " y"));
+            data.Add($"prefix listed last, {encoding}", Long, Key, encode("x " + Long + " y"));
+            data.Add($"one inside the other, {encoding}", Long, "0123456789=abc", encode("x " + Long + " y"));
+            data.Add($"the start of the other, not completed, {encoding}", Key, Tail, encode("x " + Key + "\"def+XYQ y"));
+        }
+
+        return data;
+    }
+
+    /// <summary>Every position a form of either secret covers is masked: what masking both at once
+    /// masks is the union of what masking each alone masks, in every encoding.</summary>
+    [Theory]
+    [MemberData(nameof(Overlapping))]
+    public void Overlapping_secrets_are_masked_as_the_union_of_each_alone(string _, string first, string second, string text)
+    {
+        var expected = Masked(text, SecretForms.Of([first])).Zip(Masked(text, SecretForms.Of([second])), (a, b) => a == '*' || b == '*' ? '*' : a);
+
+        Assert.Equal(new string([.. expected]), Masked(text, SecretForms.Of([first, second])));
+        // And with the two in separate sets, searched one after the other in the same text (a
+        // configured secret and the injected token).
+        var twoSets = Encoding.Latin1.GetBytes(text);
+        SecretForms.Of([first]).Mask(text, twoSets);
+        SecretForms.Of([second]).Mask(text, twoSets);
+        Assert.Equal(new string([.. expected]), Encoding.Latin1.GetString(twoSets));
+    }
+
+    [Theory]
+    [InlineData("sk+live/0123456789=abc", "0123456789=abc\"def+XYZ", "x sk+live/0123456789=abc\"def+XYZ y")]
+    [InlineData("sk+live/0123456789", "sk+live/0123456789=abc\"def", "x sk+live/0123456789=abc\"def y")]
+    public void No_character_of_overlapping_secrets_is_left_in_the_clear(string first, string second, string text)
+    {
+        foreach (var forms in new[] { SecretForms.Of([first, second]), SecretForms.Of([second, first]) })
+        {
+            Assert.Equal("x " + new string('*', text.Length - 4) + " y", Masked(text, forms));
+        }
+    }
+
+    /// <summary>The same through the masking stream, the two secrets as configured and injected,
+    /// however the body is cut into writes: a form that starts inside one held back is found whole,
+    /// and the end of one written out masked stays masked when what follows it is no secret.</summary>
+    [Theory]
+    [MemberData(nameof(Overlapping))]
+    public async Task Overlapping_secrets_are_masked_the_same_however_the_body_is_cut_into_writes(string _, string first, string second, string text)
+    {
+        var whole = Masked(text, SecretForms.Of([first, second]));
+        SecretForms[][] splits = [[SecretForms.Of([first, second]), SecretForms.None], [SecretForms.Of([first]), SecretForms.Of([second])], [SecretForms.Of([second]), SecretForms.Of([first])]];
+        foreach (var forms in splits)
+        {
+            for (var cut = 1; cut < text.Length; cut++)
+            {
+                Assert.Equal(whole, await MaskAsync(text, [cut], forms[0], forms[1]));
+            }
+        }
+    }
+
+    private static IEnumerable<(string Name, Func<string, string> Encode)> Encoders()
+    {
+        yield return ("plain", text => text);
+        yield return ("JSON", text => System.Text.Json.JsonSerializer.Serialize(text));
+        yield return ("URL", Uri.EscapeDataString);
+        yield return ("HTML", WebUtility.HtmlEncode);
+        yield return ("hex", text => Convert.ToHexStringLower(Encoding.UTF8.GetBytes(text)));
+        yield return ("HEX", text => Convert.ToHexString(Encoding.UTF8.GetBytes(text)));
+        for (var shift = 0; shift < 3; shift++)
+        {
+            var pad = new string('x', shift);
+            yield return ($"base64, shifted {shift}", text => Convert.ToBase64String(Encoding.UTF8.GetBytes(pad + text)));
+            yield return ($"base64url, shifted {shift}", text => Convert.ToBase64String(Encoding.UTF8.GetBytes(pad + text)).Replace('+', '-').Replace('/', '_'));
+        }
+
+        yield return ("base64 wrapped at 20", text => Wrap(Convert.ToBase64String(Encoding.UTF8.GetBytes(text)), 20, "\n"));
+        yield return ("UTF-16", text => Encoding.Latin1.GetString(Encoding.Unicode.GetBytes(text)));
+        yield return ("UTF-16 big-endian", text => Encoding.Latin1.GetString(Encoding.BigEndianUnicode.GetBytes(text)));
+    }
+
+    private static string Masked(string text, SecretForms forms)
+    {
+        var bytes = Encoding.Latin1.GetBytes(text);
+        forms.Mask(text, bytes);
+        return Encoding.Latin1.GetString(bytes);
+    }
+
     private static string Wrap(string text, int columns, string lineEnd) =>
         string.Join(lineEnd, text.Chunk(columns).Select(line => new string(line)));
 
-    private static async Task<string> MaskAsync(string text, int[] cuts)
+    private static Task<string> MaskAsync(string text, int[] cuts) => MaskAsync(text, cuts, Forms, SecretForms.None);
+
+    private static async Task<string> MaskAsync(string text, int[] cuts, SecretForms configured, SecretForms injected)
     {
         using var sink = new MemoryStream();
-        var stream = new SecretMaskingStream(sink, Forms, SecretForms.None, () => { });
+        var stream = new SecretMaskingStream(sink, configured, injected, () => { });
         var bytes = Encoding.Latin1.GetBytes(text);
         var at = 0;
         foreach (var cut in cuts.Append(bytes.Length))
