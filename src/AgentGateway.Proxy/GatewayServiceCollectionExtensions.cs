@@ -102,8 +102,8 @@ public static class GatewayServiceCollectionExtensions
         services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, ClientCertificateHttpClientFactory>());
 
         // Every request starts a trace of the gateway's own (RequestTrace): hosting takes no parent,
-        // state or baggage from the agent's traceparent, and OpenTelemetry's instrumentation, left
-        // with the plain W3C propagator, neither reads those headers again nor passes agent baggage on.
+        // state or baggage from the agent's traceparent (no OpenTelemetry instrumentation is
+        // registered to read those headers again; see TelemetryExport).
         services.Replace(ServiceDescriptor.Singleton<System.Diagnostics.DistributedContextPropagator>(
             new OwnTracePropagator(System.Diagnostics.DistributedContextPropagator.Current)));
 

@@ -62,8 +62,11 @@ internal static class ServerSpan
 
     private static void Ended(Activity span, HttpContext context, Exception? exception)
     {
-        // An exception before the answer started becomes hosting's 500.
-        var status = exception is not null && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError : context.Response.StatusCode;
+        // An exception before the answer started becomes the status hosting sends for it: a bad
+        // request's own (400, 413, ...), else 500.
+        var status = exception is null || context.Response.HasStarted ? context.Response.StatusCode
+            : exception is BadHttpRequestException bad ? bad.StatusCode
+            : StatusCodes.Status500InternalServerError;
         // Each attribute here is set once, by this alone: appended, not searched for to replace.
         span.AddTag(GatewayTelemetry.Tags.HttpStatusCode, Boxed(status));
         if (Version(context.Request.Protocol) is { } version)
@@ -71,7 +74,7 @@ internal static class ServerSpan
             span.AddTag(ProtocolVersion, version);
         }
 
-        var method = SpanMethod(context.Request.Method);
+        var method = SpanMethod(span);
         if (context.GetEndpoint() is RouteEndpoint { RoutePattern.RawText: { } route })
         {
             span.AddTag(Route, route);
@@ -99,13 +102,15 @@ internal static class ServerSpan
         : HttpProtocol.IsHttp10(protocol) ? "1.0"
         : null;
 
-    /// <summary>The method as a span name has it: a known method as it is, any other as <c>HTTP</c>
-    /// (an agent-chosen method must not make a span name of its choosing).</summary>
-    private static string SpanMethod(string method) => method switch
-    {
-        "GET" or "POST" or "PUT" or "DELETE" or "HEAD" or "OPTIONS" or "PATCH" or "TRACE" or "CONNECT" or "QUERY" => method,
-        _ => "HTTP",
-    };
+    /// <summary>The method as a span name has it: the span's own <c>http.request.method</c>, which
+    /// hosting set to a known method in its canonical spelling or to <c>_OTHER</c>; any other (or
+    /// none) as <c>HTTP</c>, so the name never disagrees with that attribute and an agent-chosen
+    /// method never makes a span name of its choosing.</summary>
+    private static string SpanMethod(Activity span) =>
+        span.GetTagItem(RequestMethod) is string method && method != OtherMethod ? method : "HTTP";
+
+    private const string RequestMethod = "http.request.method";
+    private const string OtherMethod = "_OTHER";
 
     private static readonly object?[] StatusBoxes = new object?[600];
 

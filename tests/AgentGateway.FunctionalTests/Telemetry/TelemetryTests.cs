@@ -234,6 +234,37 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_upstream_5xx_makes_the_request_span_an_error_whose_type_is_the_status()
+    {
+        var agentToken = await fx.AgentTokenAsync();
+        var mapping = Guid.NewGuid();
+        var path = "/unavailable-" + mapping.ToString("N");
+        fx.Crm.Server.Given(WireMock.RequestBuilders.Request.Create().WithPath(path).UsingAnyMethod())
+            .WithGuid(mapping)
+            .AtPriority(1)
+            .RespondWith(WireMock.ResponseBuilders.Response.Create().WithStatusCode(503).WithBody("down"));
+        try
+        {
+            await using var gateway = await GatewayInstance.StartAsync(Observed(fx.Config(withRedis: false)));
+            using var response = await SendAsync(gateway, "/crm" + path, agentToken);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        }
+        finally
+        {
+            fx.Crm.Server.DeleteMapping(mapping);
+        }
+
+        // The gateway forwarded the answer; the span says the request failed, and why.
+        var server = Assert.Single(_otlp.Spans, s => s.Kind == 2 && s.Attribute("url.path") == "/crm" + path);
+        Assert.Equal("forwarded", server.Attribute("agentgateway.decision"));
+        Assert.Equal("503", server.Attribute("http.response.status_code"));
+        Assert.Equal("503", server.Attribute("error.type"));
+        Assert.Equal(2, server.Status);
+        Assert.Equal("GET " + server.Attribute("http.route"), server.Name);
+        fx.Crm.AssertNeverSaw(agentToken);
+    }
+
+    [Fact]
     public async Task Sampled_out_requests_leave_no_span_yet_every_audit_record_and_pass_their_trace_on()
     {
         var token = await fx.AgentTokenAsync();
