@@ -11,18 +11,23 @@ namespace AgentGateway.Proxy.Audit;
 /// reads; made for one writer, so the HMAC state, the hash and the previous hash are kept and reused
 /// instead of being allocated per record (a key schedule, a digest array, two hex strings).
 /// </summary>
+/// <remarks>Without a key the hash state is kept too: the one-shot <c>SHA256.HashData</c> creates and
+/// frees an OpenSSL digest context per call (the fetch of the digest's implementation, an
+/// allocation, a free), where a kept context is only reset. Measured on 600-byte records in a
+/// loop (load 11, three rounds): 1.47–1.82 µs of CPU per one-shot hash, 1.20–1.46 µs per kept one.</remarks>
 internal sealed class ChainSealer : IDisposable
 {
     private const int HexLength = 64;
 
-    // With a key: one HMAC whose key schedule is computed once; GetHashAndReset keeps the key.
-    private readonly IncrementalHash? _hmac;
+    // SHA-256, or with a key an HMAC whose key schedule is computed once; GetHashAndReset keeps
+    // the key and leaves the state ready for the next record.
+    private readonly IncrementalHash _hash;
     private readonly byte[] _previous = new byte[HexLength];
 
     /// <param name="previous">The hash of the last record already in the file (lowercase hex), or <see cref="AuditChain.Genesis"/>.</param>
     public ChainSealer(byte[]? key, string previous)
     {
-        _hmac = key is null ? null : IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+        _hash = key is null ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
         if (previous.Length != HexLength || Encoding.ASCII.GetBytes(previous, _previous) != HexLength)
         {
             throw new ArgumentException("A chain hash is 64 hex characters.", nameof(previous));
@@ -37,15 +42,8 @@ internal sealed class ChainSealer : IDisposable
     public void Seal(ReadOnlySpan<byte> body, IBufferWriter<byte> destination)
     {
         Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        if (_hmac is null)
-        {
-            SHA256.HashData(body, digest);
-        }
-        else
-        {
-            _hmac.AppendData(body);
-            _hmac.GetHashAndReset(digest);
-        }
+        _hash.AppendData(body);
+        _hash.GetHashAndReset(digest);
 
         Convert.TryToHexStringLower(digest, _previous, out _);
         var tail = AuditChain.HashMemberUtf8;
@@ -60,5 +58,5 @@ internal sealed class ChainSealer : IDisposable
         destination.Advance(at + 3);
     }
 
-    public void Dispose() => _hmac?.Dispose();
+    public void Dispose() => _hash.Dispose();
 }

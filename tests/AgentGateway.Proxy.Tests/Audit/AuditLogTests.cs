@@ -1,6 +1,10 @@
+using System.Diagnostics;
 using System.Text.Json;
 using AgentGateway.Proxy.Audit;
 using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Problems;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
@@ -116,6 +120,64 @@ public sealed class AuditLogTests : IDisposable
             JsonDocument.Parse(lines[1]).RootElement.EnumerateObject().Select(p => p.Name));
     }
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData("audit-key")]
+    public async Task A_fixed_sequence_of_records_is_written_as_exactly_these_bytes(string? key)
+    {
+        // Pins the file's bytes, hashes included, so that a faster formatting or sealing cannot
+        // change what is written or what a chain proves (AuditChain.Verify reads these lines).
+        var variable = "AGW_TEST_AUDIT_PIN_KEY_" + Guid.NewGuid().ToString("N");
+        Environment.SetEnvironmentVariable(variable, key);
+        try
+        {
+            var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 28, 12, 0, 0, TimeSpan.FromHours(1)));
+            var audit = new AuditLog(new ProcessSettings { AuditPath = _path, AuditKey = key is null ? null : "env:" + variable }, time, NullLogger<AuditLog>.Instance);
+            var context = new DefaultHttpContext();
+            context.Request.Method = "POST";
+            context.Request.Headers["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+            using var activity = new Activity("pinned").SetParentId(ActivityTraceId.CreateFromString("4bf92f3577b34da6a3ce929d0e0e4736"), ActivitySpanId.CreateFromString("00f067aa0ba902b7"), ActivityTraceFlags.Recorded).Start();
+            context.Features.Set<IHttpActivityFeature>(new ActivityFeature(activity));
+
+            await audit.RefusedAsync(context, Refusal.PathDenied("no grant allows \"/admin\" <here> + naïve ✓ \u0001"), "crm", "agent-a");
+            time.Advance(TimeSpan.FromTicks(1_234_567));
+            await audit.SessionEndedAsync("5e1ba2d4c3b2a1f0e9d8c7b6a5f4e3d2", "agent-a", "user@example.test", "crm", "g", "GET", "agent-revoked", "revoked by ops");
+            time.Advance(TimeSpan.FromSeconds(1));
+            await audit.DatabaseSessionAsync("database-session-end", new DatabaseAuditFacts("agent-b", "orders", "reader", "g")
+            {
+                Reason = "client-closed",
+                Credential = "orders-db",
+                Kind = "Static",
+                Source = "Static",
+                Fingerprint = "sha256:f1",
+                ExpiresAt = new DateTimeOffset(2026, 11, 28, 13, 0, 0, 500, TimeSpan.Zero),
+                Destination = "db.internal:5432",
+                BytesToServer = 120,
+                BytesToAgent = 4096,
+                Duration = TimeSpan.FromMilliseconds(1500.7),
+            });
+            await audit.DisposeAsync();
+
+            Assert.Equal(key is null ? PinnedUnkeyed : PinnedKeyed, await File.ReadAllTextAsync(_path));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+        }
+    }
+
+    private const string PinnedUnkeyed = """
+        {"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","time":"2026-11-28T12:00:00.0000000+01:00","event":"refusal","traceId":"4bf92f3577b34da6a3ce929d0e0e4736","agentTraceId":"0af7651916cd43dd8448eb211c80319c","agent":"agent-a","route":"crm","method":"POST","reason":"path-denied","status":403,"detail":"no grant allows \"/admin\" <here> + naïve ✓ \u0001","hash":"28d89014845cbd7775ae8e58ef1c535b8461a337fc641944ee094142b34afee5"}
+        {"seq":2,"prev":"28d89014845cbd7775ae8e58ef1c535b8461a337fc641944ee094142b34afee5","time":"2026-11-28T12:00:00.1234567+01:00","event":"session-end","traceId":"5e1ba2d4c3b2a1f0e9d8c7b6a5f4e3d2","agent":"agent-a","user":"user@example.test","route":"crm","grant":"g","method":"GET","reason":"agent-revoked","detail":"revoked by ops","hash":"9feb53c5e76c319ab64f130b72a1f25d6627ca8ad44baba4b1c6c5bffc6a2d4a"}
+        {"seq":3,"prev":"9feb53c5e76c319ab64f130b72a1f25d6627ca8ad44baba4b1c6c5bffc6a2d4a","time":"2026-11-28T12:00:01.1234567+01:00","event":"database-session-end","traceId":"4bf92f3577b34da6a3ce929d0e0e4736","agent":"agent-b","grant":"g","reason":"client-closed","credential":"orders-db","kind":"Static","source":"Static","fingerprint":"sha256:f1","expiresAt":"2026-11-28T13:00:00.5000000+00:00","destination":"db.internal:5432","database":"orders","role":"reader","bytesToServer":120,"bytesToAgent":4096,"durationMs":1500,"hash":"c50dedb97a52f9accbf4a27d676e9a173b5d2ca7d2c214bbbf8fd01ab6ce0b00"}
+        """ + "\n";
+
+    private const string PinnedKeyed = """
+        {"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","time":"2026-11-28T12:00:00.0000000+01:00","event":"refusal","traceId":"4bf92f3577b34da6a3ce929d0e0e4736","agentTraceId":"0af7651916cd43dd8448eb211c80319c","agent":"agent-a","route":"crm","method":"POST","reason":"path-denied","status":403,"detail":"no grant allows \"/admin\" <here> + naïve ✓ \u0001","hash":"62b366781667b31b019a5f72277c0213a88b67ff278aa32507fbbcf5bdfef581"}
+        {"seq":2,"prev":"62b366781667b31b019a5f72277c0213a88b67ff278aa32507fbbcf5bdfef581","time":"2026-11-28T12:00:00.1234567+01:00","event":"session-end","traceId":"5e1ba2d4c3b2a1f0e9d8c7b6a5f4e3d2","agent":"agent-a","user":"user@example.test","route":"crm","grant":"g","method":"GET","reason":"agent-revoked","detail":"revoked by ops","hash":"5b891c4de1d7814a1bcd3d4a462e20e58738d377f3ffac528253fb6634055542"}
+        {"seq":3,"prev":"5b891c4de1d7814a1bcd3d4a462e20e58738d377f3ffac528253fb6634055542","time":"2026-11-28T12:00:01.1234567+01:00","event":"database-session-end","traceId":"4bf92f3577b34da6a3ce929d0e0e4736","agent":"agent-b","grant":"g","reason":"client-closed","credential":"orders-db","kind":"Static","source":"Static","fingerprint":"sha256:f1","expiresAt":"2026-11-28T13:00:00.5000000+00:00","destination":"db.internal:5432","database":"orders","role":"reader","bytesToServer":120,"bytesToAgent":4096,"durationMs":1500,"hash":"823dc71af936b9e89461313a85b0630585f97c684ff62249ebf0bc6d9f67b0e2"}
+        """ + "\n";
+
     private static Task Record(AuditLog audit, int from, int count) =>
         Task.WhenAll(Enumerable.Range(from, count).Select(i => audit.DatabaseSessionAsync("database-session-end", new DatabaseAuditFacts($"agent-{i}", "orders", "reader", "g")).AsTask()));
 
@@ -129,6 +191,11 @@ public sealed class AuditLogTests : IDisposable
             Assert.True(DateTime.UtcNow < deadline, "timed out waiting for the audit writer");
             await Task.Delay(10);
         }
+    }
+
+    private sealed class ActivityFeature(Activity activity) : IHttpActivityFeature
+    {
+        public Activity Activity { get; set; } = activity;
     }
 
     /// <summary>A file on a disk that fills up: a failing write gets half its bytes onto the disk,
