@@ -7,8 +7,8 @@ using AgentGateway.Credentials.Caching;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
-using StackExchange.Redis;
 using AgentGateway.Proxy.Policy;
+using AgentGateway.Proxy.Replicas;
 using AgentGateway.Proxy.Upstream;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
@@ -34,6 +34,14 @@ public static class GatewayServiceCollectionExtensions
         // pipeline, which on every request finds no policy and allocates the request's Items
         // dictionary to note that it ran. Without it, none is added; nothing else uses it.
         services.RemoveAll<Microsoft.AspNetCore.Authorization.IAuthorizationHandlerProvider>();
+        // YARP also adds ASP.NET Core data protection, for its session-affinity cookies, and with it
+        // a hosted service that loads the key ring at start: it reads (on a first start creates and
+        // writes) key files and maps System.Private.Xml and its LINQ (about 4 MB resident). Without
+        // the service, a cluster with cookie affinity still gets its key ring when first used.
+        foreach (var keyRingAtStart in services.Where(static d => !d.IsKeyedService && d.ServiceType == typeof(Microsoft.Extensions.Hosting.IHostedService) && d.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
+        {
+            services.Remove(keyRingAtStart);
+        }
 
         // ASP.NET Core's request-start/finish lines carry the raw query string, where agents
         // put tokens (?access_token=…). The gateway strips those from the hop; it must not then
@@ -53,16 +61,7 @@ public static class GatewayServiceCollectionExtensions
         services.TryAddSingleton(process);
         if (process.Redis is { } redis)
         {
-            services.AddSingleton<IConnectionMultiplexer>(_ =>
-            {
-                var options = ConfigurationOptions.Parse(redis);
-                // Start even while Redis is away; the cache falls back to fetching and /readyz says so.
-                options.AbortOnConnectFail = false;
-                return ConnectionMultiplexer.Connect(options);
-            });
-            // Replaces the broker's in-process-only default.
-            services.Replace(ServiceDescriptor.Singleton<ISharedCacheStore, RedisSharedCacheStore>());
-            services.AddSingleton<IPolicyStateStore, RedisPolicyStateStore>();
+            RedisServices.Register(services, redis);
         }
 
         services.TryAddSingleton<DpopValidator>();

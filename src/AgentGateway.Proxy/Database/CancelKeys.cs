@@ -6,7 +6,7 @@ using AgentGateway.Proxy.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using StackExchange.Redis;
+using AgentGateway.Proxy.Replicas;
 
 namespace AgentGateway.Proxy.Database;
 
@@ -25,15 +25,15 @@ namespace AgentGateway.Proxy.Database;
 /// </remarks>
 public sealed partial class CancelKeys : IHostedService
 {
-    private static readonly RedisChannel Channel = RedisChannel.Literal("agw:pg-cancel");
+    private const string Channel = "agw:pg-cancel";
 
     private readonly ConcurrentDictionary<int, PostgresSession> _byKey = new();
-    private readonly IConnectionMultiplexer? _redis;
+    private readonly IReplicaBus? _redis;
     private readonly ILogger<CancelKeys> _logger;
 
     public CancelKeys(IServiceProvider services, ILogger<CancelKeys> logger)
     {
-        _redis = services.GetService<IConnectionMultiplexer>();
+        _redis = services.GetService<IReplicaBus>();
         _logger = logger;
     }
 
@@ -41,7 +41,7 @@ public sealed partial class CancelKeys : IHostedService
     {
         if (_redis is not null)
         {
-            await _redis.GetSubscriber().SubscribeAsync(Channel, (channel, message) => _ = OnRelayedAsync(message));
+            await _redis.SubscribeAsync(Channel, message => _ = OnRelayedAsync(message));
         }
     }
 
@@ -85,20 +85,20 @@ public sealed partial class CancelKeys : IHostedService
         BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(4), secret);
         try
         {
-            await _redis.GetSubscriber().PublishAsync(Channel, message);
+            await _redis.PublishAsync(Channel, message);
             GatewayTelemetry.DatabaseDecisions.Add(1, new KeyValuePair<string, object?>(GatewayTelemetry.Tags.Decision, "cancel-relayed"));
             Log.Relayed(_logger);
         }
-        catch (RedisException ex)
+        catch (Exception ex) when (_redis.IsUnavailable(ex))
         {
             Log.RelayFailed(_logger, ex.GetType().Name);
         }
     }
 
-    private async Task OnRelayedAsync(RedisValue message)
+    private async Task OnRelayedAsync(byte[]? message)
     {
         // Every replica hears every relayed request, this one included: only the holder answers.
-        if (message.IsNull || (byte[]?)message is not { Length: 8 } bytes)
+        if (message is not { Length: 8 } bytes)
         {
             return;
         }

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using StackExchange.Redis;
+using AgentGateway.Proxy.Replicas;
 
 namespace AgentGateway.Proxy.Health;
 
@@ -34,18 +34,10 @@ internal static class HealthEndpoints
         var status = config.Status;
         string redis = "not configured";
         var ready = true;
-        if (context.RequestServices.GetService<IConnectionMultiplexer>() is { } multiplexer)
+        if (context.RequestServices.GetService<IReplicaBus>() is { } replicas)
         {
-            try
-            {
-                await multiplexer.GetDatabase().PingAsync().WaitAsync(RedisPingTimeout, context.RequestAborted);
-                redis = "ok";
-            }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
-            {
-                redis = "unreachable";
-                ready = false;
-            }
+            ready = await replicas.PingAsync(RedisPingTimeout, context.RequestAborted);
+            redis = ready ? "ok" : "unreachable";
         }
 
         context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;

@@ -9,7 +9,7 @@ using AgentGateway.Proxy.Policy;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using StackExchange.Redis;
+using AgentGateway.Proxy.Replicas;
 
 namespace AgentGateway.Proxy.Inventory;
 
@@ -37,12 +37,12 @@ public sealed record EphemeralAgent(
 public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
 {
     private const string HashKey = "agw:ephemeral";
-    private static readonly RedisChannel Channel = RedisChannel.Literal("agw:ephemeral");
+    private const string Channel = "agw:ephemeral";
     private static readonly TimeSpan ReconcileInterval = TimeSpan.FromSeconds(3);
 
     private readonly ConcurrentDictionary<string, Registered> _byId = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<AgentIdentityKey, string> _byIdentity = new();
-    private readonly IConnectionMultiplexer? _redis;
+    private readonly IReplicaBus? _redis;
     private readonly GatewayConfigProvider _config;
     private readonly AgentTokenIndex _agentTokens;
     private readonly TimeProvider _time;
@@ -51,7 +51,7 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
 
     public EphemeralAgentStore(IServiceProvider services, GatewayConfigProvider config, AgentTokenIndex agentTokens, TimeProvider time, ILogger<EphemeralAgentStore> logger)
     {
-        _redis = services.GetService<IConnectionMultiplexer>();
+        _redis = services.GetService<IReplicaBus>();
         _config = config;
         _agentTokens = agentTokens;
         _time = time;
@@ -93,7 +93,7 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
             return;
         }
 
-        await _redis.GetSubscriber().SubscribeAsync(Channel, (channel, message) => _ = LoadAsync(message!));
+        await _redis.SubscribeAsync(Channel, id => _ = LoadAsync(id));
         await ReconcileAsync();
         _reconcile = _time.CreateTimer(_ => _ = ReconcileAsync(), null, ReconcileInterval, ReconcileInterval);
     }
@@ -118,8 +118,8 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
     {
         if (_redis is not null)
         {
-            await _redis.GetDatabase().HashSetAsync(HashKey, agent.Id, JsonSerializer.Serialize(agent, EphemeralJsonContext.Default.EphemeralAgent));
-            await _redis.GetSubscriber().PublishAsync(Channel, agent.Id);
+            await _redis.SetAsync(HashKey, agent.Id, JsonSerializer.Serialize(agent, EphemeralJsonContext.Default.EphemeralAgent));
+            await _redis.PublishAsync(Channel, agent.Id);
         }
 
         Apply(agent);
@@ -132,13 +132,12 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
     {
         try
         {
-            var json = await _redis!.GetDatabase().HashGetAsync(HashKey, id);
-            if (json.HasValue && Parse(json!) is { } agent)
+            if (await _redis!.GetAsync(HashKey, id) is { } json && Parse(json) is { } agent)
             {
                 Apply(agent);
             }
         }
-        catch (RedisException ex)
+        catch (Exception ex) when (_redis!.IsUnavailable(ex))
         {
             Log.ReadFailed(_logger, ex.GetType().Name);
         }
@@ -148,10 +147,9 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
     {
         try
         {
-            var database = _redis!.GetDatabase();
-            foreach (var entry in await database.HashGetAllAsync(HashKey))
+            foreach (var (_, json) in await _redis!.GetAllAsync(HashKey))
             {
-                if (Parse(entry.Value!) is not { } agent)
+                if (Parse(json) is not { } agent)
                 {
                     continue;
                 }
@@ -159,7 +157,7 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
                 if (agent.ExpiresAt <= _time.GetUtcNow() - TimeSpan.FromMinutes(5))
                 {
                     // Long expired: nobody needs the record any more.
-                    await database.HashDeleteAsync(HashKey, agent.Id);
+                    await _redis.DeleteAsync(HashKey, agent.Id);
                 }
                 else if (!_byId.ContainsKey(agent.Id))
                 {
@@ -167,7 +165,7 @@ public sealed partial class EphemeralAgentStore : IHostedService, IDisposable
                 }
             }
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (_redis!.IsUnavailable(ex))
         {
             Log.ReadFailed(_logger, ex.GetType().Name);
         }

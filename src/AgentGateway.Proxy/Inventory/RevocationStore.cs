@@ -6,7 +6,7 @@ using AgentGateway.Proxy.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using StackExchange.Redis;
+using AgentGateway.Proxy.Replicas;
 
 namespace AgentGateway.Proxy.Inventory;
 
@@ -24,11 +24,11 @@ public sealed record Revocation(string AgentId, DateTimeOffset At, string By, st
 public sealed partial class RevocationStore : IHostedService, IDisposable
 {
     private const string HashKey = "agw:revocations";
-    private static readonly RedisChannel Channel = RedisChannel.Literal("agw:revocations");
+    private const string Channel = "agw:revocations";
     private static readonly TimeSpan ReconcileInterval = TimeSpan.FromSeconds(3);
 
     private readonly ConcurrentDictionary<string, Revocation> _revoked = new(StringComparer.OrdinalIgnoreCase);
-    private readonly IConnectionMultiplexer? _redis;
+    private readonly IReplicaBus? _redis;
     private readonly string? _file;
     private readonly AgentTokenIndex _agentTokens;
     private readonly TimeProvider _time;
@@ -37,7 +37,7 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
 
     public RevocationStore(IServiceProvider services, ProcessSettings process, AgentTokenIndex agentTokens, TimeProvider time, ILogger<RevocationStore> logger)
     {
-        _redis = services.GetService<IConnectionMultiplexer>();
+        _redis = services.GetService<IReplicaBus>();
         _file = process.RevocationsFile;
         _agentTokens = agentTokens;
         _time = time;
@@ -59,7 +59,7 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
     {
         if (_redis is not null)
         {
-            await _redis.GetSubscriber().SubscribeAsync(Channel, (channel, message) => OnAnnounced(message!));
+            await _redis.SubscribeAsync(Channel, OnAnnounced);
             await ReconcileAsync();
             _reconcile = _time.CreateTimer(_ => _ = ReconcileAsync(), null, ReconcileInterval, ReconcileInterval);
         }
@@ -94,8 +94,8 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
         if (_redis is not null)
         {
             // Written before it is announced: a replica that hears of it can read it.
-            await _redis.GetDatabase().HashSetAsync(HashKey, agentId, json);
-            await _redis.GetSubscriber().PublishAsync(Channel, agentId);
+            await _redis.SetAsync(HashKey, agentId, json);
+            await _redis.PublishAsync(Channel, agentId);
         }
         else if (_file is not null)
         {
@@ -114,13 +114,12 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
     {
         try
         {
-            var json = await _redis!.GetDatabase().HashGetAsync(HashKey, agentId);
-            if (json.HasValue && Parse(json!) is { } revocation)
+            if (await _redis!.GetAsync(HashKey, agentId) is { } json && Parse(json) is { } revocation)
             {
                 await ApplyAsync(revocation);
             }
         }
-        catch (RedisException ex)
+        catch (Exception ex) when (_redis!.IsUnavailable(ex))
         {
             Log.ReadFailed(_logger, ex.GetType().Name);
         }
@@ -130,15 +129,15 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
     {
         try
         {
-            foreach (var entry in await _redis!.GetDatabase().HashGetAllAsync(HashKey))
+            foreach (var (agentId, json) in await _redis!.GetAllAsync(HashKey))
             {
-                if (!_revoked.ContainsKey(entry.Name!) && Parse(entry.Value!) is { } revocation)
+                if (!_revoked.ContainsKey(agentId) && Parse(json) is { } revocation)
                 {
                     await ApplyAsync(revocation);
                 }
             }
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (_redis!.IsUnavailable(ex))
         {
             Log.ReadFailed(_logger, ex.GetType().Name);
         }

@@ -10,7 +10,9 @@ namespace AgentGateway.FunctionalTests.Lifecycle;
 /// <summary>
 /// A configuration pays in memory only for the cloud SDKs it uses: Azure.Identity with MSAL for an
 /// Azure managed identity, Google's auth library for a GCP one, the AWS SDK for an AwsSigV4
-/// credential, nothing of any of them otherwise; and for OpenTelemetry only when it exports. Each
+/// credential, nothing of any of them otherwise; for OpenTelemetry only when it exports; for the
+/// Redis client only when Redis is configured; and for data protection's key ring (XML) only when
+/// a cluster uses affinity cookies. Each
 /// case is a real <c>agentgateway run</c> process of its own (the test process has loaded them all
 /// for other tests); after it served a request, the process itself lists what it has loaded
 /// (<c>AppDomain.CurrentDomain.GetAssemblies()</c>, asked by <see cref="StartupHook"/>, which the
@@ -78,6 +80,30 @@ public sealed class LazyAssemblyTests(GatewayFixture fx) : IAsyncLifetime
         var exporting = await LoadedAsync(config);
         Assert.Contains("OpenTelemetry", exporting);
         Assert.Contains("OpenTelemetry.Exporter.OpenTelemetryProtocol", exporting);
+    }
+
+    [Fact]
+    public async Task The_Redis_client_is_loaded_only_by_a_configuration_that_names_Redis()
+    {
+        // Without Redis the revocation, ephemeral-agent and cancel-key stores and /readyz (which the
+        // start-up loop below polls) run without naming a type of the client library.
+        var none = await LoadedAsync(fx.Config(withRedis: false));
+        Assert.Contains("AgentGateway.Proxy", none);
+        Assert.DoesNotContain("StackExchange.Redis", none);
+
+        var redis = await LoadedAsync(fx.Config(withRedis: true));
+        Assert.Contains("StackExchange.Redis", redis);
+    }
+
+    [Fact]
+    public async Task Data_protection_loads_no_key_ring_at_start()
+    {
+        // YARP registers data protection for its affinity cookies, which this configuration does
+        // not use: its key ring (XML key files) is not read or written at start.
+        var none = await LoadedAsync(fx.Config(withRedis: false));
+        Assert.Contains("AgentGateway.Proxy", none);
+        Assert.DoesNotContain("System.Private.Xml", none);
+        Assert.DoesNotContain("System.Private.Xml.Linq", none);
     }
 
     private static JsonObject WithAwsSigV4(JsonObject config)
