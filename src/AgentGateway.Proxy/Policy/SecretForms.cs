@@ -80,6 +80,7 @@ public sealed class SecretForms
     public static SecretForms Of(IEnumerable<string> secrets)
     {
         var forms = new Dictionary<string, (bool Escapable, bool Wrappable)>(StringComparer.Ordinal);
+        var tails = new List<(string Tail, string Whole)>();
         void Add(string text, bool escapable, bool wrappable = false)
         {
             var known = forms.GetValueOrDefault(text);
@@ -87,12 +88,16 @@ public sealed class SecretForms
         }
 
         // A wrapped form, and the same form from each block boundary up to an anchor's length in:
-        // each of those is itself the encoding of a later run of the secret's bytes.
+        // each of those is itself the encoding of a later run of the secret's bytes, found where a
+        // line end near the start of the whole form cuts its anchor; the whole form is then matched
+        // back from there (Find), so the characters before that line end are not left in the clear.
         void AddWrappable(string text, bool escapable, int block)
         {
-            for (var skip = 0; skip <= MaxAnchorLength && text.Length - skip >= MinimumBase64Length; skip += block)
+            Add(text, escapable, wrappable: true);
+            for (var skip = block; skip <= MaxAnchorLength && text.Length - skip >= MinimumBase64Length; skip += block)
             {
                 Add(text[skip..], escapable, wrappable: true);
+                tails.Add((text[skip..], text));
             }
         }
 
@@ -117,25 +122,52 @@ public sealed class SecretForms
             Add(Encoding.Latin1.GetString(Encoding.BigEndianUnicode.GetBytes(secret)), escapable: false);
         }
 
-        return forms.Count == 0 ? None : new SecretForms([.. forms.Select(f => new Form(f.Key, f.Value.Escapable, f.Value.Wrappable))]);
+        if (forms.Count == 0)
+        {
+            return None;
+        }
+
+        var built = forms.ToDictionary(f => f.Key, f => new Form(f.Key, f.Value.Escapable, f.Value.Wrappable), StringComparer.Ordinal);
+        foreach (var group in tails.GroupBy(t => t.Tail, StringComparer.Ordinal))
+        {
+            built[group.Key].Wholes = [.. group.Select(t => built[t.Whole]).Distinct()];
+        }
+
+        return new SecretForms([.. built.Values]);
     }
 
     /// <summary>Whether <paramref name="text"/> holds one of the forms.</summary>
     public bool IsIn(ReadOnlySpan<char> text) => text.Length >= Shortest && Find(text, 0).Start >= 0;
 
-    /// <summary>The first place in <paramref name="text"/> at or after <paramref name="from"/> where a
-    /// form starts (-1 when there is none), and how long the longest form starting there is.</summary>
+    /// <summary>The first form in <paramref name="text"/> found at or after <paramref name="from"/>:
+    /// where it starts (-1 when there is none; before <paramref name="from"/> when a wrapped form's
+    /// first line was found from its next line) and how long the longest form found there is.</summary>
     /// <remarks>The longest, not the first that matches: when one secret (or one of its forms) is a
     /// prefix of another, the shorter one would leave the longer one's tail out of the match.</remarks>
     public (int Start, int Length) Find(ReadOnlySpan<char> text, int from)
     {
+        int anchor = -2, escaped = -2;
+        var (at, start, end) = Find(text, from, ref anchor, ref escaped);
+        return at < 0 ? (-1, 0) : (start, end - start);
+    }
+
+    /// <summary>Characters the searches for a form's start have read since this was made: a
+    /// measure of work for tests (searches made at once by several threads may lose counts).</summary>
+    internal long Scanned { get; private set; }
+
+    /// <summary>The first position at or after <paramref name="from"/> where a form is found, and
+    /// the span of text the forms found there cover.</summary>
+    /// <param name="anchor">The next hit of the anchor search, kept by the caller across calls on
+    /// the same text (-2 before the first), so that no search runs twice over the same text: a
+    /// caller that goes on from just after each hit then reads the text once, not once per hit.</param>
+    /// <param name="escaped">The same for the search for an escape or an escape-led form's start.</param>
+    private (int At, int Start, int End) Find(ReadOnlySpan<char> text, int from, ref int anchor, ref int escaped)
+    {
         if (_forms.Length == 0)
         {
-            return (-1, 0);
+            return (-1, 0, 0);
         }
 
-        // Next hit of each search, kept until passed: neither is run twice over the same text.
-        int anchor = -2, escaped = -2;
         for (var at = from; at < text.Length; at++)
         {
             if (anchor != -1 && anchor < at)
@@ -155,22 +187,45 @@ public sealed class SecretForms
             }
 
             var rest = text[at..];
-            var longest = 0;
+            int start = at, end = at;
             foreach (var form in _forms)
             {
-                if ((rest[0] == form.Text[0] || form.EscapeLed) && form.Match(rest) is var length && length > longest)
+                if ((rest[0] == form.Text[0] || form.EscapeLed) && form.Match(rest, out _) is > 0 and var length)
                 {
-                    longest = length;
+                    end = Math.Max(end, at + length);
+                    foreach (var whole in form.Wholes)
+                    {
+                        start = Math.Min(start, WholeStart(text, at, whole, whole.Text.Length - form.Text.Length));
+                    }
                 }
             }
 
-            if (longest > 0)
+            if (end > at)
             {
-                return (at, longest);
+                return (at, start, end);
             }
         }
 
-        return (-1, 0);
+        return (-1, 0, 0);
+    }
+
+    /// <summary>Where <paramref name="whole"/> starts when the form found at <paramref name="at"/> is
+    /// its tail from its <paramref name="skip"/>th character on (<paramref name="at"/> when it does
+    /// not): a line end among those first characters cut the whole form's anchor, so it is matched
+    /// from each place its first characters can start (they take up at most a line end and an escape
+    /// each), as far back as it reaches to the tail.</summary>
+    private static int WholeStart(ReadOnlySpan<char> text, int at, Form whole, int skip)
+    {
+        var farthest = at - (skip * (whole.Escapable ? MaxEscapeLength : 1)) - MaxLineEndLength;
+        for (var from = Math.Max(0, farthest); from <= at - skip; from++)
+        {
+            if ((text[from] == whole.Text[0] || whole.EscapeLed) && whole.Match(text[from..], out _) is > 0 and var length && from + length >= at)
+            {
+                return from;
+            }
+        }
+
+        return at;
     }
 
     /// <summary>Overwrites with <c>*</c>, in <paramref name="bytes"/>, every position that a form in
@@ -182,13 +237,16 @@ public sealed class SecretForms
     /// inside it would be missed and its tail left in the clear. And the text is only read: masking
     /// it too would hide a form that starts inside one masked already, from this search or from the
     /// next set of forms searched in the same text (the configured secrets, then the injected token).
+    /// The searches for a form's start go on from where they stopped, so a text holding a form at
+    /// every position (overlapping echoes sent by an upstream) is still read once, not once per form.
     /// </remarks>
     public bool Mask(ReadOnlySpan<char> text, Span<byte> bytes)
     {
         var masked = false;
-        for (var (start, length) = Find(text, 0); start >= 0; (start, length) = Find(text, start + 1))
+        int anchor = -2, escaped = -2;
+        for (var (at, start, end) = Find(text, 0, ref anchor, ref escaped); at >= 0; (at, start, end) = Find(text, at + 1, ref anchor, ref escaped))
         {
-            bytes.Slice(start, length).Fill((byte)'*');
+            bytes[start..end].Fill((byte)'*');
             masked = true;
         }
 
@@ -212,7 +270,8 @@ public sealed class SecretForms
                     break;
                 }
 
-                if (form.Match(text[next..]) < 0)
+                form.Match(text[next..], out var open);
+                if (open)
                 {
                     // The earliest partial start of this form is its longest.
                     longest = text.Length - next;
@@ -226,11 +285,17 @@ public sealed class SecretForms
         return longest;
     }
 
-    private static int Next(ReadOnlySpan<char> text, int from, SearchValues<string> values) =>
-        text[from..].IndexOfAny(values) is >= 0 and var i ? from + i : -1;
+    private int Next(ReadOnlySpan<char> text, int from, SearchValues<string> values) =>
+        Counted(text, from, text[from..].IndexOfAny(values));
 
-    private static int Next(ReadOnlySpan<char> text, int from, SearchValues<char> values) =>
-        text[from..].IndexOfAny(values) is >= 0 and var i ? from + i : -1;
+    private int Next(ReadOnlySpan<char> text, int from, SearchValues<char> values) =>
+        Counted(text, from, text[from..].IndexOfAny(values));
+
+    private int Counted(ReadOnlySpan<char> text, int from, int found)
+    {
+        Scanned += found >= 0 ? found + 1 : text.Length - from;
+        return found >= 0 ? from + found : -1;
+    }
 
     /// <summary>Characters no escaping writer (JSON, URL, HTML) ever escapes.</summary>
     private static bool IsLiteral(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~';
@@ -244,6 +309,7 @@ public sealed class SecretForms
             Escapable = escapable;
             Wrappable = wrappable;
             EscapeLed = escapable && !IsLiteral(text[0]);
+            Ambiguous = escapable && text.AsSpan().IndexOfAny(EscapeStarts) >= 0;
             var literal = escapable ? text.AsSpan().IndexOfAnyExcept(LiteralChars) : -1;
             Anchor = text[..Math.Min(MaxAnchorLength, literal < 0 ? text.Length : literal)];
             MaxLength = (escapable ? text.Sum(c => IsLiteral(c) ? 1 : MaxEscapeLength) : text.Length)
@@ -252,6 +318,9 @@ public sealed class SecretForms
 
         private static readonly SearchValues<char> LiteralChars =
             SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~");
+
+        /// <summary>The characters every escape starts with.</summary>
+        private static readonly SearchValues<char> EscapeStarts = SearchValues.Create("%\\&");
 
         public string Text { get; }
 
@@ -264,14 +333,39 @@ public sealed class SecretForms
         /// <summary>Whether its first character may itself appear escaped (then it has no literal anchor).</summary>
         public bool EscapeLed { get; }
 
+        /// <summary>Whether one of its characters starts its own escapes (<c>%</c>, <c>\</c>, <c>&amp;</c>),
+        /// so that where the text has that character it may be the character or the start of its
+        /// escape, and only reading on tells which.</summary>
+        public bool Ambiguous { get; }
+
+        /// <summary>The wrapped forms this one is the tail of (a line end near their start cut their anchor).</summary>
+        public Form[] Wholes { get; set; } = [];
+
         public string Anchor { get; }
 
         /// <summary>The most characters it can take up in text.</summary>
         public int MaxLength { get; }
 
-        /// <summary>How long the form is at the start of <paramref name="text"/>; 0 when it is not
-        /// there, -1 when the text ends while it still could be.</summary>
-        public int Match(ReadOnlySpan<char> text)
+        /// <summary>How long the longest reading of the form at the start of <paramref name="text"/>
+        /// is, 0 when there is none; <paramref name="open"/> tells whether the text ends while a
+        /// reading still could go on (a longer one, or the only one).</summary>
+        public int Match(ReadOnlySpan<char> text, out bool open)
+        {
+            if (Ambiguous)
+            {
+                return MatchEveryReading(text, out open);
+            }
+
+            var length = MatchOneReading(text);
+            open = length < 0;
+            return Math.Max(length, 0);
+        }
+
+        /// <summary>The form read one character at a time: for a form with no <see cref="Ambiguous"/>
+        /// character each position of the text allows one reading (the character itself, an escape
+        /// or a line end, which start differently); 0 when it is not there, -1 when the text ends
+        /// while it still could be.</summary>
+        private int MatchOneReading(ReadOnlySpan<char> text)
         {
             var at = 0;
             var matched = 0;
@@ -321,6 +415,90 @@ public sealed class SecretForms
             }
 
             return at;
+        }
+
+        /// <summary>The form read every way the text allows: where a character of the form is
+        /// <c>&amp;</c>, <c>%</c> or <c>\</c> and the text has it, it is both that character and
+        /// perhaps the start of its escape (<c>&amp;amp;</c>, <c>%25</c>, <c>\\</c>), so every
+        /// reading is carried on at once, each as the place in the text it has reached — one entry
+        /// per place, so the work per character is bounded by the form's length, never exponential.
+        /// Such forms are the secrets as they are, never wrapped (no encoding that wraps writes these).</summary>
+        private int MatchEveryReading(ReadOnlySpan<char> text, out bool open)
+        {
+            open = false;
+            // A reading's place is at most MaxLength into the text, so there are at most that many.
+            var size = Math.Min(MaxLength, text.Length) + 1;
+            int[]? rented = null;
+            Span<int> buffer = 2 * size <= 256 ? stackalloc int[256] : (rented = ArrayPool<int>.Shared.Rent(2 * size));
+            var places = buffer[..size];
+            var next = buffer[size..(2 * size)];
+            places[0] = 0;
+            var count = 1;
+            foreach (var c in Text)
+            {
+                var nextCount = 0;
+                foreach (var at in places[..count])
+                {
+                    if (at == text.Length)
+                    {
+                        open = true;
+                        continue;
+                    }
+
+                    if (text[at] == c)
+                    {
+                        Add(next, ref nextCount, at + 1);
+                    }
+
+                    if (!IsLiteral(c) && EscapeLength(text[at..], c) is not 0 and var escape)
+                    {
+                        if (escape < 0)
+                        {
+                            open = true;
+                        }
+                        else
+                        {
+                            Add(next, ref nextCount, at + escape);
+                        }
+                    }
+                }
+
+                var swap = places;
+                places = next;
+                next = swap;
+                count = nextCount;
+                if (count == 0)
+                {
+                    break;
+                }
+            }
+
+            var longest = count == 0 ? 0 : Max(places[..count]);
+            if (rented is not null)
+            {
+                ArrayPool<int>.Shared.Return(rented);
+            }
+
+            return longest;
+
+            static void Add(Span<int> places, ref int count, int place)
+            {
+                if (!places[..count].Contains(place))
+                {
+                    places[count++] = place;
+                }
+            }
+
+            static int Max(ReadOnlySpan<int> places)
+            {
+                var max = 0;
+                foreach (var place in places)
+                {
+                    max = Math.Max(max, place);
+                }
+
+                return max;
+            }
         }
 
         /// <summary>How long a line end is at the start of <paramref name="text"/> — LF, CR, CRLF, or

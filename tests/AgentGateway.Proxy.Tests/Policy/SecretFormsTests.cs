@@ -220,6 +220,206 @@ public sealed class SecretFormsTests
         }
     }
 
+    /// <summary>1-byte writes and several cuts at once, not one cut only: each write ends a piece
+    /// of text the stream searches alone, so every overlap is cut at every place at once.</summary>
+    [Theory]
+    [MemberData(nameof(Overlapping))]
+    public async Task Overlapping_secrets_are_masked_the_same_written_a_byte_at_a_time_or_cut_in_several_places(string _, string first, string second, string text)
+    {
+        var whole = Masked(text, SecretForms.Of([first, second]));
+        SecretForms[][] splits = [[SecretForms.Of([first, second]), SecretForms.None], [SecretForms.Of([first]), SecretForms.Of([second])], [SecretForms.Of([second]), SecretForms.Of([first])]];
+        foreach (var forms in splits)
+        {
+            Assert.Equal(whole, await MaskAsync(text, [.. Enumerable.Range(1, text.Length - 1)], forms[0], forms[1]));
+            var random = new Random(text.Length);
+            for (var round = 0; round < 10; round++)
+            {
+                int[] cuts = [.. Enumerable.Range(0, 5).Select(_ => random.Next(1, text.Length)).Distinct().Order()];
+                Assert.Equal(whole, await MaskAsync(text, cuts, forms[0], forms[1]));
+            }
+        }
+    }
+
+    /// <summary>Secrets holding the characters escapes start with (<c>&amp;</c>, <c>%</c>, <c>\</c>),
+    /// echoed with those characters in each escape their writers use; and a secret made of them.
+    /// The escape starts with the very character it stands for, so a match that takes the character
+    /// as itself and never tries the escape misses the secret.</summary>
+    public static TheoryData<string, string, string> EscapedEscapeStarts()
+    {
+        var data = new TheoryData<string, string, string>();
+        foreach (var (c, escapes) in new[]
+        {
+            ('&', new[] { "&amp;", "&#38;", "&#x26;", "&#X26;", "&#038;", "&#x0026;" }),
+            ('%', ["%25"]),
+            ('\\', ["\\\\", "\\u005C", "\\u005c"]),
+        })
+        {
+            var secret = $"tok{c}en-0123456789abcdef";
+            foreach (var escape in escapes)
+            {
+                data.Add(secret, $"tok{escape}en-0123456789abcdef", escape);
+            }
+        }
+
+        data.Add("tok&en-0123456789abcdef", WebUtility.HtmlEncode("tok&en-0123456789abcdef"), "WebUtility.HtmlEncode");
+        data.Add("tok&en-0123456789abcdef", System.Text.Encodings.Web.HtmlEncoder.Default.Encode("tok&en-0123456789abcdef"), "HtmlEncoder");
+        data.Add("tok%en-0123456789abcdef", Uri.EscapeDataString("tok%en-0123456789abcdef"), "Uri.EscapeDataString");
+        data.Add("tok\\en-0123456789abcdef", System.Text.Json.JsonSerializer.Serialize("tok\\en-0123456789abcdef").Trim('"'), "JsonSerializer");
+        // Made of them: every reading of each character has to be carried on.
+        const string Made = "&&%%\\\\&%\\-0123456789";
+        data.Add(Made, Made, "as it is");
+        data.Add(Made, WebUtility.HtmlEncode(Made), "WebUtility.HtmlEncode");
+        data.Add(Made, System.Text.Encodings.Web.HtmlEncoder.Default.Encode(Made), "HtmlEncoder");
+        data.Add(Made, Uri.EscapeDataString(Made), "Uri.EscapeDataString");
+        data.Add(Made, System.Text.Json.JsonSerializer.Serialize(Made).Trim('"'), "JsonSerializer");
+        data.Add(Made, "&amp;&#38;%25%\\u005c\\&#x26;%\\\\-0123456789", "mixed, some as themselves");
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(EscapedEscapeStarts))]
+    public async Task A_secret_character_that_starts_escapes_is_found_in_each_of_its_escapes(string secret, string echoed, string _)
+    {
+        var forms = SecretForms.Of([secret]);
+        var text = "x " + echoed + " y";
+
+        Assert.True(forms.IsIn(echoed));
+        Assert.Equal("x " + new string('*', echoed.Length) + " y", await MaskedEverywhereAsync(text, forms));
+    }
+
+    /// <summary>Where the text reads both as the character and as the start of its escape, and only
+    /// the escape completes the secret, or only the character does.</summary>
+    [Theory]
+    [InlineData("a&amp;b-0123456789", "x a&amp;amp;b-0123456789 y", "x ********************** y")]
+    [InlineData("a&amp;b-0123456789", "x a&amp;b-0123456789 y", "x ****************** y")]
+    [InlineData("a\\\\b-0123456789", "x a\\\\\\b-0123456789 y", "x **************** y")]
+    [InlineData("a%25b-0123456789", "x a%2525b-0123456789 y", "x ****************** y")]
+    [InlineData("a%25b-0123456789", "x a%25b-0123456789 y", "x **************** y")]
+    public void Either_reading_of_an_escape_start_completes_the_secret(string secret, string text, string expected)
+    {
+        Assert.Equal(expected, Masked(text, SecretForms.Of([secret])));
+    }
+
+    [Theory]
+    [InlineData("tok&en-0123456789abcdef", "tok&amp;en-0123456789abcdeF")]
+    [InlineData("tok&en-0123456789abcdef", "tok&amp;amp;en-0123456789abcdef")]
+    [InlineData("tok%en-0123456789abcdef", "tok%2525en-0123456789abcdef")]
+    [InlineData("tok\\en-0123456789abcdef", "tok\\\\\\\\en-0123456789abcdef")]
+    [InlineData("tok\\en-0123456789abcdef", "tok\\u005Cu005Cen-0123456789abcdef")]
+    public void An_escape_start_escaped_twice_or_a_changed_character_is_not_the_secret(string secret, string text)
+    {
+        Assert.False(SecretForms.Of([secret]).IsIn(text));
+    }
+
+    /// <summary>A secret made of one character that starts escapes, against a long run of that
+    /// character: the readings carried on at once are one per place in the text, so this ends.</summary>
+    [Fact]
+    public void A_run_of_escape_starts_is_read_in_bounded_work()
+    {
+        var forms = SecretForms.Of([new string('\\', 40)]);
+        var text = new string('\\', 20_000) + "x";
+
+        Assert.Equal(new string('*', 20_000) + "x", Masked(text, forms));
+    }
+
+    /// <summary>Overlapping echoes of a secret at every position an upstream can put them, with
+    /// the hits of one search (anchors, or escape-led starts) at every echo and none of the other's:
+    /// both searches for a form's start read the text once in all (not once per form found, which
+    /// for such a text is quadratic), and every character of it is masked.</summary>
+    [Theory]
+    [InlineData("abc", "abcabcabcabcabcabc", "/escape-led-0123456789")]
+    [InlineData("+abc", "+abc+abc+abc+abc", "unrelated-0123456789")]
+    public void Overlapping_echoes_at_every_position_are_masked_in_one_pass_over_the_text(string unit, string secret, string other)
+    {
+        var forms = SecretForms.Of([secret, other]);
+        var echoes = string.Concat(Enumerable.Repeat(unit, 10_000));
+        var text = "x " + echoes + " y";
+
+        Assert.Equal("x " + new string('*', echoes.Length) + " y", Masked(text, forms));
+        // Two searches, each reading each character at most once.
+        Assert.InRange(forms.Scanned, 1, 2 * text.Length);
+    }
+
+    /// <summary>The reviewer's example: 48 bytes then the secret, base64, wrapped at 76 columns, so
+    /// the first line ends 12 characters into the secret's encoding (that line end is masked with it).</summary>
+    [Fact]
+    public void A_wrapped_base64_secret_is_masked_from_its_first_character()
+    {
+        var text = Wrap(Convert.ToBase64String(Encoding.ASCII.GetBytes(new string('x', 48) + "ABCDEFGHIJKLMNOPQRSTUVWX")), 76, "\n");
+
+        Assert.Equal(
+            "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4" + "*********************************",
+            Masked(text, SecretForms.Of(["ABCDEFGHIJKLMNOPQRSTUVWX"])));
+    }
+
+    /// <summary>Base64 (each alignment of the secret's bytes), base64url and hex wrapped with a line
+    /// end at every offset in the first and the last 16 characters of the secret's encoding: every
+    /// character of it is masked, and the line end inside it, and nothing else.</summary>
+    public static TheoryData<string, string, int> WrappedAtEachOffset()
+    {
+        var data = new TheoryData<string, string, int>();
+        foreach (var encoding in new[] { "base64", "base64url", "hex", "HEX" })
+        {
+            foreach (var lineEnd in new[] { "\n", "\r\n" })
+            {
+                var before = encoding.StartsWith("base64", StringComparison.Ordinal) ? new[] { 48, 49, 50 } : [48];
+                foreach (var bytesBefore in before)
+                {
+                    data.Add(encoding, lineEnd, bytesBefore);
+                }
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(WrappedAtEachOffset))]
+    public async Task A_wrapped_secret_is_masked_whole_wherever_the_line_end_falls(string encoding, string lineEnd, int bytesBefore)
+    {
+        const string Secret = "ABCDEFGHIJKLMNOPQRSTUVWX";
+        var forms = SecretForms.Of([Secret]);
+        var bytes = Encoding.ASCII.GetBytes(new string('x', bytesBefore) + Secret + "yyy");
+        // The characters that encode nothing but the secret's bytes: whole 3-byte groups in base64.
+        var (text, first, end) = encoding switch
+        {
+            "hex" => (Convert.ToHexStringLower(bytes), 2 * bytesBefore, 2 * (bytesBefore + Secret.Length)),
+            "HEX" => (Convert.ToHexString(bytes), 2 * bytesBefore, 2 * (bytesBefore + Secret.Length)),
+            _ => (Convert.ToBase64String(bytes), (bytesBefore + 2) / 3 * 4, (bytesBefore + Secret.Length) / 3 * 4),
+        };
+        if (encoding == "base64url")
+        {
+            text = text.Replace('+', '-').Replace('/', '_');
+        }
+
+        var length = end - first;
+        foreach (var offset in Enumerable.Range(1, 16).Concat(Enumerable.Range(length - 16, 16)))
+        {
+            var wrapped = text[..(first + offset)] + lineEnd + text[(first + offset)..];
+            var expected = text[..first] + new string('*', length + lineEnd.Length) + text[end..];
+
+            Assert.Equal(expected, await MaskedEverywhereAsync(wrapped, forms));
+        }
+    }
+
+    /// <summary>What <see cref="SecretForms.Mask"/> makes of <paramref name="text"/>, checked to be
+    /// what the masking stream makes of it in one write, written a byte at a time, and cut in
+    /// several places.</summary>
+    private static async Task<string> MaskedEverywhereAsync(string text, SecretForms forms)
+    {
+        var whole = Masked(text, forms);
+        Assert.Equal(whole, await MaskAsync(text, [], forms, SecretForms.None));
+        Assert.Equal(whole, await MaskAsync(text, [.. Enumerable.Range(1, text.Length - 1)], forms, SecretForms.None));
+        var random = new Random(text.Length);
+        for (var round = 0; round < 5; round++)
+        {
+            int[] cuts = [.. Enumerable.Range(0, 4).Select(_ => random.Next(1, text.Length)).Distinct().Order()];
+            Assert.Equal(whole, await MaskAsync(text, cuts, forms, SecretForms.None));
+        }
+
+        return whole;
+    }
+
     private static IEnumerable<(string Name, Func<string, string> Encode)> Encoders()
     {
         yield return ("plain", text => text);
