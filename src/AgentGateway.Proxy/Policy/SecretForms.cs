@@ -21,8 +21,9 @@ namespace AgentGateway.Proxy.Policy;
 /// <item>hex, lower and upper case (debug dumps);</item>
 /// <item>base64 and hex wrapped into lines, as the <c>base64</c> and <c>xxd -p</c> tools, MIME and
 /// PEM writers wrap them (LF or CRLF, raw or JSON-escaped, at least <see cref="MinimumLine"/>
-/// characters apart): each such form is also matched from each of its first few blocks on, so a
-/// line end near its start, where its anchor would be cut, still leaves an anchor whole;</item>
+/// characters apart): each such form is anchored on no more of its first characters than a short
+/// form leaves to its tails, and is also matched back from each of its first few blocks on, so a
+/// line end anywhere in it leaves an anchor whole (a short tail counts only with its whole form);</item>
 /// <item>UTF-16, both byte orders (a page in a charset a client honours).</item>
 /// </list>
 /// Decoded content codings are searched as text (the response guard decodes them first). What is
@@ -67,7 +68,7 @@ public sealed class SecretForms
         var escapeLed = forms.Where(f => f.EscapeLed).Select(f => f.Text[0]).ToList();
         _escapedStarts = escapeLed.Count > 0 ? SearchValues.Create([.. escapeLed, '%', '\\', '&']) : null;
         // An escape or a line end only lengthens a form where it matches.
-        Shortest = forms.Length == 0 ? int.MaxValue : forms.Min(f => f.Text.Length);
+        Shortest = forms.Any(f => f.Alone) ? forms.Where(f => f.Alone).Min(f => f.Text.Length) : int.MaxValue;
     }
 
     public bool IsEmpty => _forms.Length == 0;
@@ -79,24 +80,29 @@ public sealed class SecretForms
     /// <summary>The forms of <paramref name="secrets"/>.</summary>
     public static SecretForms Of(IEnumerable<string> secrets)
     {
-        var forms = new Dictionary<string, (bool Escapable, bool Wrappable)>(StringComparer.Ordinal);
+        var forms = new Dictionary<string, (bool Escapable, bool Wrappable, bool Alone, int Anchor)>(StringComparer.Ordinal);
         var tails = new List<(string Tail, string Whole)>();
-        void Add(string text, bool escapable, bool wrappable = false)
+        void Add(string text, bool escapable, bool wrappable = false, bool alone = true, int anchor = MaxAnchorLength)
         {
-            var known = forms.GetValueOrDefault(text);
-            forms[text] = (escapable || known.Escapable, wrappable || known.Wrappable);
+            var known = forms.TryGetValue(text, out var seen) ? seen : (Escapable: false, Wrappable: false, Alone: false, Anchor: MaxAnchorLength);
+            forms[text] = (escapable || known.Escapable, wrappable || known.Wrappable, alone || known.Alone, Math.Min(anchor, known.Anchor));
         }
 
-        // A wrapped form, and the same form from each block boundary up to an anchor's length in:
-        // each of those is itself the encoding of a later run of the secret's bytes, found where a
-        // line end near the start of the whole form cuts its anchor; the whole form is then matched
-        // back from there (Find), so the characters before that line end are not left in the clear.
+        // A wrapped form, and the same form from each block boundary up to the last tail in: a line
+        // end k characters into the whole form cuts its anchor unless the anchor is shorter than k,
+        // so the whole form is anchored on its first last+1 characters (a line end after them leaves
+        // them whole) and the tail from the first block boundary at or after k (before last) has its
+        // anchor whole; the whole form is then matched back from that tail (Find), so the characters
+        // before the line end are not left in the clear. A tail is itself the encoding of a later run
+        // of the secret's bytes; one too short to be told from chance only counts where the whole
+        // form is found back from it.
         void AddWrappable(string text, bool escapable, int block)
         {
-            Add(text, escapable, wrappable: true);
-            for (var skip = block; skip <= MaxAnchorLength && text.Length - skip >= MinimumBase64Length; skip += block)
+            var last = LastTail(text.Length, block);
+            Add(text, escapable, wrappable: true, anchor: last + 1);
+            for (var skip = block; skip <= last; skip += block)
             {
-                Add(text[skip..], escapable, wrappable: true);
+                Add(text[skip..], escapable, wrappable: true, alone: text.Length - skip >= MinimumBase64Length);
                 tails.Add((text[skip..], text));
             }
         }
@@ -127,13 +133,31 @@ public sealed class SecretForms
             return None;
         }
 
-        var built = forms.ToDictionary(f => f.Key, f => new Form(f.Key, f.Value.Escapable, f.Value.Wrappable), StringComparer.Ordinal);
+        var built = forms.ToDictionary(f => f.Key, f => new Form(f.Key, f.Value.Escapable, f.Value.Wrappable, f.Value.Alone, f.Value.Anchor), StringComparer.Ordinal);
         foreach (var group in tails.GroupBy(t => t.Tail, StringComparer.Ordinal))
         {
             built[group.Key].Wholes = [.. group.Select(t => built[t.Whole]).Distinct()];
         }
 
         return new SecretForms([.. built.Values]);
+    }
+
+    /// <summary>How far into a wrapped form of <paramref name="length"/> characters its last tail
+    /// starts (0: none), so that the whole form's anchor (that many characters and one) and its
+    /// shortest tail are both as long as they can be, up to what tells them from chance: the longer
+    /// each, the fewer places in a text where they start by chance to be matched further.</summary>
+    private static int LastTail(int length, int block)
+    {
+        int last = 0, best = 1;
+        for (var skip = block; skip <= MaxAnchorLength && skip < length; skip += block)
+        {
+            if (Math.Min(Math.Min(skip + 1, length - skip), MinimumBase64Length) is var shortest && shortest >= best)
+            {
+                (last, best) = (skip, shortest);
+            }
+        }
+
+        return last;
     }
 
     /// <summary>Whether <paramref name="text"/> holds one of the forms.</summary>
@@ -192,10 +216,16 @@ public sealed class SecretForms
             {
                 if ((rest[0] == form.Text[0] || form.EscapeLed) && form.Match(rest, out _) is > 0 and var length)
                 {
-                    end = Math.Max(end, at + length);
+                    var formStart = at;
                     foreach (var whole in form.Wholes)
                     {
-                        start = Math.Min(start, WholeStart(text, at, whole, whole.Text.Length - form.Text.Length));
+                        formStart = Math.Min(formStart, WholeStart(text, at, whole, whole.Text.Length - form.Text.Length));
+                    }
+
+                    if (form.Alone || formStart < at)
+                    {
+                        start = Math.Min(start, formStart);
+                        end = Math.Max(end, at + length);
                     }
                 }
             }
@@ -303,15 +333,16 @@ public sealed class SecretForms
     /// <summary>One form of one secret, matched where its text may start.</summary>
     private sealed class Form
     {
-        public Form(string text, bool escapable, bool wrappable)
+        public Form(string text, bool escapable, bool wrappable, bool alone, int anchorLength)
         {
             Text = text;
             Escapable = escapable;
             Wrappable = wrappable;
+            Alone = alone;
             EscapeLed = escapable && !IsLiteral(text[0]);
             Ambiguous = escapable && text.AsSpan().IndexOfAny(EscapeStarts) >= 0;
             var literal = escapable ? text.AsSpan().IndexOfAnyExcept(LiteralChars) : -1;
-            Anchor = text[..Math.Min(MaxAnchorLength, literal < 0 ? text.Length : literal)];
+            Anchor = text[..Math.Min(anchorLength, literal < 0 ? text.Length : literal)];
             MaxLength = (escapable ? text.Sum(c => IsLiteral(c) ? 1 : MaxEscapeLength) : text.Length)
                 + (wrappable ? ((text.Length / MinimumLine) + 1) * MaxLineEndLength : 0);
         }
@@ -329,6 +360,10 @@ public sealed class SecretForms
 
         /// <summary>Whether it may be cut into lines (an encoding that wrapping tools wrap).</summary>
         public bool Wrappable { get; }
+
+        /// <summary>Whether it is a secret's form when found alone; otherwise (a short tail) only
+        /// where one of its <see cref="Wholes"/> is found back from it.</summary>
+        public bool Alone { get; }
 
         /// <summary>Whether its first character may itself appear escaped (then it has no literal anchor).</summary>
         public bool EscapeLed { get; }

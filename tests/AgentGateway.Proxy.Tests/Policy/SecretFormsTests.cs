@@ -352,9 +352,11 @@ public sealed class SecretFormsTests
             Masked(text, SecretForms.Of(["ABCDEFGHIJKLMNOPQRSTUVWX"])));
     }
 
-    /// <summary>Base64 (each alignment of the secret's bytes), base64url and hex wrapped with a line
-    /// end at every offset in the first and the last 16 characters of the secret's encoding: every
-    /// character of it is masked, and the line end inside it, and nothing else.</summary>
+    /// <summary>Base64 (each alignment of the secret's bytes), base64url and hex of a secret of every
+    /// length the gateway searches for (12 bytes on) up to 32, with a line end at every offset inside
+    /// the secret's encoding: every character of it is masked, and the line end inside it, and nothing
+    /// else. Short forms are where a line end cuts every anchor unless the whole form is anchored on
+    /// fewer characters than its first line holds.</summary>
     public static TheoryData<string, string, int> WrappedAtEachOffset()
     {
         var data = new TheoryData<string, string, int>();
@@ -377,15 +379,51 @@ public sealed class SecretFormsTests
     [MemberData(nameof(WrappedAtEachOffset))]
     public async Task A_wrapped_secret_is_masked_whole_wherever_the_line_end_falls(string encoding, string lineEnd, int bytesBefore)
     {
-        const string Secret = "ABCDEFGHIJKLMNOPQRSTUVWX";
-        var forms = SecretForms.Of([Secret]);
-        var bytes = Encoding.ASCII.GetBytes(new string('x', bytesBefore) + Secret + "yyy");
+        for (var secretLength = 12; secretLength <= 32; secretLength++)
+        {
+            // The length the earlier version of this test used is also written in every cut.
+            await AssertMaskedWholeAsync("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[..secretLength], encoding, lineEnd, bytesBefore, everyCut: secretLength == 24);
+        }
+    }
+
+    /// <summary>The reviewer's example for short forms: a 16-byte secret whose base64 is cut by the
+    /// line end 12 characters in, where its anchor and every tail's anchor were cut.</summary>
+    [Fact]
+    public void A_short_wrapped_base64_secret_is_masked_whole()
+    {
+        var text = Wrap(Convert.ToBase64String(Encoding.ASCII.GetBytes(new string('x', 48) + "0123456789abcdef")), 76, "\n");
+        var forms = SecretForms.Of(["0123456789abcdef"]);
+
+        Assert.Equal(
+            "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4" + "*********************" + "Zg==",
+            Masked(text, forms));
+        Assert.True(forms.IsIn(text));
+    }
+
+    /// <summary>A short tail of a wrapped form (here the base64 of the 12-byte secret's last 6 bytes)
+    /// anchors the search for the whole form but is not the secret alone: 8 base64 characters match
+    /// by chance.</summary>
+    [Theory]
+    [InlineData("x NDU2Nzg5 y")]
+    [InlineData("x MTIy\nNDU2Nzg5 y")]
+    public void A_short_tail_alone_is_not_the_secret(string text)
+    {
+        var forms = SecretForms.Of(["0123456789ab"]);
+
+        Assert.Equal(text, Masked(text, forms));
+        Assert.False(forms.IsIn(text));
+    }
+
+    private static async Task AssertMaskedWholeAsync(string secret, string encoding, string lineEnd, int bytesBefore, bool everyCut)
+    {
+        var forms = SecretForms.Of([secret]);
+        var bytes = Encoding.ASCII.GetBytes(new string('x', bytesBefore) + secret + "yyy");
         // The characters that encode nothing but the secret's bytes: whole 3-byte groups in base64.
         var (text, first, end) = encoding switch
         {
-            "hex" => (Convert.ToHexStringLower(bytes), 2 * bytesBefore, 2 * (bytesBefore + Secret.Length)),
-            "HEX" => (Convert.ToHexString(bytes), 2 * bytesBefore, 2 * (bytesBefore + Secret.Length)),
-            _ => (Convert.ToBase64String(bytes), (bytesBefore + 2) / 3 * 4, (bytesBefore + Secret.Length) / 3 * 4),
+            "hex" => (Convert.ToHexStringLower(bytes), 2 * bytesBefore, 2 * (bytesBefore + secret.Length)),
+            "HEX" => (Convert.ToHexString(bytes), 2 * bytesBefore, 2 * (bytesBefore + secret.Length)),
+            _ => (Convert.ToBase64String(bytes), (bytesBefore + 2) / 3 * 4, (bytesBefore + secret.Length) / 3 * 4),
         };
         if (encoding == "base64url")
         {
@@ -393,25 +431,30 @@ public sealed class SecretFormsTests
         }
 
         var length = end - first;
-        foreach (var offset in Enumerable.Range(1, 16).Concat(Enumerable.Range(length - 16, 16)))
+        for (var offset = 1; offset < length; offset++)
         {
             var wrapped = text[..(first + offset)] + lineEnd + text[(first + offset)..];
             var expected = text[..first] + new string('*', length + lineEnd.Length) + text[end..];
 
-            Assert.Equal(expected, await MaskedEverywhereAsync(wrapped, forms));
+            Assert.True(expected == await MaskedEverywhereAsync(wrapped, forms, everyCut), $"{secret.Length}-byte secret, line end {offset} characters in: {wrapped}");
+            Assert.True(forms.IsIn(wrapped));
         }
     }
 
     /// <summary>What <see cref="SecretForms.Mask"/> makes of <paramref name="text"/>, checked to be
     /// what the masking stream makes of it in one write, written a byte at a time, and cut in
     /// several places.</summary>
-    private static async Task<string> MaskedEverywhereAsync(string text, SecretForms forms)
+    private static async Task<string> MaskedEverywhereAsync(string text, SecretForms forms, bool everyCut = true)
     {
         var whole = Masked(text, forms);
         Assert.Equal(whole, await MaskAsync(text, [], forms, SecretForms.None));
-        Assert.Equal(whole, await MaskAsync(text, [.. Enumerable.Range(1, text.Length - 1)], forms, SecretForms.None));
+        if (everyCut)
+        {
+            Assert.Equal(whole, await MaskAsync(text, [.. Enumerable.Range(1, text.Length - 1)], forms, SecretForms.None));
+        }
+
         var random = new Random(text.Length);
-        for (var round = 0; round < 5; round++)
+        for (var round = 0; round < (everyCut ? 5 : 1); round++)
         {
             int[] cuts = [.. Enumerable.Range(0, 4).Select(_ => random.Next(1, text.Length)).Distinct().Order()];
             Assert.Equal(whole, await MaskAsync(text, cuts, forms, SecretForms.None));
