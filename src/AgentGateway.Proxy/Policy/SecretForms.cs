@@ -13,9 +13,10 @@ namespace AgentGateway.Proxy.Policy;
 /// writer applies its own escaping. So each secret is searched for
 /// <list type="bullet">
 /// <item>as it is, with its punctuation in any of the escapes those writers use: JSON (<c>\u002B</c>,
-/// <c>\/</c>), URL (<c>%2B</c>, <c>%2b</c>; also gRPC's <c>grpc-message</c>), HTML character
-/// references (<c>&amp;#43;</c>, <c>&amp;#x2B;</c>, <c>&amp;quot;</c>). Letters, digits and <c>-_.~</c> are never
-/// escaped by any of them, which keeps the search anchored on literal text;</item>
+/// <c>\/</c>), URL (<c>%2B</c>, <c>%2b</c>, a space as <c>+</c>; also gRPC's <c>grpc-message</c>), HTML
+/// character references (<c>&amp;#43;</c>, <c>&amp;#x2B;</c>, <c>&amp;quot;</c>). Letters, digits and
+/// <c>-_.</c> are never escaped by any of them, which keeps the search anchored on literal text
+/// (<c>~</c> is: <c>WebUtility.UrlEncode</c> writes <c>%7E</c>);</item>
 /// <item>base64, standard and URL-safe, at each of the three alignments its bytes can have inside
 /// a longer encoded text (a whole header block encoded, say), so padding does not matter;</item>
 /// <item>hex, lower and upper case (debug dumps);</item>
@@ -66,7 +67,7 @@ public sealed class SecretForms
         string[] anchors = [.. forms.Where(f => !f.EscapeLed).Select(f => f.Anchor).Distinct(StringComparer.Ordinal)];
         _anchors = anchors.Length > 0 ? SearchValues.Create(anchors, StringComparison.Ordinal) : null;
         var escapeLed = forms.Where(f => f.EscapeLed).Select(f => f.Text[0]).ToList();
-        _escapedStarts = escapeLed.Count > 0 ? SearchValues.Create([.. escapeLed, '%', '\\', '&']) : null;
+        _escapedStarts = escapeLed.Count > 0 ? SearchValues.Create([.. escapeLed, '%', '\\', '&', .. escapeLed.Contains(' ') ? "+" : ""]) : null;
         // An escape or a line end only lengthens a form where it matches.
         Shortest = forms.Any(f => f.Alone) ? forms.Where(f => f.Alone).Min(f => f.Text.Length) : int.MaxValue;
     }
@@ -328,7 +329,7 @@ public sealed class SecretForms
     }
 
     /// <summary>Characters no escaping writer (JSON, URL, HTML) ever escapes.</summary>
-    private static bool IsLiteral(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~';
+    private static bool IsLiteral(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.';
 
     /// <summary>One form of one secret, matched where its text may start.</summary>
     private sealed class Form
@@ -348,7 +349,7 @@ public sealed class SecretForms
         }
 
         private static readonly SearchValues<char> LiteralChars =
-            SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~");
+            SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.");
 
         /// <summary>The characters every escape starts with.</summary>
         private static readonly SearchValues<char> EscapeStarts = SearchValues.Create("%\\&");
@@ -578,6 +579,9 @@ public sealed class SecretForms
                 case '%':
                     // URL: one byte as two hex digits, either case.
                     return Number(text, 1, 16, c, minDigits: 2, maxDigits: 2, end: null);
+                case '+' when c == ' ':
+                    // URL form encoding (WebUtility.UrlEncode, HttpUtility.UrlEncode).
+                    return 1;
                 case '\\' when c < 0x80:
                     if (text.Length == 1)
                     {

@@ -340,6 +340,22 @@ public sealed class SecretFormsTests
         Assert.InRange(forms.Scanned, 1, 2 * text.Length);
     }
 
+    /// <summary>What the URL encoders .NET ships write: WebUtility and HttpUtility escape <c>~</c>
+    /// (<c>%7E</c>, <c>%7e</c>) and write a space as <c>+</c>; Uri.EscapeDataString leaves <c>~</c>
+    /// and writes <c>%20</c>. Each spelling is masked whole, in one write and cut.</summary>
+    [Theory]
+    [InlineData("abc~defghijklmnop")]
+    [InlineData("~abc defghijklmnop")]
+    [InlineData(" key!*()'~+/=?&%#\"<>\u00e9-0123456789")]
+    public async Task A_secret_url_encoded_by_each_encoder_is_masked_whole(string secret)
+    {
+        var forms = SecretForms.Of([secret]);
+        foreach (var encoded in new[] { WebUtility.UrlEncode(secret), System.Web.HttpUtility.UrlEncode(secret), Uri.EscapeDataString(secret) })
+        {
+            Assert.Equal("x=" + new string('*', encoded.Length) + "&y", await MaskedEverywhereAsync("x=" + encoded + "&y", forms));
+        }
+    }
+
     /// <summary>The reviewer's example: 48 bytes then the secret, base64, wrapped at 76 columns, so
     /// the first line ends 12 characters into the secret's encoding (that line end is masked with it).</summary>
     [Fact]
