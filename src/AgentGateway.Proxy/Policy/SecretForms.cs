@@ -171,22 +171,32 @@ public sealed class SecretForms
     /// prefix of another, the shorter one would leave the longer one's tail out of the match.</remarks>
     public (int Start, int Length) Find(ReadOnlySpan<char> text, int from)
     {
-        int anchor = -2, escaped = -2;
-        var (at, start, end) = Find(text, from, ref anchor, ref escaped);
+        var scan = Scan.Start;
+        var (at, start, end) = Find(text, from, ref scan);
         return at < 0 ? (-1, 0) : (start, end - start);
     }
 
-    /// <summary>Characters the searches for a form's start have read since this was made: a
-    /// measure of work for tests (searches made at once by several threads may lose counts).</summary>
-    internal long Scanned { get; private set; }
+    /// <summary>Where the two searches for a form's start are in one text, kept by the caller
+    /// across calls on that text, so that no search runs twice over the same text: a caller that
+    /// goes on from just after each hit then reads the text once, not once per hit.</summary>
+    private struct Scan
+    {
+        /// <summary>The next hit of the anchor search (-2 before the first, -1 when none is left).</summary>
+        public int Anchor;
+
+        /// <summary>The same for the search for an escape or an escape-led form's start.</summary>
+        public int Escaped;
+
+        /// <summary>Characters both searches have read: a measure of work, for tests. Counted per
+        /// call, not on this shared instance, which every request's search would write.</summary>
+        public long Read;
+
+        public static Scan Start => new() { Anchor = -2, Escaped = -2 };
+    }
 
     /// <summary>The first position at or after <paramref name="from"/> where a form is found, and
     /// the span of text the forms found there cover.</summary>
-    /// <param name="anchor">The next hit of the anchor search, kept by the caller across calls on
-    /// the same text (-2 before the first), so that no search runs twice over the same text: a
-    /// caller that goes on from just after each hit then reads the text once, not once per hit.</param>
-    /// <param name="escaped">The same for the search for an escape or an escape-led form's start.</param>
-    private (int At, int Start, int End) Find(ReadOnlySpan<char> text, int from, ref int anchor, ref int escaped)
+    private (int At, int Start, int End) Find(ReadOnlySpan<char> text, int from, ref Scan scan)
     {
         if (_forms.Length == 0)
         {
@@ -195,17 +205,17 @@ public sealed class SecretForms
 
         for (var at = from; at < text.Length; at++)
         {
-            if (anchor != -1 && anchor < at)
+            if (scan.Anchor != -1 && scan.Anchor < at)
             {
-                anchor = _anchors is null ? -1 : Next(text, at, _anchors);
+                scan.Anchor = _anchors is null ? -1 : Counted(text, at, text[at..].IndexOfAny(_anchors), ref scan.Read);
             }
 
-            if (escaped != -1 && escaped < at)
+            if (scan.Escaped != -1 && scan.Escaped < at)
             {
-                escaped = _escapedStarts is null ? -1 : Next(text, at, _escapedStarts);
+                scan.Escaped = _escapedStarts is null ? -1 : Counted(text, at, text[at..].IndexOfAny(_escapedStarts), ref scan.Read);
             }
 
-            at = anchor < 0 ? escaped : escaped < 0 ? anchor : Math.Min(anchor, escaped);
+            at = scan.Anchor < 0 ? scan.Escaped : scan.Escaped < 0 ? scan.Anchor : Math.Min(scan.Anchor, scan.Escaped);
             if (at < 0)
             {
                 break;
@@ -271,16 +281,22 @@ public sealed class SecretForms
     /// The searches for a form's start go on from where they stopped, so a text holding a form at
     /// every position (overlapping echoes sent by an upstream) is still read once, not once per form.
     /// </remarks>
-    public bool Mask(ReadOnlySpan<char> text, Span<byte> bytes)
+    public bool Mask(ReadOnlySpan<char> text, Span<byte> bytes) => Mask(text, bytes, out _);
+
+    /// <summary><see cref="Mask(ReadOnlySpan{char}, Span{byte})"/>, also saying how many characters
+    /// the searches for a form's start read (for tests: the text once per search, not once per form
+    /// found).</summary>
+    internal bool Mask(ReadOnlySpan<char> text, Span<byte> bytes, out long scanned)
     {
         var masked = false;
-        int anchor = -2, escaped = -2;
-        for (var (at, start, end) = Find(text, 0, ref anchor, ref escaped); at >= 0; (at, start, end) = Find(text, at + 1, ref anchor, ref escaped))
+        var scan = Scan.Start;
+        for (var (at, start, end) = Find(text, 0, ref scan); at >= 0; (at, start, end) = Find(text, at + 1, ref scan))
         {
             bytes[start..end].Fill((byte)'*');
             masked = true;
         }
 
+        scanned = scan.Read;
         return masked;
     }
 
@@ -295,7 +311,7 @@ public sealed class SecretForms
             var start = Math.Max(0, text.Length - (form.MaxLength - 1));
             for (var at = start; text.Length - at > longest;)
             {
-                var next = form.EscapeLed ? Next(text, at, _escapedStarts!) : text[at..].IndexOf(form.Text[0]) is >= 0 and var i ? at + i : -1;
+                var next = (form.EscapeLed ? text[at..].IndexOfAny(_escapedStarts!) : text[at..].IndexOf(form.Text[0])) is >= 0 and var i ? at + i : -1;
                 if (next < 0 || text.Length - next <= longest)
                 {
                     break;
@@ -316,15 +332,11 @@ public sealed class SecretForms
         return longest;
     }
 
-    private int Next(ReadOnlySpan<char> text, int from, SearchValues<string> values) =>
-        Counted(text, from, text[from..].IndexOfAny(values));
-
-    private int Next(ReadOnlySpan<char> text, int from, SearchValues<char> values) =>
-        Counted(text, from, text[from..].IndexOfAny(values));
-
-    private int Counted(ReadOnlySpan<char> text, int from, int found)
+    /// <summary>Where a search from <paramref name="from"/> hit (-1 for none), adding what it read
+    /// to <paramref name="read"/>.</summary>
+    private static int Counted(ReadOnlySpan<char> text, int from, int found, ref long read)
     {
-        Scanned += found >= 0 ? found + 1 : text.Length - from;
+        read += found >= 0 ? found + 1 : text.Length - from;
         return found >= 0 ? from + found : -1;
     }
 

@@ -335,9 +335,11 @@ public sealed class SecretFormsTests
         var echoes = string.Concat(Enumerable.Repeat(unit, 10_000));
         var text = "x " + echoes + " y";
 
-        Assert.Equal("x " + new string('*', echoes.Length) + " y", Masked(text, forms));
+        var bytes = Encoding.Latin1.GetBytes(text);
+        Assert.True(forms.Mask(text, bytes, out var scanned));
+        Assert.Equal("x " + new string('*', echoes.Length) + " y", Encoding.Latin1.GetString(bytes));
         // Two searches, each reading each character at most once.
-        Assert.InRange(forms.Scanned, 1, 2 * text.Length);
+        Assert.InRange(scanned, 1, 2 * text.Length);
     }
 
     /// <summary>What the URL encoders .NET ships write: WebUtility and HttpUtility escape <c>~</c>
