@@ -38,8 +38,8 @@ public static class GatewayApplicationExtensions
             var signer = context.RequestServices.GetRequiredService<GatewayConfigProvider>().Current.Provenance;
             context.Response.Headers.CacheControl = "public, max-age=300";
             context.Response.ContentType = "application/jwk-set+json";
-            context.Response.ContentLength = System.Text.Encoding.UTF8.GetByteCount(signer.Jwks);
-            return context.Response.WriteAsync(signer.Jwks);
+            context.Response.ContentLength = signer.Jwks.Length;
+            return context.Response.Body.WriteAsync(signer.Jwks).AsTask();
         });
         endpoints.MapReverseProxy(static proxy => proxy.UseMiddleware<GatewayMiddleware>());
         // Anything no route matches gets a problem body too, not an empty 404.

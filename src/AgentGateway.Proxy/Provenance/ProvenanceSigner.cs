@@ -34,13 +34,14 @@ public sealed class ProvenanceSigner
             keys.Keys.Add(jwk);
         }
 
-        Jwks = System.Text.Json.JsonSerializer.Serialize(new { keys = keys.Keys.Select(k => Public(k)) });
+        // Encoded once per revision: the endpoint sends these bytes with their length as they are.
+        Jwks = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new { keys = keys.Keys.Select(k => Public(k)) });
     }
 
     public ProvenanceOptions Options { get; }
 
-    /// <summary>The JWKS document (public keys only).</summary>
-    public string Jwks { get; }
+    /// <summary>The JWKS document (public keys only), in UTF-8.</summary>
+    public ReadOnlyMemory<byte> Jwks { get; }
 
     /// <summary>The assertion for one forwarded request.</summary>
     public string Sign(GatewayRequestFeature feature, string? credentialName, string? traceId)
