@@ -275,10 +275,10 @@ public sealed partial class PostgresFrontEnd(
 
         GatewayTelemetry.Stamp(span, agent.Agent.Id, user: null);
         span?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Kind);
-        if (revocations.TryGet(agent.Agent.Id, out var revoked)
-            || (agent.Instance is { } instance && revocations.TryGet(RevocationStore.InstanceKey(agent.Agent.Id, instance), out revoked)))
+        if (revocations.Refuse(agent.Agent.Id, agent.Instance) is { } revoked)
         {
-            await FatalAsync(io, entry, SqlState.InvalidAuthorization, $"agent-revoked: agent '{revoked!.AgentId}' was revoked at {revoked.At:O}", "agent-revoked", agent.Agent.Id, role);
+            var state = revoked.Status == 503 ? SqlState.ConnectionFailure : SqlState.InvalidAuthorization;
+            await FatalAsync(io, entry, state, $"{revoked.Reason}: {revoked.Detail}", revoked.Reason, agent.Agent.Id, role);
             return null;
         }
 
@@ -390,11 +390,11 @@ public sealed partial class PostgresFrontEnd(
         using (var registration = sessions.Register(session))
         {
             registration.EndNoLaterThan(session.Deadline, SessionEnd.Expired);
-            // A revocation that landed between the check and the registration is not missed.
-            if (revocations.TryGet(session.AgentId, out _)
-                || (session.Instance is { } instance && revocations.TryGet(RevocationStore.InstanceKey(session.AgentId, instance), out _)))
+            // A revocation (or the loss of revocations) that landed between the check and the
+            // registration is not missed.
+            if (revocations.Refuse(session.AgentId, session.Instance) is { } revoked)
             {
-                registration.End(SessionEnd.Revoked(session.AgentId));
+                registration.End(revoked.Status == 503 ? SessionEnd.RevocationsUnconfirmed : SessionEnd.Revoked(session.AgentId));
             }
 
             end = await session.RunAsync();

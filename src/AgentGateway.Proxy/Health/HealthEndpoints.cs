@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AgentGateway.Proxy.Configuration;
+using AgentGateway.Proxy.Inventory;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -9,7 +10,7 @@ using AgentGateway.Proxy.Replicas;
 namespace AgentGateway.Proxy.Health;
 
 /// <summary><c>/healthz</c>: the process answers. <c>/readyz</c>: a configuration serves and, when
-/// configured, Redis answers a PING, so a load balancer sends traffic only where it can succeed.</summary>
+/// configured, Redis answers a PING and the revocations were read recently enough to be confirmed, so a load balancer sends traffic only where it can succeed.</summary>
 internal static class HealthEndpoints
 {
     private static readonly TimeSpan RedisPingTimeout = TimeSpan.FromSeconds(2);
@@ -34,10 +35,15 @@ internal static class HealthEndpoints
         var status = config.Status;
         string redis = "not configured";
         var ready = true;
+        string? revocations = null;
         if (context.RequestServices.GetService<IReplicaBus>() is { } replicas)
         {
             ready = await replicas.PingAsync(RedisPingTimeout, context.RequestAborted);
             redis = ready ? "ok" : "unreachable";
+            // Redis answering now is not enough: until the revocations are read again, agents are refused.
+            var confirmed = context.RequestServices.GetRequiredService<RevocationStore>().Confirmed;
+            revocations = confirmed ? "confirmed" : "unconfirmed";
+            ready &= confirmed;
         }
 
         context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
@@ -48,6 +54,10 @@ internal static class HealthEndpoints
         json.WriteString("status", ready ? "ready" : "not-ready");
         json.WriteNumber("configRevision", status.Revision);
         json.WriteString("redis", redis);
+        if (revocations is not null)
+        {
+            json.WriteString("revocations", revocations);
+        }
         json.WriteEndObject();
     }
 }

@@ -35,6 +35,13 @@ public static class AdminCompiler
             problems.Add(section.Path + ":DormantAfter", "must be at least 00:01:00");
         }
 
+        if (s.RevocationsMaxAge < TimeSpan.FromSeconds(1) || s.RevocationsMaxAge > TimeSpan.FromMinutes(5))
+        {
+            // Shorter, and one slow read refuses every agent; longer, and a replica cut off from
+            // Redis serves revoked agents for that long.
+            problems.Add(section.Path + ":RevocationsMaxAge", "must be between 00:00:01 and 00:05:00");
+        }
+
         var templates = new Dictionary<string, AgentTemplate>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, template) in s.Templates)
         {
@@ -71,6 +78,7 @@ public static class AdminCompiler
         {
             Templates = templates.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase),
             RequireDpop = s.RequireDpop,
+            RevocationsMaxAge = s.RevocationsMaxAge,
             PublicOrigins = PublicOrigins.Compile(section.Path + ":PublicOrigins", s.PublicOrigins, problems),
         };
     }

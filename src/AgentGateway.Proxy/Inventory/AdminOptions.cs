@@ -8,6 +8,13 @@ public sealed record AdminOptions(string? Issuer, FrozenSet<string> Subjects, Ti
 {
     public static AdminOptions None { get; } = new(null, FrozenSet<string>.Empty, TimeSpan.FromDays(7));
 
+    /// <summary>Six seconds: a replica reads the list every two, so two slow or failed reads in a
+    /// row are survived, and a replica cut off from Redis stops within six seconds.</summary>
+    public static readonly TimeSpan DefaultRevocationsMaxAge = TimeSpan.FromSeconds(6);
+
+    /// <summary>With Redis, how old the last read of the revocations may be before agents are refused.</summary>
+    public TimeSpan RevocationsMaxAge { get; init; } = DefaultRevocationsMaxAge;
+
     /// <summary>Templates for just-in-time registration, by name.</summary>
     public FrozenDictionary<string, AgentTemplate> Templates { get; init; } = FrozenDictionary<string, AgentTemplate>.Empty;
 

@@ -138,11 +138,9 @@ public sealed partial class AdminServer(
         }
 
         var caller = (string)context.Items[typeof(AdminServer)]!;
-        var revocations = gateway.GetRequiredService<RevocationStore>();
-        if (!revocations.TryGet(agent!.Id, out _))
+        if (await StoreRevocationAsync(context, agent!.Id, caller, reason) is { } failed)
         {
-            await revocations.RevokeAsync(agent.Id, caller, reason, context.RequestAborted);
-            await gateway.GetRequiredService<AuditLog>().RevokedAsync(context, agent.Id, caller, reason);
+            return failed;
         }
 
         return Results.Json(View(agent, revision), Json);
@@ -159,14 +157,33 @@ public sealed partial class AdminServer(
 
         var caller = (string)context.Items[typeof(AdminServer)]!;
         var key = RevocationStore.InstanceKey(agentClass.Agent.Id, instance);
-        var revocations = gateway.GetRequiredService<RevocationStore>();
-        if (!revocations.TryGet(key, out _))
+        if (await StoreRevocationAsync(context, key, caller, await ReasonAsync(context)) is { } failed)
         {
-            await revocations.RevokeAsync(key, caller, await ReasonAsync(context), context.RequestAborted);
-            await gateway.GetRequiredService<AuditLog>().RevokedAsync(context, key, caller, null);
+            return failed;
         }
 
         return Results.Json(View(agentClass.Agent, revision), Json);
+    }
+
+    /// <summary>Revokes <paramref name="key"/> (an agent, or an instance) and audits it when this
+    /// call made it; a 503 problem when it could not be stored, which the operator must not read
+    /// as done (it is enforced on this replica only, and a repeated call stores it).</summary>
+    private async Task<IResult?> StoreRevocationAsync(HttpContext context, string key, string caller, string? reason)
+    {
+        try
+        {
+            var (_, made) = await gateway.GetRequiredService<RevocationStore>().RevokeAsync(key, caller, reason, context.RequestAborted);
+            if (made)
+            {
+                await gateway.GetRequiredService<AuditLog>().RevokedAsync(context, key, caller, reason);
+            }
+
+            return null;
+        }
+        catch (RevocationNotStoredException ex)
+        {
+            return Problem(Refusal.RevocationNotStored(ex.Message));
+        }
     }
 
     /// <summary>Just-in-time registration of an ephemeral agent from a template. Configured agents

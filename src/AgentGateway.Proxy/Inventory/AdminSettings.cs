@@ -41,6 +41,12 @@ public sealed record AdminSettings
     [Setting("Without Redis: revocations are appended here and read back at start, so they survive a restart.")]
     public string? RevocationsFile { get; init; }
 
+    /// <summary>With Redis: how old the revocation list a replica last read may be before it stops
+    /// treating agents as not revoked (503 <c>revocations-unconfirmed</c>, <c>/readyz</c> fails,
+    /// open sessions end) until a read succeeds.</summary>
+    [Setting("With Redis: how old the revocation list a replica last read may be; past it, agent requests get 503 revocations-unconfirmed, /readyz fails and open sessions end until Redis is read again. Between 00:00:01 and 00:05:00.")]
+    public TimeSpan RevocationsMaxAge { get; init; } = AdminOptions.DefaultRevocationsMaxAge;
+
     /// <summary>What just-in-time registered agents may be given, by template name.</summary>
     [Setting("What just-in-time registered (ephemeral) agents may get, by template name (POST /admin/agents).")]
     public Dictionary<string, AgentTemplateSettings> Templates { get; init; } = [];

@@ -122,10 +122,9 @@ internal sealed class GatewayMiddleware(
             registration.EndNoLaterThan(proofExpiry + (agent.Issuer?.ClockSkew ?? TimeSpan.Zero), SessionEnd.Expired);
         }
 
-        if (revocations.TryGet(agent.Agent.Id, out var revoked)
-            || (agent.Instance is { } instance && revocations.TryGet(RevocationStore.InstanceKey(agent.Agent.Id, instance), out revoked)))
+        if (revocations.Refuse(agent.Agent.Id, agent.Instance) is { } revoked)
         {
-            await refusals.WriteAsync(context, Refusal.AgentRevoked($"agent '{revoked!.AgentId}' was revoked at {revoked.At:O}"), routeId, agent.Agent.Id);
+            await refusals.WriteAsync(context, revoked, routeId, agent.Agent.Id);
             return;
         }
 

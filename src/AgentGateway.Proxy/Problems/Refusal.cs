@@ -82,5 +82,9 @@ public readonly record struct Refusal(int Status, string Reason, string Title, s
 
     public static Refusal IdentityUnavailable(string detail) => new(503, "identity-unavailable", "The agent's issuer keys could not be obtained", detail);
 
+    public static Refusal RevocationNotStored(string detail) => new(503, "revocation-not-stored", "The revocation could not be stored for every replica", detail);
+
+    public static Refusal RevocationsUnconfirmed(string detail) => new(503, "revocations-unconfirmed", "Revocations cannot be confirmed", detail);
+
     public static Refusal PolicyUnavailable(string detail) => new(503, "policy-unavailable", "The state a policy rule needs could not be read", detail);
 }

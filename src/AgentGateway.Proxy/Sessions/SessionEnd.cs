@@ -6,6 +6,10 @@ public sealed record SessionEnd(string Reason, string Message)
 {
     public static SessionEnd Revoked(string agentId) => new("agent-revoked", $"agent '{agentId}' was revoked");
 
+    /// <summary>The replica could not confirm which agents are revoked (Redis unread for too long):
+    /// every session ends, as a revocation it cannot see would end it.</summary>
+    public static readonly SessionEnd RevocationsUnconfirmed = new("revocations-unconfirmed", "the gateway cannot confirm revocations (its shared store is unreachable); connect again later");
+
     public static SessionEnd AgentExpired(string agentId) => new("agent-expired", $"agent '{agentId}' is past its expiry");
 
     /// <summary>The proof the session was opened with (the agent's token, its user's token, its
