@@ -172,7 +172,7 @@ public sealed partial class AdminServer(
     {
         try
         {
-            var (_, made) = await gateway.GetRequiredService<RevocationStore>().RevokeAsync(key, caller, reason, context.RequestAborted);
+            var (_, made) = await gateway.GetRequiredService<RevocationStore>().RevokeAsync(key, caller, reason);
             if (made)
             {
                 await gateway.GetRequiredService<AuditLog>().RevokedAsync(context, key, caller, reason);

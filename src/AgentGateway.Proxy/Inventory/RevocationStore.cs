@@ -55,8 +55,10 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
     private ITimer? _expiry;
     private bool _stopped;
 
-    // UTC ticks at which the last complete read of the hash started; 0 before the first.
+    // The timestamp (TimeProvider.GetTimestamp: monotonic, so a wall-clock step back cannot make
+    // an old list look fresh) at which the last complete read of the hash started.
     private long _confirmedAt;
+    private bool _everConfirmed;
     private int _reading;
     private int _unconfirmedRaised;
 
@@ -88,7 +90,7 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
 
     /// <summary>Whether "not revoked" can be trusted now: always without Redis; with Redis, while
     /// the last complete read of the revocations started less than the maximum age ago.</summary>
-    public bool Confirmed => _redis is null || _time.GetUtcNow().UtcTicks - Volatile.Read(ref _confirmedAt) < MaxAge.Ticks;
+    public bool Confirmed => _redis is null || (Volatile.Read(ref _everConfirmed) && _time.GetElapsedTime(Volatile.Read(ref _confirmedAt)) < MaxAge);
 
     /// <summary>Why <paramref name="agentId"/> (or its <paramref name="instance"/>) may not be
     /// served now: revoked, or revocations that cannot be confirmed. Null when it may.</summary>
@@ -153,7 +155,7 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
     /// Throws <see cref="RevocationNotStoredException"/> when it could not be stored (Redis or the
     /// file unreachable): it is then enforced on this replica only, and the caller must not report
     /// success.</summary>
-    public async Task<(Revocation Revocation, bool Made)> RevokeAsync(string agentId, string by, string? reason, CancellationToken cancellationToken)
+    public async Task<(Revocation Revocation, bool Made)> RevokeAsync(string agentId, string by, string? reason)
     {
         if (_revoked.TryGetValue(agentId, out var known) && !_unstored.ContainsKey(agentId))
         {
@@ -167,12 +169,13 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
             if (_redis is not null)
             {
                 // Written before it is announced: a replica that hears of it can read it. Bounded:
-                // an operator waits for an answer, not for the client's reconnection.
-                await _redis.SetAsync(HashKey, agentId, json).WaitAsync(MaxAge, _time, cancellationToken);
+                // an operator waits for an answer, not for the client's reconnection. Not cut short
+                // by the operator going away: once asked, it is stored or enforced here.
+                await _redis.SetAsync(HashKey, agentId, json).WaitAsync(MaxAge, _time, CancellationToken.None);
             }
             else if (_file is not null)
             {
-                await File.AppendAllTextAsync(_file, json + "\n", cancellationToken);
+                await File.AppendAllTextAsync(_file, json + "\n", CancellationToken.None);
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or TimeoutException || (_redis?.IsUnavailable(ex) ?? false))
@@ -244,7 +247,7 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
         var maxAge = MaxAge;
         try
         {
-            var started = _time.GetUtcNow().UtcTicks;
+            var started = _time.GetTimestamp();
             var missed = new List<Revocation>();
             foreach (var (agentId, json) in await _redis!.GetAllAsync(HashKey).WaitAsync(maxAge, _time))
             {
@@ -276,13 +279,21 @@ public sealed partial class RevocationStore : IHostedService, IDisposable
     private void Confirm(long startedAt, TimeSpan maxAge)
     {
         Volatile.Write(ref _confirmedAt, startedAt);
+        Volatile.Write(ref _everConfirmed, true);
+
+        // When the list will be too old unless another read confirms it first. A read that
+        // started too long ago (it hung) confirms nothing: the list stays unconfirmed.
+        var due = maxAge - _time.GetElapsedTime(startedAt);
+        if (due <= TimeSpan.Zero)
+        {
+            return;
+        }
+
         if (Interlocked.Exchange(ref _unconfirmedRaised, 0) != 0)
         {
             Log.Confirmed(_logger);
         }
 
-        // When the list will be too old unless another read confirms it first.
-        var due = TimeSpan.FromTicks(Math.Max(0, startedAt + maxAge.Ticks - _time.GetUtcNow().UtcTicks));
         lock (_timers)
         {
             if (!_stopped)

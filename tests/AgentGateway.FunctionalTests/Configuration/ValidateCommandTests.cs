@@ -322,6 +322,23 @@ public sealed class ValidateCommandTests
         Assert.Contains("Gateway:Admin:PublicOrigins:0: must be an origin only", stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("00:00:00.500")]
+    [InlineData("00:10:00")]
+    public async Task A_revocations_max_age_outside_one_second_to_five_minutes_is_refused(string maxAge)
+    {
+        var file = await WriteAsync($$"""
+        {
+          "ReverseProxy": { "Routes": {}, "Clusters": {} },
+          "Gateway": { "Admin": { "RevocationsMaxAge": "{{maxAge}}" } }
+        }
+        """);
+        var (code, _, stderr) = await RunAsync("validate", file);
+
+        Assert.Equal(GatewayCommand.ConfigInvalid, code);
+        Assert.Contains("Gateway:Admin:RevocationsMaxAge: must be between 00:00:01 and 00:05:00", stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Grants_and_policy_are_checked_at_load()
     {

@@ -98,7 +98,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         fx.Auth.SetTokenLifetime(Clients.CrmHopSpare, TimeSpan.FromMinutes(10));
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var agentToken = await fx.AgentTokenAsync();
-        var config = fx.Config(withRedis: true).WithSpareCrmHop();
+        var config = WithLenientRevocations(fx.Config(withRedis: true).WithSpareCrmHop());
         await using var a = await GatewayInstance.StartAsync(config, time);
         await using var b = await GatewayInstance.StartAsync(config, time);
         await using var c = await GatewayInstance.StartAsync(config, time);
@@ -116,6 +116,12 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
 
         // From here the clock runs, so replicas waiting for another's fetch (lease polls) are woken.
         await using var running = new RunningClock(time);
+
+        // The jump aged every replica's revocation list too: served again once each has read it.
+        foreach (var replica in replicas)
+        {
+            await WaitUntilReadyAsync(replica);
+        }
 
         using var start = new SemaphoreSlim(0);
         var requests = Enumerable.Range(0, 1000).Select(async i =>
@@ -139,7 +145,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
     {
         var redis = await RedisServer.StartAsync();
         var port = redis.Port;
-        var config = fx.Config(withRedis: false).WithSpareCrmHop();
+        var config = WithLenientRevocations(fx.Config(withRedis: false).WithSpareCrmHop());
         config["Gateway"]!["Redis"] = redis.ConnectionString;
         config["Gateway"]!["Cache"] = new System.Text.Json.Nodes.JsonObject { ["EncryptionKey"] = "env:" + TestConfig.CacheKeyVariable };
         var agentToken = await fx.AgentTokenAsync();
@@ -199,7 +205,7 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
     public async Task Redis_that_stops_answering_does_not_hold_requests_they_fetch_directly_meanwhile()
     {
         await using var redis = await RedisServer.StartAsync();
-        var config = fx.Config(withRedis: false);
+        var config = WithLenientRevocations(fx.Config(withRedis: false));
         config["Gateway"]!["Redis"] = redis.ConnectionString;
         config["Gateway"]!["Cache"] = new System.Text.Json.Nodes.JsonObject { ["EncryptionKey"] = "env:" + TestConfig.CacheKeyVariable };
         var agentToken = await fx.AgentTokenAsync();
@@ -219,6 +225,14 @@ public sealed class SharedCacheTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Contains(gateway.Logs.Lines, l => l.Contains("Redis is unavailable to the token cache", StringComparison.Ordinal));
         await stall;
         fx.Crm.AssertNeverSaw(agentToken);
+    }
+
+    /// <summary>These tests are about the token cache while Redis is away: agents stay served for a
+    /// minute without a read of the revocations (whose own bound RevocationOutageTests proves).</summary>
+    private static System.Text.Json.Nodes.JsonObject WithLenientRevocations(System.Text.Json.Nodes.JsonObject config)
+    {
+        config["Gateway"]!["Admin"] = new System.Text.Json.Nodes.JsonObject { ["RevocationsMaxAge"] = "00:01:00" };
+        return config;
     }
 
     private static async Task WaitUntilReadyAsync(GatewayInstance gateway)

@@ -139,7 +139,7 @@ public sealed class PostgresHopTests(GatewayFixture fx, PostgresFixture pg, Meta
         await AssertRefusedAsync(pg.ConnectionString(endpoint, token, user: PostgresFixture.OtherRole), "28000", "grant-missing");
         await AssertRefusedAsync(pg.ConnectionString(endpoint, token, database: PostgresFixture.UpstreamDatabase), "3D000", "not served");
         await AssertRefusedAsync(pg.ConnectionString(endpoint, token, extra: "Options=-c statement_timeout=5"), "08P01", "options");
-        await gateway.Services.GetRequiredService<RevocationStore>().RevokeAsync("support-bot", "test", "compromised", CancellationToken.None);
+        await gateway.Services.GetRequiredService<RevocationStore>().RevokeAsync("support-bot", "test", "compromised");
         await AssertRefusedAsync(pg.ConnectionString(endpoint, token), "28000", "agent-revoked");
 
         Assert.Equal(before, ConnectionsReceived());
@@ -156,7 +156,7 @@ public sealed class PostgresHopTests(GatewayFixture fx, PostgresFixture pg, Meta
         var running = sleep.ExecuteScalarAsync();
         await WaitForAsync(async () => await ActiveSleepsAsync() == 1, "the query to run");
 
-        await gateway.Services.GetRequiredService<RevocationStore>().RevokeAsync("support-bot", "test", "prompt injection", CancellationToken.None);
+        await gateway.Services.GetRequiredService<RevocationStore>().RevokeAsync("support-bot", "test", "prompt injection");
 
         var error = await Assert.ThrowsAsync<PostgresException>(() => running);
         Assert.Equal("28000", error.SqlState);
@@ -177,7 +177,7 @@ public sealed class PostgresHopTests(GatewayFixture fx, PostgresFixture pg, Meta
         var running = sleep.ExecuteScalarAsync();
         await WaitForAsync(async () => await ActiveSleepsAsync() == 1, "the query to run");
 
-        await first.Services.GetRequiredService<RevocationStore>().RevokeAsync("support-bot", "test", "revoked at the first replica", CancellationToken.None);
+        await first.Services.GetRequiredService<RevocationStore>().RevokeAsync("support-bot", "test", "revoked at the first replica");
 
         var error = await Assert.ThrowsAsync<PostgresException>(() => running);
         Assert.Equal("28000", error.SqlState);
