@@ -16,6 +16,9 @@ namespace AgentGateway.Proxy.Pipeline;
 /// <list type="bullet">
 /// <item>headers the upstream's <c>Connection</c> header nominated as hop-by-hop, and
 /// <c>Proxy-Authenticate</c> (a challenge for the gateway's hop, not the agent's), are dropped;</item>
+/// <item>a place the answer tells the agent's client to go (<c>Location</c>, <c>Content-Location</c>,
+/// <c>Refresh</c>) must be on the gateway or is mapped back onto it (<see cref="UpstreamReferences"/>):
+/// a redirect elsewhere is refused with 502, any other such field dropped;</item>
 /// <item>a content coding is decoded here, before anything reads the body, or the answer is refused
 /// with 502 when it is not one the gateway can decode (<see cref="ContentCodings"/>): the agent
 /// never gets bytes the guard could not read;</item>
@@ -60,6 +63,11 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
         }
 
         var routeId = feature.Route.RouteId;
+        if (await SteersAwayAsync(context, routeId))
+        {
+            return;
+        }
+
         // How many bytes of body the agent will get, when that is known before they come.
         long? bodyLength = context.ProxyResponse is { } bodiless && !HasBody(context.HttpContext.Request, bodiless) ? 0 : null;
         if (context.ProxyResponse is { } upstream && bodyLength is null)
@@ -177,6 +185,54 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
 
     private sealed record Injected(HopCredential Credential, SecretForms Forms);
 
+    /// <summary>
+    /// The places the answer tells the agent's client to go (<see cref="UpstreamReferences"/>):
+    /// each must resolve to the gateway, or be mapped back onto it from the upstream's origin. A
+    /// redirect elsewhere is refused with 502 — the client would follow it carrying the agent's
+    /// static key, delegation token and (307, 308) body; any other such field is dropped.
+    /// </summary>
+    private async ValueTask<bool> SteersAwayAsync(ResponseTransformContext context, string routeId)
+    {
+        var headers = context.HttpContext.Response.Headers;
+        UpstreamReferences.Scope? scope = null;
+        foreach (var name in UpstreamReferences.Fields)
+        {
+            if (!headers.TryGetValue(name, out var values))
+            {
+                continue;
+            }
+
+            scope ??= UpstreamReferences.Scope.Of(context.HttpContext.Request, context.ProxyResponse?.RequestMessage?.RequestUri, plan.Revision.Inbound.PublicOrigins);
+            var value = values.Count == 1 ? values[0] ?? "" : null;
+            var kept = value is null ? null
+                : name == "Refresh" ? UpstreamReferences.RefreshOnGateway(value, scope)
+                : UpstreamReferences.OnGateway(value, scope);
+            if (kept is not null)
+            {
+                if (!string.Equals(kept, value, StringComparison.Ordinal))
+                {
+                    headers[name] = kept;
+                }
+
+                continue;
+            }
+
+            if (name == "Location" && (int?)context.ProxyResponse?.StatusCode is >= 300 and < 400)
+            {
+                Log.RedirectedAway(logger, routeId, (int)context.ProxyResponse!.StatusCode);
+                context.SuppressResponseBody = true;
+                await ProblemResponse.WriteAsync(context.HttpContext, Refusal.UpstreamUnavailable(
+                    $"the upstream of route '{routeId}' redirected to a place that is not this gateway, so the redirect was not passed on"));
+                return true;
+            }
+
+            headers.Remove(name);
+            Log.ReferenceAwayDropped(logger, routeId, name);
+        }
+
+        return false;
+    }
+
     /// <summary>Whether the answer carries a body at all: not to a HEAD, not 1xx, 204 or 304.</summary>
     private static bool HasBody(HttpRequest request, HttpResponseMessage response) =>
         !HttpMethods.IsHead(request.Method) && (int)response.StatusCode is >= 200 and not 204 and not 304;
@@ -191,6 +247,12 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
 
         [LoggerMessage(EventId = 2112, Level = LogLevel.Warning, Message = "The upstream of route {RouteId} echoed a gateway secret in the status line's reason phrase; the standard phrase was sent")]
         public static partial void EchoedInReason(ILogger logger, string routeId);
+
+        [LoggerMessage(EventId = 2115, Level = LogLevel.Warning, Message = "The upstream of route {RouteId} answered {Status} with a Location that is not on the gateway; answered 502")]
+        public static partial void RedirectedAway(ILogger logger, string routeId, int status);
+
+        [LoggerMessage(EventId = 2116, Level = LogLevel.Warning, Message = "The upstream of route {RouteId} sent response header {HeaderName} pointing away from the gateway; the header was dropped")]
+        public static partial void ReferenceAwayDropped(ILogger logger, string routeId, string headerName);
 
         [LoggerMessage(EventId = 2114, Level = LogLevel.Warning, Message = "The upstream of route {RouteId} answered in content coding {Coding}, which the gateway cannot decode; answered 502")]
         public static partial void UndecodableCoding(ILogger logger, string routeId, string coding);
