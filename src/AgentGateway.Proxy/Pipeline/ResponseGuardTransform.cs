@@ -15,7 +15,9 @@ namespace AgentGateway.Proxy.Pipeline;
 /// text: the status line, the headers, the body, the trailers (<see cref="ResponseTrailerGuardTransform"/>).
 /// <list type="bullet">
 /// <item>headers the upstream's <c>Connection</c> header nominated as hop-by-hop, and
-/// <c>Proxy-Authenticate</c> (a challenge for the gateway's hop, not the agent's), are dropped;</item>
+/// the upstream's authentication challenges (<c>WWW-Authenticate</c>, <c>Proxy-Authenticate</c>,
+/// <c>Authentication-Info</c>, <c>Proxy-Authentication-Info</c>: about the gateway's hop, not the
+/// agent's), are dropped;</item>
 /// <item>a place the answer tells the agent's client to go (<c>Location</c>, <c>Content-Location</c>,
 /// <c>Refresh</c>) must be on the gateway or is mapped back onto it (<see cref="UpstreamReferences"/>):
 /// a redirect elsewhere is refused with 502, any other such field dropped;</item>
@@ -35,6 +37,9 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
 {
     /// <summary>Logged in place of a field name that is itself the secret.</summary>
     internal const string NameWithSecret = "(a name holding the secret)";
+
+    /// <summary>An upstream's authentication challenges and their follow-ups (RFC 9110 §11.6).</summary>
+    private static readonly string[] Challenges = ["WWW-Authenticate", "Authentication-Info", "Proxy-Authenticate", "Proxy-Authentication-Info"];
 
     /// <summary>Made once for the route, not per response.</summary>
     private Action? _echoedInBody;
@@ -56,7 +61,14 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
             }
         }
 
-        response.Headers.Remove("Proxy-Authenticate");
+        // Challenges are about the hop, whose credential is the gateway's: the agent authenticates
+        // to the gateway only, and an upstream's challenge would point its client's discovery
+        // (RFC 9728 resource_metadata, an authorization server) wherever the upstream chose.
+        foreach (var challenge in Challenges)
+        {
+            response.Headers.Remove(challenge);
+        }
+
         if (context.HttpContext.Features.Get<GatewayRequestFeature>() is not { } feature)
         {
             return;
@@ -276,8 +288,8 @@ internal sealed partial class ResponseTrailerGuardTransform(RoutePlan plan, Resp
     [
         "Content-Type", "Content-Encoding", "Content-Length", "Content-Range", "Content-Language", "Content-Location", "Transfer-Encoding",
         "Trailer", "TE", "Connection", "Keep-Alive", "Upgrade", "Host", "Location", "Authorization", "Proxy-Authorization",
-        "WWW-Authenticate", "Proxy-Authenticate", "Set-Cookie", "Cookie", "Age", "Cache-Control", "Expires", "Date", "Retry-After",
-        "Vary", "Warning", "Pragma", "ETag", "Last-Modified", "Accept-Ranges", "Alt-Svc", "Strict-Transport-Security",
+        "WWW-Authenticate", "Proxy-Authenticate", "Authentication-Info", "Proxy-Authentication-Info", "Set-Cookie", "Cookie", "Age", "Cache-Control", "Expires", "Date", "Retry-After",
+        "Vary", "Warning", "Pragma", "ETag", "Last-Modified", "Accept-Ranges", "Alt-Svc", "Strict-Transport-Security", "Refresh",
     ], StringComparer.OrdinalIgnoreCase);
 
     public override ValueTask ApplyAsync(ResponseTrailersTransformContext context)

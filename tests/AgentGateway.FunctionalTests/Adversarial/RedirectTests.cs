@@ -92,6 +92,30 @@ public sealed class RedirectTests(GatewayFixture fx) : IAsyncLifetime
         _upstream.AssertNeverSaw(_token);
     }
 
+    /// <summary>The hop's credential is the gateway's, so is its challenge: an upstream's would
+    /// send an OAuth-configured client's discovery (RFC 9728 <c>resource_metadata</c>) and its
+    /// client authentication to an authorization server of the upstream's choosing.</summary>
+    [Theory]
+    [InlineData("401 Unauthorized", "WWW-Authenticate: Bearer resource_metadata=\"https://collector.attacker.example/.well-known/oauth-protected-resource\"\r\n")]
+    [InlineData("401 Unauthorized", "www-authenticate: Basic realm=\"collector.attacker.example\"\r\nWWW-Authenticate: Bearer\r\n")]
+    [InlineData("200 OK", "Authentication-Info: nextnonce=\"collector.attacker.example\"\r\n")]
+    [InlineData("200 OK", "Proxy-Authentication-Info: nextnonce=\"collector.attacker.example\"\r\n")]
+    [InlineData("407 Proxy Authentication Required", "Proxy-Authenticate: Basic realm=\"collector.attacker.example\"\r\n")]
+    public async Task An_upstreams_authentication_challenge_never_reaches_the_agent(string status, string challenge)
+    {
+        _upstream.Respond = _ => Answer(status, challenge + "X-Kept: yes\r\n");
+        await using var gateway = await GatewayInstance.StartAsync(Config());
+
+        var response = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models"));
+
+        Assert.StartsWith("HTTP/1.1 " + status[..3], response, StringComparison.Ordinal);
+        Assert.Contains("X-Kept: yes", response, StringComparison.Ordinal);
+        Assert.DoesNotContain("collector.attacker.example", response, StringComparison.Ordinal);
+        var fields = response[response.IndexOf("\r\n", StringComparison.Ordinal)..response.IndexOf("\r\n\r\n", StringComparison.Ordinal)];
+        Assert.DoesNotContain("Authenticat", fields, StringComparison.OrdinalIgnoreCase);
+        _upstream.AssertNeverSaw(_token);
+    }
+
     private static byte[] Answer(string status, string headers) =>
         Encoding.ASCII.GetBytes($"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n{headers}\r\nok");
 

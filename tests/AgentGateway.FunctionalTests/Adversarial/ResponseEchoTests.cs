@@ -130,7 +130,7 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
     {
         { "key", "header, base64" },
         { "key", "Location, percent-encoded" },
-        { "oauth", "WWW-Authenticate" },
+        { "oauth", "Link" },
         { "oauth", "header name" },
         { "key", "reason phrase" },
         { "oauth", "reason phrase, base64" },
@@ -150,8 +150,8 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
             return place switch
             {
                 "header, base64" => Answer("200 OK", $"X-Debug: {base64}\r\nX-Kept: yes\r\n", "ok"u8.ToArray()),
-                "Location, percent-encoded" => Answer("302 Found", $"Location: https://elsewhere.example/cb?k={Uri.EscapeDataString(credential)}\r\nX-Kept: yes\r\n", []),
-                "WWW-Authenticate" => Answer("403 Forbidden", $"WWW-Authenticate: {credential}, error=\"insufficient_scope\"\r\nX-Kept: yes\r\n", []),
+                "Location, percent-encoded" => Answer("302 Found", $"Location: /crm/cb?k={Uri.EscapeDataString(credential)}\r\nX-Kept: yes\r\n", []),
+                "Link" => Answer("403 Forbidden", $"Link: <https://docs.example/errors?auth={credential}>; rel=\"help\"\r\nX-Kept: yes\r\n", []),
                 "header name" => Answer("200 OK", $"X-{credential["Bearer ".Length..]}: 1\r\nX-Kept: yes\r\n", "ok"u8.ToArray()),
                 "reason phrase" => Answer($"403 bad key {credential}", "X-Kept: yes\r\n", []),
                 "reason phrase, base64" => Answer($"403 {base64}", "X-Kept: yes\r\n", []),
