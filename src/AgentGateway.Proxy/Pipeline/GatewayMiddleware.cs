@@ -156,6 +156,8 @@ internal sealed class GatewayMiddleware(
         var feature = new GatewayRequestFeature(plan, agent, delegation, body, task) { Session = session, WebSocket = switching == SwitchKind.WebSocket };
         session.Feature = feature;
         context.Features.Set(feature);
+        // What YARP's forwarders copy as the original host is a fact, never the agent's Host.
+        Stripping.ForwardedHost.Apply(context.Request, revision.Inbound.PublicOrigins);
         if (feature.WebSocket)
         {
             tunnels.Prepare(context, feature);

@@ -211,24 +211,82 @@ public sealed class HttpAttackTests(GatewayFixture fx) : IAsyncLifetime
     }
 
     /// <summary>The Host an agent sends is not the upstream's business and decides nothing: the
-    /// route is chosen by path, the upstream gets its own authority.</summary>
+    /// route is chosen by path, the upstream gets its own authority, and no forwarding header
+    /// carries the agent's host (none is configured here, so none is sent).</summary>
     [Theory]
-    [InlineData("Host: evil.example\r\n")]
-    [InlineData("Host: 127.0.0.1@evil.example\r\n")]
-    [InlineData("Host: localhost\r\nX-Forwarded-Host: evil.example\r\n")]
-    public async Task A_hostile_host_header_is_not_passed_on(string hostHeaders)
+    [InlineData("Host: evil.example\r\n", true)]
+    [InlineData("Host: evil.example:8443\r\n", true)]
+    [InlineData("Host: localhost\r\nX-Forwarded-Host: evil.example\r\n", true)]
+    [InlineData("Host: localhost\r\nForwarded: host=evil.example\r\n", true)]
+    [InlineData("Host: 127.0.0.1@evil.example\r\n", false)] // not a host: Kestrel answers 400 itself
+    public async Task A_hostile_host_header_is_not_passed_on(string hostHeaders, bool forwarded)
     {
         await using var gateway = await GatewayInstance.StartAsync(Config());
 
-        var request = Get("/llm/openai/v1/models").Replace($"Host: {gateway.Address.Authority}\r\n", hostHeaders, StringComparison.Ordinal);
+        var request = Get("/llm/openai/v1/models").Replace("Host: gateway.test\r\n", hostHeaders, StringComparison.Ordinal);
         var response = await RawHttp.SendAsync(gateway, request);
 
-        foreach (var received in _upstream.Received)
+        Assert.Contains(hostHeaders, request, StringComparison.Ordinal);
+        if (forwarded)
         {
+            Assert.StartsWith("HTTP/1.1 200", response, StringComparison.Ordinal);
+            var received = Assert.Single(_upstream.Received);
             Assert.DoesNotContain("evil.example", received.Head, StringComparison.Ordinal);
+            Assert.Empty(received.Headers("X-Forwarded-Host"));
+            Assert.Equal([new Uri(_upstream.Url).Authority], received.Headers("Host"));
+        }
+        else
+        {
+            Assert.StartsWith("HTTP/1.1 400", response, StringComparison.Ordinal);
+            Assert.Empty(_upstream.Received);
         }
 
-        Assert.StartsWith("HTTP/1.1 ", response, StringComparison.Ordinal);
+        _upstream.AssertNeverSaw(_token);
+    }
+
+    /// <summary>With a public origin configured, every forwarder that names the original host —
+    /// YARP's default <c>X-Forwarded-Host</c>, a route's <c>Forwarded</c> and
+    /// <c>RequestHeaderOriginalHost</c> — names that origin, whatever Host the agent wrote.</summary>
+    [Theory]
+    [InlineData("https://gateway.example.com", "Host: evil.example\r\n", "gateway.example.com")]
+    [InlineData("https://gateway.example.com https://gateway.internal.example:8443", "Host: GATEWAY.internal.example:8443\r\n", "gateway.internal.example:8443")]
+    [InlineData("https://gateway.example.com https://gateway.internal.example:8443", "Host: gateway.example.com:443\r\n", "gateway.example.com")]
+    [InlineData("https://gateway.example.com https://gateway.internal.example:8443", "Host: evil.example\r\n", null)] // which one is not known
+    public async Task Forwarding_headers_name_the_configured_public_origin_never_the_agents_host(string origins, string hostHeader, string? expected)
+    {
+        var config = Config();
+        config["Gateway"]!["Inbound"]!["PublicOrigins"] = new JsonArray([.. origins.Split(' ').Select(origin => JsonValue.Create(origin))]);
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        var original = Get("/llm/openai/v1/models").Replace("Host: gateway.test\r\n", hostHeader, StringComparison.Ordinal);
+        var keepingConfig = config.DeepClone().AsObject();
+        var transforms = keepingConfig["ReverseProxy"]!["Routes"]!["openai"]!["Transforms"]!.AsArray();
+        transforms.Add(new JsonObject { ["RequestHeaderOriginalHost"] = "true" });
+        transforms.Add(new JsonObject { ["Forwarded"] = "for,host,proto", ["Action"] = "Set" });
+        await using var keeping = await GatewayInstance.StartAsync(keepingConfig);
+
+        var plain = await RawHttp.SendAsync(gateway, original);
+        var kept = await RawHttp.SendAsync(keeping, original);
+
+        Assert.Contains(hostHeader, original, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", plain, StringComparison.Ordinal);
+        Assert.StartsWith("HTTP/1.1 200", kept, StringComparison.Ordinal);
+        Assert.Equal(2, _upstream.Received.Count);
+        var forwarded = Assert.Single(_upstream.Received[1].Headers("Forwarded"));
+        if (expected is null)
+        {
+            Assert.Empty(_upstream.Received[0].Headers("X-Forwarded-Host"));
+            Assert.Equal([new Uri(_upstream.Url).Authority], _upstream.Received[1].Headers("Host"));
+            // YARP writes an empty host="" then: it claims nothing.
+            Assert.DoesNotMatch("host=\"?[^\";]", forwarded);
+        }
+        else
+        {
+            Assert.Equal([expected], _upstream.Received[0].Headers("X-Forwarded-Host"));
+            Assert.Equal([expected], _upstream.Received[1].Headers("Host"));
+            Assert.Matches($"host=\"?{System.Text.RegularExpressions.Regex.Escape(expected)}\"?(;|$)", forwarded);
+        }
+
+        Assert.All(_upstream.Received, received => Assert.DoesNotContain("evil.example", received.Head, StringComparison.Ordinal));
         _upstream.AssertNeverSaw(_token);
     }
 
