@@ -24,7 +24,7 @@ public sealed record InboundSettings
 
     /// <summary>The origins agents reach the gateway at (e.g. <c>https://gateway.example.com</c>), which
     /// a DPoP proof's <c>htu</c> must name. Absent: the listener's own scheme, address and port.</summary>
-    [Setting("Origins agents reach the gateway at (scheme, host, port: e.g. https://gateway.example.com), which a DPoP proof's htu must name. Absent: the listener's own scheme, local address and port (and localhost on loopback); set it behind a load balancer or TLS terminator.", Pattern = @"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+/?$")]
+    [Setting("Origins agents reach the gateway at (scheme, host, port: e.g. https://gateway.example.com), which a DPoP proof's htu must name, and the only host the gateway forwards as the original one (X-Forwarded-Host, Forwarded host=, RequestHeaderOriginalHost): the entry the agent's Host names, else the only entry, else none. Absent: the listener's own scheme, local address and port (and localhost on loopback); set it behind a load balancer or TLS terminator.", Pattern = @"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@]+/?$")]
     public string[] PublicOrigins { get; init; } = [];
 
     /// <summary>Trusted issuers of agent access tokens, by a name agents' identities refer to.</summary>
