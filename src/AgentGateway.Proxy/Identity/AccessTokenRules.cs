@@ -38,15 +38,33 @@ public readonly record struct PresentedToken(string? Header, int Start, bool Dpo
 /// <param name="Subject">The value of the issuer's agent claim: who holds it.</param>
 /// <param name="Token">The token itself. Never printed.</param>
 /// <param name="KeyBound">Bound to a key (<c>cnf.jkt</c>) and proven with DPoP on this request.</param>
-public sealed record ProvenToken(JsonWebToken Jwt, TrustedIssuer Issuer, string Subject, string Token, bool KeyBound);
+public sealed record ProvenToken(JsonWebToken Jwt, TrustedIssuer Issuer, string Subject, string Token, bool KeyBound)
+{
+    /// <summary>Until when the token is valid (its <c>exp</c>).</summary>
+    public DateTimeOffset ExpiresAt { get; init; }
+
+    /// <summary>The value of the revision's task claim (<c>Policy:TaskClaim</c>), if the token has it.</summary>
+    public string? Task { get; init; }
+}
 
 /// <summary>A verified token and its issuer, or why not.</summary>
 /// <param name="Token">The token verified, as a string: on a cache hit, the one kept since it was
 /// first verified, so a request's token is never copied out of its header again.</param>
-internal readonly record struct TokenCheck(JsonWebToken? Jwt, TrustedIssuer? Issuer, Refusal Refusal, string? Token = null)
+/// <param name="Claims">What the rules read of a verified token's claims, read once when it is
+/// verified and kept with it in the cache, not looked up in its payload on every request.</param>
+internal readonly record struct TokenCheck(JsonWebToken? Jwt, TrustedIssuer? Issuer, Refusal Refusal, string? Token = null, TokenClaims? Claims = null)
 {
     public static TokenCheck Fail(Refusal refusal) => new(null, null, refusal);
 }
+
+/// <summary>The claims of a verified token the rules decide on, for one revision (its lifetime
+/// limit, its task claim) and the issuer that verified it (its agent claim).</summary>
+/// <param name="TooLong">The refusal when the token lives longer than the revision allows.</param>
+/// <param name="Subject">The issuer's agent claim, if a string.</param>
+/// <param name="Thumbprint">The key the token is bound to (<c>cnf.jkt</c>), if any.</param>
+/// <param name="Task">The revision's task claim, if a string.</param>
+/// <param name="ExpiresAt">Its <c>exp</c>.</param>
+internal sealed record TokenClaims(Refusal? TooLong, string? Subject, string? Thumbprint, string? Task, DateTimeOffset ExpiresAt);
 
 /// <summary>
 /// The rules every OAuth access token presented to the gateway must pass, whoever presents it —
@@ -110,7 +128,9 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
     /// <param name="request">The HTTP request whose DPoP proof is checked; null on connections that
     /// cannot carry one (the database listener), where a key-bound token is then refused.</param>
     /// <param name="origins">Where callers reach this listener (a DPoP proof's <c>htu</c>).</param>
-    public async ValueTask<(ProvenToken? Token, Refusal Refusal)> ProveAsync(
+    /// <remarks>Not an async method: with the token's validation cached and no DPoP proof to check
+    /// (most requests), nothing here waits.</remarks>
+    public ValueTask<(ProvenToken? Token, Refusal Refusal)> ProveAsync(
         HttpRequest? request, PresentedToken presented, GatewayRevision revision, PublicOrigins origins, CancellationToken cancellationToken)
     {
         if (!presented.HasToken)
@@ -118,57 +138,80 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
             throw new ArgumentException("no token was presented", nameof(presented));
         }
 
-        var check = await ValidateAsync(presented.Token, revision, cancellationToken);
+        var validating = ValidateAsync(presented.Token, revision, cancellationToken);
+        return validating.IsCompletedSuccessfully
+            ? Prove(validating.Result, request, presented, origins, cancellationToken)
+            : ProveAsync(validating, request, presented, origins, cancellationToken);
+    }
+
+    private async ValueTask<(ProvenToken? Token, Refusal Refusal)> ProveAsync(
+        ValueTask<TokenCheck> validating, HttpRequest? request, PresentedToken presented, PublicOrigins origins, CancellationToken cancellationToken) =>
+        await Prove(await validating, request, presented, origins, cancellationToken);
+
+    private ValueTask<(ProvenToken? Token, Refusal Refusal)> Prove(
+        TokenCheck check, HttpRequest? request, PresentedToken presented, PublicOrigins origins, CancellationToken cancellationToken)
+    {
         if (check.Jwt is not { } jwt)
         {
-            return (null, check.Refusal);
+            return new((null, check.Refusal));
         }
 
         var token = check.Token!;
-
         var issuer = check.Issuer!;
-        if (LivesTooLong(jwt, revision.Inbound) is { } tooLong)
+        // Set on every verified token (ValidateAsync), cached with it.
+        var claims = check.Claims!;
+        if (claims.TooLong is { } tooLong)
         {
-            return (null, tooLong);
+            return new((null, tooLong));
         }
 
-        if (!jwt.TryGetPayloadValue<string>(issuer.AgentClaim, out var subject) || string.IsNullOrEmpty(subject))
+        if (string.IsNullOrEmpty(claims.Subject))
         {
-            return (null, Refusal.AgentUnknown($"the token has no '{issuer.AgentClaim}' claim naming its holder"));
+            return new((null, Refusal.AgentUnknown($"the token has no '{issuer.AgentClaim}' claim naming its holder")));
         }
 
         // RFC 9449: a key-bound token is worth nothing without proof of the key, and must never be
         // accepted as a plain bearer token (§7.1); a token that is not bound cannot use DPoP.
-        var thumbprint = BoundThumbprint(jwt);
+        var thumbprint = claims.Thumbprint;
+        var proven = new ProvenToken(jwt, issuer, claims.Subject, token, KeyBound: thumbprint is not null) { ExpiresAt = claims.ExpiresAt, Task = claims.Task };
         if (thumbprint is null && presented.DpopScheme)
         {
-            return (null, Refusal.Unauthenticated("the DPoP scheme needs a DPoP-bound token (cnf.jkt)"));
+            return new((null, Refusal.Unauthenticated("the DPoP scheme needs a DPoP-bound token (cnf.jkt)")));
         }
 
         if (thumbprint is not null && !presented.DpopScheme)
         {
-            return (null, Refusal.Unauthenticated("this token is bound to a key: present it with the DPoP scheme and a DPoP proof"));
+            return new((null, Refusal.Unauthenticated("this token is bound to a key: present it with the DPoP scheme and a DPoP proof")));
         }
 
         if (thumbprint is null && issuer.RequireDpop)
         {
-            return (null, Refusal.Unauthenticated($"issuer '{issuer.Name}' requires DPoP-bound tokens"));
+            return new((null, Refusal.Unauthenticated($"issuer '{issuer.Name}' requires DPoP-bound tokens")));
         }
 
-        if (thumbprint is not null && (request is null
-            ? Refusal.Unauthenticated("this token is bound to a key, and this connection cannot carry a DPoP proof")
-            : await dpop.ValidateAsync(request, token, thumbprint, issuer.ClockSkew, origins, cancellationToken)) is { } badProof)
+        if (thumbprint is null)
         {
-            return (null, badProof);
+            return new((proven, default));
         }
 
-        return (new ProvenToken(jwt, issuer, subject, token, KeyBound: thumbprint is not null), default);
+        if (request is null)
+        {
+            return new((null, Refusal.Unauthenticated("this token is bound to a key, and this connection cannot carry a DPoP proof")));
+        }
+
+        return ProvenWithKeyAsync(proven, request, thumbprint, origins, cancellationToken);
     }
+
+    private async ValueTask<(ProvenToken? Token, Refusal Refusal)> ProvenWithKeyAsync(
+        ProvenToken proven, HttpRequest request, string thumbprint, PublicOrigins origins, CancellationToken cancellationToken) =>
+        await dpop.ValidateAsync(request, proven.Token, thumbprint, proven.Issuer.ClockSkew, origins, cancellationToken) is { } badProof
+            ? (null, badProof)
+            : (proven, default);
 
     /// <summary>Validates a JWT against the trusted issuer its <c>iss</c> names: signature, claims,
     /// <c>typ</c>, <c>iat</c>. Without the binding and lifetime rules, for tokens that are not the
     /// caller's own (a user's delegation token).</summary>
-    internal async ValueTask<TokenCheck> ValidateAsync(ReadOnlyMemory<char> token, GatewayRevision revision, CancellationToken cancellationToken)
+    internal ValueTask<TokenCheck> ValidateAsync(ReadOnlyMemory<char> token, GatewayRevision revision, CancellationToken cancellationToken)
     {
         // A caller sends the same token on every call of a task: verifying its signature once per
         // minute, not once per request, is most of what identity costs. Only successes are kept,
@@ -176,21 +219,25 @@ public sealed partial class AccessTokenRules(DpopValidator dpop, TimeProvider ti
         // ValidationCache); everything decided per request (DPoP, revocation, policy) still is.
         var key = ValidationCache.Key(token.Span, revision.Number);
         var now = time.GetUtcNow();
-        if (_validated.TryGet(key, token.Span, now, out var cached, out _))
-        {
-            return cached;
-        }
+        return _validated.TryGet(key, token.Span, now, out var cached, out _) ? new(cached) : ValidateAndKeepAsync(token, key, now, revision, cancellationToken);
+    }
 
+    private async ValueTask<TokenCheck> ValidateAndKeepAsync(
+        ReadOnlyMemory<char> token, (UInt128, long) key, DateTimeOffset now, GatewayRevision revision, CancellationToken cancellationToken)
+    {
         // A miss: the one copy of the token, which the cache then keeps for every later hit.
         var text = token.ToString();
         var check = await ValidateUncachedAsync(text, revision, cancellationToken) with { Token = text };
         if (check.Jwt is { } valid)
         {
             var until = new DateTimeOffset(valid.ValidTo, TimeSpan.Zero);
+            check = check with { Claims = new TokenClaims(LivesTooLong(valid, revision.Inbound), Claim(valid, check.Issuer!.AgentClaim), BoundThumbprint(valid), revision.Policy.TaskClaim is { } task ? Claim(valid, task) : null, until) };
             _validated.Add(key, text, check, until < now + ValidationCache.Lifetime ? until : now + ValidationCache.Lifetime);
         }
 
         return check;
+
+        static string? Claim(JsonWebToken jwt, string name) => jwt.TryGetPayloadValue<string>(name, out var value) ? value : null;
     }
 
     private async ValueTask<TokenCheck> ValidateUncachedAsync(string token, GatewayRevision revision, CancellationToken cancellationToken)

@@ -29,15 +29,31 @@ internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission a
     }
 
     /// <param name="request">The HTTP request whose DPoP proof is checked; null where no proof can be carried.</param>
-    public async ValueTask<AuthenticationOutcome> AuthenticateAsync(PresentedToken presented, HttpRequest? request, GatewayRevision revision, CancellationToken cancellationToken)
+    /// <remarks>Not an async method: an issuer's token whose validation is cached, without a DPoP
+    /// proof (most requests), is admitted without waiting for anything.</remarks>
+    public ValueTask<AuthenticationOutcome> AuthenticateAsync(PresentedToken presented, HttpRequest? request, GatewayRevision revision, CancellationToken cancellationToken)
     {
-        if (!presented.DpopScheme && revision.Inbound.Certificates.Spiffe is { JwtKeys: not null } spiffe
-            && await TryJwtSvidAsync(presented.Token.ToString(), spiffe, revision) is { } svid)
+        if (!presented.DpopScheme && revision.Inbound.Certificates.Spiffe is { JwtKeys: not null } spiffe)
         {
-            return svid;
+            return AuthenticateSvidOrTokenAsync(presented, spiffe, request, revision, cancellationToken);
         }
 
-        var (proven, refusal) = await tokens.ProveAsync(request, presented, revision, revision.Inbound.PublicOrigins, cancellationToken);
+        var proving = tokens.ProveAsync(request, presented, revision, revision.Inbound.PublicOrigins, cancellationToken);
+        return proving.IsCompletedSuccessfully ? new(Admit(proving.Result, revision)) : AdmitAsync(proving, revision);
+    }
+
+    private async ValueTask<AuthenticationOutcome> AuthenticateSvidOrTokenAsync(
+        PresentedToken presented, SpiffeTrust spiffe, HttpRequest? request, GatewayRevision revision, CancellationToken cancellationToken) =>
+        await TryJwtSvidAsync(presented.Token.ToString(), spiffe, revision)
+            ?? Admit(await tokens.ProveAsync(request, presented, revision, revision.Inbound.PublicOrigins, cancellationToken), revision);
+
+    private async ValueTask<AuthenticationOutcome> AdmitAsync(ValueTask<(ProvenToken? Token, Refusal Refusal)> proving, GatewayRevision revision) =>
+        Admit(await proving, revision);
+
+    /// <summary>The agent a proven token names, if the revision admits it.</summary>
+    private AuthenticationOutcome Admit((ProvenToken? Token, Refusal Refusal) result, GatewayRevision revision)
+    {
+        var (proven, refusal) = result;
         if (proven is null)
         {
             return AuthenticationOutcome.Fail(refusal);
@@ -49,16 +65,10 @@ internal sealed class TokenProofScheme(AccessTokenRules tokens, AgentAdmission a
             return AuthenticationOutcome.Fail(refused);
         }
 
-        string? task = null;
-        if (revision.Policy.TaskClaim is { } claim && proven.Jwt.TryGetPayloadValue<string>(claim, out var named))
-        {
-            task = named;
-        }
-
-        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, proven.Issuer, proven.Subject, proven.Token, task)
+        return AuthenticationOutcome.Success(new AuthenticatedAgent(agent, proven.Issuer, proven.Subject, proven.Token, proven.Task)
         {
             Instance = instance,
-            ExpiresAt = new DateTimeOffset(proven.Jwt.ValidTo, TimeSpan.Zero),
+            ExpiresAt = proven.ExpiresAt,
         });
     }
 

@@ -45,9 +45,10 @@ public sealed record Grant(
             return true;
         }
 
-        foreach (var pattern in patterns)
+        // Indexed: a foreach over the interface would allocate an enumerator on every request.
+        for (var i = 0; i < patterns.Count; i++)
         {
-            if (pattern.IsMatch(value))
+            if (patterns[i].IsMatch(value))
             {
                 return true;
             }

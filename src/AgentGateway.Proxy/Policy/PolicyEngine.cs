@@ -63,21 +63,41 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
     public ValueTask<PolicyDecision> DecideAsync(PolicyRequest request, PolicyOptions options, IReadOnlyDictionary<string, Grant> grants, CancellationToken cancellationToken) =>
         DecideAsync(request, new PolicyPlan(options, grants), cancellationToken);
 
-    public async ValueTask<PolicyDecision> DecideAsync(PolicyRequest request, PolicyPlan plan, CancellationToken cancellationToken)
+    /// <remarks>Not an async method, nor are the steps it takes: most requests meet no rate limit,
+    /// separation rule or shadow grant, so nothing is waited for and each step hands back a finished
+    /// result; only a step that waits for the policy state goes on in an async method of its own.</remarks>
+    public ValueTask<PolicyDecision> DecideAsync(PolicyRequest request, PolicyPlan plan, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var facts = new RequestFacts(request);
-        var decision = await EnforceAsync(request, facts, plan, now, cancellationToken);
-        if (decision.Grant is not { } allowed || !decision.Allowed)
-        {
-            return decision;
-        }
-
-        var shadow = await ShadowAsync(request, facts, allowed, plan, now, cancellationToken);
-        return shadow is null ? decision : decision with { ShadowDenials = shadow };
+        var enforcing = EnforceAsync(request, facts, plan, now, cancellationToken);
+        return enforcing.IsCompletedSuccessfully
+            ? WithShadow(enforcing.Result, request, facts, plan, now, cancellationToken)
+            : WithShadowAsync(enforcing, request, facts, plan, now, cancellationToken);
     }
 
-    private async ValueTask<PolicyDecision> EnforceAsync(
+    private async ValueTask<PolicyDecision> WithShadowAsync(
+        ValueTask<PolicyDecision> enforcing, PolicyRequest request, RequestFacts facts, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await WithShadow(await enforcing, request, facts, plan, now, cancellationToken);
+
+    /// <summary>An allowed <paramref name="decision"/> with what shadow policy would have refused of it.</summary>
+    private ValueTask<PolicyDecision> WithShadow(
+        PolicyDecision decision, PolicyRequest request, RequestFacts facts, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (decision.Grant is not { } allowed || !decision.Allowed)
+        {
+            return new(decision);
+        }
+
+        var shadowing = ShadowAsync(request, facts, allowed, plan, now, cancellationToken);
+        return shadowing.IsCompletedSuccessfully ? new(With(decision, shadowing.Result)) : WithAsync(decision, shadowing);
+
+        static async ValueTask<PolicyDecision> WithAsync(PolicyDecision decision, ValueTask<List<string>?> shadowing) => With(decision, await shadowing);
+
+        static PolicyDecision With(PolicyDecision decision, List<string>? shadow) => shadow is null ? decision : decision with { ShadowDenials = shadow };
+    }
+
+    private ValueTask<PolicyDecision> EnforceAsync(
         PolicyRequest request, RequestFacts facts, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken)
     {
         // Agent.RouteGrants holds no shadow grant (GrantsByRoute); skipping them keeps that true for
@@ -96,13 +116,13 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
             // What cannot be decided is refused before any grant is tried, wherever a grant has a rule it could slip past.
             if (Ambiguity(candidates[i], facts) is { } ambiguous)
             {
-                return Deny(ambiguous);
+                return new(Deny(ambiguous));
             }
         }
 
         if (enforced == 0)
         {
-            return Deny(Refusal.GrantMissing($"agent '{request.Agent.Id}' holds no grant for route '{request.RouteId}'"));
+            return new(Deny(Refusal.GrantMissing($"agent '{request.Agent.Id}' holds no grant for route '{request.RouteId}'")));
         }
 
         Grant? allowed = null;
@@ -130,28 +150,47 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
 
         if (allowed is null)
         {
-            return Deny(closest!.Value.Refusal);
+            return new(Deny(closest!.Value.Refusal));
         }
 
-        if (allowed.RateLimit is { } limit)
+        return allowed.RateLimit is null ? SeparateEnforcedAsync(request, allowed, plan, now, cancellationToken) : LimitAsync(request, allowed, plan, now, cancellationToken);
+    }
+
+    /// <summary>The allowing grant's rate limit, then its separation rules.</summary>
+    private async ValueTask<PolicyDecision> LimitAsync(PolicyRequest request, Grant allowed, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var limit = allowed.RateLimit!;
+        var hit = await state.HitAsync(RateKeyOf(request.Agent.Id, allowed), limit, now, cancellationToken);
+        if (!hit.Allowed)
         {
-            var hit = await state.HitAsync(RateKeyOf(request.Agent.Id, allowed), limit, now, cancellationToken);
-            if (!hit.Allowed)
-            {
-                return new PolicyDecision(allowed, Refusal.RateLimited(
-                    $"grant '{allowed.Name}' allows agent '{request.Agent.Id}' {limit.Requests} requests per {limit.Window}", hit.RetryAfter), [], null);
-            }
+            return new PolicyDecision(allowed, Refusal.RateLimited(
+                $"grant '{allowed.Name}' allows agent '{request.Agent.Id}' {limit.Requests} requests per {limit.Window}", hit.RetryAfter), [], null);
         }
 
-        var separation = plan.Separation(allowed, shadow: false);
-        var (refusal, rule) = await SeparateAsync(request, allowed, separation, EnforcedHistories, plan.Options, now, cancellationToken);
-        return new PolicyDecision(allowed, refusal, [], rule);
+        return await SeparateEnforcedAsync(request, allowed, plan, now, cancellationToken);
+    }
+
+    /// <summary>The enforced separation rules that name the allowing grant: the decision.</summary>
+    private ValueTask<PolicyDecision> SeparateEnforcedAsync(PolicyRequest request, Grant allowed, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var separating = SeparateAsync(request, allowed, plan.Separation(allowed, shadow: false), EnforcedHistories, plan.Options, now, cancellationToken);
+        return separating.IsCompletedSuccessfully ? new(Decided(allowed, separating.Result)) : DecidedAsync(allowed, separating);
+
+        static async ValueTask<PolicyDecision> DecidedAsync(Grant allowed, ValueTask<(Refusal? Refusal, string? Rule)> separating) => Decided(allowed, await separating);
+
+        static PolicyDecision Decided(Grant allowed, (Refusal? Refusal, string? Rule) separated) => new(allowed, separated.Refusal, [], separated.Rule);
     }
 
     /// <summary>What the agent's shadow grants and the shadow separation rules would have refused of
     /// a request the enforced evaluation allowed with <paramref name="allowed"/>; null when nothing
     /// (most requests: nothing is allocated for them).</summary>
-    private async ValueTask<List<string>?> ShadowAsync(
+    private ValueTask<List<string>?> ShadowAsync(
+        PolicyRequest request, RequestFacts facts, Grant allowed, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken) =>
+        !request.Agent.ShadowRouteGrants.ContainsKey(request.RouteId) && plan.Separation(allowed, shadow: true).Named.Length == 0
+            ? default
+            : ShadowedAsync(request, facts, allowed, plan, now, cancellationToken);
+
+    private async ValueTask<List<string>?> ShadowedAsync(
         PolicyRequest request, RequestFacts facts, Grant allowed, PolicyPlan plan, DateTimeOffset now, CancellationToken cancellationToken)
     {
         List<string>? records = null;
@@ -326,20 +365,31 @@ public sealed class PolicyEngine(IPolicyStateStore state, TimeProvider time)
     /// across instances of an agent, but never take a step out of its instance's history: a
     /// fresh, changed or absent task id escapes nothing.
     /// </summary>
-    private async ValueTask<(Refusal? Refusal, string? Rule)> SeparateAsync(
+    private ValueTask<(Refusal? Refusal, string? Rule)> SeparateAsync(
         PolicyRequest request, Grant allowed, Separation separation, string kind, PolicyOptions options,
         DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var (named, requiring, earlier) = separation;
+        var (named, requiring, _) = separation;
         if (named.Length == 0)
         {
-            return (null, null);
+            return default;
         }
 
         if (request.TaskId is null && requiring is not null)
         {
-            return (Refusal.TaskRequired($"rule '{requiring.Name}' decides on grant '{allowed.Name}' per task, and the request names none ({options.TaskHeader}{(options.TaskClaim is { } claim ? $", or the token's '{claim}' claim" : "")})"), requiring.Name);
+            return new((Refusal.TaskRequired($"rule '{requiring.Name}' decides on grant '{allowed.Name}' per task, and the request names none ({options.TaskHeader}{(options.TaskClaim is { } claim ? $", or the token's '{claim}' claim" : "")})"), requiring.Name));
         }
+
+        return CheckAndRecordAsync(request, allowed, separation, kind, options, now, cancellationToken);
+    }
+
+    /// <summary>Checks the request's histories for an earlier step a rule forbids this one after,
+    /// and records this step, in one atomic step of the policy state.</summary>
+    private async ValueTask<(Refusal? Refusal, string? Rule)> CheckAndRecordAsync(
+        PolicyRequest request, Grant allowed, Separation separation, string kind, PolicyOptions options,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var (named, _, earlier) = separation;
 
         // Agent ids are letters, digits, '-', '_' and '.', so the braces (a Redis Cluster hash tag:
         // one agent's histories share a slot, as the atomic script needs) end each key's agent part.
