@@ -49,13 +49,14 @@ internal sealed class GatewayMiddleware(
         var route = plan.Route;
         var routeId = route.RouteId;
         // Identify and policy results are attributes of the request's span, not spans of their own.
+        // Set here once per request, so appended (SetTag would search the span's list to replace).
         var activity = GatewayTelemetry.RequestSpan(context);
-        activity?.SetTag(GatewayTelemetry.Tags.RouteId, routeId);
-        activity?.SetTag(GatewayTelemetry.Tags.ConfigRevision, revision.Number);
+        activity?.AddTag(GatewayTelemetry.Tags.RouteId, routeId);
+        activity?.AddTag(GatewayTelemetry.Tags.ConfigRevision, revision.Number);
         if (activity is not null && RequestTrace.AgentTraceId(context.Request) is { } agentTrace)
         {
             // The request's trace is the gateway's own; what the agent called it is noted beside it.
-            activity.SetTag(GatewayTelemetry.Tags.AgentTraceId, agentTrace);
+            activity.AddTag(GatewayTelemetry.Tags.AgentTraceId, agentTrace);
         }
 
         if (RequestFraming.Ambiguity(context.Request) is { } ambiguity)
@@ -104,7 +105,7 @@ internal sealed class GatewayMiddleware(
         }
 
         GatewayTelemetry.Stamp(activity, agent.Agent.Id, user: null);
-        activity?.SetTag(GatewayTelemetry.Tags.AgentIssuer, agent.Kind);
+        activity?.AddTag(GatewayTelemetry.Tags.AgentIssuer, agent.Kind);
 
         // Registered before the revocation check below, so a revocation arriving in between still
         // finds it; from here to the last byte, revocation, expiry and reloads reach this request.
@@ -341,7 +342,7 @@ internal sealed class GatewayMiddleware(
 
         if (delegation.Delegation is { } user)
         {
-            GatewayTelemetry.Stamp(GatewayTelemetry.RequestSpan(context), agent.Agent.Id, user.Subject);
+            GatewayTelemetry.StampUser(GatewayTelemetry.RequestSpan(context), agent.Agent.Id, user.Subject);
         }
         else if (route.Credential?.RequiresDelegation == true)
         {

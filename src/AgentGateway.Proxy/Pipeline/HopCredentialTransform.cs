@@ -72,8 +72,8 @@ internal sealed partial class HopCredentialTransform(
             if (traced is not null)
             {
                 Stamp(traced, feature);
-                traced.SetTag(GatewayTelemetry.Tags.CredentialName, source.Name);
-                traced.SetTag(GatewayTelemetry.Tags.CredentialKind, source.Kind.ToString());
+                traced.AddTag(GatewayTelemetry.Tags.CredentialName, source.Name);
+                traced.AddTag(GatewayTelemetry.Tags.CredentialKind, source.Kind.ToString());
             }
 
             result = await source.GetAsync(feature.CredentialRequest, context.CancellationToken);
@@ -130,12 +130,13 @@ internal sealed partial class HopCredentialTransform(
         context.ProxyRequest.Headers.TryAddWithoutValidation(signer.Options.Header, assertion);
     }
 
-    /// <summary>Who acts and where, on each of the gateway's spans.</summary>
+    /// <summary>Who acts and where, on each of the gateway's spans. Each credential span is new
+    /// and each attribute set once, so they are appended rather than searched for to replace.</summary>
     private static void Stamp(Activity span, GatewayRequestFeature feature)
     {
         GatewayTelemetry.Stamp(span, feature.Agent.Agent.Id, feature.Delegation?.Subject);
-        span.SetTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
-        span.SetTag(GatewayTelemetry.Tags.Grant, feature.Grant);
+        span.AddTag(GatewayTelemetry.Tags.RouteId, feature.Route.RouteId);
+        span.AddTag(GatewayTelemetry.Tags.Grant, feature.Grant);
     }
 
     /// <summary>What was used and where it went (names, fingerprint, header name; never a value), or that nothing could be.</summary>
@@ -147,7 +148,7 @@ internal sealed partial class HopCredentialTransform(
         if (credential is null)
         {
             span.SetStatus(ActivityStatusCode.Error, "credential-unavailable");
-            span.SetTag(GatewayTelemetry.Tags.ErrorType, "credential-unavailable");
+            span.AddTag(GatewayTelemetry.Tags.ErrorType, "credential-unavailable");
             return;
         }
 
@@ -158,14 +159,14 @@ internal sealed partial class HopCredentialTransform(
             Volatile.Write(ref last, described);
         }
 
-        span.SetTag(GatewayTelemetry.Tags.CredentialSource, credential.Source.ToString());
-        span.SetTag(GatewayTelemetry.Tags.CredentialFingerprint, credential.Fingerprint);
-        span.SetTag(GatewayTelemetry.Tags.CredentialExpiresAt, described.ExpiresAtText);
-        span.SetTag(GatewayTelemetry.Tags.CredentialHeader, credential.HeaderName);
+        span.AddTag(GatewayTelemetry.Tags.CredentialSource, credential.Source.ToString());
+        span.AddTag(GatewayTelemetry.Tags.CredentialFingerprint, credential.Fingerprint);
+        span.AddTag(GatewayTelemetry.Tags.CredentialExpiresAt, described.ExpiresAtText);
+        span.AddTag(GatewayTelemetry.Tags.CredentialHeader, credential.HeaderName);
         if (described.Host is not null)
         {
-            span.SetTag(GatewayTelemetry.Tags.ServerAddress, described.Host);
-            span.SetTag(GatewayTelemetry.Tags.ServerPort, described.Port);
+            span.AddTag(GatewayTelemetry.Tags.ServerAddress, described.Host);
+            span.AddTag(GatewayTelemetry.Tags.ServerPort, described.Port);
         }
     }
 

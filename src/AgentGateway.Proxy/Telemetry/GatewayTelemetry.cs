@@ -75,7 +75,7 @@ public static class GatewayTelemetry
 
     /// <summary>Marks <paramref name="activity"/> with who acts: the agent and, when it acts for a
     /// user, the user and the chain (user first, then each actor), so any one span answers
-    /// "who triggered this?".</summary>
+    /// "who triggered this?". Once per span: the attributes are appended, not searched for.</summary>
     public static void Stamp(Activity? activity, string agentId, string? user)
     {
         if (activity is null)
@@ -83,12 +83,23 @@ public static class GatewayTelemetry
             return;
         }
 
-        activity.SetTag(Tags.AgentId, agentId);
+        activity.AddTag(Tags.AgentId, agentId);
         if (user is not null)
         {
-            activity.SetTag(Tags.OnBehalfOf, user);
-            activity.SetTag(Tags.DelegationChain, new[] { user, agentId });
+            StampUser(activity, agentId, user);
         }
+    }
+
+    /// <summary>Adds to a span already stamped with its agent the user it acts for and the chain.</summary>
+    public static void StampUser(Activity? activity, string agentId, string user)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.AddTag(Tags.OnBehalfOf, user);
+        activity.AddTag(Tags.DelegationChain, new[] { user, agentId });
     }
 
     public static class Tags

@@ -89,6 +89,7 @@ public sealed class OtlpReceiver : IAsyncDisposable
         string traceId = "", spanId = "", parent = "", name = "";
         long kind = 0, status = 0;
         var attributes = new Dictionary<string, object?>();
+        var repeated = new List<string>();
         var events = new List<SpanEvent>();
         foreach (var field in Fields(bytes))
         {
@@ -101,7 +102,12 @@ public sealed class OtlpReceiver : IAsyncDisposable
                 case 6: kind = (long)field.Varint; break;
                 case 9:
                     var (key, value) = ReadKeyValue(field.Bytes!);
-                    attributes[key] = value;
+                    if (!attributes.TryAdd(key, value))
+                    {
+                        repeated.Add(key);
+                        attributes[key] = value;
+                    }
+
                     break;
                 case 11:
                     events.Add(ReadEvent(field.Bytes!));
@@ -112,7 +118,7 @@ public sealed class OtlpReceiver : IAsyncDisposable
             }
         }
 
-        return new Span(scope, name, traceId, spanId, parent, kind, status, attributes) { Events = events };
+        return new Span(scope, name, traceId, spanId, parent, kind, status, attributes) { Events = events, Repeated = repeated };
     }
 
     /// <summary>Span.Event: 2 name, 3 attributes.</summary>
@@ -235,6 +241,10 @@ public sealed class OtlpReceiver : IAsyncDisposable
         } : null;
 
         public IReadOnlyList<SpanEvent> Events { get; init; } = [];
+
+        /// <summary>Attribute keys the span carried more than once (an exporter sends each entry of
+        /// the activity's list; a tag appended where one was already set is sent twice).</summary>
+        public IReadOnlyList<string> Repeated { get; init; } = [];
     }
 
     public sealed record SpanEvent(string Name, IReadOnlyDictionary<string, object?> Attributes)

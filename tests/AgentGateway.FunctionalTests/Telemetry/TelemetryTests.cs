@@ -105,9 +105,10 @@ public sealed class TelemetryTests(GatewayFixture fx) : IAsyncLifetime
             Assert.Equal(server.SpanId, upstream.ParentSpanId);
             Assert.Equal("200", upstream.Attribute("http.response.status_code"));
 
-            // Who acts, on every span the gateway makes or describes.
+            // Who acts, on every span the gateway makes or describes; each attribute once.
             foreach (var span in new[] { server, credential })
             {
+                Assert.Empty(span.Repeated);
                 Assert.Equal("support-bot", span.Attribute("agentgateway.agent.id"));
                 Assert.Equal("alice", span.Attribute("agentgateway.delegation.user"));
                 Assert.Equal("alice,support-bot", span.Attribute("agentgateway.delegation.chain"));
