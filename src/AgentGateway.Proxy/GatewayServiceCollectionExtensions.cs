@@ -48,7 +48,7 @@ public static class GatewayServiceCollectionExtensions
         // write them to its own logs. Operators can still lower this in Logging:LogLevel.
         // Exporting neither traces nor logs, that category is off altogether: ASP.NET Core starts a
         // request activity (with its tags) whenever it is on at any level, only for log scopes and
-        // to propagate, and nothing would read it. TraceParentTransform passes the trace on instead.
+        // to propagate, and nothing would read it. HopTraceParent passes the trace on instead.
         var traces = TelemetryExport.Exports(configuration, TelemetryExport.Traces);
         var metrics = TelemetryExport.Exports(configuration, TelemetryExport.Metrics);
         var logs = TelemetryExport.Exports(configuration, TelemetryExport.Logs);

@@ -10,7 +10,8 @@ using Yarp.ReverseProxy.Transforms.Builder;
 namespace AgentGateway.Proxy.Pipeline;
 
 /// <summary>
-/// Gives every route, as YARP builds it from a revision, its own policy, strip-then-inject and
+/// Gives every route, as YARP builds it from a revision, its own request transform (policy, then
+/// strip-then-inject, in one YARP transform call: <see cref="RouteRequestTransform"/>) and
 /// response guard transforms, holding what that revision compiled for the route
 /// (<see cref="RoutePlan"/>): built once per route per revision, never looked up per request.
 /// Route metadata is checked by the loader (a route without a <c>Credential</c> is a load error
@@ -57,22 +58,22 @@ internal sealed class CredentialTransformProvider(
             context.RequestTransforms.Remove(configured);
         }
 
-        // Added by a provider, so they run after every transform the route configures itself:
-        // policy decides on the path and method as forwarded, and nothing a route transform copies
-        // in survives the strip.
-        context.RequestTransforms.Add(new PolicyTransform(plan, engine, refusals, loggers.CreateLogger<PolicyTransform>()));
-        context.RequestTransforms.Add(new HopCredentialTransform(plan, secrets, refusals, audit, activity, loggers.CreateLogger<HopCredentialTransform>()));
+        // Added by a provider, so it runs after every transform the route configures itself: policy
+        // decides on the path and method as forwarded, and nothing a route transform copies in
+        // survives the strip. The strip also takes the agent's trace context and Accept-Encoding
+        // (RoutePlan.Strip): the agent does not choose how the upstream codes its answer, since a
+        // coded answer is one the guard must decode before it can search it, and refuse when it
+        // cannot; not asking keeps the common case a plain body, and the guard handles an upstream
+        // that codes unasked. The forwarding headers the route configures come after: they are the
+        // gateway's, and touch neither the trace nor the coding.
+        context.RequestTransforms.Add(new RouteRequestTransform(
+            new PolicyTransform(plan, engine, refusals, loggers.CreateLogger<PolicyTransform>()),
+            new HopCredentialTransform(plan, secrets, refusals, audit, activity, loggers.CreateLogger<HopCredentialTransform>())));
         foreach (var configured in forwarding)
         {
             context.RequestTransforms.Add(configured);
         }
 
-        // The agent does not choose how the upstream codes its answer: a coded answer is one the
-        // guard must decode before it can search it, and refuse when it cannot. Not asking keeps
-        // the common case a plain body; the guard handles an upstream that codes unasked.
-        context.RequestTransforms.Add(new RequestHeaderRemoveTransform("Accept-Encoding"));
-        // Last: whatever ran before, the hop carries the gateway's trace and never the agent's.
-        context.RequestTransforms.Add(TraceParentTransform.Instance);
         // First, so the body is decoded and guarded before any later transform reads or writes it.
         var guard = new ResponseGuardTransform(plan, secrets, loggers.CreateLogger<ResponseGuardTransform>());
         context.ResponseTransforms.Add(guard);

@@ -19,14 +19,15 @@ namespace AgentGateway.Proxy.Pipeline;
 /// query parameters), every identity or forwarding claim it made and every method override it asked
 /// for, then ask the broker for the hop's credential and inject it. If the broker cannot supply it,
 /// the request is answered with 503 and never forwarded. One per route and revision: what is
-/// stripped and which credential is injected were compiled with the route (<see cref="RoutePlan"/>).
+/// stripped and which credential is injected were compiled with the route (<see cref="RoutePlan"/>);
+/// the second step of the route's <see cref="RouteRequestTransform"/>.
 /// </summary>
 internal sealed partial class HopCredentialTransform(
-    RoutePlan plan, SecretIndex secrets, RefusalWriter refusals, AuditLog audit, AgentActivity activity, ILogger<HopCredentialTransform> logger) : RequestTransform
+    RoutePlan plan, SecretIndex secrets, RefusalWriter refusals, AuditLog audit, AgentActivity activity, ILogger<HopCredentialTransform> logger)
 {
     private Described? _described;
 
-    public override async ValueTask ApplyAsync(RequestTransformContext context)
+    public async ValueTask ApplyAsync(RequestTransformContext context)
     {
         var feature = context.HttpContext.Features.Get<GatewayRequestFeature>();
         if (feature?.Decision is not { Allowed: true })
@@ -55,6 +56,9 @@ internal sealed partial class HopCredentialTransform(
         {
             StripQuery(context.Query.Collection);
         }
+
+        // The agent's trace context went with the strip; the gateway's goes on.
+        HopTraceParent.Add(context);
 
         if (plan.Route.Credential is not { } source)
         {

@@ -231,8 +231,8 @@ internal sealed partial class McpServerStreamTransform(AuditLog audit, TimeProvi
             if (Activity.Current is null)
             {
                 // Nothing exports, so the HTTP client propagates nothing: the server is told the
-                // request's own trace, as the forwarded call was (TraceParentTransform).
-                answer.Headers.TryAddWithoutValidation(OwnTracePropagator.TraceParent, TraceParentTransform.Header(RequestTrace.Id(http)));
+                // request's own trace, as the forwarded call was (HopTraceParent).
+                answer.Headers.TryAddWithoutValidation(OwnTracePropagator.TraceParent, HopTraceParent.Header(RequestTrace.Id(http)));
             }
 
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -13,11 +13,12 @@ namespace AgentGateway.Proxy.Pipeline;
 /// will be forwarded. A refusal is answered here and
 /// the request is not sent; an allowed request carries its decision on to the injection step.
 /// A retry after an upstream 401 reuses the decision (it is the same request, counted once).
-/// One per route and revision, deciding with that revision's policy plan.
+/// One per route and revision, deciding with that revision's policy plan; the first step of the
+/// route's <see cref="RouteRequestTransform"/>.
 /// </summary>
-internal sealed partial class PolicyTransform(RoutePlan plan, PolicyEngine engine, RefusalWriter refusals, ILogger<PolicyTransform> logger) : RequestTransform
+internal sealed partial class PolicyTransform(RoutePlan plan, PolicyEngine engine, RefusalWriter refusals, ILogger<PolicyTransform> logger)
 {
-    public override async ValueTask ApplyAsync(RequestTransformContext context)
+    public async ValueTask ApplyAsync(RequestTransformContext context)
     {
         var feature = context.HttpContext.Features.Get<GatewayRequestFeature>();
         if (feature is null)

@@ -44,10 +44,6 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
     /// <summary>Made once for the route, not per response.</summary>
     private Action? _echoedInBody;
 
-    /// <summary>The credential this route injected last and its forms (<see cref="InjectedForms"/>),
-    /// swapped whole: concurrent answers read one or the other, and a stale one is only a miss.</summary>
-    private Injected? _injected;
-
     public override async ValueTask ApplyAsync(ResponseTransformContext context)
     {
         var response = context.HttpContext.Response;
@@ -143,27 +139,11 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
 
     /// <summary>The forms of the token <paramref name="injected"/> carries, beyond those of the
     /// route's configured secrets; none when the token is one of them (an API key), whose forms
-    /// are searched for already — searching them twice would double the search of every answer.</summary>
-    internal SecretForms InjectedForms(HopCredential? injected)
-    {
-        if (injected is null)
-        {
-            return SecretForms.None;
-        }
-
-        // A route mostly injects one credential object for many requests (a cached token):
-        // decided once for it, not looked up by the token's hash on every answer.
-        var last = Volatile.Read(ref _injected);
-        if (last is not null && ReferenceEquals(last.Credential, injected))
-        {
-            return last.Forms;
-        }
-
-        var token = SecretIndex.TokenOf(injected.HeaderValue);
-        var forms = token.IsEmpty || plan.Secrets.Includes(token) ? SecretForms.None : secrets.TokenForms(injected.HeaderValue);
-        Volatile.Write(ref _injected, new Injected(injected, forms));
-        return forms;
-    }
+    /// are searched for already — searching them twice would double the search of every answer.
+    /// The injection remembered the value (<see cref="SecretIndex.Remember"/>), so its forms are
+    /// found there by the value's identity, not by hashing the token.</summary>
+    internal SecretForms InjectedForms(HopCredential? injected) =>
+        injected is null ? SecretForms.None : secrets.InjectedForms(injected.HeaderValue, plan.Secrets);
 
     /// <summary>The fields of <paramref name="fields"/> whose name or a value holds a gateway secret
     /// in any form: one of <paramref name="configured"/> or <paramref name="injected"/>, or a hop
@@ -194,8 +174,6 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
 
         bool Echoes(string text) => configured.IsIn(text) || injected.IsIn(text) || secrets.Contains(plan.Secrets, text);
     }
-
-    private sealed record Injected(HopCredential Credential, SecretForms Forms);
 
     /// <summary>
     /// The places the answer tells the agent's client to go (<see cref="UpstreamReferences"/>):

@@ -38,14 +38,19 @@ internal sealed class RoutePlan
     /// <summary>
     /// The header names removed from the hop, as one search: every credential and untrusted header
     /// pattern, the headers addressed to the gateway itself (the delegation, the task, the static
-    /// key, the provenance assertion, which the agent can neither supply nor influence) and the
-    /// header about to be injected, each in every spelling an upstream could read as it.
+    /// key, the provenance assertion, which the agent can neither supply nor influence), the
+    /// header about to be injected, the trace context (the hop carries the gateway's trace, never
+    /// the agent's: <see cref="HopTraceParent"/>) and <c>Accept-Encoding</c> (how the upstream codes
+    /// its answer is not the agent's choice: the answer guard must read it), each in every spelling
+    /// an upstream could read as it. One pass over the outgoing headers removes them all.
     /// </summary>
     public NamePatterns Strip { get; }
 
     private static NamePatterns StripNames(GatewayRevision revision, GatewayRoute route)
     {
-        string?[] own = [revision.Inbound.Delegation.Header, revision.Policy.TaskHeader, revision.Inbound.StaticKeyHeader, revision.Provenance.Options.Header, route.Credential?.HeaderName];
+        string?[] own = [
+            revision.Inbound.Delegation.Header, revision.Policy.TaskHeader, revision.Inbound.StaticKeyHeader, revision.Provenance.Options.Header, route.Credential?.HeaderName,
+            .. HopTraceParent.PropagationFields, "Accept-Encoding"];
         return new NamePatterns([
             .. InboundCredentials.HeaderPatterns,
             .. UntrustedHeaders.HeaderPatterns,

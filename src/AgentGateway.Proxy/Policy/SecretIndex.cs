@@ -73,6 +73,18 @@ public sealed class SecretIndex
         return _tokens.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(token, out var forms) ? forms : SecretForms.Of([token.ToString()]);
     }
 
+    /// <summary>The forms of the token in an injected header value that a route's answer guard
+    /// searches for beyond those of the <paramref name="configured"/> secrets: none when the token is
+    /// one of them (an API key), whose forms are searched for already — searching them twice would
+    /// double the search of every answer. Found by the value's identity (<see cref="TokenForms"/>)
+    /// like every other lookup of an injected value here: one cache of what was injected, not one
+    /// per route besides this one.</summary>
+    public SecretForms InjectedForms(string? headerValue, ConfiguredSecrets configured)
+    {
+        var token = TokenOf(headerValue);
+        return token.IsEmpty || configured.Includes(token) ? SecretForms.None : TokenForms(headerValue);
+    }
+
     /// <summary>Remembers a hop credential the gateway injected (its token part, without the scheme).</summary>
     public void Remember(HopCredential credential)
     {

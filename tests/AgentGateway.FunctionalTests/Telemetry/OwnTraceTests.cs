@@ -38,7 +38,9 @@ public sealed class OwnTraceTests(GatewayFixture fx) : IAsyncLifetime
         var config = fx.Config(withRedis: false).WithUpstream("llm", _upstream.Url).WithAudit(_audit);
         config["ReverseProxy"]!["Routes"]!["openai"]!["Metadata"]!["Provenance"] = "true";
         await using var gateway = await GatewayInstance.StartAsync(config);
-        var chosen = $"traceparent: 00-{AgentTrace}-00f067aa0ba902b7-01\r\ntracestate: agent=chosen-state\r\nbaggage: user=mallory\r\n";
+        // Every propagator's fields, one in a spelling a CGI-style upstream reads as the same header.
+        var chosen = $"traceparent: 00-{AgentTrace}-00f067aa0ba902b7-01\r\ntracestate: agent=chosen-state\r\nbaggage: user=mallory\r\n"
+            + "Request_Id: |mallory-request.1.\r\nCorrelation-Context: user=mallory\r\n";
 
         var forwarded = await RawHttp.SendAsync(gateway, Get("/llm/openai/v1/models", chosen));
         var refused = await RawHttp.SendAsync(gateway, Get("/billing/invoices", chosen));

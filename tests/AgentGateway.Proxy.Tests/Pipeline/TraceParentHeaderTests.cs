@@ -10,8 +10,8 @@ public sealed class TraceParentHeaderTests
     {
         var trace = ActivityTraceId.CreateRandom();
 
-        var first = TraceParentTransform.Header(trace.ToHexString());
-        var second = TraceParentTransform.Header(trace.ToHexString());
+        var first = HopTraceParent.Header(trace.ToHexString());
+        var second = HopTraceParent.Header(trace.ToHexString());
 
         Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-00$", first);
         Assert.True(ActivityContext.TryParse(first, traceState: null, out var parsed));
