@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Frozen;
 using System.Text;
 
 namespace AgentGateway.Proxy.Policy;
@@ -12,16 +13,19 @@ namespace AgentGateway.Proxy.Policy;
 /// document quoting a header, a redirect carrying it in a URL, a gRPC status message — and each
 /// writer applies its own escaping. So each secret is searched for
 /// <list type="bullet">
-/// <item>as it is, with its punctuation in any of the escapes those writers use: JSON (<c>\u002B</c>,
-/// <c>\/</c>), URL (<c>%2B</c>, <c>%2b</c>, a space as <c>+</c>; also gRPC's <c>grpc-message</c>), HTML
-/// character references (<c>&amp;#43;</c>, <c>&amp;#x2B;</c>, <c>&amp;quot;</c>). Letters, digits and
-/// <c>-_.</c> are never escaped by any of them, which keeps the search anchored on literal text
-/// (<c>~</c> is: <c>WebUtility.UrlEncode</c> writes <c>%7E</c>);</item>
+/// <item>as it is, with any of its characters in any spelling a client's decoder turns back into
+/// it: JSON (<c>\u002B</c>, <c>\/</c>, <c>\t</c>, <c>\u00E9</c> and surrogate pairs for its UTF-8
+/// bytes), URL (<c>%2B</c>, <c>%2b</c>, <c>%41</c>, a space as <c>+</c>; also gRPC's
+/// <c>grpc-message</c>), HTML character references (<c>&amp;#43;</c>, <c>&amp;#x2B;</c>,
+/// <c>&amp;#233;</c>, named ones: <c>&amp;quot;</c>, <c>&amp;sol;</c>, <c>&amp;eacute;</c>). Encoders
+/// leave letters, digits and <c>-_.</c> alone, so a form is searched for by its literal start (its
+/// anchor) and, where an escape cut that start, from the escape back over the literal characters
+/// before it: the escapes are decoded as a client decodes them, not listed per secret;</item>
 /// <item>base64, standard and URL-safe, at each of the three alignments its bytes can have inside
 /// a longer encoded text (a whole header block encoded, say), so padding does not matter;</item>
 /// <item>hex, lower and upper case (debug dumps);</item>
 /// <item>base64 and hex wrapped into lines, as the <c>base64</c> and <c>xxd -p</c> tools, MIME and
-/// PEM writers wrap them (LF or CRLF, raw or JSON-escaped, at least <see cref="MinimumLine"/>
+/// PEM writers wrap them (LF or CRLF, raw or escaped, at least <see cref="MinimumLine"/>
 /// characters apart): each such form is anchored on no more of its first characters than a short
 /// form leaves to its tails, and is also matched back from each of its first few blocks on, so a
 /// line end anywhere in it leaves an anchor whole (a short tail counts only with its whole form);</item>
@@ -35,8 +39,9 @@ namespace AgentGateway.Proxy.Policy;
 /// </summary>
 public sealed class SecretForms
 {
-    /// <summary>The longest escape of one character: <c>&amp;#x0002B;</c>.</summary>
-    private const int MaxEscapeLength = 10;
+    /// <summary>The longest escape of one character (<c>\uD83D\uDE00</c>, <c>&amp;#x0002B;</c>,
+    /// <c>&amp;lowbar;</c>) that is matched, and so the most characters one byte of a form can take up.</summary>
+    private const int MaxEscapeLength = 12;
 
     /// <summary>Longer anchors add nothing to the search; the form is compared whole at each hit.</summary>
     private const int MaxAnchorLength = 16;
@@ -48,8 +53,8 @@ public sealed class SecretForms
     /// use 60 to 76, so this bounds how many line ends a match can hold.</summary>
     private const int MinimumLine = 16;
 
-    /// <summary>The longest line end inside a wrapped form: <c>\r\n</c> written in a JSON string.</summary>
-    private const int MaxLineEndLength = 4;
+    /// <summary>The longest line end inside a wrapped form: CR and LF, each escaped.</summary>
+    private const int MaxLineEndLength = 2 * MaxEscapeLength;
 
     public static readonly SecretForms None = new([]);
 
@@ -66,8 +71,10 @@ public sealed class SecretForms
         _forms = forms;
         string[] anchors = [.. forms.Where(f => !f.EscapeLed).Select(f => f.Anchor).Distinct(StringComparer.Ordinal)];
         _anchors = anchors.Length > 0 ? SearchValues.Create(anchors, StringComparison.Ordinal) : null;
+        // Every character of an escapable form may be escaped, its first too: an escape starts a
+        // search from there (and back over the literal characters before it, see Find).
         var escapeLed = forms.Where(f => f.EscapeLed).Select(f => f.Text[0]).ToList();
-        _escapedStarts = escapeLed.Count > 0 ? SearchValues.Create([.. escapeLed, '%', '\\', '&', .. escapeLed.Contains(' ') ? "+" : ""]) : null;
+        _escapedStarts = forms.Any(f => f.Escapable) ? SearchValues.Create([.. escapeLed, '%', '\\', '&', .. escapeLed.Contains(' ') ? "+" : ""]) : null;
         // An escape or a line end only lengthens a form where it matches.
         Shortest = forms.Any(f => f.Alone) ? forms.Where(f => f.Alone).Min(f => f.Text.Length) : int.MaxValue;
     }
@@ -103,7 +110,9 @@ public sealed class SecretForms
             Add(text, escapable, wrappable: true, anchor: last + 1);
             for (var skip = block; skip <= last; skip += block)
             {
-                Add(text[skip..], escapable, wrappable: true, alone: text.Length - skip >= MinimumBase64Length);
+                // Anchored on no more than a line can hold past the line end that cut the whole form:
+                // the next line end is at least MinimumLine characters after that one.
+                Add(text[skip..], escapable, wrappable: true, alone: text.Length - skip >= MinimumBase64Length, anchor: MinimumLine - block + 1);
                 tails.Add((text[skip..], text));
             }
         }
@@ -119,12 +128,12 @@ public sealed class SecretForms
                 if (base64.Length >= MinimumBase64Length)
                 {
                     AddWrappable(base64, escapable: true, block: 4);
-                    AddWrappable(base64.Replace('+', '-').Replace('/', '_'), escapable: false, block: 4);
+                    AddWrappable(base64.Replace('+', '-').Replace('/', '_'), escapable: true, block: 4);
                 }
             }
 
-            AddWrappable(Convert.ToHexStringLower(bytes), escapable: false, block: 2);
-            AddWrappable(Convert.ToHexString(bytes), escapable: false, block: 2);
+            AddWrappable(Convert.ToHexStringLower(bytes), escapable: true, block: 2);
+            AddWrappable(Convert.ToHexString(bytes), escapable: true, block: 2);
             Add(Encoding.Latin1.GetString(Encoding.Unicode.GetBytes(secret)), escapable: false);
             Add(Encoding.Latin1.GetString(Encoding.BigEndianUnicode.GetBytes(secret)), escapable: false);
         }
@@ -191,6 +200,10 @@ public sealed class SecretForms
         /// call, not on this shared instance, which every request's search would write.</summary>
         public long Read;
 
+        /// <summary>Places the matchers visited (each reading of a form at each place in the text):
+        /// a measure of their work, for tests.</summary>
+        public long Work;
+
         public static Scan Start => new() { Anchor = -2, Escaped = -2 };
     }
 
@@ -221,22 +234,25 @@ public sealed class SecretForms
                 break;
             }
 
-            var rest = text[at..];
             int start = at, end = at;
+            var escape = IsEscapeStart(text[at]);
             foreach (var form in _forms)
             {
-                if ((rest[0] == form.Text[0] || form.EscapeLed) && form.Match(rest, out _) is > 0 and var length)
+                if (text[at] == form.Text[0] || form.EscapeLed || (escape && form.Escapable))
                 {
-                    var formStart = at;
-                    foreach (var whole in form.Wholes)
-                    {
-                        formStart = Math.Min(formStart, WholeStart(text, at, whole, whole.Text.Length - form.Text.Length));
-                    }
+                    Consider(text, form, at, ref start, ref end, ref scan.Work);
+                }
 
-                    if (form.Alone || formStart < at)
+                if (escape && form.Escapable)
+                {
+                    // Any character may be escaped, a letter too: the form's literal start, when an
+                    // escape inside it cut it, ends here, right before the escape.
+                    for (var j = Math.Min(at, form.Anchor.Length - 1); j > 0; j--)
                     {
-                        start = Math.Min(start, formStart);
-                        end = Math.Max(end, at + length);
+                        if (text.Slice(at - j, j).SequenceEqual(form.Text.AsSpan(0, j)))
+                        {
+                            Consider(text, form, at - j, ref start, ref end, ref scan.Work);
+                        }
                     }
                 }
             }
@@ -250,17 +266,41 @@ public sealed class SecretForms
         return (-1, 0, 0);
     }
 
+    /// <summary>Matches <paramref name="form"/> at <paramref name="at"/> and widens
+    /// [<paramref name="start"/>, <paramref name="end"/>) to what it covers (back to its whole form's
+    /// start when it is a tail of one).</summary>
+    private static void Consider(ReadOnlySpan<char> text, Form form, int at, ref int start, ref int end, ref long work)
+    {
+        if (form.Match(text[at..], out _, ref work) is > 0 and var length)
+        {
+            var formStart = at;
+            foreach (var whole in form.Wholes)
+            {
+                formStart = Math.Min(formStart, WholeStart(text, at, whole, whole.Text.Length - form.Text.Length, ref work));
+            }
+
+            if (form.Alone || formStart < at)
+            {
+                start = Math.Min(start, formStart);
+                end = Math.Max(end, at + length);
+            }
+        }
+    }
+
+    private static bool IsEscapeStart(char c) => c is '%' or '\\' or '&';
+
     /// <summary>Where <paramref name="whole"/> starts when the form found at <paramref name="at"/> is
     /// its tail from its <paramref name="skip"/>th character on (<paramref name="at"/> when it does
     /// not): a line end among those first characters cut the whole form's anchor, so it is matched
     /// from each place its first characters can start (they take up at most a line end and an escape
     /// each), as far back as it reaches to the tail.</summary>
-    private static int WholeStart(ReadOnlySpan<char> text, int at, Form whole, int skip)
+    private static int WholeStart(ReadOnlySpan<char> text, int at, Form whole, int skip, ref long work)
     {
         var farthest = at - (skip * (whole.Escapable ? MaxEscapeLength : 1)) - MaxLineEndLength;
         for (var from = Math.Max(0, farthest); from <= at - skip; from++)
         {
-            if ((text[from] == whole.Text[0] || whole.EscapeLed) && whole.Match(text[from..], out _) is > 0 and var length && from + length >= at)
+            if ((text[from] == whole.Text[0] || whole.EscapeLed || (whole.Escapable && IsEscapeStart(text[from])))
+                && whole.Match(text[from..], out _, ref work) is > 0 and var length && from + length >= at)
             {
                 return from;
             }
@@ -281,12 +321,16 @@ public sealed class SecretForms
     /// The searches for a form's start go on from where they stopped, so a text holding a form at
     /// every position (overlapping echoes sent by an upstream) is still read once, not once per form.
     /// </remarks>
-    public bool Mask(ReadOnlySpan<char> text, Span<byte> bytes) => Mask(text, bytes, out _);
+    public bool Mask(ReadOnlySpan<char> text, Span<byte> bytes) => Mask(text, bytes, out _, out _);
 
     /// <summary><see cref="Mask(ReadOnlySpan{char}, Span{byte})"/>, also saying how many characters
     /// the searches for a form's start read (for tests: the text once per search, not once per form
     /// found).</summary>
-    internal bool Mask(ReadOnlySpan<char> text, Span<byte> bytes, out long scanned)
+    internal bool Mask(ReadOnlySpan<char> text, Span<byte> bytes, out long scanned) => Mask(text, bytes, out scanned, out _);
+
+    /// <summary>The same, also saying how many places the matchers visited (for tests: bounded work
+    /// for a form with many readings).</summary>
+    internal bool Mask(ReadOnlySpan<char> text, Span<byte> bytes, out long scanned, out long matched)
     {
         var masked = false;
         var scan = Scan.Start;
@@ -297,6 +341,7 @@ public sealed class SecretForms
         }
 
         scanned = scan.Read;
+        matched = scan.Work;
         return masked;
     }
 
@@ -311,13 +356,14 @@ public sealed class SecretForms
             var start = Math.Max(0, text.Length - (form.MaxLength - 1));
             for (var at = start; text.Length - at > longest;)
             {
-                var next = (form.EscapeLed ? text[at..].IndexOfAny(_escapedStarts!) : text[at..].IndexOf(form.Text[0])) is >= 0 and var i ? at + i : -1;
+                var next = text[at..].IndexOfAny(form.Starts) is >= 0 and var i ? at + i : -1;
                 if (next < 0 || text.Length - next <= longest)
                 {
                     break;
                 }
 
-                form.Match(text[next..], out var open);
+                long work = 0;
+                form.Match(text[next..], out var open, ref work);
                 if (open)
                 {
                     // The earliest partial start of this form is its longest.
@@ -356,7 +402,8 @@ public sealed class SecretForms
             Ambiguous = escapable && text.AsSpan().IndexOfAny(EscapeStarts) >= 0;
             var literal = escapable ? text.AsSpan().IndexOfAnyExcept(LiteralChars) : -1;
             Anchor = text[..Math.Min(anchorLength, literal < 0 ? text.Length : literal)];
-            MaxLength = (escapable ? text.Sum(c => IsLiteral(c) ? 1 : MaxEscapeLength) : text.Length)
+            Starts = SearchValues.Create(escapable ? $"{text[0]}%\\&{(text[0] == ' ' ? "+" : "")}" : text[..1]);
+            MaxLength = (escapable ? text.Length * MaxEscapeLength : text.Length)
                 + (wrappable ? ((text.Length / MinimumLine) + 1) * MaxLineEndLength : 0);
         }
 
@@ -368,7 +415,8 @@ public sealed class SecretForms
 
         public string Text { get; }
 
-        /// <summary>Whether its punctuation may appear escaped.</summary>
+        /// <summary>Whether its characters may appear escaped: any of them, letters and digits too,
+        /// since a client's decoder (JSON, HTML, URL) turns every escape back into the character.</summary>
         public bool Escapable { get; }
 
         /// <summary>Whether it may be cut into lines (an encoding that wrapping tools wrap).</summary>
@@ -378,7 +426,7 @@ public sealed class SecretForms
         /// where one of its <see cref="Wholes"/> is found back from it.</summary>
         public bool Alone { get; }
 
-        /// <summary>Whether its first character may itself appear escaped (then it has no literal anchor).</summary>
+        /// <summary>Whether its first character is one encoders escape (then it has no literal anchor).</summary>
         public bool EscapeLed { get; }
 
         /// <summary>Whether one of its characters starts its own escapes (<c>%</c>, <c>\</c>, <c>&amp;</c>),
@@ -389,43 +437,50 @@ public sealed class SecretForms
         /// <summary>The wrapped forms this one is the tail of (a line end near their start cut their anchor).</summary>
         public Form[] Wholes { get; set; } = [];
 
+        /// <summary>Its start as encoders leave it: up to the first character they escape. A spelling
+        /// with an escape inside it is found from that escape (see <see cref="SecretForms"/>.Find).</summary>
         public string Anchor { get; }
+
+        /// <summary>Where the form can start in text: its first character, or an escape of it.</summary>
+        public SearchValues<char> Starts { get; }
 
         /// <summary>The most characters it can take up in text.</summary>
         public int MaxLength { get; }
 
         /// <summary>How long the longest reading of the form at the start of <paramref name="text"/>
         /// is, 0 when there is none; <paramref name="open"/> tells whether the text ends while a
-        /// reading still could go on (a longer one, or the only one).</summary>
-        public int Match(ReadOnlySpan<char> text, out bool open)
+        /// reading still could go on (a longer one, or the only one). Adds the places visited to
+        /// <paramref name="work"/>.</summary>
+        public int Match(ReadOnlySpan<char> text, out bool open, ref long work)
         {
             if (Ambiguous)
             {
-                return MatchEveryReading(text, out open);
+                return MatchEveryReading(text, out open, ref work);
             }
 
-            var length = MatchOneReading(text);
+            var length = MatchOneReading(text, ref work);
             open = length < 0;
             return Math.Max(length, 0);
         }
 
-        /// <summary>The form read one character at a time: for a form with no <see cref="Ambiguous"/>
+        /// <summary>The form read one unit of text at a time: for a form with no <see cref="Ambiguous"/>
         /// character each position of the text allows one reading (the character itself, an escape
         /// or a line end, which start differently); 0 when it is not there, -1 when the text ends
         /// while it still could be.</summary>
-        private int MatchOneReading(ReadOnlySpan<char> text)
+        private int MatchOneReading(ReadOnlySpan<char> text, ref long work)
         {
             var at = 0;
-            var matched = 0;
+            var i = 0;
             var sinceLineEnd = MinimumLine;
-            foreach (var c in Text)
+            while (i < Text.Length)
             {
+                work++;
                 if (at == text.Length)
                 {
                     return -1;
                 }
 
-                if (Wrappable && matched > 0 && sinceLineEnd >= MinimumLine && LineEndLength(text[at..]) is not 0 and var lineEnd)
+                if (Wrappable && i > 0 && sinceLineEnd >= MinimumLine && LineEndLength(text[at..]) is not 0 and var lineEnd)
                 {
                     if (lineEnd < 0)
                     {
@@ -440,26 +495,28 @@ public sealed class SecretForms
                     }
                 }
 
-                matched++;
-                sinceLineEnd++;
-                if (text[at] == c)
+                if (text[at] == Text[i])
                 {
                     at++;
+                    i++;
+                    sinceLineEnd++;
                     continue;
                 }
 
-                if (!Escapable || IsLiteral(c))
+                if (!Escapable)
                 {
                     return 0;
                 }
 
-                var escape = EscapeLength(text[at..], c);
-                if (escape <= 0)
+                var (length, covered) = EscapeOf(text[at..], i);
+                if (length <= 0)
                 {
-                    return escape;
+                    return length;
                 }
 
-                at += escape;
+                at += length;
+                i += covered;
+                sinceLineEnd += covered;
             }
 
             return at;
@@ -468,166 +525,359 @@ public sealed class SecretForms
         /// <summary>The form read every way the text allows: where a character of the form is
         /// <c>&amp;</c>, <c>%</c> or <c>\</c> and the text has it, it is both that character and
         /// perhaps the start of its escape (<c>&amp;amp;</c>, <c>%25</c>, <c>\\</c>), so every
-        /// reading is carried on at once, each as the place in the text it has reached — one entry
-        /// per place, so the work per character is bounded by the form's length, never exponential.
-        /// Such forms are the secrets as they are, never wrapped (no encoding that wraps writes these).</summary>
-        private int MatchEveryReading(ReadOnlySpan<char> text, out bool open)
+        /// reading is carried on at once, each as the place in the text it has reached. The places
+        /// after each character of the form are a set of bits (one per place the form can reach), so a
+        /// place reached by many readings is visited once: the work is bounded by the form's length
+        /// times the places, never by the readings, which can be exponentially many. An escape of a
+        /// code point covers up to four of the form's bytes, so the sets of the next four characters
+        /// are kept. Such forms are the secrets as they are, never wrapped (no encoding that wraps
+        /// writes these).</summary>
+        private int MatchEveryReading(ReadOnlySpan<char> text, out bool open, ref long work)
         {
+            const int Levels = 5;
             open = false;
-            // A reading's place is at most MaxLength into the text, so there are at most that many.
             var size = Math.Min(MaxLength, text.Length) + 1;
-            int[]? rented = null;
-            Span<int> buffer = 2 * size <= 256 ? stackalloc int[256] : (rented = ArrayPool<int>.Shared.Rent(2 * size));
-            var places = buffer[..size];
-            var next = buffer[size..(2 * size)];
-            places[0] = 0;
-            var count = 1;
-            foreach (var c in Text)
+            var words = (size + 63) >> 6;
+            ulong[]? rented = null;
+            Span<ulong> sets = Levels * words <= 64 ? stackalloc ulong[64] : (rented = ArrayPool<ulong>.Shared.Rent(Levels * words));
+            sets = sets[..(Levels * words)];
+            sets.Clear();
+            sets[0] = 1;
+            for (var i = 0; i < Text.Length; i++)
             {
-                var nextCount = 0;
-                foreach (var at in places[..count])
+                var current = sets.Slice((i % Levels) * words, words);
+                var any = false;
+                for (var w = 0; w < words; w++)
                 {
-                    if (at == text.Length)
+                    work++;
+                    for (var bits = current[w]; bits != 0; bits &= bits - 1)
                     {
-                        open = true;
-                        continue;
-                    }
+                        any = true;
+                        work++;
+                        var at = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                        if (at == text.Length)
+                        {
+                            open = true;
+                            continue;
+                        }
 
-                    if (text[at] == c)
-                    {
-                        Add(next, ref nextCount, at + 1);
-                    }
+                        if (text[at] == Text[i])
+                        {
+                            Set(sets, words, i + 1, at + 1, size);
+                        }
 
-                    if (!IsLiteral(c) && EscapeLength(text[at..], c) is not 0 and var escape)
-                    {
-                        if (escape < 0)
+                        var (length, covered) = EscapeOf(text[at..], i);
+                        if (length < 0)
                         {
                             open = true;
                         }
-                        else
+                        else if (length > 0)
                         {
-                            Add(next, ref nextCount, at + escape);
+                            Set(sets, words, i + covered, at + length, size);
                         }
                     }
                 }
 
-                var swap = places;
-                places = next;
-                next = swap;
-                count = nextCount;
-                if (count == 0)
+                current.Clear();
+                if (!any && sets.IndexOfAnyExcept(0UL) < 0)
                 {
                     break;
                 }
             }
 
-            var longest = count == 0 ? 0 : Max(places[..count]);
+            var longest = 0;
+            var last = sets.Slice((Text.Length % Levels) * words, words);
+            for (var w = words - 1; w >= 0 && longest == 0; w--)
+            {
+                if (last[w] != 0)
+                {
+                    longest = (w << 6) + 63 - System.Numerics.BitOperations.LeadingZeroCount(last[w]);
+                }
+            }
+
             if (rented is not null)
             {
-                ArrayPool<int>.Shared.Return(rented);
+                ArrayPool<ulong>.Shared.Return(rented);
             }
 
             return longest;
 
-            static void Add(Span<int> places, ref int count, int place)
+            static void Set(Span<ulong> sets, int words, int level, int place, int size)
             {
-                if (!places[..count].Contains(place))
+                if (place < size)
                 {
-                    places[count++] = place;
+                    sets[((level % Levels) * words) + (place >> 6)] |= 1UL << (place & 63);
                 }
-            }
-
-            static int Max(ReadOnlySpan<int> places)
-            {
-                var max = 0;
-                foreach (var place in places)
-                {
-                    max = Math.Max(max, place);
-                }
-
-                return max;
             }
         }
 
-        /// <summary>How long a line end is at the start of <paramref name="text"/> — LF, CR, CRLF, or
-        /// <c>\n</c>, <c>\r</c>, <c>\r\n</c> in a JSON string; 0 when none is, -1 when the text ends
-        /// while a longer one still could be.</summary>
+        /// <summary>An escape at the start of <paramref name="text"/> that stands for the form's
+        /// bytes from <paramref name="i"/> on: its length and how many of those bytes it covers (one
+        /// for a URL escape, the UTF-8 bytes of its code point for JSON and HTML). Length 0 when none
+        /// is there, -1 when the text ends while one still could be.</summary>
+        private (int Length, int Covered) EscapeOf(ReadOnlySpan<char> text, int i)
+        {
+            var (value, isByte, length) = Escape(text, nonAscii: Text[i] >= 0x80);
+            if (length <= 0)
+            {
+                return (length, 0);
+            }
+
+            if (isByte)
+            {
+                return value == Text[i] ? (length, 1) : (0, 0);
+            }
+
+            if (!System.Text.Rune.TryCreate(value, out var rune))
+            {
+                return (0, 0);
+            }
+
+            Span<byte> utf8 = stackalloc byte[4];
+            var n = rune.EncodeToUtf8(utf8);
+            if (i + n > Text.Length)
+            {
+                return (0, 0);
+            }
+
+            for (var k = 0; k < n; k++)
+            {
+                if (Text[i + k] != utf8[k])
+                {
+                    return (0, 0);
+                }
+            }
+
+            return (length, n);
+        }
+
+        /// <summary>How long a line end is at the start of <paramref name="text"/> — LF, CR or CRLF,
+        /// each as itself or escaped (<c>\n</c> in a JSON string, <c>%0A</c>, <c>&amp;#10;</c>); 0 when
+        /// none is, -1 when the text ends while one (or a longer one) still could be.</summary>
         private static int LineEndLength(ReadOnlySpan<char> text)
         {
-            switch (text[0])
+            var (first, length) = Unit(text);
+            if (length < 0)
             {
-                case '\n':
-                    return 1;
-                case '\r':
-                    return text.Length == 1 ? -1 : text[1] == '\n' ? 2 : 1;
-                case '\\':
-                    if (text.Length == 1)
-                    {
-                        return -1;
-                    }
-
-                    if (text[1] == 'n')
-                    {
-                        return 2;
-                    }
-
-                    if (text[1] != 'r')
-                    {
-                        return 0;
-                    }
-
-                    return text.Length < 4 ? (text.Length == 2 || text[2] == '\\' ? -1 : 2) : text[2] == '\\' && text[3] == 'n' ? 4 : 2;
-                default:
-                    return 0;
+                return -1;
             }
+
+            if (first == '\n')
+            {
+                return length;
+            }
+
+            if (first != '\r')
+            {
+                return 0;
+            }
+
+            if (length == text.Length)
+            {
+                return -1;
+            }
+
+            var (second, more) = Unit(text[length..]);
+            return more < 0 ? -1 : second == '\n' ? length + more : length;
         }
 
-        /// <summary>How long an escape of <paramref name="c"/> is at the start of
-        /// <paramref name="text"/>; 0 when none is, -1 when the text ends while one still could be.</summary>
-        private static int EscapeLength(ReadOnlySpan<char> text, char c)
+        /// <summary>The character the text starts with, read through an escape if one starts it, and
+        /// how many characters that takes (-1 when the text ends inside a possible escape).</summary>
+        private static (int Value, int Length) Unit(ReadOnlySpan<char> text)
+        {
+            if (text[0] is '%' or '\\' or '&')
+            {
+                var (value, _, length) = Escape(text, nonAscii: false);
+                if (length != 0)
+                {
+                    return (value, length);
+                }
+            }
+
+            return (text[0], 1);
+        }
+
+        /// <summary>The escape at the start of <paramref name="text"/>, as the decoders clients use
+        /// read it: URL (<c>%XX</c>, one byte; <c>+</c>, a space), JSON (<c>\"</c>, <c>\\</c>,
+        /// <c>\/</c>, <c>\b</c>, <c>\f</c>, <c>\n</c>, <c>\r</c>, <c>\t</c>, <c>\uXXXX</c> and
+        /// surrogate pairs: one code point), HTML (<c>&amp;#NNN;</c>, <c>&amp;#xHH;</c> with any case
+        /// and leading zeros, named references: one code point). Length 0 when none starts it, -1 when
+        /// the text ends while one still could.</summary>
+        /// <param name="nonAscii">Whether the character wanted is past ASCII: only then are HTML's
+        /// names beyond the ASCII ones looked up (a decoder call per reference otherwise).</param>
+        private static (int Value, bool Byte, int Length) Escape(ReadOnlySpan<char> text, bool nonAscii)
         {
             switch (text[0])
             {
                 case '%':
-                    // URL: one byte as two hex digits, either case.
-                    return Number(text, 1, 16, c, minDigits: 2, maxDigits: 2, end: null);
-                case '+' when c == ' ':
-                    // URL form encoding (WebUtility.UrlEncode, HttpUtility.UrlEncode).
-                    return 1;
-                case '\\' when c < 0x80:
-                    if (text.Length == 1)
                     {
-                        return -1;
+                        var (value, length) = Number(text, 1, 16, 2, 2, end: null);
+                        return (value, true, length);
                     }
 
-                    // JSON: \/ \" \\, or \u and four hex digits.
-                    return text[1] == c && c is '/' or '"' or '\\' ? 2
-                        : text[1] == 'u' ? Number(text, 2, 16, c, minDigits: 4, maxDigits: 4, end: null)
-                        : 0;
-                case '&' when c < 0x80:
-                    // HTML: &#43; or &#x2B; (any case, leading zeros), or the names encoders use.
-                    if (text.Length < 3)
-                    {
-                        return text.Length == 1 || text[1] == '#' || Named(c) is { } prefix && prefix.AsSpan().StartsWith(text) ? -1 : 0;
-                    }
-
-                    if (text[1] != '#')
-                    {
-                        return Named(c) is not { } name ? 0
-                            : text.StartsWith(name, StringComparison.Ordinal) ? name.Length
-                            : name.AsSpan().StartsWith(text) ? -1 : 0;
-                    }
-
-                    return text[2] is 'x' or 'X' ? Number(text, 3, 16, c, minDigits: 1, maxDigits: MaxEscapeLength - 4, end: ';')
-                        : Number(text, 2, 10, c, minDigits: 1, maxDigits: MaxEscapeLength - 3, end: ';');
+                case '+':
+                    return (' ', true, 1);
+                case '\\':
+                    return JsonEscape(text);
+                case '&':
+                    return HtmlReference(text, nonAscii);
                 default:
-                    return 0;
+                    return (0, false, 0);
             }
         }
 
-        /// <summary>Digits from <paramref name="start"/> whose value is <paramref name="c"/>, then
-        /// <paramref name="end"/> if given: the escape's length, 0, or -1 if the text ends first.</summary>
-        private static int Number(ReadOnlySpan<char> text, int start, int radix, char c, int minDigits, int maxDigits, char? end)
+        private static (int Value, bool Byte, int Length) JsonEscape(ReadOnlySpan<char> text)
+        {
+            if (text.Length == 1)
+            {
+                return (0, false, -1);
+            }
+
+            switch (text[1])
+            {
+                case '"' or '\\' or '/':
+                    return (text[1], false, 2);
+                case 'b':
+                    return ('\b', false, 2);
+                case 'f':
+                    return ('\f', false, 2);
+                case 'n':
+                    return ('\n', false, 2);
+                case 'r':
+                    return ('\r', false, 2);
+                case 't':
+                    return ('\t', false, 2);
+                case 'u':
+                    break;
+                default:
+                    return (0, false, 0);
+            }
+
+            var (high, length) = Number(text, 2, 16, 4, 4, end: null);
+            if (length <= 0 || !char.IsSurrogate((char)high))
+            {
+                return (high, false, length);
+            }
+
+            // A code point past U+FFFF is a pair of escapes; a lone half is no character.
+            if (!char.IsHighSurrogate((char)high))
+            {
+                return (0, false, 0);
+            }
+
+            var rest = text[6..];
+            if (rest.Length < 2)
+            {
+                return (0, false, rest.Length == 0 || rest[0] == '\\' ? -1 : 0);
+            }
+
+            if (rest[0] != '\\' || rest[1] != 'u')
+            {
+                return (0, false, 0);
+            }
+
+            var (low, more) = Number(rest, 2, 16, 4, 4, end: null);
+            return more < 0 ? (0, false, -1)
+                : more > 0 && char.IsLowSurrogate((char)low) ? (char.ConvertToUtf32((char)high, (char)low), false, 6 + more)
+                : (0, false, 0);
+        }
+
+        private static (int Value, bool Byte, int Length) HtmlReference(ReadOnlySpan<char> text, bool nonAscii)
+        {
+            if (text.Length == 1)
+            {
+                return (0, false, -1);
+            }
+
+            if (text[1] == '#')
+            {
+                if (text.Length == 2)
+                {
+                    return (0, false, -1);
+                }
+
+                var (value, length) = text[2] is 'x' or 'X'
+                    ? Number(text, 3, 16, 1, MaxEscapeLength - 4, end: ';')
+                    : Number(text, 2, 10, 1, MaxEscapeLength - 3, end: ';');
+                // Decoders read 0 and the surrogates' numbers as U+FFFD, not as those.
+                return length > 0 && (value == 0 || char.IsSurrogate((char)Math.Min(value, 0xFFFF)) && value <= 0xFFFF) ? (0, false, 0) : (value, false, length);
+            }
+
+            // A name: letters and digits, then ';' (or, for the few legacy names, nothing).
+            var end = 1;
+            while (end < text.Length && end <= MaxEscapeLength && char.IsAsciiLetterOrDigit(text[end]))
+            {
+                end++;
+            }
+
+            if (end == 1)
+            {
+                return (0, false, 0);
+            }
+
+            if (end == text.Length && end <= MaxEscapeLength)
+            {
+                return (0, false, -1);
+            }
+
+            var name = text[1..end];
+            if (end < text.Length && text[end] == ';' && Named(name, nonAscii) is { } named)
+            {
+                return (named, false, end + 1);
+            }
+
+            // &amp, &lt, &gt, &quot (any case as HTML allows: AMP, LT, GT, QUOT) decode without ';'.
+            foreach (var (legacy, value) in Legacy)
+            {
+                if (name.StartsWith(legacy, StringComparison.Ordinal))
+                {
+                    return (value, false, 1 + legacy.Length);
+                }
+            }
+
+            return (0, false, 0);
+        }
+
+        private static readonly (string Name, int Value)[] Legacy = [("amp", '&'), ("AMP", '&'), ("lt", '<'), ("LT", '<'), ("gt", '>'), ("GT", '>'), ("quot", '"'), ("QUOT", '"')];
+
+        /// <summary>HTML's named references for ASCII characters (every one the HTML standard has
+        /// that fits <see cref="MaxEscapeLength"/>), which no .NET decoder knows but browsers and
+        /// other clients' decoders do.</summary>
+        private static readonly FrozenDictionary<string, int> AsciiNames = new Dictionary<string, int>(StringComparer.Ordinal)
+        {
+            ["Tab"] = '\t', ["NewLine"] = '\n', ["excl"] = '!', ["quot"] = '"', ["QUOT"] = '"', ["num"] = '#', ["dollar"] = '$',
+            ["percnt"] = '%', ["amp"] = '&', ["AMP"] = '&', ["apos"] = '\'', ["lpar"] = '(', ["rpar"] = ')', ["ast"] = '*',
+            ["midast"] = '*', ["plus"] = '+', ["comma"] = ',', ["period"] = '.', ["sol"] = '/', ["colon"] = ':', ["semi"] = ';',
+            ["lt"] = '<', ["LT"] = '<', ["equals"] = '=', ["gt"] = '>', ["GT"] = '>', ["quest"] = '?', ["commat"] = '@',
+            ["lsqb"] = '[', ["lbrack"] = '[', ["bsol"] = '\\', ["rsqb"] = ']', ["rbrack"] = ']', ["Hat"] = '^', ["lowbar"] = '_',
+            ["UnderBar"] = '_', ["grave"] = '`', ["lcub"] = '{', ["lbrace"] = '{', ["verbar"] = '|', ["vert"] = '|',
+            ["rcub"] = '}', ["rbrace"] = '}',
+        }.ToFrozenDictionary(StringComparer.Ordinal);
+
+        /// <summary>The code point a named reference stands for: the ASCII names above, else what
+        /// .NET's HTML decoder makes of it (the HTML 4 names: <c>&amp;eacute;</c>, <c>&amp;nbsp;</c>…).</summary>
+        private static int? Named(ReadOnlySpan<char> name, bool nonAscii)
+        {
+            if (AsciiNames.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(name, out var ascii))
+            {
+                return ascii;
+            }
+
+            if (!nonAscii)
+            {
+                return null;
+            }
+
+            var reference = string.Concat("&", name, ";");
+            var decoded = System.Net.WebUtility.HtmlDecode(reference);
+            return decoded != reference && System.Text.Rune.DecodeFromUtf16(decoded, out var rune, out var used) == OperationStatus.Done && used == decoded.Length
+                ? rune.Value : null;
+        }
+
+        /// <summary>Digits from <paramref name="start"/> (at least <paramref name="minDigits"/>, at most
+        /// <paramref name="maxDigits"/>), then <paramref name="end"/> if given: their value (up to
+        /// U+10FFFF) and the escape's length; length 0 when they are not there, -1 if the text ends first.</summary>
+        private static (int Value, int Length) Number(ReadOnlySpan<char> text, int start, int radix, int minDigits, int maxDigits, char? end)
         {
             var value = 0;
             var at = start;
@@ -635,41 +885,30 @@ public sealed class SecretForms
             {
                 value = (value * radix) + digit;
                 at++;
-                if (value > c)
+                if (value > 0x10FFFF)
                 {
-                    return 0;
+                    return (0, 0);
                 }
             }
 
             var digits = at - start;
             if (at == text.Length && (digits < maxDigits || end is not null))
             {
-                return -1;
+                return (0, -1);
             }
 
-            if (digits < minDigits || value != c)
+            if (digits < minDigits)
             {
-                return 0;
+                return (0, 0);
             }
 
             if (end is { } terminator)
             {
-                return text[at] == terminator ? at + 1 : 0;
+                return text[at] == terminator ? (value, at + 1) : (0, 0);
             }
 
-            return at;
+            return (value, at);
         }
-
-        /// <summary>The named character reference HTML encoders write for <paramref name="c"/>, if any.</summary>
-        private static string? Named(char c) => c switch
-        {
-            '"' => "&quot;",
-            '&' => "&amp;",
-            '\'' => "&apos;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            _ => null,
-        };
 
         private static int Digit(char c, int radix) => c switch
         {

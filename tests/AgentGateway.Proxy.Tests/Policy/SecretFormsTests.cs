@@ -432,6 +432,124 @@ public sealed class SecretFormsTests
         Assert.False(forms.IsIn(text));
     }
 
+    /// <summary>Encoders that escape every character, letters and digits too, as a hostile upstream
+    /// may (the client still decodes them to the secret), and the common encoders on secrets with
+    /// non-ASCII characters (JSON <c>\u00E9</c> and surrogate pairs, HTML <c>&amp;#233;</c>).</summary>
+    public static TheoryData<string, string> EveryCharacterEscaped()
+    {
+        var none = System.Text.Unicode.UnicodeRanges.None;
+        var ascii = "sk-live_0123456789.abcdefXYZ~";
+        var unicode = "sk-\u00e9t\u00e9-\u043a\u043b\u044e\u0447-\U0001F600-0123456789";
+        var data = new TheoryData<string, string>
+        {
+            { ascii, System.Text.Encodings.Web.JavaScriptEncoder.Create(none).Encode(ascii) },
+            { ascii, System.Text.Encodings.Web.HtmlEncoder.Create(none).Encode(ascii) },
+            { ascii, System.Text.Encodings.Web.UrlEncoder.Create(none).Encode(ascii) },
+            { ascii, System.Text.Encodings.Web.JavaScriptEncoder.Create(none).Encode(ascii).ToLowerInvariant() },
+            // One character escaped inside the literal start, each by its own encoder.
+            { ascii, "sk-l" + System.Text.Encodings.Web.UrlEncoder.Create(none).Encode("i") + "ve_0123456789.abcdefXYZ~" },
+            { ascii, "s" + System.Text.Encodings.Web.JavaScriptEncoder.Create(none).Encode("k") + "-live_0123456789.abcdefXYZ~" },
+            { ascii, System.Text.Encodings.Web.HtmlEncoder.Create(none).Encode("s") + "k-live_0123456789.abcdefXYZ~" },
+            // HTML's named references for ASCII characters, which browsers decode.
+            { "tok/en_01+23.4567=89", "tok&sol;en&lowbar;01&plus;23&period;4567&equals;89" },
+            { unicode, System.Text.Json.JsonSerializer.Serialize(unicode).Trim('"') },
+            { unicode, System.Text.Encodings.Web.JavaScriptEncoder.Default.Encode(unicode) },
+            { unicode, System.Text.Encodings.Web.HtmlEncoder.Default.Encode(unicode) },
+            { unicode, WebUtility.HtmlEncode(unicode) },
+            { unicode, Uri.EscapeDataString(unicode) },
+            { unicode, System.Text.Encodings.Web.JavaScriptEncoder.Create(none).Encode(unicode) },
+            { unicode, System.Text.Encodings.Web.HtmlEncoder.Create(none).Encode(unicode) },
+            { "caf\u00e9-0123456789abcdef", "caf&eacute;-0123456789abcdef" },
+        };
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(EveryCharacterEscaped))]
+    public async Task Every_character_in_any_spelling_a_client_decodes_is_masked_whole(string secret, string echoed)
+    {
+        var forms = SecretForms.Of([secret]);
+        // Latin-1 of the UTF-8 bytes, as the masking stream reads a body.
+        var body = Encoding.Latin1.GetString(Encoding.UTF8.GetBytes("x=" + echoed + "&y"));
+        var expected = "x=" + new string('*', body.Length - 4) + "&y";
+
+        Assert.Equal(expected, await MaskedEverywhereAsync(body, forms));
+    }
+
+    /// <summary>Line ends that are themselves escaped inside a wrapped form (a wrapped base64 or hex
+    /// value quoted in a URL, an HTML page or a JSON string): masked whole wherever they fall.</summary>
+    [Theory]
+    [InlineData("base64", "%0A")]
+    [InlineData("base64", "%0d%0a")]
+    [InlineData("base64", "&#10;")]
+    [InlineData("base64", "&#xA;")]
+    [InlineData("base64", "&#13;&#10;")]
+    [InlineData("base64", "\\u000a")]
+    [InlineData("base64", "&NewLine;")]
+    [InlineData("hex", "%0A")]
+    [InlineData("hex", "&#x0D;&#x0A;")]
+    public async Task An_escaped_line_end_inside_a_wrapped_secret_is_masked_with_it(string encoding, string lineEnd)
+    {
+        foreach (var secretLength in new[] { 12, 17, 24 })
+        {
+            await AssertMaskedWholeAsync("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[..secretLength], encoding, lineEnd, 49, everyCut: secretLength == 17);
+        }
+    }
+
+    /// <summary>Lines as short as a wrapped form may have (16 to 18 columns), so that two line ends
+    /// fall near its start, at every offset: every character of the secret's encoding and the line
+    /// ends inside it are masked, nothing else.</summary>
+    [Theory]
+    [InlineData("base64", 16)]
+    [InlineData("base64", 17)]
+    [InlineData("base64", 18)]
+    [InlineData("hex", 16)]
+    [InlineData("hex", 17)]
+    [InlineData("hex", 18)]
+    public async Task A_secret_wrapped_in_short_lines_is_masked_whole(string encoding, int columns)
+    {
+        foreach (var secretLength in new[] { 12, 16, 20, 23, 26, 29, 32 })
+        {
+            var secret = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[..secretLength];
+            var forms = SecretForms.Of([secret]);
+            for (var bytesBefore = 30; bytesBefore < 72; bytesBefore++)
+            {
+                var bytes = Encoding.ASCII.GetBytes(new string('x', bytesBefore) + secret + "yyy");
+                var (text, first, end) = encoding == "hex"
+                    ? (Convert.ToHexStringLower(bytes), 2 * bytesBefore, 2 * (bytesBefore + secret.Length))
+                    : (Convert.ToBase64String(bytes), (bytesBefore + 2) / 3 * 4, (bytesBefore + secret.Length) / 3 * 4);
+                var wrapped = Wrap(text, columns, "\n");
+                var expected = Wrap(text[..first] + new string('*', end - first) + text[end..], columns, "\n").ToCharArray();
+                for (var k = Array.IndexOf(expected, '*'); k < Array.LastIndexOf(expected, '*'); k++)
+                {
+                    expected[k] = '*';
+                }
+
+                var masked = bytesBefore == 55 ? await MaskedEverywhereAsync(wrapped, forms) : Masked(wrapped, forms);
+                Assert.True(new string(expected) == masked, $"{secretLength}-byte secret after {bytesBefore} bytes, {columns} columns:\n{wrapped}\n{masked}");
+            }
+        }
+    }
+
+    /// <summary>A secret made of a character that starts escapes has a reading per way of taking
+    /// each of its characters (itself, or the start of its escape): exponentially many. They are
+    /// carried on as the set of places they reached, each visited once per character of the form,
+    /// so the matchers' work is bounded by the form's length times the places, for each start.</summary>
+    [Fact]
+    public void A_secret_of_escape_starts_is_matched_in_work_bounded_by_its_length_times_the_places()
+    {
+        const int Length = 100;
+        var forms = SecretForms.Of([new string('\\', Length)]);
+        var text = new string('\\', 3000) + "x";
+
+        var bytes = Encoding.Latin1.GetBytes(text);
+        Assert.True(forms.Mask(text, bytes, out _, out var matched));
+        Assert.Equal(new string('*', 3000) + "x", Encoding.Latin1.GetString(bytes));
+        // Per start: at most 2 × Length places after each of the Length characters, plus one visit
+        // per 64 places of the set.
+        Assert.InRange(matched, 1, (long)text.Length * Length * ((2 * Length) + 1 + (Length * 12 / 64) + 1));
+    }
+
     private static async Task AssertMaskedWholeAsync(string secret, string encoding, string lineEnd, int bytesBefore, bool everyCut)
     {
         var forms = SecretForms.Of([secret]);
