@@ -190,7 +190,14 @@ public static class CertificateIdentity
                         names.Add(("uri", reader.ReadCharacterString(UniversalTagNumber.IA5String, tag)));
                         break;
                     case 7:
-                        names.Add(("ip", new System.Net.IPAddress(reader.ReadOctetString(tag)).ToString()));
+                        // RFC 5280 §4.2.1.6: four octets or sixteen; anything else is no address.
+                        var octets = reader.ReadOctetString(tag);
+                        if (octets.Length is not (4 or 16))
+                        {
+                            throw new AsnContentException("an iPAddress name is 4 or 16 octets");
+                        }
+
+                        names.Add(("ip", new System.Net.IPAddress(octets).ToString()));
                         break;
                     default:
                         reader.ReadEncodedValue();
@@ -198,9 +205,10 @@ public static class CertificateIdentity
                 }
             }
         }
-        catch (AsnContentException)
+        catch (Exception e) when (e is AsnContentException or ArgumentException or CryptographicException)
         {
-            // A SAN that does not parse proves nothing.
+            // A SAN that does not parse proves nothing, whatever the parser throws: this runs on
+            // any certificate a client presents, before its chain is judged.
             names.Clear();
         }
 

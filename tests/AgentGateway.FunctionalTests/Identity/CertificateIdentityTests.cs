@@ -65,6 +65,53 @@ public sealed class CertificateIdentityTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Null(fx.Crm.Header(0, "X-Client-Cert"));
     }
 
+    /// <summary>A SAN that does not parse (an iPAddress of five octets, which no address is)
+    /// proves nothing — not the DNS name beside it, which names an agent — and is judged like any
+    /// other certificate, from any client, before or after its chain: a clean 401, never a 500.</summary>
+    [Fact]
+    public async Task A_certificate_whose_san_does_not_parse_proves_nothing_and_is_refused_cleanly()
+    {
+        var config = fx.Config(withRedis: false).WithHttps(_serverCa);
+        config["Gateway"]!["Inbound"]!["ClientCertificates"] = new JsonObject { ["TrustBundle"] = "file:" + _agentCa.WriteAuthorityPem() };
+        config["Gateway"]!["Agents"]!["support-bot"]!["Identities"]!.AsArray().Add(new JsonObject { ["CertificateSan"] = "dns:bot-two.agents.example" });
+        await using var gateway = await GatewayInstance.StartAsync(config);
+        using var selfSigned = WithUnparsableSan(issuer: null);
+        using var issued = WithUnparsableSan(_agentCa.Authority);
+
+        using var stranger = await SendAsync(gateway, selfSigned, "/crm/accounts");
+        using var unparsed = await SendAsync(gateway, issued, "/crm/accounts");
+
+        await ProblemAssert.IsProblemAsync(stranger, HttpStatusCode.Unauthorized, "unauthenticated");
+        await ProblemAssert.IsProblemAsync(unparsed, HttpStatusCode.Unauthorized, "agent-unknown");
+        Assert.Empty(fx.Crm.Received);
+        Assert.DoesNotContain(gateway.Logs.Lines, line => line.Contains("Exception", StringComparison.Ordinal));
+    }
+
+    private static X509Certificate2 WithUnparsableSan(X509Certificate2? issuer)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=bot-two.agents.example", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+        var names = new System.Formats.Asn1.AsnWriter(System.Formats.Asn1.AsnEncodingRules.DER);
+        using (names.PushSequence())
+        {
+            names.WriteOctetString([127, 0, 0, 1, 1], new System.Formats.Asn1.Asn1Tag(System.Formats.Asn1.TagClass.ContextSpecific, 7));
+            names.WriteCharacterString(System.Formats.Asn1.UniversalTagNumber.IA5String, "bot-two.agents.example", new System.Formats.Asn1.Asn1Tag(System.Formats.Asn1.TagClass.ContextSpecific, 2));
+        }
+
+        request.CertificateExtensions.Add(new X509Extension("2.5.29.17", names.Encode(), false));
+        var now = DateTimeOffset.UtcNow;
+        if (issuer is null)
+        {
+            return request.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(1));
+        }
+
+        using var certificate = request.Create(issuer, now.AddMinutes(-5), now.AddDays(1), RandomNumberGenerator.GetBytes(16));
+        return certificate.CopyWithPrivateKey(key);
+    }
+
     [Fact]
     public async Task A_valid_x509_svid_maps_to_its_agent()
     {
