@@ -65,6 +65,13 @@ internal sealed class DelegationProof(AccessTokenRules tokens)
             return DelegationOutcome.Fail(Refusal.DelegationInvalid("an agent cannot act on behalf of itself"));
         }
 
+        if (jwt.TryGetPayloadValue<System.Text.Json.JsonElement>("cnf", out _))
+        {
+            // RFC 9449 §7.1 (and RFC 8705 §3): a token bound to a key is only ever accepted with
+            // proof of that key, and the user's key is not the agent's to prove.
+            return DelegationOutcome.Fail(Refusal.DelegationInvalid("the user's token is bound to a key (cnf) and is not accepted as a bearer delegation"));
+        }
+
         if (policy.RequireAuthorizedParty && !IssuedTo(jwt, issuer, agent))
         {
             return DelegationOutcome.Fail(Refusal.DelegationInvalid("the user's token was not issued to this agent (azp/client_id)"));

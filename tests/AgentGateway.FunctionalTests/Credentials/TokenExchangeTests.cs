@@ -103,6 +103,7 @@ public sealed class TokenExchangeTests(GatewayFixture fx) : IAsyncLifetime
     [InlineData("forged")]
     [InlineData("not-a-jwt")]
     [InlineData("for-another-audience")]
+    [InlineData("bound-to-the-users-key")]
     public async Task A_delegation_that_does_not_verify_is_refused_401_and_never_forwarded(string variant)
     {
         await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
@@ -116,6 +117,9 @@ public sealed class TokenExchangeTests(GatewayFixture fx) : IAsyncLifetime
             "forged" => Forge(fx.Auth.Issuer, now),
             "not-a-jwt" => "alice",
             "for-another-audience" => await fx.Auth.GetUserTokenAsync("alice", Clients.Alpha, GatewayFixture.AgentSecret, "other"),
+            // Issued to this agent and valid in every other way, but DPoP-bound (RFC 9449 §7.1).
+            "bound-to-the-users-key" => fx.Auth.Mint("alice", AuthorizationServer.GatewayAudience, now.AddMinutes(-1), now.AddMinutes(10), now.AddMinutes(-1),
+                claims: new Dictionary<string, object> { ["azp"] = Clients.Alpha, ["cnf"] = new Dictionary<string, object> { ["jkt"] = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" } }),
             _ => throw new ArgumentOutOfRangeException(nameof(variant)),
         };
         var before = fx.Auth.ExchangesFor(Clients.GatewayExchange);
