@@ -360,15 +360,19 @@ public static class BodyInspector
                 break;
         }
 
-        // Headers that restate the body must agree with it, or the two readers of the request differ.
-        if (request.Headers.TryGetValue("Mcp-Method", out var headerMethod) && headerMethod.ToString() != method)
+        // Headers that restate the body must agree with it, or the two readers of the request differ:
+        // in every spelling an upstream folds to the same name (Mcp_Method is Mcp-Method to WSGI).
+        foreach (var (name, value) in request.Headers)
         {
-            return (null, "the Mcp-Method header disagrees with the body");
-        }
+            if (Stripping.NamePatterns.SameName(name, "Mcp-Method") && value.ToString() != method)
+            {
+                return (null, "the Mcp-Method header disagrees with the body");
+            }
 
-        if (request.Headers.TryGetValue("Mcp-Name", out var headerName) && headerName.ToString() != target)
-        {
-            return (null, "the Mcp-Name header disagrees with the body");
+            if (Stripping.NamePatterns.SameName(name, "Mcp-Name") && value.ToString() != target)
+            {
+                return (null, "the Mcp-Name header disagrees with the body");
+            }
         }
 
         return (new InspectedBody(BodyKind.Mcp, method, target, null, bytes, hasId ? id.GetRawText() : null) { CompletionRef = completionRef }, null);

@@ -153,13 +153,20 @@ public sealed class McpPolicyTests(GatewayFixture fx) : IAsyncLifetime
         Assert.DoesNotContain(_server.Requests, r => r.Method == "POST");
     }
 
-    [Fact]
-    public async Task A_header_restating_the_method_must_agree_with_the_body()
+    /// <summary>In every spelling an upstream (WSGI, CGI) folds to the same name.</summary>
+    [Theory]
+    [InlineData("Mcp-Method", "tools/list")]
+    [InlineData("Mcp_Method", "tools/list")]
+    [InlineData("mcp.method", "tools/list")]
+    [InlineData("MCP_METHOD", "tools/list")]
+    [InlineData("Mcp-Name", "safe_tool")]
+    [InlineData("Mcp_Name", "safe_tool")]
+    public async Task A_header_restating_the_method_must_agree_with_the_body(string header, string value)
     {
         var content = new ByteArrayContent(Encoding.UTF8.GetBytes("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_customer"}}"""));
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         using var request = Request(content);
-        request.Headers.Add("Mcp-Method", "tools/list");
+        request.Headers.TryAddWithoutValidation(header, value);
 
         using var response = await _gateway.Client.SendAsync(request);
 
