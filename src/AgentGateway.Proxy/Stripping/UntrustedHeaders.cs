@@ -37,6 +37,13 @@ public static class UntrustedHeaders
         ":x-proxy-user", ":x-proxyuser-",
         ":tailscale-", ":teleport-", ":shib-",                          // Tailscale serve, Teleport application access, Shibboleth
         ":gap-",                                                        // oauth2-proxy's older Gap-Auth, Gap-Signature
+        ":sm-", ":smuser", ":smuniversalid", ":smsession", ":smauth",   // CA SiteMinder SM_USER, SMUSER, SM_UNIVERSALID, SM_USERDN, SMSESSION
+        ":iv-",                                                         // IBM Security Verify Access (WebSEAL) iv-user, iv-groups, iv-creds, iv-remote-address
+        ":x-scope-",                                                    // Grafana Mimir, Loki, Cortex, Tempo: X-Scope-OrgID, the tenant the auth proxy asserts
+        ":x-group:", ":auth-",                                          // X-Group; nginx auth_request Auth-User, Auth-Groups, Auth-Email
+        // Shibboleth's attribute headers under ShibUseHeaders On (beside Shib-*): whole names only.
+        ":eppn:", ":affiliation:", ":unscoped-affiliation:", ":entitlement:", ":persistent-id:", ":targeted-id:",
+        ":pairwise-id:", ":subject-id:", ":mail:", ":displayname:", ":givenname:", ":sn:", ":cn:", ":uid:", ":edupersonprincipalname:",
 
         // Client address and original-request claims. YARP sets X-Forwarded-For/-Proto/-Host/-Prefix
         // itself after the strip; every other X-Forwarded-* (-Port, -Server, -Uri, -Method, -Ssl, -Scheme,

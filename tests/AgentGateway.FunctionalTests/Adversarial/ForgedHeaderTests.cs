@@ -30,7 +30,8 @@ public sealed class ForgedHeaderTests(GatewayFixture fx) : IAsyncLifetime
     /// <summary>The families of the common proxies and identity providers (oauth2-proxy, Authelia,
     /// Authentik, Traefik and Caddy forward-auth, Pomerium, Vouch, Cloudflare Access, Google IAP,
     /// AWS ALB, Azure App Service and Front Door, Kong, Apigee, Google Endpoints, Envoy and Istio,
-    /// Kubernetes impersonation and front proxy, Grafana, Tailscale, Teleport, Shibboleth), the
+    /// Kubernetes impersonation and front proxy, Grafana, Tailscale, Teleport, Shibboleth and its
+    /// attribute headers, SiteMinder, WebSEAL, the Grafana tenant, nginx auth_request), the
     /// client-address and original-request claims, and the method overrides.</summary>
     private static readonly string[] Families =
     [
@@ -46,6 +47,8 @@ public sealed class ForgedHeaderTests(GatewayFixture fx) : IAsyncLifetime
         "X-Ms-Client-Principal", "X-Ms-Client-Principal-Name", "X-Ms-Token-Aad-Access-Token", "X-Azure-FDID", "X-Apigee-Developer-App",
         "X-Proxy-User", "Impersonate-User", "Impersonate-Group", "Impersonate-Extra-Scopes", "Tailscale-User-Login", "Teleport-Jwt-Assertion",
         "Shib-Identity-Provider", "X-Identity",
+        "SM_USER", "SMUSER", "SM_UNIVERSALID", "SM_USERDN", "iv-user", "iv-groups", "iv-creds", "iv-remote-address", "X-Scope-OrgID",
+        "eppn", "affiliation", "entitlement", "persistent-id", "mail", "displayName", "X-Group", "Auth-User",
         "Forwarded", "X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "X-Original-URL", "X-Original-URI",
         "X-Rewrite-URL", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Uri", "X-Forwarded-Ssl", "X-Forwarded-For",
         "X-Forwarded-Host", "X-Forwarded-Proto",
