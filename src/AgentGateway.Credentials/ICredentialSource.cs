@@ -22,6 +22,8 @@ public interface ICredentialSource
     ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken);
 
     /// <summary>The upstream refused <paramref name="used"/> (401): drop it from every cache level,
-    /// so the next request fetches a fresh one. Static credentials have nothing to drop.</summary>
-    ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    /// so the next request fetches a fresh one. Returns whether it was dropped: false for static
+    /// credentials (nothing to drop) and when the same entry was dropped for a refusal moments ago
+    /// (see <see cref="Caching.TokenCache.RefusalDropInterval"/>).</summary>
+    ValueTask<bool> InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 }

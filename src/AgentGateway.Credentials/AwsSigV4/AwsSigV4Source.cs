@@ -75,7 +75,7 @@ internal sealed partial class AwsSigV4Source : ICredentialSource
         }
     }
 
-    public ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
+    public ValueTask<bool> InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
         _cache.InvalidateAsync(CacheKey, used.Fingerprint, cancellationToken);
 
     /// <summary>Everything that decides which credentials are fetched — not the region or service

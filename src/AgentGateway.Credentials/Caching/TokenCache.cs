@@ -53,6 +53,22 @@ public sealed partial class TokenCache
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, Task> _refreshing = new(StringComparer.Ordinal);
 
+    /// <summary>When each key was last dropped for an upstream's refusal (monotonic timestamps).</summary>
+    private readonly ConcurrentDictionary<string, long> _droppedAt = new(StringComparer.Ordinal);
+
+    /// <summary>How many drop times are kept before those past their window are swept.</summary>
+    private const int DropsTracked = 1024;
+
+    /// <summary>
+    /// The shortest time between two drops of one entry for an upstream's 401. A token revoked or
+    /// rotated at the issuer is refused once and dropped at once, so the next request fetches a
+    /// fresh one. An upstream that refuses every token (hostile, or misconfigured) would otherwise
+    /// turn every request into a token-endpoint call, running into the issuer's rate limit, and
+    /// evict a token the issuer still honours from every route sharing the credential. A second
+    /// refusal inside this window is passed on to the agent without a drop or a retry.
+    /// </summary>
+    public static readonly TimeSpan RefusalDropInterval = TimeSpan.FromSeconds(30);
+
     /// <param name="local">The in-process level.</param>
     /// <param name="shared">The shared level; used only when <paramref name="sealer"/> is given.</param>
     /// <param name="sealer">Seals entries for the shared level.</param>
@@ -138,15 +154,63 @@ public sealed partial class TokenCache
         throw new CredentialFetchException("the cache keeps returning an expired token");
     }
 
-    /// <summary>Drops <paramref name="key"/> from both levels — from the shared one only while it
-    /// still holds the token with <paramref name="fingerprint"/>, so a replica that already
-    /// replaced it keeps its fresh token.</summary>
-    public async ValueTask InvalidateAsync(string key, string fingerprint, CancellationToken cancellationToken)
+    /// <summary>Drops <paramref name="key"/> from both levels for an upstream's refusal — from the
+    /// shared one only while it still holds the token with <paramref name="fingerprint"/>, so a
+    /// replica that already replaced it keeps its fresh token. Returns false, dropping nothing,
+    /// when this replica dropped the same key for a refusal less than
+    /// <see cref="RefusalDropInterval"/> ago.</summary>
+    public async ValueTask<bool> InvalidateAsync(string key, string fingerprint, CancellationToken cancellationToken)
     {
+        if (!TryClaimDrop(key))
+        {
+            Log.RefusedAgainSoon(_logger, key, RefusalDropInterval);
+            return false;
+        }
+
         await _local.RemoveAsync(key, cancellationToken);
         if (SharedUsable && await ReadSharedAsync(key) is { } shared && shared.Fingerprint == fingerprint)
         {
             await _shared.RemoveAsync(key);
+        }
+
+        return true;
+    }
+
+    /// <summary>Whether a refusal may drop <paramref name="key"/> now: at most once per
+    /// <see cref="RefusalDropInterval"/>, atomically, so concurrent refusals drop it once.</summary>
+    private bool TryClaimDrop(string key)
+    {
+        var now = _time.GetTimestamp();
+        if (_droppedAt.Count >= DropsTracked)
+        {
+            // Only entries still inside their window decide anything; the rest can go.
+            foreach (var (stale, at) in _droppedAt)
+            {
+                if (_time.GetElapsedTime(at, now) >= RefusalDropInterval)
+                {
+                    _droppedAt.TryRemove(KeyValuePair.Create(stale, at));
+                }
+            }
+        }
+
+        while (true)
+        {
+            if (_droppedAt.TryGetValue(key, out var last))
+            {
+                if (_time.GetElapsedTime(last, now) < RefusalDropInterval)
+                {
+                    return false;
+                }
+
+                if (_droppedAt.TryUpdate(key, now, last))
+                {
+                    return true;
+                }
+            }
+            else if (_droppedAt.TryAdd(key, now))
+            {
+                return true;
+            }
         }
     }
 
@@ -420,6 +484,9 @@ public sealed partial class TokenCache
     {
         [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "A shared cache entry for {CacheKey} did not open (altered, written without the key, or sealed with a retired key); treated as a miss")]
         public static partial void SharedEntryRejected(ILogger logger, string cacheKey);
+
+        [LoggerMessage(EventId = 1209, Level = LogLevel.Warning, Message = "The upstream refused the token for {CacheKey} again within {Interval} of the last drop; kept, and the refusal passed on")]
+        public static partial void RefusedAgainSoon(ILogger logger, string cacheKey, TimeSpan interval);
 
         [LoggerMessage(EventId = 1204, Level = LogLevel.Warning, Message = "The background refresh of {CacheKey} failed: {Reason}; the cached token is served until its use-by time")]
         public static partial void RefreshFailed(ILogger logger, string cacheKey, string reason);

@@ -56,7 +56,7 @@ internal sealed partial class ManagedIdentitySource : ICredentialSource
         }
     }
 
-    public ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
+    public ValueTask<bool> InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
         _cache.InvalidateAsync(CacheKey, used.Fingerprint, cancellationToken);
 
     /// <summary>Everything that shapes the token: provider, identity, scopes (in any order).</summary>

@@ -41,7 +41,7 @@ internal sealed class McpOAuthSource : OAuthTokenSource
     public override ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken) =>
         GetCachedAsync(CacheKey, agentId: null, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
 
-    public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
+    public override ValueTask<bool> InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
         InvalidateKeyAsync(CacheKey, used, cancellationToken);
 
     /// <summary>The resource and the allowed servers shape the token; the discovered endpoint is

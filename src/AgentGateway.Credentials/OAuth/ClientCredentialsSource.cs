@@ -18,7 +18,7 @@ internal sealed class ClientCredentialsSource(
     public override ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken) =>
         GetCachedAsync(cacheKey, agentId: null, this, static (s, ct) => s.FetchAsync(ct), cancellationToken);
 
-    public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
+    public override ValueTask<bool> InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
         InvalidateKeyAsync(cacheKey, used, cancellationToken);
 
     /// <summary>Everything that shapes the token.</summary>

@@ -22,7 +22,7 @@ internal abstract class OAuthTokenSource(string name, string header, IClientAuth
 
     public abstract ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken);
 
-    public abstract ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken);
+    public abstract ValueTask<bool> InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken);
 
     /// <param name="key">The token's cache key.</param>
     /// <param name="agentId">The agent the token is for alone, or null when every agent shares it.</param>
@@ -56,7 +56,7 @@ internal abstract class OAuthTokenSource(string name, string header, IClientAuth
         }
     }
 
-    protected ValueTask InvalidateKeyAsync(string key, HopCredential used, CancellationToken cancellationToken) =>
+    protected ValueTask<bool> InvalidateKeyAsync(string key, HopCredential used, CancellationToken cancellationToken) =>
         cache.InvalidateAsync(key, used.Fingerprint, cancellationToken);
 
     /// <summary>The credential made from the token last served, and from which cache level.</summary>

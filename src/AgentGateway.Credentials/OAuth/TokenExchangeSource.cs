@@ -37,10 +37,10 @@ internal sealed class TokenExchangeSource(
         return GetCachedAsync(key, request.AgentId, (Source: this, Request: request), static (s, ct) => s.Source.FetchAsync(s.Request, ct), cancellationToken);
     }
 
-    public override ValueTask InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
+    public override ValueTask<bool> InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) =>
         request.Delegation is { } delegation
             ? InvalidateKeyAsync(keys.ForSubject(credentialKey, request.AgentId, delegation), used, cancellationToken)
-            : ValueTask.CompletedTask;
+            : ValueTask.FromResult(false);
 
     /// <summary>Every parameter of the exchange. Each (user, agent) gets its own entry under it; the
     /// user is named by issuer and subject, not by token: a user's next token reuses the entry

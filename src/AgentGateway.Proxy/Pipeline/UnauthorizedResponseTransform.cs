@@ -25,7 +25,13 @@ internal sealed partial class UnauthorizedResponseTransform(ILogger<Unauthorized
             return;
         }
 
-        await source.InvalidateAsync(feature.CredentialRequest, used, context.CancellationToken);
+        if (!await source.InvalidateAsync(feature.CredentialRequest, used, context.CancellationToken))
+        {
+            // Dropped for a refusal moments ago: a replay would fetch nothing new, so the 401 goes
+            // to the agent as it is (see TokenCache.RefusalDropInterval).
+            return;
+        }
+
         var replayable = !feature.Retried && IsReplayable(context.HttpContext.Request);
         Log.CachedCredentialRefused(logger, used.CredentialName, used.Fingerprint, feature.Route.RouteId, replayable);
         if (replayable)

@@ -158,6 +158,44 @@ public sealed class TokenCacheTests
         Assert.Equal(("token-2", CredentialSource.Fetched), (second.Token.AccessToken, second.Source));
     }
 
+    [Fact]
+    public async Task An_entry_is_dropped_for_a_refusal_at_most_once_per_interval()
+    {
+        var cache = NewCache();
+        var fetches = 0;
+        ValueTask<CachedToken> Fetch(int _, CancellationToken __) =>
+            ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), $"fp-{fetches}", jitter: 0.99));
+        Task<TokenLookup> Get() => cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None).AsTask();
+
+        var first = await Get();
+        var dropped = await cache.InvalidateAsync("k", first.Token.Fingerprint, CancellationToken.None);
+        var second = await Get();
+        _time.Advance(TokenCache.RefusalDropInterval - TimeSpan.FromSeconds(1));
+        var droppedAgainSoon = await cache.InvalidateAsync("k", second.Token.Fingerprint, CancellationToken.None);
+        var kept = await Get();
+        var otherKey = await cache.InvalidateAsync("other", "fp", CancellationToken.None);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var droppedLater = await cache.InvalidateAsync("k", kept.Token.Fingerprint, CancellationToken.None);
+        var third = await Get();
+
+        Assert.True(dropped);
+        Assert.Equal(("token-2", CredentialSource.Fetched), (second.Token.AccessToken, second.Source));
+        Assert.False(droppedAgainSoon);
+        Assert.Equal(("token-2", CredentialSource.LocalCache), (kept.Token.AccessToken, kept.Source));
+        Assert.True(otherKey);
+        Assert.True(droppedLater);
+        Assert.Equal(("token-3", CredentialSource.Fetched), (third.Token.AccessToken, third.Source));
+    }
+
+    [Fact]
+    public async Task Concurrent_refusals_drop_an_entry_once()
+    {
+        var cache = NewCache();
+        var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(() => cache.InvalidateAsync("k", "fp", CancellationToken.None).AsTask())));
+
+        Assert.Single(results, dropped => dropped);
+    }
+
     private HybridCache Hybrid()
     {
         var services = new ServiceCollection();

@@ -90,6 +90,55 @@ public sealed class UpstreamRefusalTests(GatewayFixture fx) : IAsyncLifetime
         Assert.Equal(1, fx.Auth.TokenRequestsFor(Clients.CrmHop) - before);
     }
 
+    [Fact]
+    public async Task An_upstream_that_refuses_every_token_costs_one_fresh_token_not_one_per_request()
+    {
+        await using var gateway = await GatewayInstance.StartAsync(fx.Config(withRedis: false));
+        var agentToken = await fx.AgentTokenAsync();
+        var before = fx.Auth.TokenRequestsFor(Clients.CrmHop);
+        using (var warm = await SendAsync(gateway, HttpMethod.Get, "/crm/warm", agentToken))
+        {
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        }
+
+        var refusing = RefuseAlways("/always");
+        try
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                using var refused = await SendAsync(gateway, HttpMethod.Get, "/crm/always", agentToken);
+                Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            }
+        }
+        finally
+        {
+            fx.Crm.Server.DeleteMapping(refusing);
+        }
+
+        using (var elsewhere = await SendAsync(gateway, HttpMethod.Get, "/crm/elsewhere", agentToken))
+        {
+            Assert.Equal(HttpStatusCode.OK, elsewhere.StatusCode);
+        }
+
+        // The warm-up's token, then one fresh token for the first refusal's replay; the four later
+        // refusals inside the interval drop nothing and are not replayed.
+        Assert.Equal(2, fx.Auth.TokenRequestsFor(Clients.CrmHop) - before);
+        Assert.Equal(1 + 2 + 4 + 1, fx.Crm.Received.Count);
+        Assert.Equal(fx.Crm.Header(2, "Authorization"), fx.Crm.Header(7, "Authorization"));
+        fx.Crm.AssertNeverSaw(agentToken);
+    }
+
+    /// <summary>Every request to <paramref name="path"/> gets 401.</summary>
+    private Guid RefuseAlways(string path)
+    {
+        var mapping = Guid.NewGuid();
+        fx.Crm.Server.Given(Request.Create().WithPath(path).UsingAnyMethod())
+            .WithGuid(mapping)
+            .AtPriority(1)
+            .RespondWith(Response.Create().WithStatusCode(401).WithHeader("WWW-Authenticate", "Bearer error=\"invalid_token\"").WithBody("token refused"));
+        return mapping;
+    }
+
     /// <summary>The next request to <paramref name="path"/> gets 401; later ones fall through to 200.</summary>
     private void RefuseOnce(string path)
     {
