@@ -59,7 +59,7 @@ public static class BodyInspector
     {
         if (!CanHaveBody(request.HttpContext))
         {
-            return (InspectedBody.Empty(kind), default);
+            return Bodiless(request, kind);
         }
 
         if (request.ContentLength > limit)
@@ -78,7 +78,7 @@ public static class BodyInspector
         if (bytes.IsEmpty)
         {
             Forward(request, bytes);
-            return (InspectedBody.Empty(kind), default);
+            return Bodiless(request, kind);
         }
 
         if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsDelete(request.Method) || HttpMethods.IsOptions(request.Method))
@@ -128,6 +128,25 @@ public static class BodyInspector
     }
 
     private static (InspectedBody?, Refusal) Refuse(string detail) => (null, Refusal.BadRequest(detail));
+
+    /// <summary>A request without a body. On MCP, a header that restates a body's method or target
+    /// (<c>Mcp-Method</c>, <c>Mcp-Name</c>, in every spelling an upstream folds to them) would
+    /// describe a call no policy decided on, to whatever routes or authorises on the header.</summary>
+    private static (InspectedBody?, Refusal) Bodiless(HttpRequest request, BodyKind kind)
+    {
+        if (kind == BodyKind.Mcp)
+        {
+            foreach (var (name, _) in request.Headers)
+            {
+                if (Stripping.NamePatterns.SameName(name, "Mcp-Method") || Stripping.NamePatterns.SameName(name, "Mcp-Name"))
+                {
+                    return Refuse("an Mcp-Method or Mcp-Name header on a request without a body restates a call the gateway did not see");
+                }
+            }
+        }
+
+        return (InspectedBody.Empty(kind), default);
+    }
 
     private static bool IsJsonUtf8(string? contentType)
     {

@@ -193,9 +193,11 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
             }
 
             scope ??= UpstreamReferences.Scope.Of(context.HttpContext.Request, context.ProxyResponse?.RequestMessage?.RequestUri, plan.Revision.Inbound.PublicOrigins);
-            var value = values.Count == 1 ? values[0] ?? "" : null;
+            // Link is a list: its lines read as one. The others name one place, or none.
+            var value = values.Count == 1 ? values[0] ?? "" : name == "Link" ? string.Join(", ", values.ToArray()) : null;
             var kept = value is null ? null
                 : name == "Refresh" ? UpstreamReferences.RefreshOnGateway(value, scope)
+                : name == "Link" ? UpstreamReferences.LinkOnGateway(value, scope)
                 : UpstreamReferences.OnGateway(value, scope);
             if (kept is not null)
             {
@@ -267,7 +269,7 @@ internal sealed partial class ResponseTrailerGuardTransform(RoutePlan plan, Resp
         "Content-Type", "Content-Encoding", "Content-Length", "Content-Range", "Content-Language", "Content-Location", "Transfer-Encoding",
         "Trailer", "TE", "Connection", "Keep-Alive", "Upgrade", "Host", "Location", "Authorization", "Proxy-Authorization",
         "WWW-Authenticate", "Proxy-Authenticate", "Authentication-Info", "Proxy-Authentication-Info", "Set-Cookie", "Cookie", "Age", "Cache-Control", "Expires", "Date", "Retry-After",
-        "Vary", "Warning", "Pragma", "ETag", "Last-Modified", "Accept-Ranges", "Alt-Svc", "Strict-Transport-Security", "Refresh",
+        "Vary", "Warning", "Pragma", "ETag", "Last-Modified", "Accept-Ranges", "Alt-Svc", "Strict-Transport-Security", "Refresh", "Link",
     ], StringComparer.OrdinalIgnoreCase);
 
     public override ValueTask ApplyAsync(ResponseTrailersTransformContext context)

@@ -27,8 +27,9 @@ internal static partial class UpstreamReferences
     /// <summary>RFC 3986 §2, reserved and unreserved characters and '%'; nothing any client strips or reads as another.</summary>
     private static readonly SearchValues<char> UriCharacters = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%");
 
-    /// <summary>The fields of an answer that name a place for the client to go.</summary>
-    public static readonly string[] Fields = ["Location", "Content-Location", "Refresh"];
+    /// <summary>The fields of an answer that name a place for the client to go. <c>Link</c> is
+    /// one: paginating clients follow <c>rel="next"</c> with the session's headers.</summary>
+    public static readonly string[] Fields = ["Location", "Content-Location", "Refresh", "Link"];
 
     /// <summary><paramref name="value"/> as a reference the agent's client resolves to the gateway
     /// (itself, or mapped back from the upstream's origin), or null when it is not one.</summary>
@@ -115,6 +116,136 @@ internal static partial class UpstreamReferences
         }
 
         return OnGateway(refresh.Groups["url"].Value, scope) is { } target ? $"{refresh.Groups["delay"].Value}; url={target}" : null;
+    }
+
+    /// <summary>
+    /// A <c>Link</c> value (RFC 8288: <c>&lt;target&gt;; param=value, ...</c>) whose every target
+    /// and every <c>anchor</c> is on the gateway, each mapped as <see cref="OnGateway"/> maps it;
+    /// null when one is not, or when the value does not parse as RFC 8288 says — then the client's
+    /// reading of it cannot be known, and the field is dropped rather than guessed at.
+    /// </summary>
+    public static string? LinkOnGateway(string value, Scope scope)
+    {
+        var kept = new System.Text.StringBuilder(value.Length);
+        var i = 0;
+        while (true)
+        {
+            SkipSpace(value, ref i);
+            if (i >= value.Length || value[i] != '<' || value.IndexOf('>', i + 1) is var close && close < 0
+                || OnGateway(value[(i + 1)..close], scope) is not { } target)
+            {
+                return null;
+            }
+
+            kept.Append('<').Append(target).Append('>');
+            i = close + 1;
+            while (true)
+            {
+                SkipSpace(value, ref i);
+                if (i >= value.Length)
+                {
+                    return kept.ToString();
+                }
+
+                if (value[i] == ',')
+                {
+                    kept.Append(", ");
+                    i++;
+                    break;
+                }
+
+                if (value[i] != ';')
+                {
+                    return null;
+                }
+
+                i++;
+                SkipSpace(value, ref i);
+                var nameStart = i;
+                while (i < value.Length && IsTokenCharacter(value[i]))
+                {
+                    i++;
+                }
+
+                if (i == nameStart)
+                {
+                    return null;
+                }
+
+                var name = value[nameStart..i];
+                kept.Append("; ").Append(name);
+                SkipSpace(value, ref i);
+                if (i >= value.Length || value[i] != '=')
+                {
+                    continue;
+                }
+
+                i++;
+                SkipSpace(value, ref i);
+                if (ParameterValue(value, ref i) is not { } parameter)
+                {
+                    return null;
+                }
+
+                if (name.Equals("anchor", StringComparison.OrdinalIgnoreCase))
+                {
+                    // The link's context: a client resolves the target against it.
+                    if (OnGateway(parameter, scope) is not { } anchor)
+                    {
+                        return null;
+                    }
+
+                    parameter = anchor;
+                }
+
+                kept.Append("=\"").Append(parameter.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)).Append('"');
+            }
+        }
+    }
+
+    private static void SkipSpace(string value, ref int i)
+    {
+        while (i < value.Length && value[i] is ' ' or '\t')
+        {
+            i++;
+        }
+    }
+
+    /// <summary>RFC 9110 token characters.</summary>
+    private static bool IsTokenCharacter(char c) => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c);
+
+    /// <summary>A token or a quoted string (its escapes undone); null when neither.</summary>
+    private static string? ParameterValue(string value, ref int i)
+    {
+        if (i < value.Length && value[i] == '"')
+        {
+            var text = new System.Text.StringBuilder();
+            for (i++; i < value.Length; i++)
+            {
+                if (value[i] == '"')
+                {
+                    i++;
+                    return text.ToString();
+                }
+
+                if (value[i] == '\\' && ++i >= value.Length)
+                {
+                    return null;
+                }
+
+                text.Append(value[i]);
+            }
+
+            return null;
+        }
+
+        var start = i;
+        while (i < value.Length && IsTokenCharacter(value[i]))
+        {
+            i++;
+        }
+
+        return i > start ? value[start..i] : null;
     }
 
     [GeneratedRegex("""^[ \t]*(?<delay>[0-9]+(\.[0-9]*)?)[ \t]*(?:$|[;,][ \t]*(?:[Uu][Rr][Ll][ \t]*=[ \t]*)?(?:'(?<url>[^']*)'|"(?<url>[^"]*)"|(?<url>[^'" \t][^ \t]*))[ \t]*$)""", RegexOptions.CultureInvariant)]

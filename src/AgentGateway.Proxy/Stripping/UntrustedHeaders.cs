@@ -48,7 +48,7 @@ public static class UntrustedHeaders
         // Client address and original-request claims. YARP sets X-Forwarded-For/-Proto/-Host/-Prefix
         // itself after the strip; every other X-Forwarded-* (-Port, -Server, -Uri, -Method, -Ssl, -Scheme,
         // -User, -Client-Cert, ...) would otherwise pass as the agent wrote it.
-        ":forwarded:", ":x-forwarded-", ":x-original-", ":x-rewrite-url:",
+        ":forwarded:", ":x-forwarded-", ":x-original-", ":x-rewrite-url:", ":x-host:", "host-override",
         "real-ip", "client-ip", "connecting-ip", "originating-ip", ":x-remote-addr:",
         ":fastly-", ":akamai-", ":x-akamai-",
 

@@ -151,7 +151,7 @@ public sealed class ResponseEchoTests(GatewayFixture fx) : IAsyncLifetime
             {
                 "header, base64" => Answer("200 OK", $"X-Debug: {base64}\r\nX-Kept: yes\r\n", "ok"u8.ToArray()),
                 "Location, percent-encoded" => Answer("302 Found", $"Location: /crm/cb?k={Uri.EscapeDataString(credential)}\r\nX-Kept: yes\r\n", []),
-                "Link" => Answer("403 Forbidden", $"Link: <https://docs.example/errors?auth={credential}>; rel=\"help\"\r\nX-Kept: yes\r\n", []),
+                "Link" => Answer("403 Forbidden", $"Link: </crm/errors?auth={Uri.EscapeDataString(credential)}>; rel=\"help\"\r\nX-Kept: yes\r\n", []),
                 "header name" => Answer("200 OK", $"X-{credential["Bearer ".Length..]}: 1\r\nX-Kept: yes\r\n", "ok"u8.ToArray()),
                 "reason phrase" => Answer($"403 bad key {credential}", "X-Kept: yes\r\n", []),
                 "reason phrase, base64" => Answer($"403 {base64}", "X-Kept: yes\r\n", []),

@@ -173,6 +173,30 @@ public sealed class McpPolicyTests(GatewayFixture fx) : IAsyncLifetime
         await ProblemAssert.IsProblemAsync(response, HttpStatusCode.BadRequest, "bad-request");
     }
 
+    /// <summary>Without a body there is nothing for such a header to agree with.</summary>
+    [Theory]
+    [InlineData("GET", "Mcp-Method", "tools/call")]
+    [InlineData("DELETE", "Mcp_Name", "delete_customer")]
+    [InlineData("POST", "mcp.method", "tools/call")]
+    public async Task A_header_restating_a_call_on_a_request_without_a_body_is_refused(string method, string header, string value)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), "/mcp");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _agentToken);
+        request.Headers.Accept.ParseAdd("application/json, text/event-stream");
+        request.Headers.TryAddWithoutValidation("Mcp-Session-Id", "s-1");
+        request.Headers.TryAddWithoutValidation(header, value);
+        if (method == "POST")
+        {
+            request.Content = new ByteArrayContent([]);
+        }
+
+        using var response = await _gateway.Client.SendAsync(request);
+
+        await ProblemAssert.IsProblemAsync(response, HttpStatusCode.BadRequest, "bad-request");
+        Assert.DoesNotContain(_server.Requests, r => r.Method == method);
+        _server.AssertNeverSaw(_agentToken);
+    }
+
     private async Task<McpClient> ConnectAsync()
     {
         var transport = new HttpClientTransport(new HttpClientTransportOptions

@@ -112,4 +112,27 @@ public sealed class UpstreamReferencesTests
     {
         Assert.Equal(kept, UpstreamReferences.RefreshOnGateway(refresh, Scope));
     }
+
+    [Theory]
+    [InlineData("</crm/accounts?page=2>; rel=\"next\"", "</crm/accounts?page=2>; rel=\"next\"")]
+    [InlineData("<?page=2>;rel=next, </crm/accounts?page=9>; rel=last", "<?page=2>; rel=\"next\", </crm/accounts?page=9>; rel=\"last\"")]
+    [InlineData("<https://crm.internal:8443/api/accounts?page=2>; rel=\"next\"", "</crm/accounts?page=2>; rel=\"next\"")]
+    [InlineData("</crm/a>; rel=\"alternate\"; anchor=\"https://crm.internal:8443/api/b\"; title=\"a \\\"quoted\\\" title\"", "</crm/a>; rel=\"alternate\"; anchor=\"/crm/b\"; title=\"a \\\"quoted\\\" title\"")]
+    [InlineData("</crm/a>; crossorigin", "</crm/a>; crossorigin")]
+    [InlineData("<https://collector.attacker.example/items?page=2>; rel=\"next\"", null)]
+    [InlineData("</crm/a>; rel=next, <//collector.attacker.example/x>; rel=preload", null)]
+    [InlineData("</crm/a>; rel=next; anchor=\"https://collector.attacker.example/\"", null)]
+    [InlineData("</crm/a>; rel=next; anchor=//collector.attacker.example", null)]
+    [InlineData("</crm/a", null)]
+    [InlineData("/crm/a; rel=next", null)]
+    [InlineData("</crm/a> rel=next", null)]
+    [InlineData("</crm/a>; rel=\"next", null)]
+    [InlineData("</crm/a>;; rel=next", null)]
+    [InlineData("</crm/a>,, </crm/b>", null)]
+    [InlineData("</crm/a>; rel=next, ", null)]
+    [InlineData("<https://collector.attacker.example\\@gateway.example.com/>", null)]
+    public void A_link_passes_only_when_every_target_and_anchor_is_on_the_gateway(string link, string? kept)
+    {
+        Assert.Equal(kept, UpstreamReferences.LinkOnGateway(link, Scope));
+    }
 }
