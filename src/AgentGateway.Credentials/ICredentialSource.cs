@@ -22,8 +22,9 @@ public interface ICredentialSource
     ValueTask<CredentialResult> GetAsync(CredentialRequest request, CancellationToken cancellationToken);
 
     /// <summary>The upstream refused <paramref name="used"/> (401): drop it from every cache level,
-    /// so the next request fetches a fresh one. Returns whether it was dropped: false for static
-    /// credentials (nothing to drop) and when the same entry was dropped for a refusal moments ago
-    /// (see <see cref="Caching.TokenCache.RefusalDropInterval"/>).</summary>
+    /// so the next request fetches a fresh one. Returns whether the next request gets another
+    /// credential (dropped now, or already replaced): false for static credentials (nothing to
+    /// drop) and when the same entry was dropped for a refusal moments ago and still holds the
+    /// refused one (see <see cref="Caching.TokenCache.RefusalDropInterval"/>).</summary>
     ValueTask<bool> InvalidateAsync(CredentialRequest request, HopCredential used, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 }

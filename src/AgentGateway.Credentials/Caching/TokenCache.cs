@@ -59,6 +59,8 @@ public sealed partial class TokenCache
     /// <summary>How many drop times are kept before those past their window are swept.</summary>
     private const int DropsTracked = 1024;
 
+    private long _nextSweep;
+
     /// <summary>
     /// The shortest time between two drops of one entry for an upstream's 401. A token revoked or
     /// rotated at the issuer is refused once and dropped at once, so the next request fetches a
@@ -154,20 +156,29 @@ public sealed partial class TokenCache
         throw new CredentialFetchException("the cache keeps returning an expired token");
     }
 
-    /// <summary>Drops <paramref name="key"/> from both levels for an upstream's refusal — from the
-    /// shared one only while it still holds the token with <paramref name="fingerprint"/>, so a
-    /// replica that already replaced it keeps its fresh token. Returns false, dropping nothing,
-    /// when this replica dropped the same key for a refusal less than
-    /// <see cref="RefusalDropInterval"/> ago.</summary>
+    /// <summary>Drops <paramref name="key"/> from both levels for an upstream's refusal of the token
+    /// with <paramref name="fingerprint"/> — from the shared one only while it still holds that
+    /// token, so a replica that already replaced it keeps its fresh token. Returns whether the next
+    /// request gets another token: true when it was dropped now, or when a drop moments ago already
+    /// replaced it (a request refused with the old token, in flight during that drop, may go again
+    /// at no fetch); false, dropping nothing, when this cache dropped the key for a refusal less
+    /// than <see cref="RefusalDropInterval"/> ago and still serves the refused token.</summary>
     public async ValueTask<bool> InvalidateAsync(string key, string fingerprint, CancellationToken cancellationToken)
     {
         if (!TryClaimDrop(key))
         {
+            var current = await _local.GetOrCreateAsync<CachedToken?>(key, static _ => default, LocalRead, null, cancellationToken);
+            if (current is not null && current.Fingerprint != fingerprint)
+            {
+                return true;
+            }
+
             Log.RefusedAgainSoon(_logger, key, RefusalDropInterval);
             return false;
         }
 
-        await _local.RemoveAsync(key, cancellationToken);
+        // Not cut short by the request's end: the claim above is spent either way.
+        await _local.RemoveAsync(key, CancellationToken.None);
         if (SharedUsable && await ReadSharedAsync(key) is { } shared && shared.Fingerprint == fingerprint)
         {
             await _shared.RemoveAsync(key);
@@ -181,8 +192,10 @@ public sealed partial class TokenCache
     private bool TryClaimDrop(string key)
     {
         var now = _time.GetTimestamp();
-        if (_droppedAt.Count >= DropsTracked)
+        // At most one sweep per interval: Count takes every lock, and a hostile upstream refuses at will.
+        if (now >= Volatile.Read(ref _nextSweep) && _droppedAt.Count >= DropsTracked)
         {
+            Volatile.Write(ref _nextSweep, now + (long)(RefusalDropInterval.TotalSeconds * _time.TimestampFrequency));
             // Only entries still inside their window decide anything; the rest can go.
             foreach (var (stale, at) in _droppedAt)
             {

@@ -134,18 +134,24 @@ public static class BodyInspector
     /// describe a call no policy decided on, to whatever routes or authorises on the header.</summary>
     private static (InspectedBody?, Refusal) Bodiless(HttpRequest request, BodyKind kind)
     {
-        if (kind == BodyKind.Mcp)
+        return kind == BodyKind.Mcp && RestatesACall(request)
+            ? Refuse("an Mcp-Method or Mcp-Name header on a request without a body restates a call the gateway did not see")
+            : (InspectedBody.Empty(kind), default);
+    }
+
+    /// <summary>Whether the request carries <c>Mcp-Method</c> or <c>Mcp-Name</c> in any spelling an
+    /// upstream folds to them.</summary>
+    private static bool RestatesACall(HttpRequest request)
+    {
+        foreach (var (name, _) in request.Headers)
         {
-            foreach (var (name, _) in request.Headers)
+            if (Stripping.NamePatterns.SameName(name, "Mcp-Method") || Stripping.NamePatterns.SameName(name, "Mcp-Name"))
             {
-                if (Stripping.NamePatterns.SameName(name, "Mcp-Method") || Stripping.NamePatterns.SameName(name, "Mcp-Name"))
-                {
-                    return Refuse("an Mcp-Method or Mcp-Name header on a request without a body restates a call the gateway did not see");
-                }
+                return true;
             }
         }
 
-        return (InspectedBody.Empty(kind), default);
+        return false;
     }
 
     private static bool IsJsonUtf8(string? contentType)
@@ -319,9 +325,15 @@ public static class BodyInspector
             // A response from the client to a server request (sampling, elicitation, roots).
             var isResponse = hasId
                 && (root.TryGetProperty("result", out _) ^ root.TryGetProperty("error", out _));
-            return isResponse
-                ? (new InspectedBody(BodyKind.Mcp, null, null, null, bytes), null)
-                : (null, "a JSON-RPC message without 'method' must be a response with 'id' and one of 'result' or 'error'");
+            if (!isResponse)
+            {
+                return (null, "a JSON-RPC message without 'method' must be a response with 'id' and one of 'result' or 'error'");
+            }
+
+            // A response calls nothing: a header restating a call describes one no policy saw.
+            return RestatesACall(request)
+                ? (null, "an Mcp-Method or Mcp-Name header on a response restates a call the gateway did not see")
+                : (new InspectedBody(BodyKind.Mcp, null, null, null, bytes), null);
         }
 
         if (methodElement.ValueKind != JsonValueKind.String || MethodName(methodElement) is not { Length: > 0 } method)

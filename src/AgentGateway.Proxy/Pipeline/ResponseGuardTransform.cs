@@ -201,7 +201,9 @@ internal sealed partial class ResponseGuardTransform(RoutePlan plan, SecretIndex
                 : UpstreamReferences.OnGateway(value, scope);
             if (kept is not null)
             {
-                if (!string.Equals(kept, value, StringComparison.Ordinal))
+                // Several lines were judged as one list: they go as that one line, never split again
+                // where a client reading them one by one would meet what the joined reading hid.
+                if (values.Count > 1 || !string.Equals(kept, value, StringComparison.Ordinal))
                 {
                     headers[name] = kept;
                 }

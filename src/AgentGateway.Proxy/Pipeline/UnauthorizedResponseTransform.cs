@@ -27,8 +27,8 @@ internal sealed partial class UnauthorizedResponseTransform(ILogger<Unauthorized
 
         if (!await source.InvalidateAsync(feature.CredentialRequest, used, context.CancellationToken))
         {
-            // Dropped for a refusal moments ago: a replay would fetch nothing new, so the 401 goes
-            // to the agent as it is (see TokenCache.RefusalDropInterval).
+            // Dropped for a refusal moments ago and still the token served: a replay would send the
+            // same one, so the 401 goes to the agent as it is (see TokenCache.RefusalDropInterval).
             return;
         }
 

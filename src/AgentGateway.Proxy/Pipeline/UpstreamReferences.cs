@@ -124,6 +124,14 @@ internal static partial class UpstreamReferences
     /// null when one is not, or when the value does not parse as RFC 8288 says — then the client's
     /// reading of it cannot be known, and the field is dropped rather than guessed at.
     /// </summary>
+    /// <remarks>
+    /// Stricter than RFC 8288, because clients' Link parsers are not parsers: several split the
+    /// value on <c>,</c> or <c>, &lt;</c> and on <c>;</c> whatever quotes say, and strip quotes
+    /// and apostrophes around the target. So a target or anchor holding <c>'</c>, <c>,</c> or
+    /// <c>;</c>, a parameter value holding any of <c>&lt;&gt;,;'"\</c> (so no escapes, and nothing
+    /// a splitting parser could read as a second link), and an extended parameter
+    /// (<c>title*</c>, <c>anchor*</c>, RFC 8187) make the whole field go.
+    /// </remarks>
     public static string? LinkOnGateway(string value, Scope scope)
     {
         var kept = new System.Text.StringBuilder(value.Length);
@@ -132,6 +140,7 @@ internal static partial class UpstreamReferences
         {
             SkipSpace(value, ref i);
             if (i >= value.Length || value[i] != '<' || value.IndexOf('>', i + 1) is var close && close < 0
+                || value.AsSpan(i + 1, close - i - 1).ContainsAny(LinkSplitters)
                 || OnGateway(value[(i + 1)..close], scope) is not { } target)
             {
                 return null;
@@ -167,7 +176,7 @@ internal static partial class UpstreamReferences
                     i++;
                 }
 
-                if (i == nameStart)
+                if (i == nameStart || value[i - 1] == '*')
                 {
                     return null;
                 }
@@ -182,7 +191,8 @@ internal static partial class UpstreamReferences
 
                 i++;
                 SkipSpace(value, ref i);
-                if (ParameterValue(value, ref i) is not { } parameter)
+                var quoted = i < value.Length && value[i] == '"';
+                if (ParameterValue(value, ref i) is not { } parameter || parameter.AsSpan().ContainsAny(UnsafeInParameter))
                 {
                     return null;
                 }
@@ -198,10 +208,18 @@ internal static partial class UpstreamReferences
                     parameter = anchor;
                 }
 
-                kept.Append("=\"").Append(parameter.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)).Append('"');
+                // Written back in the form it came in; with nothing to escape, a quoted value stays one.
+                kept.Append('=').Append(quoted ? "\"" + parameter + "\"" : parameter);
             }
         }
     }
+
+    /// <summary>What Link parsers split a value on, or strip around a target.</summary>
+    private static readonly SearchValues<char> LinkSplitters = SearchValues.Create("',;");
+
+    /// <summary>What a Link parameter value may not hold: anything a splitting parser could read as
+    /// the end of the value or the start of another link, and escapes.</summary>
+    private static readonly SearchValues<char> UnsafeInParameter = SearchValues.Create("<>,;'\"\\");
 
     private static void SkipSpace(string value, ref int i)
     {
@@ -228,8 +246,9 @@ internal static partial class UpstreamReferences
                     return text.ToString();
                 }
 
-                if (value[i] == '\\' && ++i >= value.Length)
+                if (value[i] == '\\')
                 {
+                    // An escape: whether a client undoes it is parser by parser.
                     return null;
                 }
 

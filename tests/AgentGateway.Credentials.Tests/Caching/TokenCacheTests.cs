@@ -188,6 +188,29 @@ public sealed class TokenCacheTests
     }
 
     [Fact]
+    public async Task A_refusal_of_a_token_already_replaced_inside_the_interval_gets_the_new_one_without_a_drop()
+    {
+        var cache = NewCache();
+        var fetches = 0;
+        ValueTask<CachedToken> Fetch(int _, CancellationToken __) =>
+            ValueTask.FromResult(CachedToken.Create($"token-{++fetches}", _time.GetUtcNow(), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(1), $"fp-{fetches}", jitter: 0.99));
+        Task<TokenLookup> Get() => cache.GetOrFetchAsync("k", agentId: null, Timeout, 0, (s, ct) => Fetch(s, ct), CancellationToken.None).AsTask();
+
+        var old = await Get();
+        Assert.True(await cache.InvalidateAsync("k", old.Token.Fingerprint, CancellationToken.None));
+        var replacement = await Get();
+
+        // A second request that was sent with the old token is refused after the drop.
+        var inFlight = await cache.InvalidateAsync("k", old.Token.Fingerprint, CancellationToken.None);
+        var replay = await Get();
+
+        Assert.True(inFlight);
+        Assert.Equal(("token-2", CredentialSource.LocalCache), (replay.Token.AccessToken, replay.Source));
+        Assert.Equal(replacement.Token.Fingerprint, replay.Token.Fingerprint);
+        Assert.Equal(2, fetches);
+    }
+
+    [Fact]
     public async Task Concurrent_refusals_drop_an_entry_once()
     {
         var cache = NewCache();

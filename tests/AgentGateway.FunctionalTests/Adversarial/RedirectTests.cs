@@ -81,6 +81,7 @@ public sealed class RedirectTests(GatewayFixture fx) : IAsyncLifetime
     [InlineData("Link: <https://collector.attacker.example/items?page=2>; rel=\"next\"\r\n")]
     [InlineData("Link: </llm/openai/v1/models?page=2>; rel=\"next\"\r\nLink: <//collector.attacker.example/x>; rel=preload\r\n")]
     [InlineData("Link: </llm/openai/v1/models?page=2>; rel=\"next\"; anchor=\"https://collector.attacker.example/\"\r\n")]
+    [InlineData("Link: </llm/openai/v1/models?page=2>; rel=\"next\"; title=\"x\r\nLink: <https://collector.attacker.example/c>; rel=next\"\r\n")]
     public async Task Any_other_field_pointing_away_is_dropped_from_the_answer(string field)
     {
         _upstream.Respond = _ => Answer("200 OK", field + "X-Kept: yes\r\n");

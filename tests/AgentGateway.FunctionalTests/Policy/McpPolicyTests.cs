@@ -197,6 +197,22 @@ public sealed class McpPolicyTests(GatewayFixture fx) : IAsyncLifetime
         _server.AssertNeverSaw(_agentToken);
     }
 
+    [Fact]
+    public async Task A_header_restating_a_call_on_a_response_message_is_refused()
+    {
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes("""{"jsonrpc":"2.0","id":1,"result":{}}"""));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var request = Request(content);
+        request.Headers.TryAddWithoutValidation("Mcp_Method", "tools/call");
+        request.Headers.TryAddWithoutValidation("Mcp-Name", "delete_customer");
+
+        using var response = await _gateway.Client.SendAsync(request);
+
+        await ProblemAssert.IsProblemAsync(response, HttpStatusCode.BadRequest, "bad-request");
+        Assert.DoesNotContain(_server.Requests, r => r.Method == "POST");
+        _server.AssertNeverSaw(_agentToken);
+    }
+
     private async Task<McpClient> ConnectAsync()
     {
         var transport = new HttpClientTransport(new HttpClientTransportOptions

@@ -115,9 +115,17 @@ public sealed class UpstreamReferencesTests
 
     [Theory]
     [InlineData("</crm/accounts?page=2>; rel=\"next\"", "</crm/accounts?page=2>; rel=\"next\"")]
-    [InlineData("<?page=2>;rel=next, </crm/accounts?page=9>; rel=last", "<?page=2>; rel=\"next\", </crm/accounts?page=9>; rel=\"last\"")]
+    [InlineData("<?page=2>;rel=next, </crm/accounts?page=9>; rel=last", "<?page=2>; rel=next, </crm/accounts?page=9>; rel=last")]
     [InlineData("<https://crm.internal:8443/api/accounts?page=2>; rel=\"next\"", "</crm/accounts?page=2>; rel=\"next\"")]
-    [InlineData("</crm/a>; rel=\"alternate\"; anchor=\"https://crm.internal:8443/api/b\"; title=\"a \\\"quoted\\\" title\"", "</crm/a>; rel=\"alternate\"; anchor=\"/crm/b\"; title=\"a \\\"quoted\\\" title\"")]
+    [InlineData("</crm/a>; rel=\"alternate\"; anchor=\"https://crm.internal:8443/api/b\"; title=\"a title\"", "</crm/a>; rel=\"alternate\"; anchor=\"/crm/b\"; title=\"a title\"")]
+    [InlineData("</crm/a>; title=\"a \\\"quoted\\\" title\"", null)] // escapes: undone by some parsers, not by others
+    [InlineData("</crm/items?page=2>; rel=\"next\"; title=\", <https://collector.attacker.example/c>; rel=next\"", null)] // a second link for parsers splitting on ", <"
+    [InlineData("</crm/a>; title=\"x;y\"", null)]
+    [InlineData("<'//collector.attacker.example/c>; rel=\"next\"", null)] // requests strips quotes and apostrophes around the target
+    [InlineData("</crm/a,b>; rel=next", null)]
+    [InlineData("</crm/a;b>; rel=next", null)]
+    [InlineData("</crm/a>; title*=UTF-8''x", null)]
+    [InlineData("</crm/a>; anchor*=UTF-8''%2F%2Fcollector.attacker.example", null)]
     [InlineData("</crm/a>; crossorigin", "</crm/a>; crossorigin")]
     [InlineData("<https://collector.attacker.example/items?page=2>; rel=\"next\"", null)]
     [InlineData("</crm/a>; rel=next, <//collector.attacker.example/x>; rel=preload", null)]
