@@ -52,6 +52,11 @@ public static class UntrustedHeaders
         "real-ip", "client-ip", "connecting-ip", "originating-ip", ":x-remote-addr:",
         ":fastly-", ":akamai-", ":x-akamai-",
 
+        // Other tracing systems' context (B3/Zipkin, Jaeger, Google Cloud, AWS X-Ray, Sentry, Datadog,
+        // OpenTracing, gRPC): the upstream is told the gateway's trace, nothing the agent chose about it.
+        ":b3:", ":x-b3-", ":uber-trace-id:", ":uberctx-", ":x-cloud-trace-context:", ":x-amzn-trace-id:",
+        ":sentry-trace:", ":x-datadog-", ":ot-tracer-", ":grpc-trace-bin:",
+
         // Method overrides: the method the policy decided on is the method that goes.
         "method-override", "methodoverride", "http-method", "httpmethod", ":x-method:",
     ];

@@ -47,7 +47,7 @@ public sealed class ForgedHeaderTests(GatewayFixture fx) : IAsyncLifetime
         "X-Ms-Client-Principal", "X-Ms-Client-Principal-Name", "X-Ms-Token-Aad-Access-Token", "X-Azure-FDID", "X-Apigee-Developer-App",
         "X-Proxy-User", "Impersonate-User", "Impersonate-Group", "Impersonate-Extra-Scopes", "Tailscale-User-Login", "Teleport-Jwt-Assertion",
         "Shib-Identity-Provider", "X-Identity",
-        "SM_USER", "SMUSER", "SM_UNIVERSALID", "SM_USERDN", "iv-user", "iv-groups", "iv-creds", "iv-remote-address", "X-Scope-OrgID", "X-Host", "X-HTTP-Host-Override", "X-Host-Override",
+        "SM_USER", "SMUSER", "SM_UNIVERSALID", "SM_USERDN", "iv-user", "iv-groups", "iv-creds", "iv-remote-address", "X-Scope-OrgID", "X-Host", "X-HTTP-Host-Override", "X-Host-Override", "b3", "X-B3-TraceId", "uber-trace-id", "X-Cloud-Trace-Context", "X-Amzn-Trace-Id", "sentry-trace", "x-datadog-trace-id", "grpc-trace-bin",
         "eppn", "affiliation", "entitlement", "persistent-id", "mail", "displayName", "X-Group", "Auth-User",
         "Forwarded", "X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP", "X-Original-URL", "X-Original-URI",
         "X-Rewrite-URL", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Uri", "X-Forwarded-Ssl", "X-Forwarded-For",
