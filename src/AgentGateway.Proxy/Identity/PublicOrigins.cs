@@ -35,7 +35,23 @@ public sealed class PublicOrigins
 
     private readonly FrozenSet<string> _origins;
 
-    private PublicOrigins(FrozenSet<string> origins) => _origins = origins;
+    private PublicOrigins(FrozenSet<string> origins)
+    {
+        _origins = origins;
+        Hosts = [.. origins.Select(origin =>
+        {
+            var authority = origin[(origin.IndexOf("://", StringComparison.Ordinal) + 3)..];
+            var defaultPort = origin.StartsWith("https:", StringComparison.Ordinal) ? ":443" : ":80";
+            return new OriginHost(HostString.FromUriComponent(authority), authority, authority + defaultPort);
+        })];
+    }
+
+    /// <summary>Each origin as a <c>Host</c> header names it, made once per revision for the
+    /// request path (<see cref="Stripping.ForwardedHost"/>).</summary>
+    internal IReadOnlyList<OriginHost> Hosts { get; }
+
+    /// <summary>One origin's host: its authority, and the same with the scheme's default port written.</summary>
+    internal readonly record struct OriginHost(HostString Host, string Authority, string WithDefaultPort);
 
     /// <summary>None configured: the listener's own origin.</summary>
     public static PublicOrigins Listener { get; } = new(FrozenSet<string>.Empty);

@@ -19,50 +19,27 @@ internal static class ForwardedHost
 {
     public static void Apply(HttpRequest request, PublicOrigins origins)
     {
-        string? known = null;
-        foreach (var origin in origins.Origins)
+        var hosts = origins.Hosts;
+        HostString? known = hosts.Count == 1 ? hosts[0].Host : null;
+        if (request.Host.Value is { } named)
         {
-            var authority = Authority(origin);
-            if (Names(origin, authority, request.Host))
+            foreach (var origin in hosts)
             {
-                known = authority;
-                break;
+                if (named.Equals(origin.Authority, StringComparison.OrdinalIgnoreCase) || named.Equals(origin.WithDefaultPort, StringComparison.OrdinalIgnoreCase))
+                {
+                    known = origin.Host;
+                    break;
+                }
             }
         }
 
-        if (known is null && origins.Origins.Count == 1)
+        if (known is { } host)
         {
-            known = Authority(origins.Origins.First());
-        }
-
-        if (known is null)
-        {
-            request.Headers.Remove(HeaderNames.Host);
+            request.Host = host;
         }
         else
         {
-            request.Host = HostString.FromUriComponent(known);
+            request.Headers.Remove(HeaderNames.Host);
         }
-    }
-
-    private static string Authority(string origin) => origin[(origin.IndexOf("://", StringComparison.Ordinal) + 3)..];
-
-    /// <summary>Whether <paramref name="host"/> names <paramref name="origin"/>, its default port written or not.</summary>
-    private static bool Names(string origin, string authority, HostString host)
-    {
-        if (!host.HasValue)
-        {
-            return false;
-        }
-
-        var value = host.Value;
-        if (string.Equals(value, authority, StringComparison.OrdinalIgnoreCase))
-        {
-            return true;
-        }
-
-        var defaultPort = origin.StartsWith("https:", StringComparison.Ordinal) ? ":443" : ":80";
-        return value.EndsWith(defaultPort, StringComparison.Ordinal)
-            && string.Equals(value[..^defaultPort.Length], authority, StringComparison.OrdinalIgnoreCase);
     }
 }
